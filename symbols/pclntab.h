@@ -1,0 +1,70 @@
+// Go's function table (`.gopclntab`): functions by name and PC, and PC -> file:line with inlined frames.
+// Formats: Go 1.16-1.17 (magic 0xFFFFFFFA), 1.18-1.19 (0xFFFFFFF0), 1.20+ (0xFFFFFFF1), in non-PIE,
+// internally linked PIE and externally linked PIE binaries, stripped or not.
+#ifndef CTXAGENT_SYMBOLS_PCLNTAB_H_
+#define CTXAGENT_SYMBOLS_PCLNTAB_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "symbols/elf_file.h"
+
+namespace ctxagent::symbols {
+
+struct Function {
+  std::string name;
+  uint64_t entry = 0;  // link-time virtual address
+  uint64_t end = 0;    // exclusive
+};
+
+// One frame of a symbolized PC; Symbolize returns the innermost (possibly inlined) frame first.
+struct SourceFrame {
+  std::string function;
+  std::string file;
+  int line = 0;
+  bool inlined = false;
+};
+
+class Pclntab {
+ public:
+  // Locates and validates the table. The ElfFile must outlive the Pclntab.
+  static absl::StatusOr<std::unique_ptr<Pclntab>> Parse(const ElfFile& elf);
+
+  uint32_t magic() const { return magic_; }
+  uint64_t vaddr() const { return vaddr_; }            // where the table is loaded
+  uint64_t text_start() const { return text_start_; }  // from the header, or moduledata on 1.26+
+  uint64_t moduledata() const { return moduledata_; }  // 0 when not located
+  size_t num_functions() const { return nfunc_; }
+
+  // The i-th function in address order, i < num_functions().
+  absl::StatusOr<Function> FunctionAt(size_t i) const;
+  // By full symbol name, e.g. "context.(*cancelCtx).propagateCancel". NotFound when absent.
+  absl::StatusOr<Function> FindFunction(absl::string_view name) const;
+  // The function containing `pc`. NotFound outside the text.
+  absl::StatusOr<Function> FunctionForPC(uint64_t pc) const;
+  // Frames at `pc`, innermost first; inlined callers are expanded through the inline tree.
+  // For a return address, pass `ret - 1` to name the call's line.
+  absl::StatusOr<std::vector<SourceFrame>> Symbolize(uint64_t pc) const;
+
+ private:
+  explicit Pclntab(const ElfFile& elf) : elf_(elf) {}
+  // (implementation state is private to pclntab.cc)
+  const ElfFile& elf_;
+  uint32_t magic_ = 0;
+  uint64_t vaddr_ = 0;
+  uint64_t text_start_ = 0;
+  uint64_t moduledata_ = 0;
+  size_t nfunc_ = 0;
+  struct Layout;
+  std::shared_ptr<const Layout> layout_;
+  mutable absl::flat_hash_map<std::string, size_t> by_name_;  // built on first FindFunction
+};
+
+}  // namespace ctxagent::symbols
+
+#endif  // CTXAGENT_SYMBOLS_PCLNTAB_H_

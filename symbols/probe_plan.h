@@ -1,0 +1,77 @@
+// Which functions ctxagent probes in a Go binary of a given version, and at which instruction.
+#ifndef CTXAGENT_SYMBOLS_PROBE_PLAN_H_
+#define CTXAGENT_SYMBOLS_PROBE_PLAN_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "symbols/buildinfo.h"
+#include "symbols/elf_file.h"
+#include "symbols/pclntab.h"
+
+namespace ctxagent::symbols {
+
+enum class HookKind {
+  kContextCreate,    // propagateCancel: every cancelable context passes here with its parent
+  kContextCancel,    // (*cancelCtx).cancel and friends
+  kGoroutineCreate,  // runtime.newproc1
+  kGoroutineExit,    // runtime.goexit0 / gdestroy
+  kConstructor,      // public constructors: creation site and kind, deadline
+};
+const char* HookKindName(HookKind kind);
+
+// A function to probe and where its arguments are at entry (Go register ABI, amd64).
+struct HookSpec {
+  std::string function;
+  HookKind kind;
+  bool required = false;  // a binary that uses context but lacks it cannot be traced
+  std::string args;       // human-readable register map, e.g. "c=AX parent=BX:CX child=DI:SI"
+  bool needs_ret = false; // the agent also probes its RET instructions
+};
+
+// The hooks for `version`, in a fixed order. Empty for unsupported versions.
+std::vector<HookSpec> HooksForVersion(const GoVersion& version);
+
+struct ProbeSite {
+  uint64_t address = 0;      // link-time virtual address
+  uint64_t file_offset = 0;  // what a uprobe is attached at
+  std::string instruction;   // Intel syntax, for humans
+  bool emulated = false;     // the kernel emulates it (cheap) rather than single-stepping it
+};
+
+struct PlannedProbe {
+  HookSpec hook;
+  Function function;
+  uint64_t entry_file_offset = 0;
+  ProbeSite probe;                   // chosen instruction
+  bool at_stack_check = false;       // the stack-bound check's conditional branch (else the entry)
+  std::vector<ProbeSite> ret_sites;  // filled when hook.needs_ret
+};
+
+struct ProbePlan {
+  std::vector<PlannedProbe> probes;
+  std::vector<std::string> missing;  // optional hooks the binary does not contain (not linked in)
+  int entry_fallbacks = 0;           // probes placed on the entry because no stack check was found
+};
+
+// Decodes the start of a function (`code` = bytes from its entry at `entry`) and returns the
+// conditional branch of the stack-bound check (`CMP RSP|R12, [R14+0x10]` then `JBE/JB`), or
+// NotFound when the prologue has no such check (NOSPLIT functions).
+absl::StatusOr<ProbeSite> FindStackCheckBranch(absl::string_view code, uint64_t entry);
+// Addresses of every RET in a function's code (linear sweep; Go emits no data inside text).
+absl::StatusOr<std::vector<ProbeSite>> FindRetSites(absl::string_view code, uint64_t entry);
+
+// Decodes the single instruction at the start of `code` (at `address`) as a probe site, `emulated`
+// telling whether the kernel emulates it (relative JMP/CALL/Jcc, NOP, PUSH reg) or single-steps it.
+absl::StatusOr<ProbeSite> DecodeProbeSite(absl::string_view code, uint64_t address);
+
+// The full plan. FailedPrecondition when a required hook is missing (binary does not use context).
+absl::StatusOr<ProbePlan> PlanProbes(const ElfFile& elf, const Pclntab& pclntab,
+                                     const GoVersion& version);
+
+}  // namespace ctxagent::symbols
+
+#endif  // CTXAGENT_SYMBOLS_PROBE_PLAN_H_
