@@ -7,12 +7,16 @@ find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
 set(BPF_GEN_DIR ${CMAKE_BINARY_DIR}/bpf_gen)
 set(VMLINUX_H ${BPF_GEN_DIR}/vmlinux.h)
 set(VMLINUX_BTF /sys/kernel/btf/vmlinux CACHE FILEPATH "BTF used to generate vmlinux.h")
-add_custom_command(
-  OUTPUT ${VMLINUX_H}
-  COMMAND ${CMAKE_COMMAND} -E make_directory ${BPF_GEN_DIR}
-  COMMAND ${BPFTOOL} btf dump file ${VMLINUX_BTF} format c > ${VMLINUX_H}
-  COMMENT "Generating vmlinux.h from ${VMLINUX_BTF}"
-  VERBATIM)
+# Generated once at configure time: the kernel's types do not change during a build.
+if(NOT EXISTS ${VMLINUX_H})
+  file(MAKE_DIRECTORY ${BPF_GEN_DIR})
+  execute_process(COMMAND ${BPFTOOL} btf dump file ${VMLINUX_BTF} format c
+                  OUTPUT_FILE ${VMLINUX_H} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    file(REMOVE ${VMLINUX_H})
+    message(FATAL_ERROR "bpftool could not dump ${VMLINUX_BTF} (kernel without BTF?)")
+  endif()
+endif()
 
 function(bpf_object name source)
   set(obj ${BPF_GEN_DIR}/${name}.bpf.o)

@@ -6,6 +6,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -86,6 +88,60 @@ void ParseModinfo(absl::string_view modinfo, BuildInfo& info) {
   }
 }
 
+// True for exactly "go1.N", "go1.N.P", "go1.NrcK"/"go1.NbetaK" (a release version, nothing else).
+bool IsReleaseVersion(absl::string_view s) {
+  if (!absl::ConsumePrefix(&s, "go1.")) return false;
+  size_t i = 0;
+  auto digits = [&] {
+    size_t start = i;
+    while (i < s.size() && absl::ascii_isdigit(s[i])) ++i;
+    return i > start;
+  };
+  if (!digits()) return false;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  } else if (absl::StartsWith(s.substr(i), "rc") || absl::StartsWith(s.substr(i), "beta")) {
+    i += s[i] == 'r' ? 2 : 4;
+    if (!digits()) return false;
+  }
+  return i == s.size();
+}
+
+// `runtime.buildVersion` is a Go string {ptr, len} in the data segments pointing at "go1.N.P". The
+// header is found by scanning pointer-aligned words (or, in PIE, relative relocations) for a
+// pointer+length that spells a release version; ambiguity is an error, not a guess.
+absl::StatusOr<std::string> FindRuntimeBuildVersion(const ElfFile& elf) {
+  std::vector<uint64_t> candidates;
+  for (const ElfSegment& seg : elf.segments()) {
+    if (seg.type != PT_LOAD || (seg.flags & PF_W) == 0) continue;
+    auto bytes = elf.ReadAt(seg.vaddr, seg.filesz);
+    if (!bytes.ok()) continue;
+    for (size_t off = 0; off + 16 <= bytes->size(); off += 8) {
+      uint64_t len;
+      memcpy(&len, bytes->data() + off + 8, 8);
+      if (len >= 5 && len <= 16) candidates.push_back(seg.vaddr + off);
+    }
+  }
+  std::string found;
+  for (uint64_t header : candidates) {
+    auto ptr = elf.ReadPointer(header);
+    auto len = elf.ReadPointer(header + 8);
+    if (!ptr.ok() || !len.ok() || *ptr == 0) continue;
+    auto text = elf.ReadAt(*ptr, *len);
+    if (!text.ok() || !IsReleaseVersion(*text)) continue;
+    if (!found.empty() && found != *text) {
+      return absl::NotFoundError(absl::StrCat(elf.name(), ": no Go build info, and several Go "
+                                              "version strings (", found, ", ", *text, ")"));
+    }
+    found = std::string(*text);
+  }
+  if (found.empty()) {
+    return absl::NotFoundError(absl::StrCat(elf.name(), ": no Go build info (not a Go binary)"));
+  }
+  return found;
+}
+
 }  // namespace
 
 absl::StatusOr<GoVersion> GoVersion::Parse(absl::string_view text) {
@@ -118,7 +174,18 @@ absl::StatusOr<GoVersion> GoVersion::Parse(absl::string_view text) {
 std::string GoVersion::ShortString() const { return absl::StrCat("go", major, ".", minor); }
 
 absl::StatusOr<BuildInfo> ReadBuildInfo(const ElfFile& elf) {
-  ASSIGN_OR_RETURN(uint64_t addr, FindBuildInfo(elf));
+  absl::StatusOr<uint64_t> found = FindBuildInfo(elf);
+  if (absl::IsNotFound(found.status()) &&
+      (elf.FindSection(".gopclntab") != nullptr || elf.FindSection(".go.module") != nullptr ||
+       elf.FindSection(".data.rel.ro.gopclntab") != nullptr)) {
+    ASSIGN_OR_RETURN(std::string version, FindRuntimeBuildVersion(elf));
+    BuildInfo info;
+    ASSIGN_OR_RETURN(info.version, GoVersion::Parse(version));
+    info.version_source = "runtime.buildVersion";
+    return info;
+  }
+  if (!found.ok()) return found.status();
+  uint64_t addr = *found;
   ASSIGN_OR_RETURN(absl::string_view header, elf.ReadAt(addr, kHeaderSize));
   if (header.substr(0, kMagic.size()) != kMagic) {
     return absl::InvalidArgumentError(absl::StrCat(elf.name(), ": .go.buildinfo has a bad magic"));
@@ -149,6 +216,7 @@ absl::StatusOr<BuildInfo> ReadBuildInfo(const ElfFile& elf) {
         absl::StrCat(elf.name(), ": build info has no Go version: ", parsed.status().message()));
   }
   info.version = *std::move(parsed);
+  info.version_source = ".go.buildinfo";
   ParseModinfo(modinfo, info);
   return info;
 }

@@ -19,6 +19,8 @@ struct GoOffsets {
   int32_t g_gopc = -1;
   int32_t g_startpc = -1;
   int32_t g_atomicstatus = -1;
+  int32_t g_sched = -1;        // gobuf the goroutine starts from
+  int32_t gobuf_ctxt = -1;     // gobuf.ctxt: the funcval a new goroutine starts with
   // context.cancelCtx (the parent Context interface is at 0 in every context type)
   int32_t cancelctx_done = -1;      // atomic.Value (1.17+; a chan before); data word at +8 of it
   int32_t cancelctx_children = -1;

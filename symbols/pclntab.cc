@@ -1,0 +1,583 @@
+#include "symbols/pclntab.h"
+
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "symbols/status_macros.h"
+
+namespace ctxagent::symbols {
+namespace {
+
+constexpr uint32_t kMagic12 = 0xFFFFFFFB;  // Go 1.2-1.15
+constexpr uint32_t kMagic116 = 0xFFFFFFFA;
+constexpr uint32_t kMagic118 = 0xFFFFFFF0;
+constexpr uint32_t kMagic120 = 0xFFFFFFF1;
+
+constexpr int kPcdataInlTreeIndex = 2;
+constexpr int kFuncdataInlTree = 3;
+constexpr uint32_t kNoFuncdata = 0xFFFFFFFF;
+
+// moduledata word indices (src/runtime/symtab.go `type moduledata`). The prefix up to `text` is the
+// same in 1.16-1.27; `gofunc` moves: 1.18-1.19 have no covctrs (38), 1.20 added covctrs (40), 1.27
+// added typedesclen, itaboffset, itabsize (43).
+constexpr uint64_t kMdFuncnametab = 1;
+constexpr uint64_t kMdCutab = 4;
+constexpr uint64_t kMdFiletab = 7;
+constexpr uint64_t kMdText = 22;
+constexpr uint64_t kMdGofunc118 = 38;
+constexpr uint64_t kMdGofunc120 = 40;
+constexpr uint64_t kMdGofunc127 = 43;
+constexpr uint64_t kMdTypes = 37;  // 1.20+: types; 1.27: types, typedesclen, etypes follow
+
+// Inlined frames nest at most a few levels; a hostile parentPc chain must not loop forever.
+constexpr int kMaxInlineDepth = 256;
+
+uint32_t Le32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+uint64_t Le64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+absl::Status Truncated(absl::string_view what) {
+  return absl::OutOfRangeError(absl::StrCat("pclntab: ", what, " out of bounds"));
+}
+
+// Checked little-endian reads at offset `off` of `data`.
+absl::StatusOr<uint32_t> U32At(absl::string_view data, uint64_t off) {
+  if (off > data.size() || data.size() - off < 4) return Truncated("u32");
+  return Le32(data.data() + off);
+}
+absl::StatusOr<uint64_t> U64At(absl::string_view data, uint64_t off) {
+  if (off > data.size() || data.size() - off < 8) return Truncated("u64");
+  return Le64(data.data() + off);
+}
+
+// NUL-terminated string at `off` within `region`.
+absl::StatusOr<std::string> CStringAt(absl::string_view region, uint64_t off) {
+  if (off >= region.size()) return Truncated("string");
+  absl::string_view rest = region.substr(off);
+  size_t nul = rest.find('\0');
+  if (nul == absl::string_view::npos) return Truncated("unterminated string");
+  return std::string(rest.substr(0, nul));
+}
+
+// Section (or, without section headers, PT_LOAD segment) that holds `vaddr`: [start, end).
+std::pair<uint64_t, uint64_t> ContainingRange(const ElfFile& elf, uint64_t vaddr) {
+  for (const ElfSection& s : elf.sections()) {
+    if (s.addr != 0 && s.type != 8 /*SHT_NOBITS*/ && vaddr >= s.addr && vaddr - s.addr < s.size) {
+      return {s.addr, s.addr + s.size};
+    }
+  }
+  for (const ElfSegment& seg : elf.segments()) {
+    if (seg.type == 1 /*PT_LOAD*/ && vaddr >= seg.vaddr && vaddr - seg.vaddr < seg.filesz) {
+      return {seg.vaddr, seg.vaddr + seg.filesz};
+    }
+  }
+  return {0, 0};
+}
+
+struct FuncInfo {
+  uint64_t off = 0;  // of the _func within the table
+  uint64_t entry = 0;
+  int32_t nameoff = 0;
+  uint32_t pcfile = 0;
+  uint32_t pcln = 0;
+  uint32_t npcdata = 0;
+  uint32_t cu_offset = 0;
+  uint8_t func_id = 0;
+  uint8_t nfuncdata = 0;
+};
+
+}  // namespace
+
+// Decoded header plus the table bytes; everything a lookup needs.
+struct Pclntab::Layout {
+  enum class Format { k116, k118, k120 };
+
+  const ElfFile* elf = nullptr;
+  Format format = Format::k120;
+  absl::string_view tab;  // header .. end of the containing section
+  uint64_t vaddr = 0;
+  uint8_t min_lc = 1;
+  uint64_t nfunc = 0;
+  uint64_t funcname_off = 0, cu_off = 0, filetab_off = 0, pctab_off = 0, pcln_off = 0;
+  uint64_t text_start = 0;
+  uint64_t gofunc = 0;  // 0: unknown (no inline expansion on 1.18+)
+
+  uint64_t FtabEntrySize() const { return format == Format::k116 ? 16 : 8; }
+  // Fixed part of _func before the pcdata array.
+  uint64_t FuncHeaderSize() const {
+    switch (format) {
+      case Format::k116: return 44;  // entry is a uintptr
+      case Format::k118: return 40;
+      case Format::k120: return 44;  // + startLine
+    }
+    return 44;
+  }
+  absl::string_view Region(uint64_t begin, uint64_t end) const { return tab.substr(begin, end - begin); }
+
+  // Word at table offset `off` as the loader sees it: PIE relocations supply 1.16/1.17 entry words.
+  absl::StatusOr<uint64_t> PointerAt(uint64_t off) const {
+    if (off > tab.size() || tab.size() - off < 8) return Truncated("pointer");
+    return elf->ReadPointer(vaddr + off);
+  }
+
+  absl::StatusOr<uint64_t> FtabEntry(uint64_t i) const {
+    if (i > nfunc) return Truncated("functab index");
+    uint64_t off = pcln_off + i * FtabEntrySize();
+    if (format == Format::k116) return PointerAt(off);
+    ASSIGN_OR_RETURN(uint32_t entryoff, U32At(tab, off));
+    return text_start + entryoff;
+  }
+
+  absl::StatusOr<uint64_t> FuncOff(uint64_t i) const {
+    if (i >= nfunc) return Truncated("functab index");
+    uint64_t off = pcln_off + i * FtabEntrySize();
+    uint64_t funcoff;
+    if (format == Format::k116) {
+      ASSIGN_OR_RETURN(funcoff, U64At(tab, off + 8));
+    } else {
+      ASSIGN_OR_RETURN(funcoff, U32At(tab, off + 4));
+    }
+    if (funcoff >= tab.size() - pcln_off) return Truncated("funcoff");
+    return pcln_off + funcoff;
+  }
+
+  absl::StatusOr<FuncInfo> Func(uint64_t i) const {
+    FuncInfo f;
+    ASSIGN_OR_RETURN(f.off, FuncOff(i));
+    if (tab.size() - f.off < FuncHeaderSize()) return Truncated("_func");
+    const char* p = tab.data() + f.off;
+    uint64_t o = 0;
+    if (format == Format::k116) {
+      ASSIGN_OR_RETURN(f.entry, PointerAt(f.off));
+      o = 8;
+    } else {
+      f.entry = text_start + Le32(p);
+      o = 4;
+    }
+    f.nameoff = static_cast<int32_t>(Le32(p + o));
+    // args, deferreturn, pcsp precede pcfile.
+    f.pcfile = Le32(p + o + 16);
+    f.pcln = Le32(p + o + 20);
+    f.npcdata = Le32(p + o + 24);
+    f.cu_offset = Le32(p + o + 28);
+    f.func_id = static_cast<uint8_t>(p[FuncHeaderSize() - 4]);  // funcID, flag, pad, nfuncdata
+    f.nfuncdata = static_cast<uint8_t>(p[FuncHeaderSize() - 1]);
+    return f;
+  }
+
+  absl::StatusOr<std::string> Name(int32_t nameoff) const {
+    if (nameoff < 0) return Truncated("nameoff");
+    return CStringAt(Region(funcname_off, cu_off), static_cast<uint64_t>(nameoff));
+  }
+
+  // The runtime's pcvalue: value deltas (zigzag) start from -1, pc deltas are in units of minLC.
+  // Returns -1 for a missing table or a pc past its end, like the runtime.
+  absl::StatusOr<int32_t> PcValue(uint32_t table_off, uint64_t entry, uint64_t target) const {
+    if (table_off == 0) return -1;
+    absl::string_view pct = Region(pctab_off, pcln_off);
+    if (table_off >= pct.size()) return Truncated("pcvalue table");
+    size_t pos = table_off;
+    auto uvarint = [&](uint64_t* out) -> bool {
+      uint64_t v = 0;
+      for (int shift = 0; shift < 35 && pos < pct.size(); shift += 7) {
+        uint8_t b = static_cast<uint8_t>(pct[pos++]);
+        v |= static_cast<uint64_t>(b & 0x7F) << shift;
+        if ((b & 0x80) == 0) {
+          *out = v;
+          return true;
+        }
+      }
+      return false;
+    };
+    uint64_t pc = entry;
+    int32_t val = -1;
+    for (bool first = true;; first = false) {
+      uint64_t uvdelta, pcdelta;
+      if (!uvarint(&uvdelta)) return Truncated("pcvalue varint");
+      if (uvdelta == 0 && !first) return -1;
+      uint32_t d = static_cast<uint32_t>(uvdelta);
+      int32_t delta = (d & 1) ? static_cast<int32_t>(~(d >> 1)) : static_cast<int32_t>(d >> 1);
+      val = static_cast<int32_t>(static_cast<uint32_t>(val) + static_cast<uint32_t>(delta));
+      if (!uvarint(&pcdelta)) return Truncated("pcvalue varint");
+      pc += pcdelta * min_lc;
+      if (target < pc) return val;
+    }
+  }
+
+  absl::StatusOr<std::string> File(const FuncInfo& f, int32_t fileno) const {
+    if (fileno < 0) return std::string();  // no position, e.g. padding after the code
+    uint64_t idx = static_cast<uint64_t>(f.cu_offset) + static_cast<uint64_t>(fileno);
+    ASSIGN_OR_RETURN(uint32_t off, U32At(Region(cu_off, filetab_off), idx * 4));
+    if (off == 0xFFFFFFFF) return std::string();
+    return CStringAt(Region(filetab_off, pctab_off), off);
+  }
+
+  absl::StatusOr<uint32_t> Pcdata(const FuncInfo& f, uint32_t k) const {
+    if (k >= f.npcdata) return 0;
+    return U32At(tab, f.off + FuncHeaderSize() + 4ull * k);
+  }
+
+  // Address of the function's inline tree, 0 when it has none.
+  absl::StatusOr<uint64_t> InlTree(const FuncInfo& f) const {
+    if (f.nfuncdata <= kFuncdataInlTree) return 0;
+    uint64_t p = f.off + FuncHeaderSize() + 4ull * f.npcdata;
+    if (format == Format::k116) {
+      // Absolute pointers, 8-aligned by address (runtime.funcdata).
+      if ((vaddr + p) & 4) p += 4;
+      return PointerAt(p + 8ull * kFuncdataInlTree);
+    }
+    ASSIGN_OR_RETURN(uint32_t off, U32At(tab, p + 4ull * kFuncdataInlTree));
+    if (off == kNoFuncdata || gofunc == 0) return 0;
+    return gofunc + off;
+  }
+
+  struct InlinedCall {
+    int32_t nameoff;
+    int32_t parent_pc;
+  };
+  absl::StatusOr<InlinedCall> InlineEntry(uint64_t tree, int32_t ix) const {
+    uint64_t size = format == Format::k120 ? 16 : 20;
+    ASSIGN_OR_RETURN(absl::string_view e, elf->ReadAt(tree + size * static_cast<uint64_t>(ix), size));
+    if (format == Format::k120) {
+      return InlinedCall{static_cast<int32_t>(Le32(e.data() + 4)), static_cast<int32_t>(Le32(e.data() + 8))};
+    }
+    return InlinedCall{static_cast<int32_t>(Le32(e.data() + 12)), static_cast<int32_t>(Le32(e.data() + 16))};
+  }
+
+  // Index of the function containing pc, by binary search over the functab.
+  absl::StatusOr<uint64_t> IndexForPC(uint64_t pc) const {
+    ASSIGN_OR_RETURN(uint64_t lo_pc, FtabEntry(0));
+    ASSIGN_OR_RETURN(uint64_t hi_pc, FtabEntry(nfunc));
+    if (pc < lo_pc || pc >= hi_pc) {
+      return absl::NotFoundError(absl::StrFormat("pc 0x%x outside Go text [0x%x, 0x%x)", pc, lo_pc, hi_pc));
+    }
+    uint64_t lo = 0, hi = nfunc;  // invariant: entry(lo) <= pc < entry(hi)
+    while (hi - lo > 1) {
+      uint64_t mid = lo + (hi - lo) / 2;
+      ASSIGN_OR_RETURN(uint64_t e, FtabEntry(mid));
+      if (e <= pc) {
+        lo = mid;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
+
+  static absl::StatusOr<Layout> Decode(const ElfFile& elf, uint64_t vaddr, uint64_t avail);
+  static absl::StatusOr<Layout> Locate(const ElfFile& elf);
+  bool IsModuledata(uint64_t md) const;
+  uint64_t LocateModuledata() const;
+  uint64_t ReadGofunc(uint64_t md) const;
+};
+
+namespace {
+bool LooksLikeMagic(uint32_t v) {
+  return v == kMagic116 || v == kMagic118 || v == kMagic120 || v == kMagic12;
+}
+}  // namespace
+
+
+// Decodes and validates a header at `vaddr`, with `avail` bytes up to the end of its section. Cheap
+// (O(1)) so it can vet every candidate of a scan; rejects anything a Go linker would not write.
+auto Pclntab::Layout::Decode(const ElfFile& elf, uint64_t vaddr, uint64_t avail)
+    -> absl::StatusOr<Layout> {
+  ASSIGN_OR_RETURN(absl::string_view head, elf.ReadAt(vaddr, std::min<uint64_t>(avail, 8)));
+  if (head.size() < 8) return Truncated("header");
+  uint32_t magic = Le32(head.data());
+  Layout l;
+  l.elf = &elf;
+  l.vaddr = vaddr;
+  switch (magic) {
+    case kMagic116: l.format = Layout::Format::k116; break;
+    case kMagic118: l.format = Layout::Format::k118; break;
+    case kMagic120: l.format = Layout::Format::k120; break;
+    case kMagic12:
+      return absl::UnimplementedError("pclntab: Go 1.2-1.15 format (magic 0xFFFFFFFB) is not supported");
+    default:
+      return absl::InvalidArgumentError(absl::StrFormat("pclntab: unknown magic 0x%08x", magic));
+  }
+  if (head[4] != 0 || head[5] != 0) return absl::InvalidArgumentError("pclntab: nonzero header padding");
+  l.min_lc = static_cast<uint8_t>(head[6]);
+  if (l.min_lc != 1 && l.min_lc != 2 && l.min_lc != 4) {
+    return absl::InvalidArgumentError(absl::StrFormat("pclntab: bad minLC %d", l.min_lc));
+  }
+  uint8_t ptr_size = static_cast<uint8_t>(head[7]);
+  if (ptr_size == 4) return absl::UnimplementedError("pclntab: 32-bit binaries are not supported");
+  if (ptr_size != 8) return absl::InvalidArgumentError(absl::StrFormat("pclntab: bad ptrSize %d", ptr_size));
+
+  ASSIGN_OR_RETURN(l.tab, elf.ReadAt(vaddr, avail));
+  const uint64_t header_size = l.format == Layout::Format::k116 ? 64 : 72;
+  if (l.tab.size() < header_size) return Truncated("header");
+  const char* p = l.tab.data();
+  l.nfunc = Le64(p + 8);
+  uint64_t w = 24;  // after nfunc, nfiles
+  if (l.format != Layout::Format::k116) w += 8;  // textStart, read below through relocations
+  l.funcname_off = Le64(p + w);
+  l.cu_off = Le64(p + w + 8);
+  l.filetab_off = Le64(p + w + 16);
+  l.pctab_off = Le64(p + w + 24);
+  l.pcln_off = Le64(p + w + 32);
+  const uint64_t size = l.tab.size();
+  // The linker writes the header, then funcnametab, cutab, filetab, pctab, functab+_funcs in order.
+  if (!(header_size <= l.funcname_off && l.funcname_off <= l.cu_off && l.cu_off <= l.filetab_off &&
+        l.filetab_off <= l.pctab_off && l.pctab_off <= l.pcln_off && l.pcln_off < size)) {
+    return absl::InvalidArgumentError("pclntab: header offsets out of order or out of bounds");
+  }
+  if (l.nfunc == 0 || l.nfunc >= (size - l.pcln_off) / l.FtabEntrySize()) {
+    return absl::InvalidArgumentError(absl::StrFormat("pclntab: implausible nfunc %d", l.nfunc));
+  }
+  // First functab entry: its _func must lie in the table and agree on the entry point.
+  if (l.format == Layout::Format::k116) {
+    ASSIGN_OR_RETURN(FuncInfo f0, l.Func(0));
+    ASSIGN_OR_RETURN(uint64_t e0, l.FtabEntry(0));
+    if (f0.entry != e0) return absl::InvalidArgumentError("pclntab: first _func disagrees with functab");
+  } else {
+    ASSIGN_OR_RETURN(uint32_t e0, U32At(l.tab, l.pcln_off));
+    ASSIGN_OR_RETURN(uint64_t f0off, l.FuncOff(0));
+    ASSIGN_OR_RETURN(uint32_t fe0, U32At(l.tab, f0off));
+    if (fe0 != e0) return absl::InvalidArgumentError("pclntab: first _func disagrees with functab");
+    ASSIGN_OR_RETURN(uint32_t elast, U32At(l.tab, l.pcln_off + l.nfunc * 8));
+    if (elast < e0) return absl::InvalidArgumentError("pclntab: functab not ascending");
+  }
+  return l;
+}
+
+// Finds the header: a .gopclntab section (".data.rel.ro.gopclntab" in internally linked PIE), the
+// runtime.pcheader symbol, or a scan of the data (externally linked PIE puts it in .data.rel.ro).
+auto Pclntab::Layout::Locate(const ElfFile& elf) -> absl::StatusOr<Layout> {
+  for (const ElfSection& s : elf.sections()) {
+    if (s.name == ".gopclntab" || absl::EndsWith(s.name, ".gopclntab")) {
+      if (s.size == 0) continue;
+      return Decode(elf, s.addr, s.size);
+    }
+  }
+  if (absl::StatusOr<uint64_t> sym = elf.LookupSymbol("runtime.pcheader"); sym.ok() && *sym != 0) {
+    auto [begin, end] = ContainingRange(elf, *sym);
+    if (end > *sym) {
+      absl::StatusOr<Layout> l = Decode(elf, *sym, end - *sym);
+      if (l.ok()) return l;
+    }
+  }
+  // Scan pointer-aligned words of every allocated, non-executable, file-backed range.
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const ElfSection& s : elf.sections()) {
+    constexpr uint64_t kAlloc = 0x2, kExec = 0x4;
+    if ((s.flags & kAlloc) && !(s.flags & kExec) && s.type == 1 /*SHT_PROGBITS*/ && s.addr != 0) {
+      ranges.push_back({s.addr, s.addr + s.size});
+    }
+  }
+  if (elf.sections().empty()) {
+    for (const ElfSegment& seg : elf.segments()) {
+      if (seg.type == 1 /*PT_LOAD*/ && !(seg.flags & 0x1 /*PF_X*/)) {
+        ranges.push_back({seg.vaddr, seg.vaddr + seg.filesz});
+      }
+    }
+  }
+  absl::Status first_error = absl::NotFoundError("no Go pclntab found (not a Go binary?)");
+  bool have_error = false;
+  for (auto [begin, end] : ranges) {
+    if (end <= begin) continue;
+    absl::StatusOr<absl::string_view> bytes = elf.ReadAt(begin, end - begin);
+    if (!bytes.ok()) continue;
+    uint64_t first = (begin + 7) & ~uint64_t{7};
+    for (uint64_t a = first; a + 8 <= end; a += 8) {
+      if (!LooksLikeMagic(Le32(bytes->data() + (a - begin)))) continue;
+      absl::StatusOr<Layout> l = Decode(elf, a, end - a);
+      if (l.ok()) return l;
+      // An old-format table is reported as such; other near-misses are just noise.
+      if (!have_error && absl::IsUnimplemented(l.status())) {
+        // Only trust the 1.2-1.15 magic when the next bytes look like a header too.
+        const char* h = bytes->data() + (a - begin);
+        if (end - a >= 8 && h[4] == 0 && h[5] == 0 && (h[6] == 1 || h[6] == 2 || h[6] == 4) &&
+            (h[7] == 4 || h[7] == 8)) {
+          first_error = l.status();
+          have_error = true;
+        }
+      }
+    }
+  }
+  return first_error;
+}
+
+// Checks that `md` is the moduledata of the table: its first slices point into the pclntab.
+bool Pclntab::Layout::IsModuledata(uint64_t md) const {
+  const Layout& l = *this;
+  const ElfFile& elf = *this->elf;
+  auto word = [&](uint64_t i) -> uint64_t {
+    absl::StatusOr<uint64_t> v = elf.ReadPointer(md + 8 * i);
+    return v.ok() ? *v : ~uint64_t{0};
+  };
+  return word(0) == l.vaddr && word(kMdFuncnametab) == l.vaddr + l.funcname_off &&
+         word(kMdCutab) == l.vaddr + l.cu_off && word(kMdFiletab) == l.vaddr + l.filetab_off;
+}
+
+// Finds runtime.firstmoduledata: .go.module (1.26+), the symbol, R_X86_64_RELATIVE relocations to
+// the table (PIE stores zeros in the file), or a scan of writable data for a pointer to the table.
+uint64_t Pclntab::Layout::LocateModuledata() const {
+  const Layout& l = *this;
+  const ElfFile& elf = *this->elf;
+  if (const ElfSection* s = elf.FindSection(".go.module"); s != nullptr && IsModuledata(s->addr)) {
+    return s->addr;
+  }
+  if (absl::StatusOr<uint64_t> sym = elf.LookupSymbol("runtime.firstmoduledata");
+      sym.ok() && IsModuledata(*sym)) {
+    return *sym;
+  }
+  for (uint64_t a : elf.RelativeRelocationsTo(l.vaddr)) {
+    if (IsModuledata(a)) return a;
+  }
+  for (const ElfSection& s : elf.sections()) {
+    constexpr uint64_t kWrite = 0x1, kAlloc = 0x2;
+    if (!((s.flags & kAlloc) && (s.flags & kWrite) && s.type == 1 /*SHT_PROGBITS*/)) continue;
+    absl::StatusOr<absl::string_view> bytes = elf.SectionData(s);
+    if (!bytes.ok()) continue;
+    uint64_t first = (s.addr + 7) & ~uint64_t{7};
+    for (uint64_t a = first; a + 8 <= s.addr + bytes->size(); a += 8) {
+      if (Le64(bytes->data() + (a - s.addr)) == l.vaddr && IsModuledata(a)) return a;
+    }
+  }
+  return 0;
+}
+
+// moduledata.gofunc, whose word index depends on the Go version (see kMdGofunc*).
+uint64_t Pclntab::Layout::ReadGofunc(uint64_t md) const {
+  const Layout& l = *this;
+  const ElfFile& elf = *this->elf;
+  auto word = [&](uint64_t i) -> uint64_t {
+    absl::StatusOr<uint64_t> v = elf.ReadPointer(md + 8 * i);
+    return v.ok() ? *v : 0;
+  };
+  uint64_t index = kMdGofunc118;
+  if (l.format == Layout::Format::k120) {
+    // 1.27 has types, typedesclen (a length), etypes where 1.20-1.26 have types, etypes, rodata
+    // (rodata <= types there, so the length test below cannot pass).
+    uint64_t types = word(kMdTypes), w38 = word(kMdTypes + 1), w39 = word(kMdTypes + 2);
+    bool is127 = w39 >= types && w38 <= w39 - types;
+    index = is127 ? kMdGofunc127 : kMdGofunc120;
+  }
+  return word(index);
+}
+
+absl::StatusOr<std::unique_ptr<Pclntab>> Pclntab::Parse(const ElfFile& elf) {
+  ASSIGN_OR_RETURN(Layout l, Layout::Locate(elf));
+  uint64_t md = l.LocateModuledata();
+  uint64_t md_text = 0;
+  if (md != 0) {
+    absl::StatusOr<uint64_t> t = elf.ReadPointer(md + 8 * kMdText);
+    if (t.ok()) md_text = *t;
+    if (l.format != Layout::Format::k116) l.gofunc = l.ReadGofunc(md);
+  }
+  if (l.format == Layout::Format::k116) {
+    l.text_start = md_text;
+    if (l.text_start == 0) {
+      ASSIGN_OR_RETURN(l.text_start, l.FtabEntry(0));
+    }
+  } else {
+    // textStart may be a relocated word in PIE; 1.26+ leaves it zero.
+    ASSIGN_OR_RETURN(l.text_start, elf.ReadPointer(l.vaddr + 24));
+    if (l.text_start == 0) l.text_start = md_text;
+    if (l.text_start == 0) {
+      return absl::NotFoundError(
+          "pclntab: textStart is 0 (Go 1.26+) and the moduledata holding `text` was not found");
+    }
+  }
+  auto tab = std::unique_ptr<Pclntab>(new Pclntab(elf));
+  tab->magic_ = Le32(l.tab.data());
+  tab->vaddr_ = l.vaddr;
+  tab->text_start_ = l.text_start;
+  tab->moduledata_ = md;
+  tab->nfunc_ = l.nfunc;
+  tab->layout_ = std::make_shared<const Layout>(l);
+  return tab;
+}
+
+absl::StatusOr<Function> Pclntab::FunctionAt(size_t i) const {
+  if (i >= nfunc_) return absl::OutOfRangeError(absl::StrFormat("function index %d >= %d", i, nfunc_));
+  Function fn;
+  ASSIGN_OR_RETURN(FuncInfo f, layout_->Func(i));
+  ASSIGN_OR_RETURN(fn.name, layout_->Name(f.nameoff));
+  ASSIGN_OR_RETURN(fn.entry, layout_->FtabEntry(i));
+  ASSIGN_OR_RETURN(fn.end, layout_->FtabEntry(i + 1));
+  return fn;
+}
+
+absl::StatusOr<Function> Pclntab::FindFunction(absl::string_view name) const {
+  if (by_name_.empty()) {
+    // Bounded by nfunc, which Parse checked against the table size.
+    by_name_.reserve(nfunc_);
+    for (size_t i = 0; i < nfunc_; ++i) {
+      absl::StatusOr<FuncInfo> f = layout_->Func(i);
+      if (!f.ok()) continue;
+      absl::StatusOr<std::string> n = layout_->Name(f->nameoff);
+      if (!n.ok()) continue;
+      // A name appears twice when an ABI wrapper (ABI0 <-> ABIInternal) exists; the wrapper has
+      // FuncIDWrapper, the last funcID in every version, so the smallest funcID is the real body.
+      auto [it, inserted] = by_name_.emplace(*std::move(n), i);
+      if (!inserted) {
+        absl::StatusOr<FuncInfo> prev = layout_->Func(it->second);
+        if (prev.ok() && f->func_id < prev->func_id) it->second = i;
+      }
+    }
+  }
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) return absl::NotFoundError(absl::StrCat("no function ", name));
+  return FunctionAt(it->second);
+}
+
+absl::StatusOr<Function> Pclntab::FunctionForPC(uint64_t pc) const {
+  ASSIGN_OR_RETURN(uint64_t i, layout_->IndexForPC(pc));
+  return FunctionAt(i);
+}
+
+absl::StatusOr<std::vector<SourceFrame>> Pclntab::Symbolize(uint64_t pc) const {
+  const Layout& l = *layout_;
+  ASSIGN_OR_RETURN(uint64_t i, l.IndexForPC(pc));
+  ASSIGN_OR_RETURN(FuncInfo f, l.Func(i));
+  ASSIGN_OR_RETURN(uint64_t tree, l.InlTree(f));
+  ASSIGN_OR_RETURN(uint32_t inl_table, l.Pcdata(f, kPcdataInlTreeIndex));
+  int32_t ix = -1;
+  if (tree != 0) {
+    ASSIGN_OR_RETURN(ix, l.PcValue(inl_table, f.entry, pc));
+  }
+
+  // The runtime's inline unwinder: frame name from inltree[ix], file:line at the current pc, then
+  // continue at the call site entry+parentPc until the index says we are in the outer function.
+  std::vector<SourceFrame> frames;
+  uint64_t cur = pc;
+  for (int depth = 0;; ++depth) {
+    if (depth > kMaxInlineDepth) return absl::DataLossError("pclntab: inline tree too deep or cyclic");
+    SourceFrame frame;
+    ASSIGN_OR_RETURN(int32_t fileno, l.PcValue(f.pcfile, f.entry, cur));
+    ASSIGN_OR_RETURN(frame.file, l.File(f, fileno));
+    ASSIGN_OR_RETURN(frame.line, l.PcValue(f.pcln, f.entry, cur));
+    if (frame.line < 0) frame.line = 0;  // unknown
+    if (ix < 0) {
+      ASSIGN_OR_RETURN(frame.function, l.Name(f.nameoff));
+      frames.push_back(std::move(frame));
+      break;
+    }
+    ASSIGN_OR_RETURN(Layout::InlinedCall call, l.InlineEntry(tree, ix));
+    ASSIGN_OR_RETURN(frame.function, l.Name(call.nameoff));
+    frame.inlined = true;
+    frames.push_back(std::move(frame));
+    if (call.parent_pc < 0) return absl::DataLossError("pclntab: negative inline parentPc");
+    cur = f.entry + static_cast<uint64_t>(call.parent_pc);
+    ASSIGN_OR_RETURN(ix, l.PcValue(inl_table, f.entry, cur));
+  }
+  return frames;
+}
+
+}  // namespace ctxagent::symbols

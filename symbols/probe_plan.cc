@@ -1,0 +1,362 @@
+#include "symbols/probe_plan.h"
+
+#include <Zydis/Zydis.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "symbols/status_macros.h"
+
+namespace ctxagent::symbols {
+namespace {
+
+// Offsets of g.stackguard0 / g.stackguard1 (R14 = g). //go:systemstack functions compare against
+// stackguard1 (e.g. runtime.scanstack); both are the same check for our purpose.
+constexpr int64_t kStackguard0 = 0x10;
+constexpr int64_t kStackguard1 = 0x18;
+// The stack check is at most 5 instructions (big-frame form), optionally after an ABI0 assembly
+// function's `MOV R14, FS:[-8]` g load.
+constexpr int kMaxPrologueInstructions = 6;
+// Go's largest functions are a few hundred KiB; anything bigger is a corrupt table, not code.
+constexpr uint64_t kMaxFunctionSize = 4 << 20;
+
+struct Decoded {
+  ZydisDecodedInstruction insn;
+  ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+};
+
+class Decoder {
+ public:
+  Decoder() {
+    ZydisDecoderInit(&decoder_, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+    ZydisFormatterInit(&formatter_, ZYDIS_FORMATTER_STYLE_INTEL);
+    ZydisFormatterSetProperty(&formatter_, ZYDIS_FORMATTER_PROP_ADDR_PADDING_ABSOLUTE,
+                              ZYDIS_PADDING_DISABLED);
+  }
+
+  // Decodes the instruction at `code[offset]` (address `address`).
+  absl::Status Decode(absl::string_view code, size_t offset, uint64_t address, Decoded* out) const {
+    if (offset >= code.size()) {
+      return absl::OutOfRangeError(absl::StrFormat("no bytes at %#x", address));
+    }
+    ZyanStatus status = ZydisDecoderDecodeFull(&decoder_, code.data() + offset,
+                                               code.size() - offset, &out->insn, out->ops);
+    if (!ZYAN_SUCCESS(status)) {
+      return absl::DataLossError(absl::StrFormat(
+          "cannot decode instruction at %#x (byte %#04x, %d bytes left, zydis status %#x)", address,
+          static_cast<uint8_t>(code[offset]), code.size() - offset, status));
+    }
+    return absl::OkStatus();
+  }
+
+  std::string Format(const Decoded& d, uint64_t address) const {
+    char buf[256];
+    if (!ZYAN_SUCCESS(ZydisFormatterFormatInstruction(&formatter_, &d.insn, d.ops,
+                                                      d.insn.operand_count_visible, buf,
+                                                      sizeof(buf), address, nullptr))) {
+      return "<unformattable>";
+    }
+    return buf;
+  }
+
+ private:
+  ZydisDecoder decoder_;
+  ZydisFormatter formatter_;
+};
+
+const Decoder& GetDecoder() {
+  static const Decoder* decoder = new Decoder();
+  return *decoder;
+}
+
+bool IsReg(const ZydisDecodedOperand& op, ZydisRegister reg) {
+  return op.type == ZYDIS_OPERAND_TYPE_REGISTER && op.reg.value == reg;
+}
+
+// [R14 + stackguard], no index.
+bool IsStackguardMem(const ZydisDecodedOperand& op) {
+  return op.type == ZYDIS_OPERAND_TYPE_MEMORY && op.mem.base == ZYDIS_REGISTER_R14 &&
+         op.mem.index == ZYDIS_REGISTER_NONE && op.mem.segment != ZYDIS_REGISTER_FS &&
+         op.mem.segment != ZYDIS_REGISTER_GS &&
+         (op.mem.disp.value == kStackguard0 || op.mem.disp.value == kStackguard1);
+}
+
+// `CMP RSP|R12, [R14+0x10|0x18]`.
+bool IsStackCheckCmp(const Decoded& d) {
+  return d.insn.mnemonic == ZYDIS_MNEMONIC_CMP && d.insn.operand_count_visible == 2 &&
+         (IsReg(d.ops[0], ZYDIS_REGISTER_RSP) || IsReg(d.ops[0], ZYDIS_REGISTER_R12)) &&
+         IsStackguardMem(d.ops[1]);
+}
+
+// Instructions Go emits before the CMP that touch neither argument registers nor memory the
+// arguments live in, so a probe after them reads the same arguments as one at the entry.
+bool IsHarmlessPrologue(const Decoded& d) {
+  const ZydisDecodedOperand* o = d.ops;
+  switch (d.insn.mnemonic) {
+    case ZYDIS_MNEMONIC_LEA:  // LEA R12, [RSP-N]
+      return IsReg(o[0], ZYDIS_REGISTER_R12) && o[1].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+             o[1].mem.base == ZYDIS_REGISTER_RSP && o[1].mem.index == ZYDIS_REGISTER_NONE;
+    case ZYDIS_MNEMONIC_MOV:  // MOV R12, RSP (big frames) / MOV R14, FS:[-8] (ABI0 asm)
+      return (IsReg(o[0], ZYDIS_REGISTER_R12) && IsReg(o[1], ZYDIS_REGISTER_RSP)) ||
+             (IsReg(o[0], ZYDIS_REGISTER_R14) && o[1].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+              o[1].mem.segment == ZYDIS_REGISTER_FS);
+    case ZYDIS_MNEMONIC_SUB:  // SUB R12, N
+      return IsReg(o[0], ZYDIS_REGISTER_R12) && o[1].type == ZYDIS_OPERAND_TYPE_IMMEDIATE;
+    case ZYDIS_MNEMONIC_JB:  // big frames: SP-N wrapped around
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsConditionalJump(ZydisMnemonic m) {
+  switch (m) {
+    case ZYDIS_MNEMONIC_JB: case ZYDIS_MNEMONIC_JBE: case ZYDIS_MNEMONIC_JL:
+    case ZYDIS_MNEMONIC_JLE: case ZYDIS_MNEMONIC_JNB: case ZYDIS_MNEMONIC_JNBE:
+    case ZYDIS_MNEMONIC_JNL: case ZYDIS_MNEMONIC_JNLE: case ZYDIS_MNEMONIC_JNO:
+    case ZYDIS_MNEMONIC_JNP: case ZYDIS_MNEMONIC_JNS: case ZYDIS_MNEMONIC_JNZ:
+    case ZYDIS_MNEMONIC_JO: case ZYDIS_MNEMONIC_JP: case ZYDIS_MNEMONIC_JS:
+    case ZYDIS_MNEMONIC_JZ:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// What arch/x86/kernel/uprobes.c emulates instead of single-stepping: relative JMP/CALL/Jcc,
+// plain NOP (0x90), and `PUSH reg` (0x50+r, or 0x41 0x50+r; kernel >= 6.13). `bytes` starts at the
+// instruction.
+bool KernelEmulates(const Decoded& d, const char* bytes) {
+  const ZydisDecodedInstruction& i = d.insn;
+  const bool relative = (i.attributes & ZYDIS_ATTRIB_IS_RELATIVE) != 0;
+  const auto byte = [bytes](int k) { return static_cast<uint8_t>(bytes[k]); };
+  switch (i.mnemonic) {
+    case ZYDIS_MNEMONIC_JMP:
+    case ZYDIS_MNEMONIC_CALL:
+      return relative && (byte(0) == 0xe8 || byte(0) == 0xe9 || byte(0) == 0xeb);
+    case ZYDIS_MNEMONIC_NOP:
+      return byte(i.length - 1) == 0x90;
+    case ZYDIS_MNEMONIC_PUSH:
+      return (i.length == 1 && byte(0) >= 0x50 && byte(0) <= 0x57) ||
+             (i.length == 2 && byte(0) == 0x41 && byte(1) >= 0x50 && byte(1) <= 0x57);
+    default:
+      return relative && IsConditionalJump(i.mnemonic);
+  }
+}
+
+ProbeSite MakeSite(const Decoded& d, uint64_t address, bool emulated) {
+  ProbeSite site;
+  site.address = address;
+  site.instruction = GetDecoder().Format(d, address);
+  site.emulated = emulated;
+  return site;
+}
+
+HookSpec Hook(std::string function, HookKind kind, bool required, std::string args,
+              bool needs_ret = false) {
+  HookSpec h;
+  h.function = std::move(function);
+  h.kind = kind;
+  h.required = required;
+  h.args = std::move(args);
+  h.needs_ret = needs_ret;
+  return h;
+}
+
+}  // namespace
+
+const char* HookKindName(HookKind kind) {
+  switch (kind) {
+    case HookKind::kContextCreate: return "context_create";
+    case HookKind::kContextCancel: return "context_cancel";
+    case HookKind::kGoroutineCreate: return "goroutine_create";
+    case HookKind::kGoroutineExit: return "goroutine_exit";
+    case HookKind::kConstructor: return "constructor";
+  }
+  return "unknown";
+}
+
+// Registers verified against each toolchain's source and, for 1.19-1.27, the DWARF location lists
+// and disassembly of the ctxprog fixtures (probe_plan_test checks the function set).
+std::vector<HookSpec> HooksForVersion(const GoVersion& v) {
+  // Register ABI (amd64) starts in 1.17; releases after 1.27 are unverified.
+  if (v.major != 1 || v.minor < 17 || v.minor > 27) return {};
+  const bool cause = v.AtLeast(20);  // cancel() gained `cause error`
+  const bool go121 = v.AtLeast(21);  // propagateCancel became a method; AfterFunc etc.
+  std::vector<HookSpec> hooks;
+
+  if (go121) {
+    hooks.push_back(Hook("context.(*cancelCtx).propagateCancel", HookKind::kContextCreate, true,
+                         "c=AX parent=BX:CX child=DI:SI"));
+  } else {
+    hooks.push_back(Hook("context.propagateCancel", HookKind::kContextCreate, true,
+                         "parent=AX:BX child=CX:DI"));
+  }
+
+  const std::string cancel_args =
+      cause ? "c=AX removeFromParent=BL err=CX:DI cause=SI:R8" : "c=AX removeFromParent=BL err=CX:DI";
+  hooks.push_back(Hook("context.(*cancelCtx).cancel", HookKind::kContextCancel, true, cancel_args));
+  hooks.push_back(Hook("context.(*timerCtx).cancel", HookKind::kContextCancel, false, cancel_args));
+  if (go121) {
+    hooks.push_back(Hook("context.(*afterFuncCtx).cancel", HookKind::kContextCancel, false,
+                         "a=AX removeFromParent=BL err=CX:DI cause=SI:R8"));
+  }
+
+  // The new g is only known at return: RET sites give it in AX.
+  std::string newproc_args;
+  if (v.minor == 17) {
+    newproc_args = "fn=AX argp=BX narg=CX callergp=DI callerpc=SI ret:newg=AX";
+  } else if (v.AtLeast(23)) {
+    newproc_args = "fn=AX callergp=BX callerpc=CX parked=DI waitreason=SI ret:newg=AX";
+  } else {
+    newproc_args = "fn=AX callergp=BX callerpc=CX ret:newg=AX";
+  }
+  hooks.push_back(
+      Hook("runtime.newproc1", HookKind::kGoroutineCreate, true, newproc_args, /*needs_ret=*/true));
+  // 1.22 split goexit0 into gdestroy + schedule; gdestroy also covers coroutine exits.
+  hooks.push_back(Hook(v.AtLeast(22) ? "runtime.gdestroy" : "runtime.goexit0",
+                       HookKind::kGoroutineExit, true, "gp=AX"));
+
+  hooks.push_back(Hook("context.WithCancel", HookKind::kConstructor, false, "parent=AX:BX"));
+  // From 1.21 WithDeadline is a wrapper of WithDeadlineCause and is usually inlined away.
+  hooks.push_back(Hook("context.WithDeadline", HookKind::kConstructor, false,
+                       "parent=AX:BX d.wall=CX d.ext=DI d.loc=SI"));
+  hooks.push_back(
+      Hook("context.WithTimeout", HookKind::kConstructor, false, "parent=AX:BX timeout=CX"));
+  if (cause) {
+    hooks.push_back(Hook("context.WithCancelCause", HookKind::kConstructor, false, "parent=AX:BX"));
+  }
+  if (go121) {
+    hooks.push_back(Hook("context.WithDeadlineCause", HookKind::kConstructor, false,
+                         "parent=AX:BX d.wall=CX d.ext=DI d.loc=SI cause=R8:R9"));
+    hooks.push_back(Hook("context.WithTimeoutCause", HookKind::kConstructor, false,
+                         "parent=AX:BX timeout=CX cause=DI:SI"));
+    hooks.push_back(Hook("context.AfterFunc", HookKind::kConstructor, false, "ctx=AX:BX f=CX"));
+  }
+  return hooks;
+}
+
+absl::StatusOr<ProbeSite> FindStackCheckBranch(absl::string_view code, uint64_t entry) {
+  const Decoder& decoder = GetDecoder();
+  size_t offset = 0;
+  bool after_cmp = false;
+  for (int n = 0; n < kMaxPrologueInstructions; ++n) {
+    Decoded d;
+    RETURN_IF_ERROR(decoder.Decode(code, offset, entry + offset, &d));
+    if (after_cmp) {
+      // JBE is what Go emits; JB is accepted as the same unsigned bound test.
+      if ((d.insn.mnemonic == ZYDIS_MNEMONIC_JBE || d.insn.mnemonic == ZYDIS_MNEMONIC_JB) &&
+          (d.insn.attributes & ZYDIS_ATTRIB_IS_RELATIVE)) {
+        return MakeSite(d, entry + offset, KernelEmulates(d, code.data() + offset));
+      }
+      return absl::NotFoundError(absl::StrFormat(
+          "stack-bound CMP at %#x is not followed by JBE/JB", entry + offset));
+    }
+    if (IsStackCheckCmp(d)) {
+      after_cmp = true;
+    } else if (!IsHarmlessPrologue(d)) {
+      return absl::NotFoundError(absl::StrFormat(
+          "no stack-bound check in the prologue at %#x (instruction %d: %s)", entry, n,
+          decoder.Format(d, entry + offset)));
+    }
+    offset += d.insn.length;
+  }
+  return absl::NotFoundError(
+      absl::StrFormat("no stack-bound check in the first %d instructions at %#x",
+                      kMaxPrologueInstructions, entry));
+}
+
+absl::StatusOr<std::vector<ProbeSite>> FindRetSites(absl::string_view code, uint64_t entry) {
+  const Decoder& decoder = GetDecoder();
+  std::vector<ProbeSite> rets;
+  size_t offset = 0;
+  while (offset < code.size()) {
+    Decoded d;
+    RETURN_IF_ERROR(decoder.Decode(code, offset, entry + offset, &d));
+    if (d.insn.mnemonic == ZYDIS_MNEMONIC_RET) {
+      rets.push_back(MakeSite(d, entry + offset, /*emulated=*/false));
+    }
+    offset += d.insn.length;
+  }
+  return rets;
+}
+
+absl::StatusOr<ProbeSite> DecodeProbeSite(absl::string_view code, uint64_t address) {
+  Decoded d;
+  RETURN_IF_ERROR(GetDecoder().Decode(code, 0, address, &d));
+  return MakeSite(d, address, KernelEmulates(d, code.data()));
+}
+
+absl::StatusOr<ProbePlan> PlanProbes(const ElfFile& elf, const Pclntab& pclntab,
+                                     const GoVersion& version) {
+  std::vector<HookSpec> hooks = HooksForVersion(version);
+  if (hooks.empty()) {
+    return absl::UnimplementedError(
+        absl::StrFormat("unsupported Go version %d.%d (%s)", version.major, version.minor,
+                        version.raw));
+  }
+  ProbePlan plan;
+  for (HookSpec& hook : hooks) {
+    absl::StatusOr<Function> fn = pclntab.FindFunction(hook.function);
+    if (!fn.ok()) {
+      if (!absl::IsNotFound(fn.status())) return fn.status();
+      if (hook.required) {
+        // Context hooks are absent when the program never creates a cancelable context; runtime
+        // hooks only when the runtime changed shape (an unsupported release).
+        return absl::FailedPreconditionError(absl::StrCat(
+            hook.kind == HookKind::kContextCreate || hook.kind == HookKind::kContextCancel
+                ? "binary does not use context.WithCancel: "
+                : "unsupported Go runtime: ",
+            "required function ", hook.function, " not found (", fn.status().message(), ")"));
+      }
+      plan.missing.push_back(hook.function);
+      continue;
+    }
+    if (fn->end <= fn->entry || fn->end - fn->entry > kMaxFunctionSize) {
+      return absl::DataLossError(absl::StrFormat("%s has implausible bounds [%#x, %#x)",
+                                                 fn->name, fn->entry, fn->end));
+    }
+    ASSIGN_OR_RETURN(absl::string_view code, elf.ReadAt(fn->entry, fn->end - fn->entry));
+
+    PlannedProbe probe;
+    probe.function = *fn;
+    ASSIGN_OR_RETURN(probe.entry_file_offset, elf.VaddrToFileOffset(fn->entry));
+    absl::StatusOr<ProbeSite> branch = FindStackCheckBranch(code, fn->entry);
+    if (branch.ok()) {
+      probe.probe = *std::move(branch);
+      probe.at_stack_check = true;
+    } else if (absl::IsNotFound(branch.status())) {
+      // NOSPLIT: probe the entry, which is always an instruction boundary.
+      ASSIGN_OR_RETURN(probe.probe, DecodeProbeSite(code, fn->entry));
+      ++plan.entry_fallbacks;
+    } else {
+      return absl::Status(branch.status().code(),
+                          absl::StrCat(hook.function, ": ", branch.status().message()));
+    }
+    ASSIGN_OR_RETURN(probe.probe.file_offset, elf.VaddrToFileOffset(probe.probe.address));
+
+    if (hook.needs_ret) {
+      absl::StatusOr<std::vector<ProbeSite>> rets = FindRetSites(code, fn->entry);
+      if (!rets.ok()) {
+        return absl::Status(rets.status().code(),
+                            absl::StrCat(hook.function, ": ", rets.status().message()));
+      }
+      if (rets->empty()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(hook.function, " has no RET instruction to probe"));
+      }
+      for (ProbeSite& site : *rets) {
+        ASSIGN_OR_RETURN(site.file_offset, elf.VaddrToFileOffset(site.address));
+      }
+      probe.ret_sites = *std::move(rets);
+    }
+    probe.hook = std::move(hook);
+    plan.probes.push_back(std::move(probe));
+  }
+  return plan;
+}
+
+}  // namespace ctxagent::symbols

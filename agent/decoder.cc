@@ -1,0 +1,183 @@
+#include "agent/decoder.h"
+
+#include <time.h>
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace ctxagent {
+namespace {
+
+bool InContextPackage(absl::string_view fn) { return absl::StartsWith(fn, "context."); }
+
+// Seconds from year 1 to 1885 and to 1970, as Go's time package counts them.
+constexpr int64_t kWallToInternal = (1884LL * 365 + 1884 / 4 - 1884 / 100 + 1884 / 400) * 86400;
+constexpr int64_t kUnixToInternal = (1969LL * 365 + 1969 / 4 - 1969 / 100 + 1969 / 400) * 86400;
+
+}  // namespace
+
+EventClock::EventClock() {
+  timespec mono, real;
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_REALTIME, &real);
+  base_ = absl::TimeFromTimespec(real) - absl::DurationFromTimespec(mono);
+}
+
+std::string ReceiverType(absl::string_view function) {
+  size_t dot = function.rfind('.');
+  if (dot == absl::string_view::npos) return std::string(function);
+  absl::string_view recv = function.substr(0, dot);  // "context.(*cancelCtx)" or "context.emptyCtx"
+  size_t open = recv.find("(*");
+  if (open != absl::string_view::npos && absl::EndsWith(recv, ")")) {
+    return absl::StrCat("*", recv.substr(0, open), recv.substr(open + 2, recv.size() - open - 3));
+  }
+  return std::string(recv);
+}
+
+absl::Time GoTimeToAbsl(uint64_t wall, int64_t ext) {
+  constexpr uint64_t kHasMonotonic = 1ull << 63;
+  int64_t nsec = static_cast<int64_t>(wall & ((1ull << 30) - 1));
+  int64_t sec = (wall & kHasMonotonic) ? static_cast<int64_t>((wall << 1) >> 31) + kWallToInternal
+                                       : ext;
+  return absl::FromUnixSeconds(sec - kUnixToInternal) + absl::Nanoseconds(nsec);
+}
+
+Decoder::Decoder(const symbols::GoBinary& bin, const Process& process, uint64_t bias,
+                 SiteTable& sites)
+    : bin_(bin), process_(process), bias_(bias), sites_(sites) {}
+
+const Decoder::PcInfo& Decoder::Lookup(uint64_t pc) {
+  auto it = pcs_.find(pc);
+  if (it != pcs_.end()) return it->second;
+  PcInfo info{"?", kNoSite};
+  // A return address names the instruction after the call: step back into the call.
+  auto frames = bin_.pclntab().Symbolize(pc - bias_ - 1);
+  if (frames.ok() && !frames->empty()) {
+    info.function = frames->front().function;
+    for (const auto& f : *frames) {
+      if (!InContextPackage(f.function)) {
+        info.user_site = sites_.Intern(Site{f.function, f.file, f.line});
+        break;
+      }
+    }
+  }
+  return pcs_.emplace(pc, std::move(info)).first->second;
+}
+
+SiteId Decoder::FirstUserSite(const uint64_t* frames, uint32_t n, uint32_t from) {
+  for (uint32_t i = from; i < n; ++i) {
+    SiteId s = Lookup(frames[i]).user_site;
+    if (s != kNoSite) return s;
+  }
+  return kNoSite;
+}
+
+std::string Decoder::ItabType(uint64_t itab) {
+  if (itab == 0) return "";
+  auto it = itabs_.find(itab);
+  if (it != itabs_.end()) return it->second;
+  // itab{inter, _type, hash uint32, _ [4]byte, fun [1]uintptr}: fun[0] is a method of the dynamic
+  // type, and its name carries the type even in stripped binaries.
+  std::string type;
+  auto fn = process_.ReadWord(itab + 24);
+  if (fn.ok()) {
+    auto f = bin_.pclntab().FunctionForPC(*fn - bias_);
+    if (f.ok()) type = ReceiverType(f->name);
+  }
+  itabs_.emplace(itab, type);
+  return type;
+}
+
+ParentLink::Type Decoder::ClassifyItab(uint64_t itab) {
+  std::string t = ItabType(itab);
+  if (t == "*context.cancelCtx" || t == "*context.timerCtx" || t == "*context.afterFuncCtx") {
+    return ParentLink::Type::kCancelable;
+  }
+  if (t == "*context.valueCtx" || t == "*context.stopCtx") return ParentLink::Type::kValue;
+  if (t == "context.withoutCancelCtx") return ParentLink::Type::kWithoutCancel;
+  if (t == "*context.emptyCtx" || t == "context.backgroundCtx" || t == "context.todoCtx") {
+    return ParentLink::Type::kBackground;
+  }
+  return ParentLink::Type::kOther;
+}
+
+CancelCause Decoder::ClassifyCancel(const uint64_t* frames, uint32_t n, uint64_t err_itab,
+                                    SiteId* site) {
+  *site = kNoSite;
+  // Walk up through the context package's own frames: who called (*cancelCtx).cancel decides.
+  for (uint32_t i = 0; i < n; ++i) {
+    const std::string& fn = Lookup(frames[i]).function;
+    if (absl::StartsWith(fn, "context.(*cancelCtx).cancel") ||
+        absl::StrContains(fn, "propagateCancel.func")) {
+      return CancelCause::kParent;  // a parent's cancel reached it
+    }
+    if (absl::StartsWith(fn, "context.WithDeadline") || absl::StartsWith(fn, "time.")) {
+      return CancelCause::kDeadline;  // its timer fired, or the deadline had already passed
+    }
+    if (!InContextPackage(fn)) {
+      *site = FirstUserSite(frames, n, i);
+      break;
+    }
+  }
+  if (*site == kNoSite && ItabType(err_itab) == "context.deadlineExceededError") {
+    return CancelCause::kDeadline;
+  }
+  return CancelCause::kOwnCancel;
+}
+
+absl::StatusOr<DecodedEvent> Decoder::Decode(const ctx_event& raw, const EventClock& clock) {
+  absl::Time t = clock.ToTime(raw.ktime_ns);
+  switch (raw.type) {
+    case EV_CTX_CREATE: {
+      ContextCreated e;
+      e.time = t;
+      e.goid = raw.goid;
+      e.addr = raw.create.ctx;
+      std::string kind = ItabType(raw.create.child_itab);
+      e.kind = kind == "*context.cancelCtx"     ? ContextKind::kCancel
+               : kind == "*context.timerCtx"    ? ContextKind::kTimer
+               : kind == "*context.afterFuncCtx" ? ContextKind::kAfterFunc
+                                                 : ContextKind::kUnknown;
+      if (e.kind == ContextKind::kTimer) {
+        e.deadline = GoTimeToAbsl(raw.create.deadline_wall, raw.create.deadline_ext);
+      }
+      for (int i = 0; i < CTX_PARENT_CHAIN; ++i) {
+        uint64_t itab = raw.create.parent[i][0];
+        if (itab == 0) break;
+        ParentLink link{raw.create.parent[i][1], ClassifyItab(itab)};
+        e.parents.push_back(link);
+        if (link.type != ParentLink::Type::kValue) break;  // only wrappers are looked through
+      }
+      uint32_t n = std::min<uint32_t>(raw.create.nframes, CTX_MAX_FRAMES);
+      e.site = FirstUserSite(raw.create.frames, n, 0);
+      return e;
+    }
+    case EV_CTX_CANCEL: {
+      ContextCancelled e;
+      e.time = t;
+      e.goid = raw.goid;
+      e.addr = raw.cancel.ctx;
+      uint32_t n = std::min<uint32_t>(raw.cancel.nframes, CTX_MAX_FRAMES);
+      e.cause = ClassifyCancel(raw.cancel.frames, n, raw.cancel.err_itab, &e.site);
+      return e;
+    }
+    case EV_GO_CREATE: {
+      GoroutineCreated e;
+      e.time = t;
+      e.goid = raw.goid;
+      e.parent_goid = raw.go_create.parent_goid;
+      if (raw.go_create.gopc != 0) e.go_site = Lookup(raw.go_create.gopc).user_site;
+      auto f = bin_.pclntab().FunctionForPC(raw.go_create.startpc - bias_);
+      e.start_function = f.ok() ? f->name : "?";
+      e.captured.assign(raw.go_create.words, raw.go_create.words + GO_CAPTURE_WORDS);
+      return e;
+    }
+    case EV_GO_EXIT:
+      return GoroutineExited{t, raw.goid};
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown event type ", raw.type));
+}
+
+}  // namespace ctxagent

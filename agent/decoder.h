@@ -1,0 +1,67 @@
+// Turns raw probe events of one process into decoded events: addresses become context kinds, parent
+// link types, cancel causes and interned source sites, using the binary's pclntab and reads of the
+// target's memory (itabs only, cached).
+#ifndef CTXAGENT_AGENT_DECODER_H_
+#define CTXAGENT_AGENT_DECODER_H_
+
+#include <cstdint>
+#include <string>
+#include <variant>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "agent/events.h"
+#include "agent/process.h"
+#include "bpf/ctxagent.h"
+#include "symbols/go_binary.h"
+
+namespace ctxagent {
+
+using DecodedEvent = std::variant<ContextCreated, ContextCancelled, GoroutineCreated, GoroutineExited>;
+
+// Monotonic (bpf_ktime_get_ns) -> wall clock.
+class EventClock {
+ public:
+  EventClock();
+  absl::Time ToTime(uint64_t ktime_ns) const { return base_ + absl::Nanoseconds(ktime_ns); }
+
+ private:
+  absl::Time base_;
+};
+
+// The type name of a Go function's receiver: "context.(*cancelCtx).Done" -> "*context.cancelCtx".
+std::string ReceiverType(absl::string_view function);
+// A Go time.Time {wall, ext} as absl::Time.
+absl::Time GoTimeToAbsl(uint64_t wall, int64_t ext);
+
+class Decoder {
+ public:
+  // `bin` must outlive the decoder. `bias` is the executable's load bias in the process.
+  Decoder(const symbols::GoBinary& bin, const Process& process, uint64_t bias, SiteTable& sites);
+
+  absl::StatusOr<DecodedEvent> Decode(const ctx_event& raw, const EventClock& clock);
+
+  // Exposed for tests.
+  ParentLink::Type ClassifyItab(uint64_t itab);
+  CancelCause ClassifyCancel(const uint64_t* frames, uint32_t n, uint64_t err_itab, SiteId* site);
+
+ private:
+  struct PcInfo {
+    std::string function;  // innermost function at the PC
+    SiteId user_site;      // innermost frame outside package context (kNoSite when none)
+  };
+  const PcInfo& Lookup(uint64_t pc);  // runtime return address
+  SiteId FirstUserSite(const uint64_t* frames, uint32_t n, uint32_t from);
+  std::string ItabType(uint64_t itab);
+
+  const symbols::GoBinary& bin_;
+  const Process& process_;
+  uint64_t bias_;
+  SiteTable& sites_;
+  absl::flat_hash_map<uint64_t, PcInfo> pcs_;
+  absl::flat_hash_map<uint64_t, std::string> itabs_;
+};
+
+}  // namespace ctxagent
+
+#endif  // CTXAGENT_AGENT_DECODER_H_

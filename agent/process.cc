@@ -1,0 +1,68 @@
+#include "agent/process.h"
+
+#include <elf.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace ctxagent {
+
+std::string Process::exe_path() const { return absl::StrCat("/proc/", pid_, "/exe"); }
+
+bool Process::Alive() const { return kill(pid_, 0) == 0 || errno == EPERM; }
+
+absl::StatusOr<uint64_t> Process::LoadBias(const symbols::ElfFile& exe) const {
+  if (!exe.is_pie()) return 0;
+  struct stat st;
+  if (stat(exe_path().c_str(), &st) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("pid ", pid_, ": cannot stat its executable"));
+  }
+  // The mapping of the executable's inode at file offset 0 starts at the first PT_LOAD's page.
+  std::ifstream maps(absl::StrCat("/proc/", pid_, "/maps"));
+  if (!maps) return absl::NotFoundError(absl::StrCat("pid ", pid_, " has exited"));
+  uint64_t first_vaddr = UINT64_MAX;
+  for (const auto& seg : exe.segments()) {
+    if (seg.type == PT_LOAD) first_vaddr = std::min(first_vaddr, seg.vaddr & ~uint64_t{0xfff});
+  }
+  std::string line;
+  while (std::getline(maps, line)) {
+    // start-end perms offset dev inode path
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (f.size() < 6) continue;
+    uint64_t inode = 0, offset = 0, start = 0;
+    if (!absl::SimpleAtoi(f[4], &inode) || inode != st.st_ino) continue;
+    if (!absl::SimpleHexAtoi(f[2], &offset) || offset != 0) continue;
+    if (!absl::SimpleHexAtoi(f[0].substr(0, f[0].find('-')), &start)) continue;
+    return start - first_vaddr;
+  }
+  return absl::NotFoundError(absl::StrCat("pid ", pid_, ": executable mapping not found"));
+}
+
+absl::Status Process::Read(uint64_t addr, void* out, size_t len) const {
+  struct iovec local = {out, len};
+  struct iovec remote = {reinterpret_cast<void*>(addr), len};
+  ssize_t n = process_vm_readv(pid_, &local, 1, &remote, 1, 0);
+  if (n != static_cast<ssize_t>(len)) {
+    return absl::ErrnoToStatus(n < 0 ? errno : EFAULT,
+                               absl::StrCat("pid ", pid_, ": cannot read memory at ", addr));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> Process::ReadWord(uint64_t addr) const {
+  uint64_t v = 0;
+  absl::Status s = Read(addr, &v, sizeof(v));
+  if (!s.ok()) return s;
+  return v;
+}
+
+}  // namespace ctxagent

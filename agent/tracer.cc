@@ -1,0 +1,169 @@
+#include "agent/tracer.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "ctxagent_bpf.skel.h"
+#include "symbols/status_macros.h"
+
+namespace ctxagent {
+
+using symbols::HookKind;
+
+go_binary_config ConfigFor(const symbols::GoBinary& bin) {
+  const symbols::GoOffsets& o = bin.offsets();
+  const symbols::GoVersion& v = bin.build_info().version;
+  go_binary_config c{};
+  c.g_goid = o.g_goid;
+  c.g_parent_goid = o.g_parent_goid;
+  c.g_gopc = o.g_gopc;
+  c.g_startpc = o.g_startpc;
+  c.g_sched_ctxt = o.g_sched + o.gobuf_ctxt;
+  c.timerctx_deadline = o.timerctx_deadline;
+  c.create_abi = v.AtLeast(21) ? CREATE_ABI_METHOD : CREATE_ABI_FUNC;
+  c.callergp_arg = v.AtLeast(18) ? 2 : 4;
+  return c;
+}
+
+uint64_t TracerCounters::dropped_total() const {
+  uint64_t n = 0;
+  for (uint64_t d : dropped) n += d;
+  return n;
+}
+
+namespace {
+
+int OnRingEvent(void* ctx, void* data, size_t size) {
+  if (size < sizeof(ctx_event)) return 0;
+  (*static_cast<Tracer::Handler*>(ctx))(*static_cast<const ctx_event*>(data));
+  return 0;
+}
+
+uint64_t SumPerCpu(const bpf_map* map, uint32_t key) {
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return 0;
+  std::vector<uint64_t> v(ncpu);
+  if (bpf_map__lookup_elem(map, &key, sizeof(key), v.data(), v.size() * sizeof(uint64_t), 0) != 0) {
+    return 0;
+  }
+  uint64_t sum = 0;
+  for (uint64_t x : v) sum += x;
+  return sum;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Create(Handler handler) {
+  std::unique_ptr<Tracer> t(new Tracer());
+  t->handler_ = std::move(handler);
+  libbpf_set_print(nullptr);  // libbpf's own chatter would garble the terminal view
+  t->skel_ = ctxagent_bpf__open_and_load();
+  if (t->skel_ == nullptr) {
+    int err = errno;
+    return absl::ErrnoToStatus(
+        err, "cannot load the BPF programs (needs root or CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN, and a "
+             "kernel with BTF)");
+  }
+  t->ring_ = ring_buffer__new(bpf_map__fd(t->skel_->maps.events), OnRingEvent, &t->handler_, nullptr);
+  if (t->ring_ == nullptr) return absl::InternalError("cannot open the BPF ring buffer");
+  return t;
+}
+
+Tracer::~Tracer() {
+  for (auto& a : attachments_) {
+    for (bpf_link* l : a.links) bpf_link__destroy(l);
+  }
+  if (ring_ != nullptr) ring_buffer__free(ring_);
+  if (skel_ != nullptr) ctxagent_bpf__destroy(skel_);
+}
+
+absl::Status Tracer::Attach(pid_t pid, const symbols::GoBinary& bin) {
+  if (next_slot_ >= CTX_MAX_BINARIES) {
+    return absl::ResourceExhaustedError("too many attached processes");
+  }
+  uint32_t slot = next_slot_++;
+  go_binary_config cfg = ConfigFor(bin);
+  if (bpf_map__update_elem(skel_->maps.binaries, &slot, sizeof(slot), &cfg, sizeof(cfg), BPF_ANY) !=
+      0) {
+    return absl::ErrnoToStatus(errno, "cannot write the binary's configuration");
+  }
+  Attachment a{pid, slot, {}};
+  auto attach = [&](uint64_t file_offset, ctx_hook hook, const std::string& what) -> absl::Status {
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = CTX_COOKIE(slot, hook));
+    bpf_link* l = bpf_program__attach_uprobe_opts(skel_->progs.ctxagent_probe, pid,
+                                                  bin.path().c_str(), file_offset, &opts);
+    if (l == nullptr) {
+      int err = errno;
+      return absl::ErrnoToStatus(err, absl::StrCat("cannot attach a uprobe to ", what, " in ",
+                                                   bin.path(), " (pid ", pid, ")"));
+    }
+    a.links.push_back(l);
+    return absl::OkStatus();
+  };
+  absl::Status status;
+  for (const symbols::PlannedProbe& p : bin.plan().probes) {
+    switch (p.hook.kind) {
+      case HookKind::kContextCreate:
+        status.Update(attach(p.probe.file_offset, HOOK_CTX_CREATE, p.function.name));
+        break;
+      case HookKind::kContextCancel:
+        // timerCtx and afterFuncCtx cancel through (*cancelCtx).cancel: one probe sees them all.
+        if (p.function.name == "context.(*cancelCtx).cancel") {
+          status.Update(attach(p.probe.file_offset, HOOK_CTX_CANCEL, p.function.name));
+        }
+        break;
+      case HookKind::kGoroutineCreate:
+        if (cfg.g_parent_goid < 0) {
+          status.Update(attach(p.probe.file_offset, HOOK_GO_CREATE_ENTRY, p.function.name));
+        }
+        for (const auto& r : p.ret_sites) {
+          status.Update(attach(r.file_offset, HOOK_GO_CREATE_RET, p.function.name + " RET"));
+        }
+        break;
+      case HookKind::kGoroutineExit:
+        status.Update(attach(p.probe.file_offset, HOOK_GO_EXIT, p.function.name));
+        break;
+      case HookKind::kConstructor:
+        break;  // the creation hook's stack names the constructor's caller: no second probe
+    }
+    if (!status.ok()) break;
+  }
+  if (!status.ok()) {
+    for (bpf_link* l : a.links) bpf_link__destroy(l);
+    return status;
+  }
+  attachments_.push_back(std::move(a));
+  return absl::OkStatus();
+}
+
+void Tracer::Detach(pid_t pid) {
+  for (auto it = attachments_.begin(); it != attachments_.end();) {
+    if (it->pid == pid) {
+      for (bpf_link* l : it->links) bpf_link__destroy(l);
+      it = attachments_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+int Tracer::Drain() { return ring_buffer__consume(ring_); }
+
+TracerCounters Tracer::counters() const {
+  TracerCounters c;
+  c.submitted = SumPerCpu(skel_->maps.submitted, 0);
+  for (uint32_t r = 0; r < DROP_REASONS; ++r) c.dropped[r] = SumPerCpu(skel_->maps.drops, r);
+  return c;
+}
+
+size_t Tracer::attached_probes() const {
+  size_t n = 0;
+  for (const auto& a : attachments_) n += a.links.size();
+  return n;
+}
+
+}  // namespace ctxagent

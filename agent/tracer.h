@@ -1,0 +1,66 @@
+// Owns the loaded BPF object: attaches a binary's planned probes for one process, drains the ring
+// buffer, and reports what was lost.
+#ifndef CTXAGENT_AGENT_TRACER_H_
+#define CTXAGENT_AGENT_TRACER_H_
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "bpf/ctxagent.h"
+#include "symbols/go_binary.h"
+
+struct ctxagent_bpf;
+struct bpf_link;
+struct ring_buffer;
+
+namespace ctxagent {
+
+// The per-binary BPF configuration for a Go binary: offsets and register conventions.
+go_binary_config ConfigFor(const symbols::GoBinary& bin);
+
+struct TracerCounters {
+  uint64_t submitted = 0;
+  std::array<uint64_t, DROP_REASONS> dropped{};
+  uint64_t dropped_total() const;
+};
+
+class Tracer {
+ public:
+  using Handler = std::function<void(const ctx_event&)>;
+
+  // Loads the BPF object. PermissionDenied with a clear reason without the privileges.
+  static absl::StatusOr<std::unique_ptr<Tracer>> Create(Handler handler);
+  ~Tracer();
+
+  // Attaches every planned probe of `bin` (opened from /proc/<pid>/exe) for `pid` only.
+  absl::Status Attach(pid_t pid, const symbols::GoBinary& bin);
+  // Removes the probes of `pid`; the target keeps running untouched.
+  void Detach(pid_t pid);
+  // Drains what the probes wrote so far; returns the number of events handled.
+  int Drain();
+  TracerCounters counters() const;
+  size_t attached_probes() const;
+
+ private:
+  Tracer() = default;
+  struct Attachment {
+    pid_t pid;
+    uint32_t slot;
+    std::vector<bpf_link*> links;
+  };
+  ctxagent_bpf* skel_ = nullptr;
+  ring_buffer* ring_ = nullptr;
+  Handler handler_;
+  std::vector<Attachment> attachments_;
+  uint32_t next_slot_ = 0;
+};
+
+}  // namespace ctxagent
+
+#endif  // CTXAGENT_AGENT_TRACER_H_

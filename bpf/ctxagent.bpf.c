@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// Uprobes on a Go program's context creation, cancellation, and goroutine creation/exit. One loaded
+// object serves every attached binary: the attach cookie names the binary's configuration slot.
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "bpf/ctxagent.h"
+#include "bpf/go_abi.bpf.h"
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, CTX_MAX_BINARIES);
+  __type(key, __u32);
+  __type(value, struct go_binary_config);
+} binaries SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, DROP_REASONS);
+  __type(key, __u32);
+  __type(value, __u64);
+} drops SEC(".maps");
+
+// Events submitted, per CPU: with the drops, the agent knows how many happened.
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u64);
+} submitted SEC(".maps");
+
+// Go < 1.21: newproc1's caller goroutine, from its entry to its RET on the same thread (it runs on the
+// system stack and is not preempted in between).
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u64);
+  __type(value, __u64);
+} spawning SEC(".maps");
+
+static __always_inline void count_drop(__u32 reason) {
+  __u64 *n = bpf_map_lookup_elem(&drops, &reason);
+  if (n) *n += 1;
+}
+
+static __always_inline struct ctx_event *reserve(__u32 type, __u64 goid) {
+  struct ctx_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) {
+    count_drop(DROP_RINGBUF_FULL);
+    return 0;
+  }
+  e->type = type;
+  e->tgid = bpf_get_current_pid_tgid() >> 32;
+  e->ktime_ns = bpf_ktime_get_ns();
+  e->goid = goid;
+  return e;
+}
+
+// The consumer drains on its own timer: waking it per event would triple the probe's cost.
+static __always_inline void submit(struct ctx_event *e) {
+  __u32 zero = 0;
+  __u64 *n = bpf_map_lookup_elem(&submitted, &zero);
+  if (n) *n += 1;
+  bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline __u64 read_u64(__u64 addr) {
+  __u64 v = 0;
+  bpf_probe_read_user(&v, sizeof(v), (void *)addr);
+  return v;
+}
+
+static __always_inline __u64 goid_of(const struct go_binary_config *cfg, __u64 g) {
+  return g ? read_u64(g + cfg->g_goid) : 0;
+}
+
+// Return addresses: [SP] first (the probe sits before the frame is set up, so the kernel's own walk
+// would skip the immediate caller), then the caller frames through the saved frame pointers.
+static __always_inline __u32 read_frames(struct pt_regs *ctx, __u64 *frames) {
+  frames[0] = read_u64(PT_REGS_SP(ctx));
+  __u64 fp = PT_REGS_FP(ctx);
+  __u32 n = 1;
+#pragma unroll
+  for (int i = 1; i < CTX_MAX_FRAMES; i++) {
+    __u64 pair[2] = {0, 0};  // saved BP, return address
+    if (!fp || bpf_probe_read_user(pair, sizeof(pair), (void *)fp) != 0 || !pair[1]) break;
+    frames[i] = pair[1];
+    fp = pair[0];
+    n++;
+  }
+  return n;
+}
+
+static __always_inline const struct go_binary_config *config_for(struct pt_regs *ctx, __u32 *hook) {
+  __u64 cookie = bpf_get_attach_cookie(ctx);
+  __u32 slot = CTX_COOKIE_BINARY(cookie);
+  *hook = CTX_COOKIE_HOOK(cookie);
+  const struct go_binary_config *cfg = bpf_map_lookup_elem(&binaries, &slot);
+  if (!cfg) count_drop(DROP_NO_CONFIG);
+  return cfg;
+}
+
+static __always_inline int on_create(struct pt_regs *ctx, const struct go_binary_config *cfg) {
+  struct ctx_event *e = reserve(EV_CTX_CREATE, goid_of(cfg, GO_G(ctx)));
+  if (!e) return 0;
+  __u64 parent_itab, parent_data;
+  if (cfg->create_abi == CREATE_ABI_METHOD) {
+    parent_itab = GO_ARG2(ctx);
+    parent_data = GO_ARG3(ctx);
+    e->create.child_itab = GO_ARG4(ctx);
+    e->create.ctx = GO_ARG5(ctx);
+  } else {
+    parent_itab = GO_ARG1(ctx);
+    parent_data = GO_ARG2(ctx);
+    e->create.child_itab = GO_ARG3(ctx);
+    e->create.ctx = GO_ARG4(ctx);
+  }
+  // Every context type keeps its parent Context at +0: the agent walks this chain to the nearest
+  // cancelable ancestor through WithValue / WithoutCancel wrappers.
+#pragma unroll
+  for (int i = 0; i < CTX_PARENT_CHAIN; i++) {
+    e->create.parent[i][0] = parent_itab;
+    e->create.parent[i][1] = parent_data;
+    __u64 next[2] = {0, 0};
+    if (i + 1 < CTX_PARENT_CHAIN && parent_data)
+      bpf_probe_read_user(next, sizeof(next), (void *)parent_data);
+    parent_itab = next[0];
+    parent_data = next[1];
+  }
+  __u64 deadline[2] = {0, 0};
+  bpf_probe_read_user(deadline, sizeof(deadline), (void *)(e->create.ctx + cfg->timerctx_deadline));
+  e->create.deadline_wall = deadline[0];
+  e->create.deadline_ext = deadline[1];
+  e->create.nframes = read_frames(ctx, e->create.frames);
+  submit(e);
+  return 0;
+}
+
+static __always_inline int on_cancel(struct pt_regs *ctx, const struct go_binary_config *cfg) {
+  struct ctx_event *e = reserve(EV_CTX_CANCEL, goid_of(cfg, GO_G(ctx)));
+  if (!e) return 0;
+  e->cancel.ctx = GO_ARG1(ctx);
+  e->cancel.remove_from_parent = GO_ARG2(ctx) & 0xff;
+  e->cancel.err_itab = GO_ARG3(ctx);
+  e->cancel.nframes = read_frames(ctx, e->cancel.frames);
+  submit(e);
+  return 0;
+}
+
+static __always_inline int on_go_create_entry(struct pt_regs *ctx,
+                                              const struct go_binary_config *cfg) {
+  // newproc1(fn AX, callergp BX, callerpc CX, ...) since Go 1.18; 1.17 passed callergp in DI.
+  __u64 tid = bpf_get_current_pid_tgid();
+  __u64 parent = goid_of(cfg, cfg->callergp_arg == 4 ? GO_ARG4(ctx) : GO_ARG2(ctx));
+  bpf_map_update_elem(&spawning, &tid, &parent, BPF_ANY);
+  return 0;
+}
+
+static __always_inline int on_go_create_ret(struct pt_regs *ctx,
+                                            const struct go_binary_config *cfg) {
+  __u64 g = GO_ARG1(ctx);
+  struct ctx_event *e = reserve(EV_GO_CREATE, goid_of(cfg, g));
+  if (!e) return 0;
+  if (cfg->g_parent_goid >= 0) {
+    e->go_create.parent_goid = read_u64(g + cfg->g_parent_goid);
+  } else {
+    __u64 tid = bpf_get_current_pid_tgid();
+    __u64 *parent = bpf_map_lookup_elem(&spawning, &tid);
+    e->go_create.parent_goid = parent ? *parent : 0;
+  }
+  e->go_create.gopc = read_u64(g + cfg->g_gopc);
+  e->go_create.startpc = read_u64(g + cfg->g_startpc);
+  __u64 fn = read_u64(g + cfg->g_sched_ctxt);
+  e->go_create.fn = fn;
+  if (fn) bpf_probe_read_user(e->go_create.words, sizeof(e->go_create.words), (void *)(fn + 8));
+  submit(e);
+  return 0;
+}
+
+SEC("uprobe")
+int ctxagent_probe(struct pt_regs *ctx) {
+  __u32 hook = 0;
+  const struct go_binary_config *cfg = config_for(ctx, &hook);
+  if (!cfg) return 0;
+  switch (hook) {
+    case HOOK_CTX_CREATE:
+      return on_create(ctx, cfg);
+    case HOOK_CTX_CANCEL:
+      return on_cancel(ctx, cfg);
+    case HOOK_GO_CREATE_ENTRY:
+      return on_go_create_entry(ctx, cfg);
+    case HOOK_GO_CREATE_RET:
+      return on_go_create_ret(ctx, cfg);
+    case HOOK_GO_EXIT: {
+      struct ctx_event *e = reserve(EV_GO_EXIT, goid_of(cfg, GO_ARG1(ctx)));
+      if (e) submit(e);
+      return 0;
+    }
+  }
+  return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,137 @@
+// GoBinary against real, stripped Go executables nobody here built: esbuild releases from npm, one
+// per Go minor (tests/realbin/esbuild_versions.txt, fetched by fetch_esbuild.sh into
+// CTXAGENT_REALBIN_DIR/<go version>/esbuild by the `esbuild_binaries` target).
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "symbols/go_binary.h"
+
+namespace ctxagent::symbols {
+namespace {
+
+struct RealBinary {
+  std::string package;     // "@esbuild/linux-x64@0.23.1"
+  std::string go_version;  // "go1.22.5", what the release was built with
+  std::string path;
+};
+
+std::vector<RealBinary> LoadList() {
+  std::vector<RealBinary> out;
+  std::ifstream in(CTXAGENT_REALBIN_LIST);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    RealBinary b;
+    std::string integrity;
+    if (!(fields >> b.package >> b.go_version >> integrity)) continue;
+    b.path = absl::StrCat(CTXAGENT_REALBIN_DIR, "/", b.go_version, "/esbuild");
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+void PrintTo(const RealBinary& b, std::ostream* os) { *os << b.package << " " << b.go_version; }
+
+// "go1.22.5" -> 22; -1 when unparsable.
+int GoMinor(const std::string& v) {
+  int major = 0, minor = -1;
+  if (std::sscanf(v.c_str(), "go%d.%d", &major, &minor) != 2 || major != 1) return -1;
+  return minor;
+}
+
+class RealBinaryTest : public ::testing::TestWithParam<RealBinary> {};
+
+TEST(RealBinaryList, HasBinaries) {
+  std::vector<RealBinary> list = LoadList();
+  EXPECT_GE(list.size(), 4u) << "cannot read " << CTXAGENT_REALBIN_LIST;
+}
+
+TEST_P(RealBinaryTest, OpensAndPlansProbes) {
+  const RealBinary& b = GetParam();
+  {
+    std::ifstream f(b.path);
+    ASSERT_TRUE(f.good()) << b.path << " missing; build the `esbuild_binaries` target ("
+                          << "tests/realbin/fetch_esbuild.sh " << CTXAGENT_REALBIN_DIR << ")";
+  }
+  const int minor = GoMinor(b.go_version);
+  ASSERT_GE(minor, 0) << "bad Go version in list: " << b.go_version;
+
+  absl::StatusOr<std::unique_ptr<GoBinary>> bin = GoBinary::Open(b.path);
+
+  if (minor < kMinGoMinor) {
+    // Older than any layout ctxagent knows: a clean error naming the file and the version.
+    ASSERT_FALSE(bin.ok()) << b.package << " (" << b.go_version << ") opened, but ctxagent supports 1."
+                           << kMinGoMinor << "+ only";
+    EXPECT_THAT(std::string(bin.status().message()), ::testing::HasSubstr(b.path));
+    std::printf("[realbin] %-28s %-10s rejected as expected: %s\n", b.package.c_str(),
+                b.go_version.c_str(), bin.status().ToString().c_str());
+    return;
+  }
+
+  // Note: esbuild >= 0.27.0 is linked with a patched linker that drops .go.buildinfo entirely
+  // (`go version` says "not a Go executable"); the version is then only in runtime.buildVersion.
+  ASSERT_TRUE(bin.ok()) << b.package << " (" << b.go_version << "): " << bin.status();
+  const GoBinary& g = **bin;
+
+  EXPECT_EQ(g.build_info().version.raw, b.go_version) << b.package;
+  EXPECT_TRUE(g.stripped()) << b.path << " has a .symtab; npm releases are built with -s -w";
+  EXPECT_FALSE(g.has_dwarf()) << b.path;
+
+  const ProbePlan& plan = g.plan();
+  std::vector<std::string> planned;
+  int at_check = 0, rets = 0;
+  for (const PlannedProbe& p : plan.probes) {
+    planned.push_back(p.hook.function);
+    const Function& fn = p.function;
+    EXPECT_EQ(fn.name, p.hook.function);
+    EXPECT_LT(fn.entry, fn.end) << fn.name;
+    EXPECT_GE(p.probe.address, fn.entry) << fn.name << " probe before the function";
+    EXPECT_LT(p.probe.address, fn.end) << fn.name << " probe past the function";
+    EXPECT_FALSE(p.probe.instruction.empty()) << fn.name;
+    absl::StatusOr<uint64_t> off = g.elf().VaddrToFileOffset(p.probe.address);
+    ASSERT_TRUE(off.ok()) << fn.name << ": " << off.status();
+    EXPECT_EQ(p.probe.file_offset, *off) << fn.name;
+    if (p.hook.needs_ret) {
+      EXPECT_FALSE(p.ret_sites.empty()) << fn.name << " needs RET probes but has none";
+    }
+    for (const ProbeSite& r : p.ret_sites) {
+      EXPECT_GE(r.address, fn.entry) << fn.name;
+      EXPECT_LT(r.address, fn.end) << fn.name;
+    }
+    at_check += p.at_stack_check ? 1 : 0;
+    rets += static_cast<int>(p.ret_sites.size());
+  }
+
+  const std::vector<HookSpec> hooks = HooksForVersion(g.build_info().version);
+  EXPECT_FALSE(hooks.empty()) << "no hooks for " << b.go_version;
+  int required = 0;
+  for (const HookSpec& h : hooks) {
+    if (!h.required) continue;
+    ++required;
+    EXPECT_THAT(planned, ::testing::Contains(h.function))
+        << b.package << " (" << b.go_version << "): required hook " << h.function << " not planned";
+  }
+
+  std::printf(
+      "[realbin] %-28s %-10s ok: %zu funcs, %zu probes (%d required, %d at stack check, "
+      "%d entry fallbacks, %d ret sites), missing optional: [%s]\n",
+      b.package.c_str(), b.go_version.c_str(), g.pclntab().num_functions(), plan.probes.size(),
+      required, at_check, plan.entry_fallbacks, rets, absl::StrJoin(plan.missing, " ").c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(Esbuild, RealBinaryTest, ::testing::ValuesIn(LoadList()),
+                         [](const ::testing::TestParamInfo<RealBinary>& info) {
+                           return absl::StrReplaceAll(info.param.go_version, {{".", "_"}});
+                         });
+
+}  // namespace
+}  // namespace ctxagent::symbols

@@ -1,0 +1,3 @@
+module example.com/scenarios
+
+go 1.19
