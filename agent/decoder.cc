@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace ctxagent {
 namespace {
@@ -51,11 +52,12 @@ Decoder::Decoder(const symbols::GoBinary& bin, const Process& process, uint64_t 
 const Decoder::PcInfo& Decoder::Lookup(uint64_t pc) {
   auto it = pcs_.find(pc);
   if (it != pcs_.end()) return it->second;
-  PcInfo info{"?", kNoSite};
+  PcInfo info{"?", kNoSite, kNoSite};
   // A return address names the instruction after the call: step back into the call.
   auto frames = bin_.pclntab().Symbolize(pc - bias_ - 1);
   if (frames.ok() && !frames->empty()) {
     info.function = frames->front().function;
+    info.site = sites_.Intern(Site{frames->front().function, frames->front().file, frames->front().line});
     for (const auto& f : *frames) {
       if (!InContextPackage(f.function)) {
         info.user_site = sites_.Intern(Site{f.function, f.file, f.line});
@@ -66,7 +68,7 @@ const Decoder::PcInfo& Decoder::Lookup(uint64_t pc) {
   return pcs_.emplace(pc, std::move(info)).first->second;
 }
 
-SiteId Decoder::FirstUserSite(const uint64_t* frames, uint32_t n, uint32_t from) {
+SiteId Decoder::FirstUserSite(const __u64* frames, uint32_t n, uint32_t from) {
   for (uint32_t i = from; i < n; ++i) {
     SiteId s = Lookup(frames[i]).user_site;
     if (s != kNoSite) return s;
@@ -103,27 +105,28 @@ ParentLink::Type Decoder::ClassifyItab(uint64_t itab) {
   return ParentLink::Type::kOther;
 }
 
-CancelCause Decoder::ClassifyCancel(const uint64_t* frames, uint32_t n, uint64_t err_itab,
+CancelCause Decoder::ClassifyCancel(const __u64* frames, uint32_t n, uint64_t err_itab,
                                     SiteId* site) {
   *site = kNoSite;
-  // Walk up through the context package's own frames: who called (*cancelCtx).cancel decides.
-  for (uint32_t i = 0; i < n; ++i) {
+  // Through the context package's own frames: a parent's cancel loop, or the goroutine / AfterFunc
+  // that propagateCancel set up for a foreign parent, means the cancellation came from above.
+  uint32_t i = 0;
+  for (; i < n; ++i) {
     const std::string& fn = Lookup(frames[i]).function;
     if (absl::StartsWith(fn, "context.(*cancelCtx).cancel") ||
         absl::StrContains(fn, "propagateCancel.func")) {
-      return CancelCause::kParent;  // a parent's cancel reached it
+      return CancelCause::kParent;
     }
-    if (absl::StartsWith(fn, "context.WithDeadline") || absl::StartsWith(fn, "time.")) {
-      return CancelCause::kDeadline;  // its timer fired, or the deadline had already passed
-    }
-    if (!InContextPackage(fn)) {
-      *site = FirstUserSite(frames, n, i);
-      break;
-    }
+    if (!InContextPackage(fn)) break;
   }
-  if (*site == kNoSite && ItabType(err_itab) == "context.deadlineExceededError") {
-    return CancelCause::kDeadline;
-  }
+  // The timer (and a deadline already past at creation) cancels with DeadlineExceeded; a CancelFunc
+  // with Canceled.
+  // (A zero-size type's itab points at the pointer-receiver wrapper on older releases.)
+  const std::string err_type = ItabType(err_itab);
+  absl::string_view err = err_type;
+  absl::ConsumePrefix(&err, "*");
+  if (err == "context.deadlineExceededError") return CancelCause::kDeadline;
+  *site = FirstUserSite(frames, n, i);
   return CancelCause::kOwnCancel;
 }
 
@@ -168,7 +171,8 @@ absl::StatusOr<DecodedEvent> Decoder::Decode(const ctx_event& raw, const EventCl
       e.time = t;
       e.goid = raw.goid;
       e.parent_goid = raw.go_create.parent_goid;
-      if (raw.go_create.gopc != 0) e.go_site = Lookup(raw.go_create.gopc).user_site;
+      // The `go` statement itself, even inside a library: that is where the goroutine came from.
+      if (raw.go_create.gopc != 0) e.go_site = Lookup(raw.go_create.gopc).site;
       auto f = bin_.pclntab().FunctionForPC(raw.go_create.startpc - bias_);
       e.start_function = f.ok() ? f->name : "?";
       e.captured.assign(raw.go_create.words, raw.go_create.words + GO_CAPTURE_WORDS);

@@ -43,15 +43,16 @@ class Decoder {
 
   // Exposed for tests.
   ParentLink::Type ClassifyItab(uint64_t itab);
-  CancelCause ClassifyCancel(const uint64_t* frames, uint32_t n, uint64_t err_itab, SiteId* site);
+  CancelCause ClassifyCancel(const __u64* frames, uint32_t n, uint64_t err_itab, SiteId* site);
 
  private:
   struct PcInfo {
     std::string function;  // innermost function at the PC
+    SiteId site;           // innermost frame
     SiteId user_site;      // innermost frame outside package context (kNoSite when none)
   };
   const PcInfo& Lookup(uint64_t pc);  // runtime return address
-  SiteId FirstUserSite(const uint64_t* frames, uint32_t n, uint32_t from);
+  SiteId FirstUserSite(const __u64* frames, uint32_t n, uint32_t from);
   std::string ItabType(uint64_t itab);
 
   const symbols::GoBinary& bin_;

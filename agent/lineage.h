@@ -46,7 +46,7 @@ struct GoroutineNode {
   std::optional<absl::Time> exited;
   std::vector<ContextId> bound;     // contexts captured by its function when started
   ContextId spawner_context = 0;    // live cancelable context the spawner worked under at the `go`
-  std::vector<ContextId> rooted;    // contexts it created rooted at Background/TODO
+  std::vector<ContextId> rooted;    // contexts it created rooted at Background/TODO (first and latest tracked)
 };
 
 enum class FindingKind { kOrphanedDone, kLostCancel, kBrokenChain, kIgnoredCancel, kTimerBuildup };
@@ -60,11 +60,15 @@ struct FindingOptions {
 };
 
 // One line of the report: a site and everything it contributed.
+// count: contexts for orphaned_done / lost_cancel / timer_buildup (lost_cancel includes contexts already
+// freed by the GC uncancelled), goroutines for broken_chain / ignored_cancel.
+// oldest_age / newest_age: since creation of the contexts (orphaned, lost, timer), since the cancellation
+// that was not obeyed (ignored, broken chain).
 struct Finding {
   FindingKind kind;
   SiteId site = kNoSite;            // where the offending context was created (broken chain: the new root)
   SiteId related_site = kNoSite;    // broken chain: the spawner's context site; ignored: cancel site
-  int count = 0;                    // contexts (or goroutines) involved
+  int count = 0;                    // contexts (or goroutines) involved, see above
   std::vector<uint64_t> goroutines; // goids, capped
   std::vector<SiteId> go_sites;     // `go` statements of those goroutines, deduplicated
   ContextId example = 0;            // latest example context
@@ -83,6 +87,7 @@ struct LineageStats {
   uint64_t live_goroutines = 0;
   uint64_t freed_contexts = 0;      // finished and released
   uint64_t address_reuses = 0;      // contexts replaced by a new one at the same address
+  uint64_t unknown_cancels = 0;     // cancels of addresses never seen created (made before attach)
 };
 
 class ProcessLineage {
@@ -107,8 +112,12 @@ class ProcessLineage {
   // subtrees), after they were old enough to have been reported. Bounded memory for long runs.
   void Collect(absl::Time now, const FindingOptions& options);
 
+  // Views are built on demand from compact storage: the pointers stay valid until the next non-const
+  // call. Not thread-safe, even for const calls (they fill a view cache): callers serialize.
   const ContextNode* FindContext(ContextId id) const;
   const GoroutineNode* FindGoroutine(uint64_t goid) const;
+  // The newest tracked context at `addr` (what a cancel or a captured word there refers to), 0 if none.
+  ContextId ContextAt(uint64_t addr) const;
   // Tracked contexts in creation order / tracked goroutines (for views).
   void ForEachContext(const std::function<void(const ContextNode&)>& fn) const;
   void ForEachGoroutine(const std::function<void(const GoroutineNode&)>& fn) const;

@@ -110,18 +110,14 @@ static __always_inline const struct go_binary_config *config_for(struct pt_regs 
 static __always_inline int on_create(struct pt_regs *ctx, const struct go_binary_config *cfg) {
   struct ctx_event *e = reserve(EV_CTX_CREATE, goid_of(cfg, GO_G(ctx)));
   if (!e) return 0;
-  __u64 parent_itab, parent_data;
-  if (cfg->create_abi == CREATE_ABI_METHOD) {
-    parent_itab = GO_ARG2(ctx);
-    parent_data = GO_ARG3(ctx);
-    e->create.child_itab = GO_ARG4(ctx);
-    e->create.ctx = GO_ARG5(ctx);
-  } else {
-    parent_itab = GO_ARG1(ctx);
-    parent_data = GO_ARG2(ctx);
-    e->create.child_itab = GO_ARG3(ctx);
-    e->create.ctx = GO_ARG4(ctx);
-  }
+  // Load every candidate register first: the verifier rejects a ctx access at a computed offset.
+  __u64 a1 = GO_ARG1(ctx), a2 = GO_ARG2(ctx), a3 = GO_ARG3(ctx), a4 = GO_ARG4(ctx),
+        a5 = GO_ARG5(ctx);
+  bool method = cfg->create_abi == CREATE_ABI_METHOD;
+  __u64 parent_itab = method ? a2 : a1;
+  __u64 parent_data = method ? a3 : a2;
+  e->create.child_itab = method ? a4 : a3;
+  e->create.ctx = method ? a5 : a4;
   // Every context type keeps its parent Context at +0: the agent walks this chain to the nearest
   // cancelable ancestor through WithValue / WithoutCancel wrappers.
 #pragma unroll
@@ -158,7 +154,8 @@ static __always_inline int on_go_create_entry(struct pt_regs *ctx,
                                               const struct go_binary_config *cfg) {
   // newproc1(fn AX, callergp BX, callerpc CX, ...) since Go 1.18; 1.17 passed callergp in DI.
   __u64 tid = bpf_get_current_pid_tgid();
-  __u64 parent = goid_of(cfg, cfg->callergp_arg == 4 ? GO_ARG4(ctx) : GO_ARG2(ctx));
+  __u64 bx = GO_ARG2(ctx), di = GO_ARG4(ctx);
+  __u64 parent = goid_of(cfg, cfg->callergp_arg == 4 ? di : bx);
   bpf_map_update_elem(&spawning, &tid, &parent, BPF_ANY);
   return 0;
 }

@@ -1,5 +1,7 @@
 #include "symbols/pclntab.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -374,6 +376,38 @@ TEST_P(PclntabFixtureTest, AgreesWithAddr2line) {
   EXPECT_GT(compared, 50);
 }
 
+// `strip --strip-all` removes .symtab from PIE binaries too: the table and moduledata must then be
+// found without runtime.pcheader / runtime.firstmoduledata (scan, relocations) with equal results.
+TEST_P(PclntabFixtureTest, SameResultsWithoutSymtab) {
+  const Fixture& f = GetParam();
+  if (f.variant == "stripped" || !elf_->has_symtab()) GTEST_SKIP() << "already without .symtab";
+  const std::string out = ::testing::TempDir() + "/pclntab_strip_" + FixtureName({f, 0});
+  RunCommand("strip --strip-all -o " + out + " " + f.path);
+  auto elf = ElfFile::Open(out);
+  ASSERT_TRUE(elf.ok()) << elf.status();
+  ASSERT_FALSE((*elf)->has_symtab());
+  auto tab = Pclntab::Parse(**elf);
+  ASSERT_TRUE(tab.ok()) << tab.status();
+  EXPECT_EQ((*tab)->magic(), tab_->magic());
+  EXPECT_EQ((*tab)->vaddr(), tab_->vaddr());
+  EXPECT_EQ((*tab)->text_start(), tab_->text_start());
+  EXPECT_EQ((*tab)->moduledata(), tab_->moduledata());
+  EXPECT_EQ((*tab)->num_functions(), tab_->num_functions());
+  auto fn = tab_->FindFunction("context.WithCancel");
+  ASSERT_TRUE(fn.ok());
+  for (uint64_t pc = fn->entry; pc < fn->end; ++pc) {
+    auto a = tab_->Symbolize(pc);
+    auto b = (*tab)->Symbolize(pc);
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_EQ(a->size(), b->size()) << std::hex << pc;
+    for (size_t i = 0; i < a->size(); ++i) {
+      EXPECT_EQ((*a)[i].function, (*b)[i].function);
+      EXPECT_EQ((*a)[i].line, (*b)[i].line);
+    }
+  }
+  std::remove(out.c_str());
+}
+
 INSTANTIATE_TEST_SUITE_P(Ctxprog, PclntabFixtureTest, ::testing::ValuesIn(AllFixtures("ctxprog")),
                          FixtureName);
 
@@ -386,6 +420,9 @@ TEST(PclntabBadInput, NonGoElf) {
   EXPECT_FALSE(tab.ok());
   EXPECT_TRUE(absl::IsNotFound(tab.status())) << tab.status();
 }
+
+void Put32(std::string& s, uint64_t off, uint32_t v) { std::memcpy(&s[off], &v, 4); }
+void Put64(std::string& s, uint64_t off, uint64_t v) { std::memcpy(&s[off], &v, 8); }
 
 // A fixture image with its .gopclntab located, for in-memory corruption.
 struct Image {
@@ -427,8 +464,6 @@ absl::Status ParseBuffer(std::string bytes) {
   return tab.status();
 }
 
-void Put32(std::string& s, uint64_t off, uint32_t v) { std::memcpy(&s[off], &v, 4); }
-void Put64(std::string& s, uint64_t off, uint64_t v) { std::memcpy(&s[off], &v, 8); }
 
 TEST(PclntabBadInput, CorruptedHeaderFields) {
   for (const char* variant : {"default", "pieext"}) {
@@ -463,6 +498,51 @@ TEST(PclntabBadInput, CorruptedHeaderFields) {
     for (int field = 0; field < 5; ++field) {  // funcname, cu, filetab, pctab, pcln offsets
       s = with([&](std::string& b) { Put64(b, img.tab_off + 32 + 8 * field, uint64_t{1} << 40); });
       EXPECT_FALSE(s.ok()) << field;
+    }
+  }
+}
+
+// The loader, not the file, may supply PIE pointers (R_X86_64_RELATIVE addends with zeros in the
+// file, as some linkers emit): zero every relocated word of the header and moduledata and expect the
+// same answers.
+TEST(PclntabPie, PointersOnlyInRelocations) {
+  for (const Fixture& f : AllFixtures("ctxprog")) {
+    if (f.variant != "pieext" && f.variant != "pie") continue;
+    SCOPED_TRACE(f.path);
+    std::string bytes = ReadFile(f.path);
+    auto orig_elf = ElfFile::FromBuffer(bytes);
+    ASSERT_TRUE(orig_elf.ok());
+    auto orig = Pclntab::Parse(**orig_elf);
+    ASSERT_TRUE(orig.ok()) << orig.status();
+    ASSERT_NE((*orig)->moduledata(), 0u);
+    std::vector<uint64_t> words = {(*orig)->vaddr() + 24};  // pcHeader.textStart
+    for (uint64_t i = 0; i < 48; ++i) words.push_back((*orig)->moduledata() + 8 * i);
+    std::string zeroed = bytes;
+    int relocated = 0;
+    for (uint64_t w : words) {
+      auto off = (*orig_elf)->VaddrToFileOffset(w);
+      ASSERT_TRUE(off.ok());
+      auto ptr = (*orig_elf)->ReadPointer(w);
+      ASSERT_TRUE(ptr.ok());
+      std::vector<uint64_t> relocs = (*orig_elf)->RelativeRelocationsTo(*ptr);
+      if (*ptr == 0 || std::find(relocs.begin(), relocs.end(), w) == relocs.end()) continue;
+      Put64(zeroed, *off, 0);
+      ++relocated;
+    }
+    EXPECT_GT(relocated, 10);
+    auto elf = ElfFile::FromBuffer(std::move(zeroed));
+    ASSERT_TRUE(elf.ok());
+    auto tab = Pclntab::Parse(**elf);
+    ASSERT_TRUE(tab.ok()) << tab.status();
+    EXPECT_EQ((*tab)->text_start(), (*orig)->text_start());
+    EXPECT_EQ((*tab)->moduledata(), (*orig)->moduledata());
+    auto fn = (*tab)->FindFunction("context.WithCancel");
+    ASSERT_TRUE(fn.ok());
+    for (uint64_t pc = fn->entry; pc < fn->end; ++pc) {
+      auto a = (*orig)->Symbolize(pc);
+      auto b = (*tab)->Symbolize(pc);
+      ASSERT_TRUE(a.ok() && b.ok());
+      ASSERT_EQ(a->size(), b->size()) << std::hex << pc;
     }
   }
 }

@@ -29,8 +29,10 @@ func work(w http.ResponseWriter, r *http.Request) {
 }
 
 func slow(w http.ResponseWriter, r *http.Request) {
+	t := time.NewTimer(30 * time.Second)
+	defer t.Stop()
 	select {
-	case <-time.After(30 * time.Second):
+	case <-t.C:
 		fmt.Fprintln(w, "late")
 	case <-r.Context().Done(): // the client went away
 	}

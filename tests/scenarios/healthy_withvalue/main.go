@@ -19,10 +19,7 @@ type userKey struct{}
 
 func worker(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
-	select {
-	case <-ctx.Done():
-	case <-time.After(time.Minute):
-	}
+	<-ctx.Done()
 }
 
 func query(ctx context.Context) {

@@ -1,0 +1,132 @@
+#include "agent/attach_command.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <variant>
+
+#include "absl/strings/str_cat.h"
+#include "agent/decoder.h"
+#include "agent/process.h"
+#include "agent/tracer.h"
+#include "agent/views.h"
+#include "symbols/go_binary.h"
+
+namespace ctxagent {
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+void Fail(const std::string& message) { fprintf(stderr, "ctxagent attach: %s\n", message.c_str()); }
+
+// Feeds one decoded event into the lineage.
+struct Apply {
+  ProcessLineage& lineage;
+  void operator()(const ContextCreated& e) { lineage.OnContextCreated(e); }
+  void operator()(const ContextCancelled& e) { lineage.OnContextCancelled(e); }
+  void operator()(const GoroutineCreated& e) { lineage.OnGoroutineCreated(e); }
+  void operator()(const GoroutineExited& e) { lineage.OnGoroutineExited(e); }
+};
+
+}  // namespace
+
+int RunAttachCommand(const AttachOptions& options) {
+  Process process(options.pid);
+  if (options.pid <= 0 || !process.Alive()) {
+    Fail(absl::StrCat("no process with pid ", options.pid));
+    return 1;
+  }
+  auto bin = symbols::GoBinary::Open(process.exe_path());
+  if (!bin.ok()) {
+    Fail(absl::StrCat("pid ", options.pid, ": ", bin.status().message()));
+    return 1;
+  }
+  auto bias = process.LoadBias((*bin)->elf());
+  if (!bias.ok()) {
+    Fail(std::string(bias.status().message()));
+    return 1;
+  }
+  ProcessLineage lineage(options.pid);
+  Decoder decoder(**bin, process, *bias, lineage.sites());
+  EventClock clock;
+  uint64_t events = 0, undecodable = 0;
+  auto tracer = Tracer::Create([&](const ctx_event& raw) {
+    if (raw.tgid != static_cast<uint32_t>(options.pid)) return;
+    ++events;
+    auto e = decoder.Decode(raw, clock);
+    if (!e.ok()) {
+      ++undecodable;
+      return;
+    }
+    std::visit(Apply{lineage}, *e);
+  });
+  if (!tracer.ok()) {
+    Fail(std::string(tracer.status().message()));
+    return 1;
+  }
+  if (absl::Status s = (*tracer)->Attach(options.pid, **bin); !s.ok()) {
+    Fail(std::string(s.message()));
+    return 1;
+  }
+  signal(SIGINT, OnSignal);
+  signal(SIGTERM, OnSignal);
+  const bool live = options.live && options.output == "tree" && isatty(STDOUT_FILENO);
+  fprintf(stderr, "ctxagent: attached to pid %d (%s, %zu probes); %s\n", options.pid,
+          (*bin)->build_info().version.raw.c_str(), (*tracer)->attached_probes(),
+          live ? "Ctrl-C for the report" : "tracing");
+
+  const absl::Time start = absl::Now();
+  absl::Time next_eval = start + options.refresh;
+  std::vector<Finding> findings;
+  bool target_exited = false;
+  while (!g_stop) {
+    (*tracer)->Drain();
+    absl::Time now = absl::Now();
+    if (now - start >= options.duration) break;
+    if (!process.Alive()) {
+      target_exited = true;
+      break;
+    }
+    if (now >= next_eval) {
+      next_eval = now + options.refresh;
+      findings = lineage.Evaluate(now, options.findings);
+      lineage.Collect(now, options.findings);
+      if (live) {
+        RunInfo run{now - start, events, (*tracer)->counters()};
+        std::string screen = absl::StrCat("\x1b[H\x1b[2J", "ctxagent attach ", options.pid, "  ",
+                                          RenderSummary(lineage, run), "\n",
+                                          RenderTree(lineage, now, 40), "\n",
+                                          findings.size(), " finding(s) so far\n");
+        fwrite(screen.data(), 1, screen.size(), stdout);
+        fflush(stdout);
+      }
+    }
+    usleep(20000);
+  }
+  (*tracer)->Drain();
+  TracerCounters counters = (*tracer)->counters();
+  (*tracer)->Detach(options.pid);
+  absl::Time now = absl::Now();
+  findings = lineage.Evaluate(now, options.findings);
+  RunInfo run{now - start, events, counters};
+  if (target_exited) fprintf(stderr, "ctxagent: pid %d exited\n", options.pid);
+  if (undecodable > 0) fprintf(stderr, "ctxagent: %lu events could not be decoded\n", undecodable);
+
+  std::string out;
+  if (options.output == "json") {
+    for (const Finding& f : findings) out += FindingToJson(lineage, f, now).dump() + "\n";
+    out += SummaryToJson(lineage, run).dump() + "\n";
+  } else if (options.output == "dot") {
+    out = RenderDot(lineage, findings);
+  } else {
+    out = absl::StrCat(live ? "\x1b[H\x1b[2J" : "", RenderTree(lineage, now, 200), "\n",
+                       RenderFindings(lineage, findings), "\n", RenderSummary(lineage, run));
+  }
+  fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+}  // namespace ctxagent

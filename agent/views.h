@@ -1,0 +1,36 @@
+// Renderings of a process's lineage: the live tree, the findings report, JSON Lines, Graphviz.
+#ifndef CTXAGENT_AGENT_VIEWS_H_
+#define CTXAGENT_AGENT_VIEWS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "agent/lineage.h"
+#include "agent/tracer.h"
+#include "nlohmann/json.hpp"
+
+namespace ctxagent {
+
+// What the run cost and lost, shown with every view.
+struct RunInfo {
+  absl::Duration elapsed;
+  uint64_t events = 0;
+  TracerCounters counters;
+};
+
+std::string SiteString(const Site& site);  // "main.go:42 (main.handler)"
+
+// Contexts under their parents with their goroutines; at most `max_lines` lines.
+std::string RenderTree(const ProcessLineage& lineage, absl::Time now, int max_lines);
+std::string RenderFindings(const ProcessLineage& lineage, const std::vector<Finding>& findings);
+std::string RenderSummary(const ProcessLineage& lineage, const RunInfo& run);
+
+nlohmann::json FindingToJson(const ProcessLineage& lineage, const Finding& f, absl::Time now);
+nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run);
+// The lineage graph; edges of broken links (broken chains, roots under a cancelled spawner) dashed red.
+std::string RenderDot(const ProcessLineage& lineage, const std::vector<Finding>& findings);
+
+}  // namespace ctxagent
+
+#endif  // CTXAGENT_AGENT_VIEWS_H_
