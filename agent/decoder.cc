@@ -80,13 +80,19 @@ std::string Decoder::ItabType(uint64_t itab) {
   if (itab == 0) return "";
   auto it = itabs_.find(itab);
   if (it != itabs_.end()) return it->second;
-  // itab{inter, _type, hash uint32, _ [4]byte, fun [1]uintptr}: fun[0] is a method of the dynamic
-  // type, and its name carries the type even in stripped binaries.
+  // itab{inter, _type, hash uint32, _ [4]byte, fun [N]uintptr}: a method of the dynamic type names
+  // the type even in stripped binaries. The linker replaces methods nothing calls with
+  // runtime.unreachableMethod, so look at the first few (Context has four).
   std::string type;
-  auto fn = process_.ReadWord(itab + 24);
-  if (fn.ok()) {
-    auto f = bin_.pclntab().FunctionForPC(*fn - bias_);
-    if (f.ok()) type = ReceiverType(f->name);
+  uint64_t fun[4] = {};
+  if (process_.Read(itab + 24, fun, sizeof(fun)).ok()) {
+    for (uint64_t pc : fun) {
+      auto f = bin_.pclntab().FunctionForPC(pc - bias_);
+      if (!f.ok()) break;
+      if (absl::StartsWith(f->name, "runtime.")) continue;
+      type = ReceiverType(f->name);
+      break;
+    }
   }
   itabs_.emplace(itab, type);
   return type;
@@ -97,9 +103,12 @@ ParentLink::Type Decoder::ClassifyItab(uint64_t itab) {
   if (t == "*context.cancelCtx" || t == "*context.timerCtx" || t == "*context.afterFuncCtx") {
     return ParentLink::Type::kCancelable;
   }
-  if (t == "*context.valueCtx" || t == "*context.stopCtx") return ParentLink::Type::kValue;
-  if (t == "context.withoutCancelCtx") return ParentLink::Type::kWithoutCancel;
-  if (t == "*context.emptyCtx" || t == "context.backgroundCtx" || t == "context.todoCtx") {
+  // Value types reach an itab through their pointer-receiver wrappers: accept both spellings.
+  absl::string_view v = t;
+  absl::ConsumePrefix(&v, "*");
+  if (v == "context.valueCtx" || v == "context.stopCtx") return ParentLink::Type::kValue;
+  if (v == "context.withoutCancelCtx") return ParentLink::Type::kWithoutCancel;
+  if (v == "context.emptyCtx" || v == "context.backgroundCtx" || v == "context.todoCtx") {
     return ParentLink::Type::kBackground;
   }
   return ParentLink::Type::kOther;

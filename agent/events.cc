@@ -13,28 +13,38 @@ SiteId SiteTable::Intern(const Site& site) {
 
 const char* ContextKindName(ContextKind kind) {
   switch (kind) {
-    case ContextKind::kCancel: return "cancel";
-    case ContextKind::kTimer: return "timer";
-    case ContextKind::kAfterFunc: return "after_func";
-    case ContextKind::kUnknown: return "unknown";
+    case ContextKind::kCancel:
+      return "cancel";
+    case ContextKind::kTimer:
+      return "timer";
+    case ContextKind::kAfterFunc:
+      return "after_func";
+    case ContextKind::kUnknown:
+      return "unknown";
   }
   return "unknown";
 }
 
 const char* RootKindName(RootKind kind) {
   switch (kind) {
-    case RootKind::kBackground: return "background";
-    case RootKind::kWithoutCancel: return "without_cancel";
-    case RootKind::kCustom: return "custom";
+    case RootKind::kBackground:
+      return "background";
+    case RootKind::kWithoutCancel:
+      return "without_cancel";
+    case RootKind::kCustom:
+      return "custom";
   }
   return "unknown";
 }
 
 const char* CancelCauseName(CancelCause cause) {
   switch (cause) {
-    case CancelCause::kOwnCancel: return "cancel";
-    case CancelCause::kParent: return "parent";
-    case CancelCause::kDeadline: return "deadline";
+    case CancelCause::kOwnCancel:
+      return "cancel";
+    case CancelCause::kParent:
+      return "parent";
+    case CancelCause::kDeadline:
+      return "deadline";
   }
   return "unknown";
 }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <limits>
-#include <tuple>
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
@@ -37,11 +36,11 @@ enum CtxFlag : uint8_t {
   kUntrackedLink = 4,  // an untracked cancelable context (made before attach) sits in its chain
 };
 
-// Compact context record (88 bytes). The public ContextNode is built on demand for views.
+// Compact context record (80 bytes; 88 with its key in the table). The public ContextNode is built
+// on demand for views.
 struct Ctx {
   uint64_t addr = 0;
   ContextId parent = 0;
-  ContextId cancelled_by = 0;
   uint64_t creator_goid = 0;
   uint64_t cancel_goid = 0;
   int64_t created = 0;
@@ -64,8 +63,9 @@ struct Ctx {
   RootKind rkind() const { return static_cast<RootKind>(root); }
 };
 
-// Most recent cancelable contexts a goroutine created or was started with: where its "current" context
-// is looked for when it spawns. Two slots: the latest may be a short-lived child already cancelled.
+// Most recent cancelable contexts a goroutine created or was started with: where its "current"
+// context is looked for when it spawns. Two slots: the latest may be a short-lived child already
+// cancelled.
 constexpr int kRecent = 2;
 
 struct Go {
@@ -74,8 +74,8 @@ struct Go {
   int64_t exited = kNever;
   ContextId spawner_context = 0;
   ContextId recent[kRecent] = {};
-  // Contexts created directly from Background/TODO: first and latest, so a goroutine that re-roots in a
-  // loop costs nothing per context.
+  // Contexts created directly from Background/TODO: first and latest, so a goroutine that re-roots
+  // in a loop costs nothing per context.
   ContextId first_rooted = 0;
   ContextId last_rooted = 0;
   SiteId first_rooted_site = kNoSite;
@@ -93,7 +93,6 @@ struct Go {
 
 // Per-site history kept across evaluations (sites are bounded by the program's code).
 struct SiteAgg {
-  uint64_t gone_uncancelled = 0;  // cancel-kind contexts freed by the GC without a cancel
   uint64_t prev_lost = 0;
   uint64_t prev_timer = 0;
 };
@@ -104,8 +103,8 @@ std::string SiteString(const SiteTable& sites, SiteId id) {
 }
 
 std::string Human(absl::Duration d) {
-  return absl::FormatDuration(absl::Trunc(d, d >= absl::Seconds(1) ? absl::Seconds(1)
-                                                                    : absl::Milliseconds(1)));
+  return absl::FormatDuration(
+      absl::Trunc(d, d >= absl::Seconds(1) ? absl::Seconds(1) : absl::Milliseconds(1)));
 }
 
 }  // namespace
@@ -123,7 +122,7 @@ struct ProcessLineage::State {
   uint64_t live_goroutines = 0;
 
   // View caches, dropped on any mutation.
-  bool cached = false;          // something below is filled
+  bool cached = false;  // something below is filled
   bool children_built = false;
   absl::flat_hash_map<ContextId, std::vector<ContextId>> children_index;
   absl::flat_hash_map<ContextId, std::unique_ptr<ContextNode>> context_views;
@@ -183,13 +182,36 @@ struct ProcessLineage::State {
     return 0;
   }
 
-  // When `id` was cancelled, directly or through its nearest cancelled ancestor (a cancelled ancestor
-  // implies the descendant is done, even if that event was lost). Returns the cancelled context too.
+  // When `id` was cancelled, directly or through its nearest cancelled ancestor (a cancelled
+  // ancestor implies the descendant is done, even if that event was lost). Returns the cancelled
+  // context too.
   std::pair<int64_t, const Ctx*> EffectiveCancel(ContextId id) {
     for (const Ctx* c = FindCtx(id); c != nullptr; c = FindCtx(c->parent)) {
       if (c->is_cancelled()) return {c->cancelled, c};
     }
     return {kNever, nullptr};
+  }
+
+  // For a cancel propagated from an ancestor: the nearest ancestor cancelled no later than `c`. Not
+  // stored: a cancel reaches every descendant at once, so this is what the event saw.
+  ContextId CancelledBy(const Ctx& c) {
+    if (!c.is_cancelled() || static_cast<CancelCause>(c.cause) != CancelCause::kParent) return 0;
+    ContextId id = c.parent;
+    for (const Ctx* a = FindCtx(id); a != nullptr; id = a->parent, a = FindCtx(id)) {
+      if (a->is_cancelled() && a->cancelled <= c.cancelled) return id;
+    }
+    return 0;
+  }
+
+  // Where the cancel that ended `c` was called: follows parent propagation to its origin.
+  SiteId OriginCancelSite(const Ctx* c) {
+    for (int depth = 0; c != nullptr && depth < 64; ++depth) {
+      if (c->cancel_site != kNoSite || static_cast<CancelCause>(c->cause) != CancelCause::kParent) {
+        return c->cancel_site;
+      }
+      c = FindCtx(CancelledBy(*c));
+    }
+    return kNoSite;
   }
 
   // A goroutine's creator is gone when it exited (its record is freed only after it exited).
@@ -213,11 +235,16 @@ struct ProcessLineage::State {
 
 const char* FindingKindName(FindingKind kind) {
   switch (kind) {
-    case FindingKind::kOrphanedDone: return "orphaned_done";
-    case FindingKind::kLostCancel: return "lost_cancel";
-    case FindingKind::kBrokenChain: return "broken_chain";
-    case FindingKind::kIgnoredCancel: return "ignored_cancel";
-    case FindingKind::kTimerBuildup: return "timer_buildup";
+    case FindingKind::kOrphanedDone:
+      return "orphaned_done";
+    case FindingKind::kLostCancel:
+      return "lost_cancel";
+    case FindingKind::kBrokenChain:
+      return "broken_chain";
+    case FindingKind::kIgnoredCancel:
+      return "ignored_cancel";
+    case FindingKind::kTimerBuildup:
+      return "timer_buildup";
   }
   return "unknown";
 }
@@ -239,8 +266,9 @@ void ProcessLineage::OnContextCreated(const ContextCreated& e) {
   c.site = e.site;
   c.created = now;
   c.deadline = ToNs(e.deadline);
-  // Nearest tracked cancelable ancestor, through WithValue layers. WithoutCancel cuts propagation, so
-  // the chain ends there; a custom Context is a root unless a known ancestor shows up further up.
+  // Nearest tracked cancelable ancestor, through WithValue layers. WithoutCancel cuts propagation,
+  // so the chain ends there; a custom Context is a root unless a known ancestor shows up further
+  // up.
   RootKind root = RootKind::kCustom;  // a chain cut short: we cannot tell, assume it may cancel
   bool resolved = false;
   for (const ParentLink& link : e.parents) {
@@ -278,10 +306,7 @@ void ProcessLineage::OnContextCreated(const ContextCreated& e) {
     auto oit = s.contexts.find(old_id);
     if (oit != s.contexts.end()) {
       Ctx& old = oit->second;
-      if (old.live()) {
-        --s.live_contexts;
-        if (old.ckind() == ContextKind::kCancel) ++s.site_aggs[old.site].gone_uncancelled;
-      }
+      if (old.live()) --s.live_contexts;
       old.flags |= kGone;
       if (!old.is_cancelled() && old.bound_live == 0 && old.spawn_refs == 0 && old.children == 0) {
         s.Free(oit);
@@ -320,20 +345,17 @@ void ProcessLineage::OnContextCancelled(const ContextCancelled& e) {
   c->cancel_site = e.site;
   c->cancel_goid = e.goid;
   switch (e.cause) {
-    case CancelCause::kOwnCancel: ++s.counters.cancelled_own; break;
-    case CancelCause::kDeadline: ++s.counters.cancelled_deadline; break;
-    case CancelCause::kParent: {
-      ++s.counters.cancelled_parent;
-      // The parent's cancel is seen first (cancelCtx.cancel enters before it cancels its children).
-      ContextId by = c->parent;
-      for (const Ctx* a = s.FindCtx(by); a != nullptr; by = a->parent, a = s.FindCtx(by)) {
-        if (a->is_cancelled()) {
-          c->cancelled_by = by;
-          break;
-        }
-      }
+    case CancelCause::kOwnCancel:
+      ++s.counters.cancelled_own;
       break;
-    }
+    case CancelCause::kDeadline:
+      ++s.counters.cancelled_deadline;
+      break;
+    case CancelCause::kParent:
+      // cancelled_by is derived in views (State::CancelledBy): the parent's cancel is seen first,
+      // as cancelCtx.cancel enters before it cancels its children.
+      ++s.counters.cancelled_parent;
+      break;
   }
 }
 
@@ -341,11 +363,11 @@ void ProcessLineage::OnGoroutineCreated(const GoroutineCreated& e) {
   State& s = *state_;
   s.Invalidate();
   const int64_t now = ToNs(e.time);
-  Go& g = s.GetGo(e.goid, now);
-  if (!g.alive()) {  // goids are not reused; a stale record means a lost event: start afresh
-    g = Go();
-    ++s.live_goroutines;
+  // goids are not reused: an exited record under this goid means lost events; start afresh.
+  if (const Go* stale = s.FindGo(e.goid); stale != nullptr && !stale->alive()) {
+    s.goroutines.erase(e.goid);
   }
+  Go& g = s.GetGo(e.goid, now);
   g.parent_goid = e.parent_goid;
   g.started = now;
   g.go_site = e.go_site;
@@ -353,6 +375,18 @@ void ProcessLineage::OnGoroutineCreated(const GoroutineCreated& e) {
   if (g.spawner_context == 0) {
     if (Go* spawner = s.FindGo(e.parent_goid)) {
       g.spawner_context = s.Current(*spawner);
+      // A spawner that neither made nor captured a context still works under the one it was
+      // started under (e.g. `go func() { defer cancel(); handle(ctx) }()` captures through a
+      // closure the probe does not follow).
+      if (g.spawner_context == 0 && spawner->spawner_context != 0) {
+        ContextId id = spawner->spawner_context;
+        for (const Ctx* c = s.FindCtx(id); c != nullptr; id = c->parent, c = s.FindCtx(id)) {
+          if (c->live()) {
+            g.spawner_context = id;
+            break;
+          }
+        }
+      }
       if (Ctx* c = s.FindCtx(g.spawner_context)) ++c->spawn_refs;
     }
   }
@@ -390,7 +424,6 @@ struct Group {
   int goroutine_total = 0;
   uint64_t grew = 0;  // lost cancel / timer build-up: contexts added since the previous evaluation
   absl::flat_hash_set<SiteId> go_sites;
-  ContextId cancelled_ctx = 0;  // ignored / broken: the context whose cancel was not obeyed
 
   void AddTime(int64_t t) {
     oldest = std::min(oldest, t);
@@ -405,7 +438,8 @@ struct Group {
   void AddGoroutine(uint64_t goid, SiteId go_site) {
     ++goroutine_total;
     if (f.goroutines.size() < kMaxFindingGoroutines) f.goroutines.push_back(goid);
-    if (go_site != kNoSite && f.go_sites.size() < kMaxFindingGoSites && go_sites.insert(go_site).second) {
+    if (go_site != kNoSite && f.go_sites.size() < kMaxFindingGoSites &&
+        go_sites.insert(go_site).second) {
       f.go_sites.push_back(go_site);
     }
   }
@@ -441,8 +475,8 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
   }
   std::sort(live.begin(), live.end());
 
-  // 3. Broken chain (most specific): the goroutine re-rooted at Background/TODO, and the context its
-  // spawner worked under was cancelled past the grace period while it still runs.
+  // 3. Broken chain (most specific): the goroutine re-rooted at Background/TODO, and the context
+  // its spawner worked under was cancelled past the grace period while it still runs.
   for (uint64_t goid : live) {
     const Go& g = s.goroutines[goid];
     if (g.first_rooted == 0 || g.spawner_context == 0) continue;
@@ -452,11 +486,11 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
     if (spawner_ctx == nullptr) continue;
     Group& gr = group(FindingKind::kBrokenChain, g.first_rooted_site);
     if (gr.f.related_site == kNoSite) gr.f.related_site = spawner_ctx->site;
-    gr.cancelled_ctx = g.spawner_context;
     gr.f.count++;
     gr.AddGoroutine(goid, g.go_site);
     gr.AddTime(cancelled_at);
-    const ContextId example = g.last_rooted != 0 && s.FindCtx(g.last_rooted) ? g.last_rooted : g.first_rooted;
+    const ContextId example =
+        g.last_rooted != 0 && s.FindCtx(g.last_rooted) ? g.last_rooted : g.first_rooted;
     if (const Ctx* r = s.FindCtx(example)) gr.AddExample(example, r->ckind());
     used_goroutines.insert(goid);
     used_contexts.insert(g.first_rooted);
@@ -470,8 +504,9 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
     for (ContextId id : s.goroutines[goid].bound) waiters[id].push_back(goid);
   }
 
-  // 1. Orphaned Done: waited on, and nothing live can cancel it: every cancelable link up to the root
-  // is uncancelled, its creator exited past the grace period, and no deadline is due within grace.
+  // 1. Orphaned Done: waited on, and nothing live can cancel it: every cancelable link up to the
+  // root is uncancelled, its creator exited past the grace period, and no deadline is due within
+  // grace.
   auto orphaned = [&](const Ctx& x) {
     const Ctx* c = &x;
     while (true) {
@@ -502,8 +537,9 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
     }
   }
 
-  // 4. Ignored cancellation: a goroutine outlives the grace period after the cancel of a context it was
-  // started with (or of that context's ancestor). Attributed to the first such context it holds.
+  // 4. Ignored cancellation: a goroutine outlives the grace period after the cancel of a context it
+  // was started with (or of that context's ancestor). Attributed to the first such context it
+  // holds.
   for (uint64_t goid : live) {
     if (used_goroutines.contains(goid)) continue;
     const Go& g = s.goroutines[goid];
@@ -512,7 +548,7 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
       if (by == nullptr || cancelled_at > settled) continue;
       const Ctx* c = s.FindCtx(id);
       Group& gr = group(FindingKind::kIgnoredCancel, c->site);
-      if (gr.f.related_site == kNoSite) gr.f.related_site = by->cancel_site;
+      if (gr.f.related_site == kNoSite) gr.f.related_site = s.OriginCancelSite(by);
       gr.f.count++;
       gr.AddGoroutine(goid, g.go_site);
       gr.AddTime(cancelled_at);
@@ -524,16 +560,25 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
   }
 
   // 2 and 5. Lost cancel / timer build-up: uncancelled, unwaited contexts whose creator is gone, or
-  // that are old and whose creator still holds several from the same site (one long-lived context per
-  // goroutine and site, like main's root or a connection's context, is normal).
+  // that are old and whose creator still holds several from the same site (one long-lived context
+  // per goroutine and site, like main's root or a connection's context, is normal).
   auto timer_far = [&](const Ctx& c) {
     return c.ckind() == ContextKind::kTimer && c.deadline != kNever &&
            c.deadline >= now + Ns(options.far_deadline);
   };
+  // A never-cancelled WithCancel is only held (and leaked) by a live cancelable parent's children
+  // map; one rooted at Background/WithoutCancel is garbage once dropped. A far timer is held by
+  // its timer whatever its root.
+  auto retained = [&](const Ctx& c) {
+    if (c.ckind() != ContextKind::kCancel) return timer_far(c);
+    if (c.flags & kUntrackedLink) return true;  // under a cancelable parent made before attach
+    const Ctx* p = s.FindCtx(c.parent);
+    return p != nullptr && p->live();
+  };
   auto eligible = [&](ContextId id, const Ctx& c) {
     // Younger than grace: its cancel may still be on its way from another goroutine.
-    return c.live() && c.bound_live == 0 && c.created <= settled &&
-           (c.ckind() == ContextKind::kCancel || timer_far(c)) && !used_contexts.contains(id);
+    return c.live() && c.bound_live == 0 && c.created <= settled && retained(c) &&
+           !used_contexts.contains(id);
   };
   absl::flat_hash_map<std::pair<uint64_t, SiteId>, uint32_t> old_per_creator;
   for (const auto& [id, c] : s.contexts) {
@@ -562,7 +607,7 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
   absl::flat_hash_set<std::pair<FindingKind, SiteId>> reported;
   for (auto& [site, agg] : s.site_aggs) {
     const Candidates n = per_site.contains(site) ? per_site[site] : Candidates{};
-    const uint64_t lost = n.lost + agg.gone_uncancelled;
+    const uint64_t lost = n.lost;
     if (lost >= static_cast<uint64_t>(options.min_count) && lost > agg.prev_lost) {
       reported.insert(std::make_pair(FindingKind::kLostCancel, site));
       Group& gr = group(FindingKind::kLostCancel, site);
@@ -602,16 +647,20 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
     switch (f.kind) {
       case FindingKind::kOrphanedDone:
         f.explanation = absl::StrFormat(
-            "%d context%s created at %s can no longer be cancelled (creator goroutine exited without "
+            "%d context%s created at %s can no longer be cancelled (creator goroutine exited "
+            "without "
             "cancelling, no deadline due, no live cancelable ancestor) but %d goroutine%s still "
             "wait%s on %s: they will never wake",
-            f.count, f.count == 1 ? "" : "s", here, gr.goroutine_total, gr.goroutine_total == 1 ? "" : "s",
-            gr.goroutine_total == 1 ? "s" : "", f.count == 1 ? "it" : "them");
+            f.count, f.count == 1 ? "" : "s", here, gr.goroutine_total,
+            gr.goroutine_total == 1 ? "" : "s", gr.goroutine_total == 1 ? "s" : "",
+            f.count == 1 ? "it" : "them");
         break;
       case FindingKind::kLostCancel:
         f.explanation = absl::StrFormat(
-            "%d contexts created at %s were never cancelled after their creators were done (%d more "
-            "since the last check): the CancelFunc is dropped or never called, and each stays in its "
+            "%d contexts created at %s were never cancelled after their creators were done (%d "
+            "more "
+            "since the last check): the CancelFunc is dropped or never called, and each stays in "
+            "its "
             "parent's children until the parent ends",
             f.count, here, gr.grew);
         break;
@@ -651,7 +700,8 @@ void ProcessLineage::Collect(absl::Time now_time, const FindingOptions& options)
   for (auto it = s.contexts.begin(); it != s.contexts.end();) {
     const Ctx& c = it->second;
     const bool finished = c.is_cancelled() ? c.cancelled <= before : c.gone();
-    if (finished && c.bound_live == 0 && c.spawn_refs == 0 && (c.children == 0 || c.is_cancelled())) {
+    if (finished && c.bound_live == 0 && c.spawn_refs == 0 &&
+        (c.children == 0 || c.is_cancelled())) {
       s.Free(it++);
     } else {
       ++it;
@@ -662,8 +712,8 @@ void ProcessLineage::Collect(absl::Time now_time, const FindingOptions& options)
 
 namespace {
 
-void FillContextView(ContextId id, const Ctx& c, const std::vector<ContextId>* children,
-                     ContextNode& n) {
+void FillContextView(ContextId id, const Ctx& c, ContextId cancelled_by,
+                     const std::vector<ContextId>* children, ContextNode& n) {
   n.id = id;
   n.addr = c.addr;
   n.kind = c.ckind();
@@ -676,7 +726,7 @@ void FillContextView(ContextId id, const Ctx& c, const std::vector<ContextId>* c
   n.cancelled.reset();
   if (c.is_cancelled()) n.cancelled = FromNs(c.cancelled);
   n.cause = static_cast<CancelCause>(c.cause);
-  n.cancelled_by = c.cancelled_by;
+  n.cancelled_by = cancelled_by;
   n.cancel_site = c.cancel_site;
   n.cancel_goid = c.cancel_goid;
   n.children.clear();
@@ -694,7 +744,8 @@ const ContextNode* ProcessLineage::FindContext(ContextId id) const {
   if (view == nullptr) {
     view = std::make_unique<ContextNode>();
     auto it = s.children_index.find(id);
-    FillContextView(id, *c, it == s.children_index.end() ? nullptr : &it->second, *view);
+    FillContextView(id, *c, s.CancelledBy(*c), it == s.children_index.end() ? nullptr : &it->second,
+                    *view);
   }
   return view.get();
 }
@@ -747,8 +798,9 @@ void ProcessLineage::ForEachContext(const std::function<void(const ContextNode&)
   ContextNode view;
   for (ContextId id : ids) {
     auto it = s.children_index.find(id);
-    FillContextView(id, s.contexts.find(id)->second,
-                    it == s.children_index.end() ? nullptr : &it->second, view);
+    const Ctx& c = s.contexts.find(id)->second;
+    FillContextView(id, c, s.CancelledBy(c), it == s.children_index.end() ? nullptr : &it->second,
+                    view);
     fn(view);
   }
 }

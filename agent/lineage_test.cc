@@ -27,7 +27,7 @@ constexpr uint64_t kMain = 1;
 // Drives a ProcessLineage with a synthetic clock and addresses, the way the decoder would.
 class LineageTest : public ::testing::Test {
  protected:
-  SiteId Site(int line, const std::string& function = "main.handler") {
+  SiteId At(int line, const std::string& function = "main.handler") {
     return lin_.sites().Intern(Site{function, "/src/app/main.go", line});
   }
   void Advance(absl::Duration d) { now_ += d; }
@@ -63,7 +63,8 @@ class LineageTest : public ::testing::Test {
     e.parent_goid = parent;
     e.go_site = go_site;
     e.start_function = fn;
-    // Closure words as newproc1 sees them: code pointer first, then itab/data pairs and other values.
+    // Closure words as newproc1 sees them: code pointer first, then itab/data pairs and other
+    // values.
     e.captured.push_back(0x48fd00);
     for (uint64_t a : ctx_addrs) {
       e.captured.push_back(0x4ca020);  // itab
@@ -130,34 +131,37 @@ TEST(NamesTest, Stable) {
 }
 
 TEST_F(LineageTest, ParentFoundThroughValueAndWithoutCancelLinks) {
-  uint64_t root = Create(kMain, Site(10, "main.main"), Bg());
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
   EXPECT_EQ(Node(root).parent, 0u);
   EXPECT_EQ(Node(root).root, RootKind::kBackground);
 
   // WithCancel(WithValue(WithValue(root))): the parent is root.
-  uint64_t via_value = Create(kMain, Site(11), {{0xc0000a0000, Link::kValue},
-                                                {0xc0000a0100, Link::kValue},
-                                                {root, Link::kCancelable},
-                                                {kBackgroundAddr, Link::kBackground}});
+  uint64_t via_value = Create(kMain, At(11),
+                              {{0xc0000a0000, Link::kValue},
+                               {0xc0000a0100, Link::kValue},
+                               {root, Link::kCancelable},
+                               {kBackgroundAddr, Link::kBackground}});
   EXPECT_EQ(Node(via_value).parent, Id(root));
 
   // WithCancel(WithValue(WithoutCancel(root))): detached, rooted at WithoutCancel.
-  uint64_t detached = Create(kMain, Site(12), {{0xc0000a0200, Link::kValue},
-                                               {0xc0000a0300, Link::kWithoutCancel},
-                                               {root, Link::kCancelable},
-                                               {kBackgroundAddr, Link::kBackground}});
+  uint64_t detached = Create(kMain, At(12),
+                             {{0xc0000a0200, Link::kValue},
+                              {0xc0000a0300, Link::kWithoutCancel},
+                              {root, Link::kCancelable},
+                              {kBackgroundAddr, Link::kBackground}});
   EXPECT_EQ(Node(detached).parent, 0u);
   EXPECT_EQ(Node(detached).root, RootKind::kWithoutCancel);
 
   // A custom Context wrapping root: root still resolves; alone it is a custom root.
-  uint64_t custom_over = Create(kMain, Site(13), {{0xc0000a0400, Link::kOther}, {root, Link::kCancelable}});
+  uint64_t custom_over =
+      Create(kMain, At(13), {{0xc0000a0400, Link::kOther}, {root, Link::kCancelable}});
   EXPECT_EQ(Node(custom_over).parent, Id(root));
-  uint64_t custom = Create(kMain, Site(14), {{0xc0000a0500, Link::kOther}});
+  uint64_t custom = Create(kMain, At(14), {{0xc0000a0500, Link::kOther}});
   EXPECT_EQ(Node(custom).parent, 0u);
   EXPECT_EQ(Node(custom).root, RootKind::kCustom);
 
   // A cancelable parent made before attach: not Background (it may still cancel).
-  uint64_t pre_attach = Create(kMain, Site(15), Under(0xc0000bbb00));
+  uint64_t pre_attach = Create(kMain, At(15), Under(0xc0000bbb00));
   EXPECT_EQ(Node(pre_attach).parent, 0u);
   EXPECT_EQ(Node(pre_attach).root, RootKind::kCustom);
 
@@ -169,12 +173,12 @@ TEST_F(LineageTest, ParentFoundThroughValueAndWithoutCancelLinks) {
 }
 
 TEST_F(LineageTest, CancelAttributionOwnParentDeadline) {
-  SiteId cancel_site = Site(40);
-  uint64_t root = Create(kMain, Site(10, "main.main"), Bg());
-  uint64_t req = Create(5, Site(20), Under(root));
-  uint64_t db = Create(5, Site(21), Under(req), ContextKind::kTimer, absl::Seconds(30));
-  uint64_t grandchild = Create(5, Site(22), {{db, Link::kCancelable}, {req, Link::kCancelable}});
-  uint64_t quick = Create(5, Site(23), Under(root), ContextKind::kTimer, absl::Milliseconds(50));
+  SiteId cancel_site = At(40);
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  uint64_t req = Create(5, At(20), Under(root));
+  uint64_t db = Create(5, At(21), Under(req), ContextKind::kTimer, absl::Seconds(30));
+  uint64_t grandchild = Create(5, At(22), {{db, Link::kCancelable}, {req, Link::kCancelable}});
+  uint64_t quick = Create(5, At(23), Under(root), ContextKind::kTimer, absl::Milliseconds(50));
 
   Advance(absl::Milliseconds(50));
   Cancel(quick, 0, CancelCause::kDeadline);
@@ -182,8 +186,8 @@ TEST_F(LineageTest, CancelAttributionOwnParentDeadline) {
   Cancel(req, 5, CancelCause::kOwnCancel, cancel_site);
   Cancel(db, 5, CancelCause::kParent);
   Cancel(grandchild, 5, CancelCause::kParent);
-  Cancel(req, 9, CancelCause::kOwnCancel, Site(41));  // second cancel: a no-op in Go
-  Cancel(0xdeadbeef, 5);                                // never created (before attach)
+  Cancel(req, 9, CancelCause::kOwnCancel, At(41));  // second cancel: a no-op in Go
+  Cancel(0xdeadbeef, 5);                            // never created (before attach)
 
   EXPECT_EQ(Node(quick).cause, CancelCause::kDeadline);
   EXPECT_EQ(Node(req).cause, CancelCause::kOwnCancel);
@@ -208,15 +212,15 @@ TEST_F(LineageTest, CancelAttributionOwnParentDeadline) {
 
 TEST_F(LineageTest, GcAddressReuseMakesANewNode) {
   constexpr uint64_t kAddr = 0xc000200000;
-  SiteId leak = Site(30);
-  uint64_t root = Create(kMain, Site(10, "main.main"), Bg());
-  Go(7, kMain, Site(50));
+  SiteId leak = At(30);
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  Go(7, kMain, At(50));
   Create(7, leak, Bg(), ContextKind::kCancel, absl::InfiniteDuration(), kAddr);
   ContextId first = Id(kAddr);
   Exit(7);
   // The GC freed it (uncancelled) and a new context lands at the same address.
-  Go(8, kMain, Site(51));
-  Create(8, Site(31), Under(root), ContextKind::kCancel, absl::InfiniteDuration(), kAddr);
+  Go(8, kMain, At(51));
+  Create(8, At(31), Under(root), ContextKind::kCancel, absl::InfiniteDuration(), kAddr);
   ContextId second = Id(kAddr);
   EXPECT_NE(first, second);
   EXPECT_EQ(lin_.stats().address_reuses, 1u);
@@ -224,51 +228,52 @@ TEST_F(LineageTest, GcAddressReuseMakesANewNode) {
   EXPECT_EQ(lin_.stats().live_contexts, 2u);
 
   // A cancel at the address is the new context's.
-  Cancel(kAddr, 8, CancelCause::kOwnCancel, Site(32));
+  Cancel(kAddr, 8, CancelCause::kOwnCancel, At(32));
   EXPECT_TRUE(Node(kAddr).cancelled.has_value());
   EXPECT_EQ(Node(kAddr).id, second);
 
   // A cancelled context still referenced by a running goroutine stays tracked after reuse.
   constexpr uint64_t kAddr2 = 0xc000300000;
-  Create(8, Site(33), Under(root), ContextKind::kCancel, absl::InfiniteDuration(), kAddr2);
+  Create(8, At(33), Under(root), ContextKind::kCancel, absl::InfiniteDuration(), kAddr2);
   ContextId held = Id(kAddr2);
-  Go(9, 8, Site(52), {kAddr2});
+  Go(9, 8, At(52), {kAddr2});
   Cancel(kAddr2, 8);
-  Create(8, Site(34), Under(root), ContextKind::kCancel, absl::InfiniteDuration(), kAddr2);
+  Create(8, At(34), Under(root), ContextKind::kCancel, absl::InfiniteDuration(), kAddr2);
   EXPECT_NE(lin_.FindContext(held), nullptr);
   EXPECT_NE(Id(kAddr2), held);
-  Go(10, 8, Site(53), {kAddr2});
+  Go(10, 8, At(53), {kAddr2});
   EXPECT_THAT(lin_.FindGoroutine(10)->bound, ElementsAre(Id(kAddr2)));
 }
 
-TEST_F(LineageTest, LostCancelCountsContextsFreedByTheGcUncancelled) {
-  // `ctx, _ := context.WithCancel(context.Background())` in short-lived goroutines: the GC frees them
-  // and reuses their addresses; each still is a lost cancel.
-  SiteId leak = Site(30);
+TEST_F(LineageTest, UncancelledRootedContextsAreNotLostCancels) {
+  // `ctx, _ := context.WithCancel(context.Background())` (or under WithoutCancel, as net/http's
+  // dial contexts) in short-lived goroutines: no parent's children map holds them, so the GC frees
+  // them (and reuses their addresses). Sloppy, but nothing leaks.
+  SiteId leak = At(30);
   for (int i = 0; i < 4; ++i) {
     uint64_t g = 100 + i;
-    Go(g, kMain, Site(50));
+    Go(g, kMain, At(50));
     uint64_t addr = Create(g, leak, Bg());
     Exit(g);
     Advance(absl::Seconds(1));
-    uint64_t reused = Create(kMain, Site(31), Bg(), ContextKind::kCancel, absl::InfiniteDuration(), addr);
-    Cancel(reused, kMain);
+    if (i % 2 == 0) {
+      uint64_t reused =
+          Create(kMain, At(31), Bg(), ContextKind::kCancel, absl::InfiniteDuration(), addr);
+      Cancel(reused, kMain);
+    }
   }
   Advance(absl::Seconds(10));
   auto f = Eval();
-  ASSERT_EQ(f.size(), 1u) << Describe(f);
-  EXPECT_EQ(f[0].kind, FindingKind::kLostCancel);
-  EXPECT_EQ(f[0].site, leak);
-  EXPECT_EQ(f[0].count, 4);
-  EXPECT_EQ(lin_.stats().address_reuses, 4u);
+  EXPECT_TRUE(f.empty()) << Describe(f);
+  EXPECT_EQ(lin_.stats().address_reuses, 2u);
 }
 
 // The leak checked on real binaries (docs/mechanisms): a session context kept in a struct, its
 // watcher blocked on <-ctx.Done(), and the handler returns without ever calling cancel.
 TEST_F(LineageTest, OrphanedDoneChannel) {
-  SiteId session = Site(18, "main.newSession");
-  SiteId watch_go = Site(20, "main.newSession");
-  SiteId handler_go = Site(60, "main.main");
+  SiteId session = At(18, "main.newSession");
+  SiteId watch_go = At(20, "main.newSession");
+  SiteId handler_go = At(60, "main.main");
   for (uint64_t i = 0; i < 3; ++i) {
     uint64_t handler = 10 + i;
     Go(handler, kMain, handler_go, {}, "main.handle");
@@ -293,40 +298,40 @@ TEST_F(LineageTest, OrphanedDoneChannel) {
 }
 
 TEST_F(LineageTest, NotOrphanedWhileSomethingCanStillCancel) {
-  uint64_t root = Create(kMain, Site(10, "main.main"), Bg());
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
   // 1. Parent is main's live root: main can still cancel it.
-  Go(10, kMain, Site(60));
-  uint64_t under_root = Create(10, Site(18), Under(root));
-  Go(100, 10, Site(20), {under_root});
+  Go(10, kMain, At(60));
+  uint64_t under_root = Create(10, At(18), Under(root));
+  Go(100, 10, At(20), {under_root});
   Exit(10);
   // 2. Its deadline is due within the grace period.
-  Go(11, kMain, Site(60));
-  uint64_t timed = Create(11, Site(19), Bg(), ContextKind::kTimer, absl::Seconds(9));
-  Go(101, 11, Site(21), {timed});
+  Go(11, kMain, At(60));
+  uint64_t timed = Create(11, At(19), Bg(), ContextKind::kTimer, absl::Seconds(9));
+  Go(101, 11, At(21), {timed});
   Exit(11);
   // 3. A custom parent may cancel it.
-  Go(12, kMain, Site(60));
-  uint64_t custom = Create(12, Site(22), {{0xc0000cc000, Link::kOther}});
-  Go(102, 12, Site(23), {custom});
+  Go(12, kMain, At(60));
+  uint64_t custom = Create(12, At(22), {{0xc0000cc000, Link::kOther}});
+  Go(102, 12, At(23), {custom});
   Exit(12);
   // 4. The creator is still running (it may call cancel later).
-  Go(13, kMain, Site(60));
-  uint64_t alive = Create(13, Site(24), Bg());
-  Go(103, 13, Site(25), {alive});
+  Go(13, kMain, At(60));
+  uint64_t alive = Create(13, At(24), Bg());
+  Go(103, 13, At(25), {alive});
   Advance(absl::Seconds(6));
   EXPECT_THAT(Eval(), IsEmpty()) << Describe(Eval());
 }
 
 TEST_F(LineageTest, LostCancelGrowingIsReportedSingleLongLivedIsNot) {
-  SiteId root_site = Site(10, "main.main");
-  SiteId leak = Site(30, "main.handle");
+  SiteId root_site = At(10, "main.main");
+  SiteId leak = At(30, "main.handle");
   uint64_t root = Create(kMain, root_site, Bg());
-  Go(2, kMain, Site(11, "main.main"), {root}, "main.serve");
+  Go(2, kMain, At(11, "main.main"), {root}, "main.serve");
   uint64_t next = 1000;
   auto requests = [&](int n) {
     for (int i = 0; i < n; ++i) {
       uint64_t g = next++;
-      Go(g, 2, Site(70, "main.serve"), {}, "main.handle");
+      Go(g, 2, At(70, "main.serve"), {}, "main.handle");
       Create(g, leak, Under(root));  // cancel func stored and never called
       Advance(absl::Milliseconds(200));
       Exit(g);
@@ -359,8 +364,8 @@ TEST_F(LineageTest, LostCancelGrowingIsReportedSingleLongLivedIsNot) {
 
 TEST_F(LineageTest, LostCancelInMainLoopNeedsGrowthNotExit) {
   // main never exits: its contexts count once old, and only when it holds several from one site.
-  SiteId once = Site(10, "main.main");
-  SiteId loop = Site(12, "main.main");
+  SiteId once = At(10, "main.main");
+  SiteId loop = At(12, "main.main");
   uint64_t root = Create(kMain, once, Bg());
   for (int i = 0; i < 4; ++i) {
     Create(kMain, loop, Under(root));
@@ -375,21 +380,21 @@ TEST_F(LineageTest, LostCancelInMainLoopNeedsGrowthNotExit) {
 // A request handler starts a background goroutine that builds its own context from Background: the
 // request's cancellation cannot reach it (spawner site -> goroutine -> new root site).
 TEST_F(LineageTest, BrokenChain) {
-  SiteId request = Site(30, "main.serve");
-  SiteId reroot = Site(90, "main.refresh");
-  SiteId refresh_go = Site(45, "main.handle");
-  uint64_t root = Create(kMain, Site(10, "main.main"), Bg());
-  Go(2, kMain, Site(11, "main.main"), {}, "main.serve");
+  SiteId request = At(30, "main.serve");
+  SiteId reroot = At(90, "main.refresh");
+  SiteId refresh_go = At(45, "main.handle");
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  Go(2, kMain, At(11, "main.main"), {}, "main.serve");
   uint64_t req = Create(2, request, Under(root));
-  Go(3, 2, Site(31, "main.serve"), {req}, "main.handle");
-  Create(3, Site(40), Under(req), ContextKind::kTimer, absl::Seconds(2));  // a DB call, done
-  Cancel(lin_.FindContext(lin_.FindGoroutine(3) ? Id(req) + 1 : 0)->addr, 3);
+  Go(3, 2, At(31, "main.serve"), {req}, "main.handle");
+  uint64_t db = Create(3, At(40), Under(req), ContextKind::kTimer, absl::Seconds(2));
+  Cancel(db, 3);  // a DB call, done: the handler still works under req
   // The refresher also captured the request context (it reads values from it), then re-roots.
   Go(4, 3, refresh_go, {req}, "main.handle.func1");
   Create(4, reroot, Bg(), ContextKind::kTimer, absl::Hours(1));
   EXPECT_EQ(lin_.FindGoroutine(4)->spawner_context, Id(req));
   Exit(3);
-  Cancel(req, 2, CancelCause::kOwnCancel, Site(33, "main.serve"));
+  Cancel(req, 2, CancelCause::kOwnCancel, At(33, "main.serve"));
   Advance(absl::Seconds(3));
   EXPECT_THAT(Eval(), IsEmpty());
   Advance(absl::Seconds(3));
@@ -407,14 +412,14 @@ TEST_F(LineageTest, BrokenChain) {
 
 TEST_F(LineageTest, RerootingUnderANeverCancelledContextIsNotBroken) {
   // `go srv.Serve()` from main: Serve makes its own base context; main's root is never cancelled.
-  uint64_t root = Create(kMain, Site(10, "main.main"), Bg());
-  Go(2, kMain, Site(11, "main.main"), {}, "net/http.(*Server).Serve");
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  Go(2, kMain, At(11, "main.main"), {}, "net/http.(*Server).Serve");
   EXPECT_EQ(lin_.FindGoroutine(2)->spawner_context, Id(root));
-  Create(2, Site(3000, "net/http.(*Server).Serve"), Bg());
+  Create(2, At(3000, "net/http.(*Server).Serve"), Bg());
   // A re-rooting goroutine that finishes within the grace period after its spawner's cancel.
-  uint64_t req = Create(2, Site(30), Under(root));
-  Go(3, 2, Site(31), {}, "main.handle");
-  Create(3, Site(90), Bg());
+  uint64_t req = Create(2, At(30), Under(root));
+  Go(3, 2, At(31), {}, "main.handle");
+  Create(3, At(90), Bg());
   Cancel(req, 2);
   Advance(absl::Seconds(2));
   Exit(3);
@@ -423,16 +428,16 @@ TEST_F(LineageTest, RerootingUnderANeverCancelledContextIsNotBroken) {
 }
 
 TEST_F(LineageTest, IgnoredCancellationVersusExitWithinGrace) {
-  SiteId job = Site(30, "main.runJob");
-  SiteId step = Site(33, "main.runJob");
-  SiteId cancel_site = Site(38, "main.runJob");
-  uint64_t root = Create(kMain, Site(10, "main.main"), Bg());
-  Go(2, kMain, Site(11), {}, "main.runJob");
+  SiteId job = At(30, "main.runJob");
+  SiteId step = At(33, "main.runJob");
+  SiteId cancel_site = At(38, "main.runJob");
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  Go(2, kMain, At(11), {}, "main.runJob");
   uint64_t ctx = Create(2, job, Under(root));
   uint64_t child = Create(2, step, Under(ctx));
-  Go(3, 2, Site(35), {ctx}, "main.poll");      // loops on time.Sleep, never checks ctx
-  Go(4, 2, Site(36), {ctx}, "main.wait");      // select on <-ctx.Done(): exits right away
-  Go(5, 2, Site(37), {child}, "main.step");    // bound to a descendant; ignores it too
+  Go(3, 2, At(35), {ctx}, "main.poll");    // loops on time.Sleep, never checks ctx
+  Go(4, 2, At(36), {ctx}, "main.wait");    // select on <-ctx.Done(): exits right away
+  Go(5, 2, At(37), {child}, "main.step");  // bound to a descendant; ignores it too
   Advance(absl::Seconds(1));
   Cancel(ctx, 2, CancelCause::kOwnCancel, cancel_site);
   Cancel(child, 2, CancelCause::kParent);
@@ -458,15 +463,15 @@ TEST_F(LineageTest, IgnoredCancellationVersusExitWithinGrace) {
 }
 
 TEST_F(LineageTest, TimerBuildupVersusTimeoutsThatFire) {
-  SiteId cache = Site(50, "main.cacheGet");
-  SiteId quick = Site(51, "main.query");
-  SiteId handled = Site(52, "main.query");
-  uint64_t root = Create(kMain, Site(10, "main.main"), Bg());
+  SiteId cache = At(50, "main.cacheGet");
+  SiteId quick = At(51, "main.query");
+  SiteId handled = At(52, "main.query");
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
   uint64_t next = 1000;
   auto requests = [&](int n) {
     for (int i = 0; i < n; ++i) {
       uint64_t g = next++;
-      Go(g, kMain, Site(70), {}, "main.handle");
+      Go(g, kMain, At(70), {}, "main.handle");
       // WithTimeout(ctx, time.Hour) with the cancel func dropped.
       Create(g, cache, Under(root), ContextKind::kTimer, absl::Hours(1));
       // A short timeout that fires.
@@ -495,9 +500,9 @@ TEST_F(LineageTest, TimerBuildupVersusTimeoutsThatFire) {
 }
 
 TEST_F(LineageTest, OneFindingPerSiteGoroutinesCapped) {
-  SiteId site = Site(30);
-  SiteId go_site = Site(31);
-  uint64_t root = Create(kMain, Site(10, "main.main"), Bg());
+  SiteId site = At(30);
+  SiteId go_site = At(31);
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
   for (int i = 0; i < 25; ++i) {
     uint64_t c = Create(kMain, site, Under(root));
     Go(100 + i, kMain, go_site, {c});
@@ -514,38 +519,51 @@ TEST_F(LineageTest, OneFindingPerSiteGoroutinesCapped) {
 
 // A service doing everything right for two minutes: no finding in any evaluation window.
 TEST_F(LineageTest, HealthyProgramsProduceNoFindings) {
-  SiteId s_root = Site(10, "main.main"), s_pool = Site(12, "main.main");
-  SiteId s_conn = Site(3001, "net/http.(*conn).serve"), s_req = Site(3002, "net/http.(*conn).readRequest");
-  SiteId s_db = Site(40, "main.handle"), s_group = Site(41, "main.handle");
-  SiteId s_after = Site(42, "main.handle"), s_flush = Site(80, "main.flush");
-  SiteId s_fire = Site(43, "main.handle"), s_client = Site(3100, "net/http.setRequestCancel");
+  SiteId s_root = At(10, "main.main"), s_pool = At(12, "main.main");
+  SiteId s_conn = At(3001, "net/http.(*conn).serve"),
+         s_req = At(3002, "net/http.(*conn).readRequest");
+  SiteId s_db = At(40, "main.handle"), s_group = At(41, "main.handle");
+  SiteId s_after = At(42, "main.handle"), s_flush = At(80, "main.flush");
+  SiteId s_sub = At(47, "main.handle");
+  SiteId s_fire = At(43, "main.handle"), s_client = At(3100, "net/http.setRequestCancel");
   uint64_t root = Create(kMain, s_root, Bg());  // signal.NotifyContext-like root held by main
   uint64_t pool = Create(kMain, s_pool, Under(root));
-  for (uint64_t w = 0; w < 4; ++w) Go(10 + w, kMain, Site(13), {pool}, "main.worker");
-  Go(2, kMain, Site(14), {}, "net/http.(*Server).Serve");
+  for (uint64_t w = 0; w < 4; ++w) Go(10 + w, kMain, At(13), {pool}, "main.worker");
+  Go(2, kMain, At(14), {}, "net/http.(*Server).Serve");
   uint64_t goid = 1000;
   std::vector<uint64_t> conns;
+  std::vector<uint64_t> flushes;
   for (int i = 0; i < 5; ++i) {  // keep-alive connections: one long-lived context each
     uint64_t c = goid++;
-    Go(c, 2, Site(3000), {}, "net/http.(*conn).serve");
+    Go(c, 2, At(3000), {}, "net/http.(*conn).serve");
     Create(c, s_conn, {{0xc0000d0000, Link::kValue}, {kBackgroundAddr, Link::kBackground}});
     conns.push_back(c);
   }
   for (int r = 0; r < 240; ++r) {
     uint64_t conn = conns[r % conns.size()];
     // Server side: per-request context, cancelled when the handler returns.
-    uint64_t req = Create(conn, s_req, {{0xc0000d1000, Link::kValue}, {lin_.FindContext(
-        lin_.FindGoroutine(conn)->rooted[0])->addr, Link::kCancelable}});
+    uint64_t req =
+        Create(conn, s_req,
+               {{0xc0000d1000, Link::kValue},
+                {lin_.FindContext(lin_.FindGoroutine(conn)->rooted[0])->addr, Link::kCancelable}});
     uint64_t h = goid++;
-    Go(h, conn, Site(3003), {req}, "main.handle");
+    Go(h, conn, At(3003), {req}, "main.handle");
     // A DB call with a timeout, through WithValue layers, cancelled by defer.
     uint64_t db = Create(h, s_db, {{0xc0000d2000, Link::kValue}, {req, Link::kCancelable}},
                          ContextKind::kTimer, absl::Seconds(2));
     // errgroup: WithCancelCause + workers that return, Wait cancels.
     uint64_t group = Create(h, s_group, Under(req));
-    for (int k = 0; k < 3; ++k) Go(goid + k, h, Site(44), {group}, "errgroup.(*Group).Go.func1");
-    // AfterFunc registered and stopped: never cancelled, not a leak.
-    Create(h, s_after, Under(req), ContextKind::kAfterFunc);
+    const uint64_t workers = goid;
+    goid += 3;
+    for (int k = 0; k < 3; ++k) Go(workers + k, h, At(44), {group}, "errgroup.(*Group).Go.func1");
+    // AfterFunc registered and stopped: never cancelled, not a leak; the GC recycles its address.
+    Create(h, s_after, Under(req), ContextKind::kAfterFunc, absl::InfiniteDuration(),
+           0xc0000e0000 + (r % 16) * 0x80);
+    // A sub-context left to its parent: cancelled by the request's cancel; its goroutine exits
+    // then.
+    uint64_t sub = Create(h, s_sub, Under(req));
+    const uint64_t sub_worker = goid++;
+    Go(sub_worker, h, At(46), {sub}, "main.stream");
     // A short timeout that fires.
     uint64_t fire = Create(h, s_fire, Under(req), ContextKind::kTimer, absl::Milliseconds(5));
     // HTTP client request with a deadline, cancelled after the response.
@@ -553,37 +571,44 @@ TEST_F(LineageTest, HealthyProgramsProduceNoFindings) {
     Advance(absl::Milliseconds(5));
     Cancel(fire, 0, CancelCause::kDeadline);
     Cancel(client, h);
-    for (int k = 0; k < 3; ++k) Exit(goid + k);
-    goid += 3;
+    for (int k = 0; k < 3; ++k) Exit(workers + k);
     Cancel(group, h);
     Cancel(db, h);
     // A flush that must outlive the request: WithoutCancel, finishes a bit later.
     uint64_t f = goid++;
-    Go(f, h, Site(45), {0xc0000d3000}, "main.flush");
-    Create(f, s_flush, {{0xc0000d3000, Link::kWithoutCancel}, {req, Link::kCancelable}},
-           ContextKind::kTimer, absl::Seconds(3));
+    Go(f, h, At(45), {0xc0000d3000}, "main.flush");
+    flushes.push_back(Create(f, s_flush,
+                             {{0xc0000d3000, Link::kWithoutCancel}, {req, Link::kCancelable}},
+                             ContextKind::kTimer, absl::Seconds(3)));
     Advance(absl::Milliseconds(100));
     Exit(h);
     Cancel(req, conn);  // the server cancels the request context after the handler returns
-    if (r >= 2) Exit(f - 4 * 5);  // flushes from two requests ago (goid stride is 5) finish now
-    Advance(absl::Milliseconds(395));
+    Cancel(sub, conn, CancelCause::kParent);
+    Advance(absl::Milliseconds(20));
+    Exit(sub_worker);
+    if (r >= 4) {  // the flush from four requests (2s) ago finishes now; goid stride is 6
+      Cancel(flushes[r - 4], f - 4 * 6);
+      Exit(f - 4 * 6);
+    }
+    Advance(absl::Milliseconds(375));
     if (r % 10 == 9) {
-      auto f = Eval();
-      EXPECT_THAT(f, IsEmpty()) << "at request " << r << ":\n" << Describe(f);
+      auto findings = Eval();
+      EXPECT_THAT(findings, IsEmpty()) << "at request " << r << ":\n" << Describe(findings);
       lin_.Collect(now_, opts_);
     }
   }
   LineageStats st = lin_.stats();
-  EXPECT_EQ(st.contexts_created, 2u + 5u + 240u * 7u);
+  EXPECT_EQ(st.contexts_created, 2u + 5u + 240u * 8u);
+  EXPECT_EQ(st.cancelled_parent, 240u);
   EXPECT_LT(st.tracked_contexts, 200u) << "Collect keeps the finished requests out of memory";
 }
 
 TEST_F(LineageTest, CollectKeepsWhatFindingsNeed) {
-  uint64_t root = Create(kMain, Site(10, "main.main"), Bg());
-  uint64_t c = Create(kMain, Site(30), Under(root));
-  uint64_t done = Create(kMain, Site(31), Under(root));
-  Go(3, kMain, Site(35), {c});
-  Go(4, kMain, Site(36), {done});
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  uint64_t done = Create(kMain, At(31), Under(root));
+  uint64_t c = Create(kMain, At(30), Under(root));
+  Go(4, kMain, At(36), {done});
+  Go(3, kMain, At(35), {c});  // main works under c: c is also its spawner context
   Cancel(c, kMain);
   Cancel(done, kMain);
   Exit(4);
@@ -598,8 +623,8 @@ TEST_F(LineageTest, CollectKeepsWhatFindingsNeed) {
 }
 
 TEST_F(LineageTest, MemoryStaysBoundedWithCollect) {
-  uint64_t root = Create(kMain, Site(10, "main.main"), Bg());
-  SiteId s = Site(30), go_site = Site(31);
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  SiteId s = At(30), go_site = At(31);
   ContextCreated e;
   e.goid = kMain;
   e.kind = ContextKind::kCancel;
@@ -623,11 +648,12 @@ TEST_F(LineageTest, MemoryStaysBoundedWithCollect) {
     }
   }
   LineageStats st = lin_.stats();
-  std::printf("[ memory ] 1e6 create+cancel: max tracked after Collect %lu, freed %lu, reuses %lu\n",
-              static_cast<unsigned long>(max_tracked), static_cast<unsigned long>(st.freed_contexts),
-              static_cast<unsigned long>(st.address_reuses));
+  std::printf(
+      "[ memory ] 1e6 create+cancel: max tracked after Collect %lu, freed %lu, reuses %lu\n",
+      static_cast<unsigned long>(max_tracked), static_cast<unsigned long>(st.freed_contexts),
+      static_cast<unsigned long>(st.address_reuses));
   // Cancelled 2*grace = 10s ago at most: 20k contexts at 2k/s, plus root.
-  EXPECT_LE(max_tracked, 20'002u);
+  EXPECT_LE(max_tracked, 20'100u);
   EXPECT_GE(st.freed_contexts, 970'000u);
   size_t goroutines = 0;
   lin_.ForEachGoroutine([&](const GoroutineNode&) { ++goroutines; });
@@ -635,35 +661,46 @@ TEST_F(LineageTest, MemoryStaysBoundedWithCollect) {
   EXPECT_THAT(Eval(), IsEmpty());
 }
 
-TEST_F(LineageTest, BytesPerLiveContext) {
-  uint64_t root = Create(kMain, Site(10, "main.main"), Bg());
+// Per live context, including both hash indexes. Open addressing makes it depend on the load
+// factor: measured right after the tables doubled (worst), and at a typical load.
+class BytesPerContextTest : public LineageTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(BytesPerContextTest, BytesPerLiveContext) {
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
   ContextCreated e;
   e.goid = kMain;
   e.kind = ContextKind::kCancel;
-  e.site = Site(30);
+  e.site = At(30);
   e.parents = Under(root);
-  constexpr int kN = 300'000;
+  const int kN = GetParam();
   malloc_trim(0);
-  const size_t before = mallinfo2().uordblks;
+  auto heap = [] {
+    struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;  // large tables are mmapped
+  };
+  const size_t before = heap();
   for (int i = 0; i < kN; ++i) {
     e.time = now_;
     e.addr = 0xc000400000 + static_cast<uint64_t>(i) * 0x80;
     lin_.OnContextCreated(e);
   }
-  const size_t after = mallinfo2().uordblks;
+  const size_t after = heap();
   const double per = static_cast<double>(after - before) / kN;
   std::printf("[ memory ] %.1f bytes per live context (%d contexts, incl. indexes)\n", per, kN);
   EXPECT_LE(per, 256.0);
 }
 
+// 229'400: just past a doubling (262143 * 7/8 = 229375 is the growth point), the worst case.
+INSTANTIATE_TEST_SUITE_P(Loads, BytesPerContextTest, ::testing::Values(229'400, 300'000, 450'000));
+
 TEST_F(LineageTest, Throughput) {
-  uint64_t root = Create(kMain, Site(10, "main.main"), Bg());
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
   ContextCreated e;
   e.kind = ContextKind::kCancel;
-  e.site = Site(30);
+  e.site = At(30);
   e.parents = Under(root);
   GoroutineCreated g;
-  g.go_site = Site(31);
+  g.go_site = At(31);
   g.start_function = "main.handle";
   g.captured = {0x48fd00, 0x4ca020, 0};
   constexpr int kRequests = 250'000;
@@ -686,7 +723,8 @@ TEST_F(LineageTest, Throughput) {
     now_ += absl::Microseconds(20);
     if (i % 50'000 == 0) lin_.Collect(now_, opts_);
   }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("[ perf   ] %.2f M events/s (%lu events in %.3fs, incl. event copies)\n",
               events / secs / 1e6, static_cast<unsigned long>(events), secs);
   EXPECT_GT(events / secs, 1e5);  // loose: a sanity floor, not the target

@@ -18,8 +18,7 @@
 namespace ctxagent::symbols {
 namespace {
 
-// Headers beyond these counts are not real executables; refusing them bounds parse work and memory.
-constexpr uint64_t kMaxSections = 1 << 16;
+// More program headers than this is no real executable; refusing bounds parse work and memory.
 constexpr uint64_t kMaxSegments = 1 << 12;
 
 template <typename T>
@@ -102,9 +101,9 @@ absl::Status ElfFile::Parse() {
   elf_type_ = eh.e_type;
   entry_ = eh.e_entry;
 
-  if (eh.e_phnum > kMaxSegments || eh.e_shnum > kMaxSections) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s: implausible header counts (%u segments, %u sections)",
-                                                      name_, eh.e_phnum, eh.e_shnum));
+  if (eh.e_phnum > kMaxSegments) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: implausible program header count %u", name_, eh.e_phnum));
   }
   if (eh.e_phnum > 0 && eh.e_phentsize != sizeof(Elf64_Phdr)) {
     return absl::InvalidArgumentError(absl::StrCat(name_, ": unexpected program header size"));

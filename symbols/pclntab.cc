@@ -1,8 +1,12 @@
 #include "symbols/pclntab.h"
 
+#include <elf.h>
+
+#include <algorithm>
 #include <cstring>
-#include <limits>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -33,6 +37,10 @@ constexpr uint64_t kMdGofunc118 = 38;
 constexpr uint64_t kMdGofunc120 = 40;
 constexpr uint64_t kMdGofunc127 = 43;
 constexpr uint64_t kMdTypes = 37;  // 1.20+: types; 1.27: types, typedesclen, etypes follow
+
+bool LooksLikeMagic(uint32_t v) {
+  return v == kMagic116 || v == kMagic118 || v == kMagic120 || v == kMagic12;
+}
 
 // Inlined frames nest at most a few levels; a hostile parentPc chain must not loop forever.
 constexpr int kMaxInlineDepth = 256;
@@ -74,12 +82,12 @@ absl::StatusOr<std::string> CStringAt(absl::string_view region, uint64_t off) {
 // Section (or, without section headers, PT_LOAD segment) that holds `vaddr`: [start, end).
 std::pair<uint64_t, uint64_t> ContainingRange(const ElfFile& elf, uint64_t vaddr) {
   for (const ElfSection& s : elf.sections()) {
-    if (s.addr != 0 && s.type != 8 /*SHT_NOBITS*/ && vaddr >= s.addr && vaddr - s.addr < s.size) {
+    if (s.addr != 0 && s.type != SHT_NOBITS && vaddr >= s.addr && vaddr - s.addr < s.size) {
       return {s.addr, s.addr + s.size};
     }
   }
   for (const ElfSegment& seg : elf.segments()) {
-    if (seg.type == 1 /*PT_LOAD*/ && vaddr >= seg.vaddr && vaddr - seg.vaddr < seg.filesz) {
+    if (seg.type == PT_LOAD && vaddr >= seg.vaddr && vaddr - seg.vaddr < seg.filesz) {
       return {seg.vaddr, seg.vaddr + seg.filesz};
     }
   }
@@ -118,9 +126,12 @@ struct Pclntab::Layout {
   // Fixed part of _func before the pcdata array.
   uint64_t FuncHeaderSize() const {
     switch (format) {
-      case Format::k116: return 44;  // entry is a uintptr
-      case Format::k118: return 40;
-      case Format::k120: return 44;  // + startLine
+      case Format::k116:
+        return 44;  // entry is a uintptr
+      case Format::k118:
+        return 40;
+      case Format::k120:
+        return 44;  // + startLine
     }
     return 44;
   }
@@ -283,47 +294,50 @@ struct Pclntab::Layout {
   uint64_t ReadGofunc(uint64_t md) const;
 };
 
-namespace {
-bool LooksLikeMagic(uint32_t v) {
-  return v == kMagic116 || v == kMagic118 || v == kMagic120 || v == kMagic12;
-}
-}  // namespace
-
-
 // Decodes and validates a header at `vaddr`, with `avail` bytes up to the end of its section. Cheap
 // (O(1)) so it can vet every candidate of a scan; rejects anything a Go linker would not write.
-auto Pclntab::Layout::Decode(const ElfFile& elf, uint64_t vaddr, uint64_t avail)
-    -> absl::StatusOr<Layout> {
+auto Pclntab::Layout::Decode(const ElfFile& elf, uint64_t vaddr, uint64_t avail) -> absl::StatusOr<Layout> {
   ASSIGN_OR_RETURN(absl::string_view head, elf.ReadAt(vaddr, std::min<uint64_t>(avail, 8)));
   if (head.size() < 8) return Truncated("header");
   uint32_t magic = Le32(head.data());
   Layout l;
   l.elf = &elf;
   l.vaddr = vaddr;
-  switch (magic) {
-    case kMagic116: l.format = Layout::Format::k116; break;
-    case kMagic118: l.format = Layout::Format::k118; break;
-    case kMagic120: l.format = Layout::Format::k120; break;
-    case kMagic12:
-      return absl::UnimplementedError("pclntab: Go 1.2-1.15 format (magic 0xFFFFFFFB) is not supported");
-    default:
-      return absl::InvalidArgumentError(absl::StrFormat("pclntab: unknown magic 0x%08x", magic));
+  if (!LooksLikeMagic(magic)) {
+    return absl::InvalidArgumentError(absl::StrFormat("pclntab: unknown magic 0x%08x", magic));
   }
+  // The fixed bytes after the magic are checked first so that a stray magic-like word is not
+  // reported as an old or 32-bit table.
   if (head[4] != 0 || head[5] != 0) return absl::InvalidArgumentError("pclntab: nonzero header padding");
   l.min_lc = static_cast<uint8_t>(head[6]);
   if (l.min_lc != 1 && l.min_lc != 2 && l.min_lc != 4) {
     return absl::InvalidArgumentError(absl::StrFormat("pclntab: bad minLC %d", l.min_lc));
   }
   uint8_t ptr_size = static_cast<uint8_t>(head[7]);
+  if (ptr_size != 4 && ptr_size != 8) {
+    return absl::InvalidArgumentError(absl::StrFormat("pclntab: bad ptrSize %d", ptr_size));
+  }
+  switch (magic) {
+    case kMagic116:
+      l.format = Layout::Format::k116;
+      break;
+    case kMagic118:
+      l.format = Layout::Format::k118;
+      break;
+    case kMagic120:
+      l.format = Layout::Format::k120;
+      break;
+    default:
+      return absl::UnimplementedError("pclntab: Go 1.2-1.15 format (magic 0xFFFFFFFB) is not supported");
+  }
   if (ptr_size == 4) return absl::UnimplementedError("pclntab: 32-bit binaries are not supported");
-  if (ptr_size != 8) return absl::InvalidArgumentError(absl::StrFormat("pclntab: bad ptrSize %d", ptr_size));
 
   ASSIGN_OR_RETURN(l.tab, elf.ReadAt(vaddr, avail));
   const uint64_t header_size = l.format == Layout::Format::k116 ? 64 : 72;
   if (l.tab.size() < header_size) return Truncated("header");
   const char* p = l.tab.data();
   l.nfunc = Le64(p + 8);
-  uint64_t w = 24;  // after nfunc, nfiles
+  uint64_t w = 24;                               // after nfunc, nfiles
   if (l.format != Layout::Format::k116) w += 8;  // textStart, read below through relocations
   l.funcname_off = Le64(p + w);
   l.cu_off = Le64(p + w + 8);
@@ -374,20 +388,18 @@ auto Pclntab::Layout::Locate(const ElfFile& elf) -> absl::StatusOr<Layout> {
   // Scan pointer-aligned words of every allocated, non-executable, file-backed range.
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const ElfSection& s : elf.sections()) {
-    constexpr uint64_t kAlloc = 0x2, kExec = 0x4;
-    if ((s.flags & kAlloc) && !(s.flags & kExec) && s.type == 1 /*SHT_PROGBITS*/ && s.addr != 0) {
+    if ((s.flags & SHF_ALLOC) && !(s.flags & SHF_EXECINSTR) && s.type == SHT_PROGBITS && s.addr != 0) {
       ranges.push_back({s.addr, s.addr + s.size});
     }
   }
   if (elf.sections().empty()) {
     for (const ElfSegment& seg : elf.segments()) {
-      if (seg.type == 1 /*PT_LOAD*/ && !(seg.flags & 0x1 /*PF_X*/)) {
+      if (seg.type == PT_LOAD && !(seg.flags & PF_X)) {
         ranges.push_back({seg.vaddr, seg.vaddr + seg.filesz});
       }
     }
   }
-  absl::Status first_error = absl::NotFoundError("no Go pclntab found (not a Go binary?)");
-  bool have_error = false;
+  absl::Status result = absl::NotFoundError("no Go pclntab found (not a Go binary?)");
   for (auto [begin, end] : ranges) {
     if (end <= begin) continue;
     absl::StatusOr<absl::string_view> bytes = elf.ReadAt(begin, end - begin);
@@ -397,19 +409,11 @@ auto Pclntab::Layout::Locate(const ElfFile& elf) -> absl::StatusOr<Layout> {
       if (!LooksLikeMagic(Le32(bytes->data() + (a - begin)))) continue;
       absl::StatusOr<Layout> l = Decode(elf, a, end - a);
       if (l.ok()) return l;
-      // An old-format table is reported as such; other near-misses are just noise.
-      if (!have_error && absl::IsUnimplemented(l.status())) {
-        // Only trust the 1.2-1.15 magic when the next bytes look like a header too.
-        const char* h = bytes->data() + (a - begin);
-        if (end - a >= 8 && h[4] == 0 && h[5] == 0 && (h[6] == 1 || h[6] == 2 || h[6] == 4) &&
-            (h[7] == 4 || h[7] == 8)) {
-          first_error = l.status();
-          have_error = true;
-        }
-      }
+      // An old-format or 32-bit table is reported as such; other near-misses are just noise.
+      if (absl::IsUnimplemented(l.status()) && absl::IsNotFound(result)) result = l.status();
     }
   }
-  return first_error;
+  return result;
 }
 
 // Checks that `md` is the moduledata of the table: its first slices point into the pclntab.
@@ -440,8 +444,7 @@ uint64_t Pclntab::Layout::LocateModuledata() const {
     if (IsModuledata(a)) return a;
   }
   for (const ElfSection& s : elf.sections()) {
-    constexpr uint64_t kWrite = 0x1, kAlloc = 0x2;
-    if (!((s.flags & kAlloc) && (s.flags & kWrite) && s.type == 1 /*SHT_PROGBITS*/)) continue;
+    if (!((s.flags & SHF_ALLOC) && (s.flags & SHF_WRITE) && s.type == SHT_PROGBITS)) continue;
     absl::StatusOr<absl::string_view> bytes = elf.SectionData(s);
     if (!bytes.ok()) continue;
     uint64_t first = (s.addr + 7) & ~uint64_t{7};
@@ -515,7 +518,8 @@ absl::StatusOr<Function> Pclntab::FunctionAt(size_t i) const {
 }
 
 absl::StatusOr<Function> Pclntab::FindFunction(absl::string_view name) const {
-  if (by_name_.empty()) {
+  if (!by_name_built_) {
+    by_name_built_ = true;
     // Bounded by nfunc, which Parse checked against the table size.
     by_name_.reserve(nfunc_);
     for (size_t i = 0; i < nfunc_; ++i) {

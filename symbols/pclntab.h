@@ -62,6 +62,8 @@ class Pclntab {
   size_t nfunc_ = 0;
   struct Layout;
   std::shared_ptr<const Layout> layout_;
+  // Built on first FindFunction (not thread-safe: call it once before sharing the Pclntab).
+  mutable bool by_name_built_ = false;
   mutable absl::flat_hash_map<std::string, size_t> by_name_;  // built on first FindFunction
 };
 

@@ -1,0 +1,145 @@
+// The scenario suite end to end: every program of tests/scenarios, built with every toolchain, runs
+// while a real `ctxagent attach` traces it; the findings must be exactly those its source declares
+// with `// want: <kind>` (kind and line), nothing extra. Prints precision and recall per toolchain.
+#include <dirent.h>
+#include <signal.h>
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "bpf/bpf_testing.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/e2e/process_runner.h"
+
+namespace ctxagent {
+namespace {
+
+using Finding = std::tuple<std::string, std::string, int>;  // kind, file basename, line
+
+std::string Base(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
+std::vector<std::string> Scenarios() {
+  std::vector<std::string> out;
+  DIR* d = opendir(CTXAGENT_SCENARIO_SRC);
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name[0] == '.' || name == "internal") continue;
+    std::ifstream main_go(absl::StrCat(CTXAGENT_SCENARIO_SRC, "/", name, "/main.go"));
+    if (main_go.good()) out.push_back(name);
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::set<Finding> Expected(const std::string& scenario) {
+  std::set<Finding> out;
+  static const std::regex kWant(R"(//\s*want:\s*([a-z_]+))");
+  std::string dir = absl::StrCat(CTXAGENT_SCENARIO_SRC, "/", scenario);
+  DIR* d = opendir(dir.c_str());
+  while (dirent* e = d ? readdir(d) : nullptr) {
+    std::string name = e->d_name;
+    if (name.size() < 3 || name.substr(name.size() - 3) != ".go") continue;
+    std::ifstream in(dir + "/" + name);
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      std::smatch m;
+      if (std::regex_search(line, m, kWant)) out.insert({m[1], name, n});
+    }
+  }
+  if (d) closedir(d);
+  return out;
+}
+
+struct Outcome {
+  std::string scenario;
+  std::set<Finding> expected, got;
+  std::string raw;
+};
+
+class ScenarioSuite : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ScenarioSuite, FindingsMatchExpectations) {
+  CTXAGENT_REQUIRE_BPF();
+  const std::string version = GetParam();
+  const std::string bin_dir = absl::StrCat(CTXAGENT_SCENARIO_BIN, "/go", version);
+  std::vector<std::string> scenarios = Scenarios();
+  ASSERT_GE(scenarios.size(), 10u);
+
+  // All scenarios of this toolchain at once, each with its own agent.
+  std::vector<testing::Child> programs, agents;
+  for (const auto& s : scenarios) {
+    programs.push_back(testing::Child::Start({bin_dir + "/" + s, "-rate", "10"}));
+    ASSERT_TRUE(programs.back().WaitForLine("ready", absl::Seconds(20))) << s << " did not start";
+  }
+  for (size_t i = 0; i < scenarios.size(); ++i) {
+    agents.push_back(testing::Child::Start(
+        {CTXAGENT_BIN, "attach", std::to_string(programs[i].pid()), "-o", "json",
+         "--duration=" CTXAGENT_E2E_DURATION, "--grace=1s", "--leak_after=2s", "--min_count=3",
+         "--refresh=500ms"}));
+  }
+  std::vector<Outcome> outcomes;
+  for (size_t i = 0; i < scenarios.size(); ++i) {
+    Outcome o{scenarios[i], Expected(scenarios[i]), {}, agents[i].ReadAll(absl::Seconds(90))};
+    EXPECT_EQ(agents[i].Wait(absl::Seconds(10)), 0) << scenarios[i] << ": agent failed:\n" << o.raw;
+    bool summary = false;
+    for (absl::string_view line : absl::StrSplit(o.raw, '\n', absl::SkipEmpty())) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded()) continue;
+      if (j["type"] == "summary") {
+        summary = true;
+        EXPECT_EQ(j["events_lost"].get<uint64_t>(), 0u) << scenarios[i];
+        EXPECT_GT(j["contexts_created"].get<uint64_t>(), 0u) << scenarios[i];
+      }
+      if (j["type"] != "finding") continue;
+      o.got.insert({j["kind"].get<std::string>(), Base(j["site"]["file"].get<std::string>()),
+                    j["site"]["line"].get<int>()});
+    }
+    EXPECT_TRUE(summary) << scenarios[i] << ": no summary in agent output:\n" << o.raw;
+    outcomes.push_back(std::move(o));
+  }
+  for (auto& p : programs) {
+    p.Kill(SIGKILL);
+    p.Wait(absl::Seconds(5));
+  }
+
+  int tp = 0, fp = 0, fn = 0;
+  for (const Outcome& o : outcomes) {
+    for (const Finding& f : o.got) (o.expected.count(f) ? tp : fp)++;
+    for (const Finding& f : o.expected) fn += o.got.count(f) ? 0 : 1;
+    auto str = [](const std::set<Finding>& s) {
+      std::vector<std::string> v;
+      for (const auto& [k, f, l] : s) v.push_back(absl::StrCat(k, "@", f, ":", l));
+      return v.empty() ? std::string("none") : absl::StrJoin(v, ", ");
+    };
+    EXPECT_EQ(o.got, o.expected) << "go" << version << " " << o.scenario << ": expected "
+                                 << str(o.expected) << ", got " << str(o.got) << "\n" << o.raw;
+  }
+  printf("[accuracy] go%s: %d true positives, %d false positives, %d missed; precision %.2f recall %.2f\n",
+         version.c_str(), tp, fp, fn, tp + fp ? double(tp) / (tp + fp) : 1.0,
+         tp + fn ? double(tp) / (tp + fn) : 1.0);
+}
+
+std::vector<std::string> Versions() {
+  std::vector<std::string> v = absl::StrSplit(CTXAGENT_GO_VERSIONS, ',', absl::SkipEmpty());
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Toolchains, ScenarioSuite, ::testing::ValuesIn(Versions()),
+                         [](const auto& info) {
+                           std::string n = "go" + info.param;
+                           std::replace(n.begin(), n.end(), '.', '_');
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace ctxagent
