@@ -53,7 +53,8 @@ int RunAttachCommand(const AttachOptions& options) {
   Decoder decoder(**bin, process, *bias, lineage.sites());
   EventClock clock;
   uint64_t events = 0, undecodable = 0;
-  auto tracer = Tracer::Create([&](const ctx_event& raw) {
+  auto tracer = Tracer::Create(
+      [&](const ctx_event& raw) {
     if (raw.tgid != static_cast<uint32_t>(options.pid)) return;
     ++events;
     auto e = decoder.Decode(raw, clock);
@@ -62,7 +63,8 @@ int RunAttachCommand(const AttachOptions& options) {
       return;
     }
     std::visit(Apply{lineage}, *e);
-  });
+      },
+      options.ring_bytes);
   if (!tracer.ok()) {
     Fail(std::string(tracer.status().message()));
     return 1;
@@ -82,8 +84,13 @@ int RunAttachCommand(const AttachOptions& options) {
   absl::Time next_eval = start + options.refresh;
   std::vector<Finding> findings;
   bool target_exited = false;
+  uint64_t lost_seen = 0;
   while (!g_stop) {
     (*tracer)->Drain();
+    if (uint64_t lost = (*tracer)->counters().dropped_total(); lost != lost_seen) {
+      lost_seen = lost;
+      lineage.OnEventsLost();
+    }
     absl::Time now = absl::Now();
     if (now - start >= options.duration) break;
     if (!process.Alive()) {
@@ -104,12 +111,14 @@ int RunAttachCommand(const AttachOptions& options) {
         fflush(stdout);
       }
     }
-    usleep(20000);
+    usleep(static_cast<useconds_t>(absl::ToInt64Microseconds(options.poll)));
   }
+  // Findings as of the stop: detaching can take seconds on a loaded machine, and the state must
+  // not age meanwhile. What happens during the detach (ends of what was seen) is still applied.
+  const absl::Time now = absl::Now();
+  (*tracer)->Detach(options.pid);
   (*tracer)->Drain();
   TracerCounters counters = (*tracer)->counters();
-  (*tracer)->Detach(options.pid);
-  absl::Time now = absl::Now();
   findings = lineage.Evaluate(now, options.findings);
   RunInfo run{now - start, events, counters};
   if (target_exited) fprintf(stderr, "ctxagent: pid %d exited\n", options.pid);

@@ -16,6 +16,8 @@ struct AttachOptions {
   FindingOptions findings;
   absl::Duration refresh = absl::Seconds(1);            // live view and evaluation period
   bool live = true;                                     // redraw the tree in place (a terminal)
+  absl::Duration poll = absl::Milliseconds(20);         // ring buffer drain period
+  uint32_t ring_bytes = 16 << 20;                       // BPF ring buffer size
 };
 
 // Returns the process exit code; errors are one line on stderr.

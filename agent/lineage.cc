@@ -34,6 +34,7 @@ enum CtxFlag : uint8_t {
   kCancelled = 1,
   kGone = 2,           // its address was reused: the GC freed it
   kUntrackedLink = 4,  // an untracked cancelable context (made before attach) sits in its chain
+  kUncertain = 8,      // live when events were lost: its cancel may have been among them
 };
 
 // Compact context record (80 bytes; 88 with its key in the table). The public ContextNode is built
@@ -82,6 +83,7 @@ struct Go {
   SiteId go_site = kNoSite;
   uint32_t start_function = 0;  // index into State::functions
   absl::InlinedVector<ContextId, 1> bound;
+  bool uncertain = false;  // alive when events were lost: its exit may have been among them
 
   bool alive() const { return exited == kNever; }
   void PushRecent(ContextId id) {
@@ -95,6 +97,8 @@ struct Go {
 struct SiteAgg {
   uint64_t prev_lost = 0;
   uint64_t prev_timer = 0;
+  uint64_t created = 0;
+  uint64_t cancelled = 0;
 };
 
 std::string SiteString(const SiteTable& sites, SiteId id) {
@@ -257,6 +261,7 @@ void ProcessLineage::OnContextCreated(const ContextCreated& e) {
   s.Invalidate();
   const int64_t now = ToNs(e.time);
   ++s.counters.contexts_created;
+  ++s.site_aggs[e.site].created;
   const ContextId id = ++s.next_id;
 
   Ctx c;
@@ -340,6 +345,7 @@ void ProcessLineage::OnContextCancelled(const ContextCancelled& e) {
   s.Invalidate();
   c->flags |= kCancelled;
   --s.live_contexts;
+  ++s.site_aggs[c->site].cancelled;
   c->cancelled = ToNs(e.time);
   c->cause = static_cast<uint8_t>(e.cause);
   c->cancel_site = e.site;
@@ -404,6 +410,7 @@ void ProcessLineage::OnGoroutineCreated(const GoroutineCreated& e) {
 void ProcessLineage::OnGoroutineExited(const GoroutineExited& e) {
   State& s = *state_;
   Go* g = s.FindGo(e.goid);
+  if (g == nullptr) ++s.counters.unknown_exits;
   if (g == nullptr || !g->alive()) return;
   s.Invalidate();
   g->exited = ToNs(e.time);
@@ -471,7 +478,7 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
   // Live goroutines by bound context, in goid order for stable output.
   std::vector<uint64_t> live;
   for (const auto& [goid, g] : s.goroutines) {
-    if (g.alive()) live.push_back(goid);
+    if (g.alive() && !g.uncertain) live.push_back(goid);
   }
   std::sort(live.begin(), live.end());
 
@@ -510,7 +517,7 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
   auto orphaned = [&](const Ctx& x) {
     const Ctx* c = &x;
     while (true) {
-      if (!c->live() || (c->flags & kUntrackedLink)) return false;
+      if (!c->live() || (c->flags & (kUntrackedLink | kUncertain))) return false;
       if (!s.CreatorGone(c->creator_goid, settled)) return false;
       if (c->deadline <= now + grace) return false;
       if (c->parent == 0) {
@@ -577,7 +584,8 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
   };
   auto eligible = [&](ContextId id, const Ctx& c) {
     // Younger than grace: its cancel may still be on its way from another goroutine.
-    return c.live() && c.bound_live == 0 && c.created <= settled && retained(c) &&
+    return c.live() && !(c.flags & kUncertain) && c.bound_live == 0 && c.created <= settled &&
+           retained(c) &&
            !used_contexts.contains(id);
   };
   absl::flat_hash_map<std::pair<uint64_t, SiteId>, uint32_t> old_per_creator;
@@ -690,6 +698,18 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
     out.push_back(std::move(f));
   }
   return out;
+}
+
+void ProcessLineage::OnEventsLost() {
+  State& s = *state_;
+  s.Invalidate();
+  ++s.counters.loss_episodes;
+  for (auto& [id, c] : s.contexts) {
+    if (c.live()) c.flags |= kUncertain;
+  }
+  for (auto& [goid, g] : s.goroutines) {
+    if (g.alive()) g.uncertain = true;
+  }
 }
 
 void ProcessLineage::Collect(absl::Time now_time, const FindingOptions& options) {
@@ -816,6 +836,16 @@ void ProcessLineage::ForEachGoroutine(const std::function<void(const GoroutineNo
     s.FillGoroutineView(goid, s.goroutines.find(goid)->second, view);
     fn(view);
   }
+}
+
+std::vector<SiteCount> ProcessLineage::SiteCounts() const {
+  std::vector<SiteCount> out;
+  for (const auto& [site, agg] : state_->site_aggs) {
+    if (agg.created > 0) out.push_back({site, agg.created, agg.cancelled});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SiteCount& a, const SiteCount& b) { return a.created > b.created; });
+  return out;
 }
 
 LineageStats ProcessLineage::stats() const {

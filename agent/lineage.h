@@ -87,7 +87,16 @@ struct LineageStats {
   uint64_t live_goroutines = 0;
   uint64_t freed_contexts = 0;      // finished and released
   uint64_t address_reuses = 0;      // contexts replaced by a new one at the same address
+  uint64_t unknown_exits = 0;       // exits of goroutines never seen created (started before attach)
+  uint64_t loss_episodes = 0;       // times events were dropped (OnEventsLost)
   uint64_t unknown_cancels = 0;     // cancels of addresses never seen created (made before attach)
+};
+
+// Contexts created and cancelled at one creation site since attach (information for the report).
+struct SiteCount {
+  SiteId site = kNoSite;
+  uint64_t created = 0;
+  uint64_t cancelled = 0;
 };
 
 class ProcessLineage {
@@ -103,6 +112,11 @@ class ProcessLineage {
   void OnContextCancelled(const ContextCancelled& e);
   void OnGoroutineCreated(const GoroutineCreated& e);
   void OnGoroutineExited(const GoroutineExited& e);
+
+  // The probes dropped events: whatever was live then may have been cancelled or may have exited
+  // unseen. Those nodes stay in the tree (marked) but no longer count towards findings; what is
+  // created afterwards is tracked as usual.
+  void OnEventsLost();
 
   // Findings at `now`. Keeps per-site history between calls (lost cancel / timer build-up need a
   // count that grows across evaluations), so call it periodically.
@@ -122,6 +136,8 @@ class ProcessLineage {
   void ForEachContext(const std::function<void(const ContextNode&)>& fn) const;
   void ForEachGoroutine(const std::function<void(const GoroutineNode&)>& fn) const;
   LineageStats stats() const;
+  // Creation sites by number of contexts created, most first.
+  std::vector<SiteCount> SiteCounts() const;
 
  private:
   struct State;

@@ -16,6 +16,8 @@ ABSL_FLAG(absl::Duration, duration, absl::InfiniteDuration(), "attach: stop afte
 ABSL_FLAG(absl::Duration, grace, absl::Seconds(5), "attach: time a goroutine has to react to a cancellation");
 ABSL_FLAG(absl::Duration, leak_after, absl::Seconds(30), "attach: age after which an uncancelled context whose creator is gone counts as leaked");
 ABSL_FLAG(int, min_count, 3, "attach: contexts a site must accumulate before it is reported");
+ABSL_FLAG(absl::Duration, poll, absl::Milliseconds(20), "attach: how often the event ring buffer is drained");
+ABSL_FLAG(int, ring_buffer_kb, 16384, "attach: BPF ring buffer size in KiB (a power of two)");
 ABSL_FLAG(absl::Duration, refresh, absl::Seconds(1), "attach: live view and evaluation period");
 
 namespace {
@@ -62,6 +64,8 @@ int main(int argc, char** argv) {
     }
     opts.duration = absl::GetFlag(FLAGS_duration);
     opts.refresh = absl::GetFlag(FLAGS_refresh);
+    opts.poll = absl::GetFlag(FLAGS_poll);
+    opts.ring_bytes = static_cast<uint32_t>(absl::GetFlag(FLAGS_ring_buffer_kb)) * 1024;
     opts.findings.grace = absl::GetFlag(FLAGS_grace);
     opts.findings.leak_after = absl::GetFlag(FLAGS_leak_after);
     opts.findings.min_count = absl::GetFlag(FLAGS_min_count);

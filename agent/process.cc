@@ -1,7 +1,6 @@
 #include "agent/process.h"
 
 #include <elf.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 
@@ -18,7 +17,15 @@ namespace ctxagent {
 
 std::string Process::exe_path() const { return absl::StrCat("/proc/", pid_, "/exe"); }
 
-bool Process::Alive() const { return kill(pid_, 0) == 0 || errno == EPERM; }
+bool Process::Alive() const {
+  // A zombie still answers kill(pid, 0): read its state instead ("pid (comm) S ...").
+  std::ifstream stat(absl::StrCat("/proc/", pid_, "/stat"));
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  size_t paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z' &&
+         line[paren + 2] != 'X';
+}
 
 absl::StatusOr<uint64_t> Process::LoadBias(const symbols::ElfFile& exe) const {
   if (!exe.is_pie()) return 0;

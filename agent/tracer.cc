@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -57,13 +58,20 @@ uint64_t SumPerCpu(const bpf_map* map, uint32_t key) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Create(Handler handler) {
+absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Create(Handler handler, uint32_t ring_bytes) {
+  if (ring_bytes < 4096 || (ring_bytes & (ring_bytes - 1)) != 0) {
+    return absl::InvalidArgumentError("ring buffer size must be a power of two of at least 4096");
+  }
   std::unique_ptr<Tracer> t(new Tracer());
   t->handler_ = std::move(handler);
   libbpf_set_print(nullptr);  // libbpf's own chatter would garble the terminal view
-  t->skel_ = ctxagent_bpf__open_and_load();
-  if (t->skel_ == nullptr) {
-    int err = errno;
+  t->skel_ = ctxagent_bpf__open();
+  int err = t->skel_ == nullptr ? errno : 0;
+  if (t->skel_ != nullptr) {
+    bpf_map__set_max_entries(t->skel_->maps.events, ring_bytes);
+    if (ctxagent_bpf__load(t->skel_) != 0) err = errno;
+  }
+  if (err != 0) {
     return absl::ErrnoToStatus(
         err, "cannot load the BPF programs (needs root or CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN, and a "
              "kernel with BTF)");
@@ -74,18 +82,21 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Create(Handler handler) {
 }
 
 Tracer::~Tracer() {
-  for (auto& a : attachments_) {
-    for (bpf_link* l : a.links) bpf_link__destroy(l);
-  }
+  while (!attachments_.empty()) Detach(attachments_.front().pid);
   if (ring_ != nullptr) ring_buffer__free(ring_);
   if (skel_ != nullptr) ctxagent_bpf__destroy(skel_);
 }
 
 absl::Status Tracer::Attach(pid_t pid, const symbols::GoBinary& bin) {
-  if (next_slot_ >= CTX_MAX_BINARIES) {
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else if (next_slot_ < CTX_MAX_BINARIES) {
+    slot = next_slot_++;
+  } else {
     return absl::ResourceExhaustedError("too many attached processes");
   }
-  uint32_t slot = next_slot_++;
   go_binary_config cfg = ConfigFor(bin);
   if (bpf_map__update_elem(skel_->maps.binaries, &slot, sizeof(slot), &cfg, sizeof(cfg), BPF_ANY) !=
       0) {
@@ -104,8 +115,19 @@ absl::Status Tracer::Attach(pid_t pid, const symbols::GoBinary& bin) {
     a.links.push_back(l);
     return absl::OkStatus();
   };
+  // Endings before beginnings: a goroutine or context whose start is seen must have its end seen
+  // too, even when it ends while the remaining probes are still being attached.
+  std::vector<const symbols::PlannedProbe*> ordered;
+  for (const symbols::PlannedProbe& p : bin.plan().probes) ordered.push_back(&p);
+  auto rank = [](HookKind k) {
+    return k == HookKind::kGoroutineExit ? 0 : k == HookKind::kContextCancel ? 1 : 2;
+  };
+  std::stable_sort(ordered.begin(), ordered.end(), [&](const auto* a, const auto* b) {
+    return rank(a->hook.kind) < rank(b->hook.kind);
+  });
   absl::Status status;
-  for (const symbols::PlannedProbe& p : bin.plan().probes) {
+  for (const symbols::PlannedProbe* pp : ordered) {
+    const symbols::PlannedProbe& p = *pp;
     switch (p.hook.kind) {
       case HookKind::kContextCreate:
         status.Update(attach(p.probe.file_offset, HOOK_CTX_CREATE, p.function.name));
@@ -133,7 +155,8 @@ absl::Status Tracer::Attach(pid_t pid, const symbols::GoBinary& bin) {
     if (!status.ok()) break;
   }
   if (!status.ok()) {
-    for (bpf_link* l : a.links) bpf_link__destroy(l);
+    for (auto l = a.links.rbegin(); l != a.links.rend(); ++l) bpf_link__destroy(*l);
+    free_slots_.push_back(slot);
     return status;
   }
   attachments_.push_back(std::move(a));
@@ -143,7 +166,10 @@ absl::Status Tracer::Attach(pid_t pid, const symbols::GoBinary& bin) {
 void Tracer::Detach(pid_t pid) {
   for (auto it = attachments_.begin(); it != attachments_.end();) {
     if (it->pid == pid) {
-      for (bpf_link* l : it->links) bpf_link__destroy(l);
+      // Reverse attach order: beginnings go first, so nothing starts unseen while its end is
+      // still watched.
+      for (auto l = it->links.rbegin(); l != it->links.rend(); ++l) bpf_link__destroy(*l);
+      free_slots_.push_back(it->slot);
       it = attachments_.erase(it);
     } else {
       ++it;

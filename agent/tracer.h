@@ -34,8 +34,11 @@ class Tracer {
  public:
   using Handler = std::function<void(const ctx_event&)>;
 
-  // Loads the BPF object. PermissionDenied with a clear reason without the privileges.
-  static absl::StatusOr<std::unique_ptr<Tracer>> Create(Handler handler);
+  static constexpr uint32_t kDefaultRingBytes = 16 << 20;
+  // Loads the BPF object with a ring buffer of `ring_bytes` (a power of two, at least a page).
+  // PermissionDenied with a clear reason without the privileges.
+  static absl::StatusOr<std::unique_ptr<Tracer>> Create(Handler handler,
+                                                        uint32_t ring_bytes = kDefaultRingBytes);
   ~Tracer();
 
   // Attaches every planned probe of `bin` (opened from /proc/<pid>/exe) for `pid` only.
@@ -59,6 +62,7 @@ class Tracer {
   Handler handler_;
   std::vector<Attachment> attachments_;
   uint32_t next_slot_ = 0;
+  std::vector<uint32_t> free_slots_;  // configuration slots of detached processes
 };
 
 }  // namespace ctxagent

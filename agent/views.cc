@@ -162,7 +162,15 @@ nlohmann::json FindingToJson(const ProcessLineage& lineage, const Finding& f, ab
 
 nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run) {
   LineageStats s = lineage.stats();
+  nlohmann::json sites = nlohmann::json::array();
+  for (const SiteCount& c : lineage.SiteCounts()) {
+    if (sites.size() == 20) break;
+    sites.push_back({{"site", SiteJson(lineage.sites().Get(c.site))},
+                     {"created", c.created},
+                     {"cancelled", c.cancelled}});
+  }
   return {{"type", "summary"},
+          {"top_sites", sites},
           {"pid", lineage.pid()},
           {"duration_s", absl::ToDoubleSeconds(run.elapsed)},
           {"contexts_created", s.contexts_created},
@@ -177,6 +185,9 @@ nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run) 
            {{"ringbuf_full", run.counters.dropped[DROP_RINGBUF_FULL]},
             {"no_config", run.counters.dropped[DROP_NO_CONFIG]},
             {"read_failed", run.counters.dropped[DROP_READ_FAILED]}}},
+          {"loss_episodes", s.loss_episodes},
+          {"unknown_exits", s.unknown_exits},
+          {"unknown_cancels", s.unknown_cancels},
           {"sampling_ratio", 1.0},
           {"counts_exact", run.counters.dropped_total() == 0}};
 }

@@ -14,10 +14,12 @@ namespace ctxagent::testing {
 
 Child Child::Start(const std::vector<std::string>& argv, bool merge_stderr) {
   Child c;
-  int fds[2];
+  int fds[2], in[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return c;
+  if (pipe2(in, O_CLOEXEC) != 0) return c;
   pid_t pid = fork();
   if (pid == 0) {
+    dup2(in[0], STDIN_FILENO);
     dup2(fds[1], STDOUT_FILENO);
     if (merge_stderr) dup2(fds[1], STDERR_FILENO);
     std::vector<char*> args;
@@ -27,8 +29,10 @@ Child Child::Start(const std::vector<std::string>& argv, bool merge_stderr) {
     _exit(127);
   }
   close(fds[1]);
+  close(in[0]);
   c.pid_ = pid;
   c.out_fd_ = fds[0];
+  c.in_fd_ = in[1];
   return c;
 }
 
@@ -37,6 +41,7 @@ Child::Child(Child&& o) noexcept { *this = std::move(o); }
 Child& Child::operator=(Child&& o) noexcept {
   std::swap(pid_, o.pid_);
   std::swap(out_fd_, o.out_fd_);
+  std::swap(in_fd_, o.in_fd_);
   std::swap(buffered_, o.buffered_);
   std::swap(reaped_, o.reaped_);
   std::swap(status_, o.status_);
@@ -49,6 +54,7 @@ Child::~Child() {
     waitpid(pid_, nullptr, 0);
   }
   if (out_fd_ >= 0) close(out_fd_);
+  if (in_fd_ >= 0) close(in_fd_);
 }
 
 bool Child::WaitForLine(const std::string& needle, absl::Duration timeout) {

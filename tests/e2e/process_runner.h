@@ -13,7 +13,8 @@ namespace ctxagent::testing {
 
 class Child {
  public:
-  // Starts argv[0] with stdout (and stderr, if `merge_stderr`) into a pipe.
+  // Starts argv[0] with stdout (and stderr, if `merge_stderr`) into a pipe; its stdin is a pipe
+  // kept open until the Child is destroyed (some servers stop when stdin closes).
   static Child Start(const std::vector<std::string>& argv, bool merge_stderr = false);
   Child(Child&& o) noexcept;
   Child& operator=(Child&& o) noexcept;
@@ -33,6 +34,7 @@ class Child {
   Child() = default;
   pid_t pid_ = -1;
   int out_fd_ = -1;
+  int in_fd_ = -1;
   std::string buffered_;
   bool reaped_ = false;
   int status_ = 0;

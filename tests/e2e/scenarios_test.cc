@@ -98,7 +98,6 @@ TEST_P(ScenarioSuite, FindingsMatchExpectations) {
       if (j["type"] == "summary") {
         summary = true;
         EXPECT_EQ(j["events_lost"].get<uint64_t>(), 0u) << scenarios[i];
-        EXPECT_GT(j["contexts_created"].get<uint64_t>(), 0u) << scenarios[i];
       }
       if (j["type"] != "finding") continue;
       o.got.insert({j["kind"].get<std::string>(), Base(j["site"]["file"].get<std::string>()),
