@@ -69,8 +69,9 @@ int RunAttachCommand(const AttachOptions& options) {
     Fail(std::string(tracer.status().message()));
     return 1;
   }
-  if (absl::Status s = (*tracer)->Attach(options.pid, **bin); !s.ok()) {
-    Fail(std::string(s.message()));
+  absl::StatusOr<uint32_t> attachment = (*tracer)->Attach(options.pid, **bin);
+  if (!attachment.ok()) {
+    Fail(std::string(attachment.status().message()));
     return 1;
   }
   signal(SIGINT, OnSignal);
@@ -116,7 +117,7 @@ int RunAttachCommand(const AttachOptions& options) {
   // Findings as of the stop: detaching can take seconds on a loaded machine, and the state must
   // not age meanwhile. What happens during the detach (ends of what was seen) is still applied.
   const absl::Time now = absl::Now();
-  (*tracer)->Detach(options.pid);
+  (*tracer)->Detach(*attachment);
   (*tracer)->Drain();
   TracerCounters counters = (*tracer)->counters();
   findings = lineage.Evaluate(now, options.findings);

@@ -261,6 +261,7 @@ void ProcessLineage::OnContextCreated(const ContextCreated& e) {
   s.Invalidate();
   const int64_t now = ToNs(e.time);
   ++s.counters.contexts_created;
+  ++s.counters.created_by_kind[static_cast<int>(e.kind)];
   ++s.site_aggs[e.site].created;
   const ContextId id = ++s.next_id;
 

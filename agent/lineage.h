@@ -80,6 +80,7 @@ struct Finding {
 
 struct LineageStats {
   uint64_t contexts_created = 0;
+  uint64_t created_by_kind[4] = {};  // indexed by ContextKind
   uint64_t cancelled_own = 0, cancelled_parent = 0, cancelled_deadline = 0;
   uint64_t live_contexts = 0;       // tracked and not cancelled
   uint64_t tracked_contexts = 0;    // in memory

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
 #include "agent/attach_command.h"
+#include "agent/daemon.h"
 #include "agent/symbols_command.h"
 
 ABSL_FLAG(std::string, o, "", "output format: symbols: text|json (default text); attach: tree|json|dot (default tree)");
@@ -16,6 +17,15 @@ ABSL_FLAG(absl::Duration, duration, absl::InfiniteDuration(), "attach: stop afte
 ABSL_FLAG(absl::Duration, grace, absl::Seconds(5), "attach: time a goroutine has to react to a cancellation");
 ABSL_FLAG(absl::Duration, leak_after, absl::Seconds(30), "attach: age after which an uncancelled context whose creator is gone counts as leaked");
 ABSL_FLAG(int, min_count, 3, "attach: contexts a site must accumulate before it is reported");
+ABSL_FLAG(std::string, listen, "0.0.0.0:9464", "daemon: address of /metrics, /healthz, /readyz and the JSON views");
+ABSL_FLAG(std::vector<std::string>, include, {}, "daemon: trace only matching processes (binary:GLOB, cgroup:SUBSTRING, namespace:NAME, pod:GLOB)");
+ABSL_FLAG(std::vector<std::string>, exclude, {}, "daemon: never trace matching processes (same selectors)");
+ABSL_FLAG(std::string, host_proc, "/proc", "daemon: the host's /proc (e.g. /host/proc in a container)");
+ABSL_FLAG(std::string, log_pods_root, "/var/log/pods", "daemon: kubelet's pod log directory, for pod names");
+ABSL_FLAG(uint64_t, max_contexts_per_process, 200000, "daemon: tracked contexts per process before new ones are dropped");
+ABSL_FLAG(uint64_t, max_contexts_total, 1000000, "daemon: tracked contexts in all before new ones are dropped");
+ABSL_FLAG(int, max_site_labels, 10, "daemon: findings per process exported with their site label");
+ABSL_FLAG(absl::Duration, rescan, absl::Seconds(30), "daemon: /proc rescan period (exec events find new processes)");
 ABSL_FLAG(absl::Duration, poll, absl::Milliseconds(20), "attach: how often the event ring buffer is drained");
 ABSL_FLAG(int, ring_buffer_kb, 16384, "attach: BPF ring buffer size in KiB (a power of two)");
 ABSL_FLAG(absl::Duration, refresh, absl::Seconds(1), "attach: live view and evaluation period");
@@ -26,7 +36,9 @@ constexpr char kUsage[] =
     "usage:\n"
     "  ctxagent symbols <binary-or-pid> [-o text|json]   Go version, offsets and probe plan\n"
     "  ctxagent attach <pid> [--duration D] [-o tree|json|dot] [--grace D] [--leak_after D]\n"
-    "                                                    live lineage tree, then the findings\n";
+    "                                                    live lineage tree, then the findings\n"
+    "  ctxagent daemon [--listen ADDR] [--include S,...] [--exclude S,...]\n"
+    "                                                    node agent: every Go process, metrics\n";
 
 }  // namespace
 
@@ -70,6 +82,38 @@ int main(int argc, char** argv) {
     opts.findings.leak_after = absl::GetFlag(FLAGS_leak_after);
     opts.findings.min_count = absl::GetFlag(FLAGS_min_count);
     return ctxagent::RunAttachCommand(opts);
+  }
+  if (command == "daemon") {
+    if (!positional.empty()) {
+      fputs("ctxagent daemon: takes no arguments\n", stderr);
+      return 2;
+    }
+    ctxagent::DaemonOptions opts;
+    for (const auto& [list, out] : {std::make_pair(absl::GetFlag(FLAGS_include), &opts.include),
+                                    std::make_pair(absl::GetFlag(FLAGS_exclude), &opts.exclude)}) {
+      for (const std::string& text : list) {
+        auto sel = ctxagent::Selector::Parse(text);
+        if (!sel.ok()) {
+          fprintf(stderr, "ctxagent daemon: %s\n", std::string(sel.status().message()).c_str());
+          return 2;
+        }
+        out->push_back(*sel);
+      }
+    }
+    opts.listen = absl::GetFlag(FLAGS_listen);
+    opts.host_proc = absl::GetFlag(FLAGS_host_proc);
+    opts.log_pods_root = absl::GetFlag(FLAGS_log_pods_root);
+    opts.findings.grace = absl::GetFlag(FLAGS_grace);
+    opts.findings.leak_after = absl::GetFlag(FLAGS_leak_after);
+    opts.findings.min_count = absl::GetFlag(FLAGS_min_count);
+    opts.refresh = absl::GetFlag(FLAGS_refresh);
+    opts.poll = absl::GetFlag(FLAGS_poll);
+    opts.rescan = absl::GetFlag(FLAGS_rescan);
+    opts.max_contexts_per_process = absl::GetFlag(FLAGS_max_contexts_per_process);
+    opts.max_contexts_total = absl::GetFlag(FLAGS_max_contexts_total);
+    opts.max_site_labels = absl::GetFlag(FLAGS_max_site_labels);
+    opts.ring_bytes = static_cast<uint32_t>(absl::GetFlag(FLAGS_ring_buffer_kb)) * 1024;
+    return ctxagent::RunDaemon(opts);
   }
   fprintf(stderr, "ctxagent: unknown command \"%s\"\n%s", command.c_str(), kUsage);
   return 2;

@@ -3,6 +3,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
@@ -82,12 +85,13 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Create(Handler handler, uint32_t
 }
 
 Tracer::~Tracer() {
-  while (!attachments_.empty()) Detach(attachments_.front().pid);
+  while (!attachments_.empty()) Detach(attachments_.front().slot);
+  for (bpf_link* l : process_links_) bpf_link__destroy(l);
   if (ring_ != nullptr) ring_buffer__free(ring_);
   if (skel_ != nullptr) ctxagent_bpf__destroy(skel_);
 }
 
-absl::Status Tracer::Attach(pid_t pid, const symbols::GoBinary& bin) {
+absl::StatusOr<uint32_t> Tracer::Attach(pid_t pid, const symbols::GoBinary& bin) {
   uint32_t slot;
   if (!free_slots_.empty()) {
     slot = free_slots_.back();
@@ -102,11 +106,19 @@ absl::Status Tracer::Attach(pid_t pid, const symbols::GoBinary& bin) {
       0) {
     return absl::ErrnoToStatus(errno, "cannot write the binary's configuration");
   }
-  Attachment a{pid, slot, {}};
+  // The probes go on the file behind an open descriptor: /proc/<pid>/exe (the only path that
+  // names it from here when it lives in a container) disappears when that process exits.
+  int fd = open(bin.path().c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    free_slots_.push_back(slot);
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", bin.path()));
+  }
+  const std::string target = absl::StrCat("/proc/self/fd/", fd);
+  Attachment a{pid, slot, fd, {}};
   auto attach = [&](uint64_t file_offset, ctx_hook hook, const std::string& what) -> absl::Status {
     LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = CTX_COOKIE(slot, hook));
     bpf_link* l = bpf_program__attach_uprobe_opts(skel_->progs.ctxagent_probe, pid,
-                                                  bin.path().c_str(), file_offset, &opts);
+                                                  target.c_str(), file_offset, &opts);
     if (l == nullptr) {
       int err = errno;
       return absl::ErrnoToStatus(err, absl::StrCat("cannot attach a uprobe to ", what, " in ",
@@ -156,25 +168,36 @@ absl::Status Tracer::Attach(pid_t pid, const symbols::GoBinary& bin) {
   }
   if (!status.ok()) {
     for (auto l = a.links.rbegin(); l != a.links.rend(); ++l) bpf_link__destroy(*l);
+    close(fd);
     free_slots_.push_back(slot);
     return status;
   }
   attachments_.push_back(std::move(a));
-  return absl::OkStatus();
+  return slot;
 }
 
-void Tracer::Detach(pid_t pid) {
+void Tracer::Detach(uint32_t attachment) {
   for (auto it = attachments_.begin(); it != attachments_.end();) {
-    if (it->pid == pid) {
+    if (it->slot == attachment) {
       // Reverse attach order: beginnings go first, so nothing starts unseen while its end is
       // still watched.
       for (auto l = it->links.rbegin(); l != it->links.rend(); ++l) bpf_link__destroy(*l);
+      close(it->exe_fd);
       free_slots_.push_back(it->slot);
       it = attachments_.erase(it);
     } else {
       ++it;
     }
   }
+}
+
+absl::Status Tracer::WatchProcesses() {
+  for (bpf_program* prog : {skel_->progs.ctxagent_exec, skel_->progs.ctxagent_exit}) {
+    bpf_link* l = bpf_program__attach(prog);
+    if (l == nullptr) return absl::ErrnoToStatus(errno, "cannot attach the process tracepoints");
+    process_links_.push_back(l);
+  }
+  return absl::OkStatus();
 }
 
 int Tracer::Drain() { return ring_buffer__consume(ring_); }

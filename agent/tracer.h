@@ -41,10 +41,13 @@ class Tracer {
                                                         uint32_t ring_bytes = kDefaultRingBytes);
   ~Tracer();
 
-  // Attaches every planned probe of `bin` (opened from /proc/<pid>/exe) for `pid` only.
-  absl::Status Attach(pid_t pid, const symbols::GoBinary& bin);
-  // Removes the probes of `pid`; the target keeps running untouched.
-  void Detach(pid_t pid);
+  // Attaches every planned probe of `bin` (opened from /proc/<pid>/exe), for `pid` only, or for
+  // every process running that file with pid -1. Returns the attachment's id.
+  absl::StatusOr<uint32_t> Attach(pid_t pid, const symbols::GoBinary& bin);
+  // Removes an attachment's probes; the targets keep running untouched.
+  void Detach(uint32_t attachment);
+  // Exec and exit events of every process (EV_PROC_EXEC / EV_PROC_EXIT), for the daemon.
+  absl::Status WatchProcesses();
   // Drains what the probes wrote so far; returns the number of events handled.
   int Drain();
   TracerCounters counters() const;
@@ -55,12 +58,14 @@ class Tracer {
   struct Attachment {
     pid_t pid;
     uint32_t slot;
+    int exe_fd;  // keeps the file reachable: /proc/<pid>/exe vanishes with the process
     std::vector<bpf_link*> links;
   };
   ctxagent_bpf* skel_ = nullptr;
   ring_buffer* ring_ = nullptr;
   Handler handler_;
   std::vector<Attachment> attachments_;
+  std::vector<bpf_link*> process_links_;
   uint32_t next_slot_ = 0;
   std::vector<uint32_t> free_slots_;  // configuration slots of detached processes
 };

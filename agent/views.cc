@@ -192,6 +192,40 @@ nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run) 
           {"counts_exact", run.counters.dropped_total() == 0}};
 }
 
+nlohmann::json TreeToJson(const ProcessLineage& lineage, absl::Time now, size_t max_nodes) {
+  nlohmann::json contexts = nlohmann::json::array();
+  size_t omitted = 0;
+  lineage.ForEachContext([&](const ContextNode& c) {
+    if (contexts.size() >= max_nodes) {
+      ++omitted;
+      return;
+    }
+    nlohmann::json j = {{"id", c.id},
+                        {"parent", c.parent},
+                        {"kind", ContextKindName(c.kind)},
+                        {"site", SiteJson(lineage.sites().Get(c.site))},
+                        {"age_s", absl::ToDoubleSeconds(now - c.created)},
+                        {"creator_goid", c.creator_goid}};
+    if (c.parent == 0) j["root"] = RootKindName(c.root);
+    if (c.cancelled) {
+      j["cancelled_s_ago"] = absl::ToDoubleSeconds(now - *c.cancelled);
+      j["cause"] = CancelCauseName(c.cause);
+    }
+    contexts.push_back(std::move(j));
+  });
+  nlohmann::json goroutines = nlohmann::json::array();
+  lineage.ForEachGoroutine([&](const GoroutineNode& g) {
+    if (g.exited || goroutines.size() >= max_nodes) return;
+    goroutines.push_back({{"goid", g.goid},
+                          {"parent_goid", g.parent_goid},
+                          {"function", g.start_function},
+                          {"go_site", SiteJson(lineage.sites().Get(g.go_site))},
+                          {"bound", g.bound}});
+  });
+  return {{"pid", lineage.pid()}, {"contexts", contexts}, {"omitted_contexts", omitted},
+          {"goroutines", goroutines}};
+}
+
 std::string RenderDot(const ProcessLineage& lineage, const std::vector<Finding>& findings) {
   absl::flat_hash_set<SiteId> broken_roots;
   for (const Finding& f : findings) {

@@ -28,6 +28,9 @@ std::string RenderSummary(const ProcessLineage& lineage, const RunInfo& run);
 
 nlohmann::json FindingToJson(const ProcessLineage& lineage, const Finding& f, absl::Time now);
 nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run);
+// The tracked contexts (parent ids, kind, site, age, state) and live goroutines, at most `max_nodes`
+// contexts.
+nlohmann::json TreeToJson(const ProcessLineage& lineage, absl::Time now, size_t max_nodes = 5000);
 // The lineage graph; edges of broken links (broken chains, roots under a cancelled spawner) dashed red.
 std::string RenderDot(const ProcessLineage& lineage, const std::vector<Finding>& findings);
 

@@ -204,4 +204,24 @@ int ctxagent_probe(struct pt_regs *ctx) {
   return 0;
 }
 
+// Process lifecycle for the daemon (the attach command does not attach these): exec to find new Go
+// programs without polling /proc, exit to forget them.
+// Raw tracepoints: they need no tracefs mount (often absent in containers) and run in the task's
+// context, so the helpers name the process.
+SEC("raw_tp/sched_process_exec")
+int ctxagent_exec(void *ctx) {
+  struct ctx_event *e = reserve(EV_PROC_EXEC, 0);
+  if (e) submit(e);
+  return 0;
+}
+
+SEC("raw_tp/sched_process_exit")
+int ctxagent_exit(void *ctx) {
+  __u64 id = bpf_get_current_pid_tgid();
+  if ((__u32)id != (id >> 32)) return 0;  // a thread, not the whole process
+  struct ctx_event *e = reserve(EV_PROC_EXIT, 0);
+  if (e) submit(e);
+  return 0;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

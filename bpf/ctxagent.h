@@ -47,6 +47,8 @@ enum ctx_event_type {
   EV_CTX_CANCEL = 2,
   EV_GO_CREATE = 3,
   EV_GO_EXIT = 4,
+  EV_PROC_EXEC = 5,  /* a process exec'd a new program (daemon: is it Go?) */
+  EV_PROC_EXIT = 6,  /* a process (thread group) ended */
 };
 
 enum ctx_drop_reason {
