@@ -8,6 +8,7 @@
 #include <variant>
 
 #include "absl/strings/str_cat.h"
+#include "agent/capabilities.h"
 #include "agent/decoder.h"
 #include "agent/process.h"
 #include "agent/tracer.h"
@@ -37,6 +38,10 @@ int RunAttachCommand(const AttachOptions& options) {
   Process process(options.pid);
   if (options.pid <= 0 || !process.Alive()) {
     Fail(absl::StrCat("no process with pid ", options.pid));
+    return 1;
+  }
+  if (absl::Status s = CheckOwnCapabilities(); !s.ok()) {
+    Fail(std::string(s.message()));
     return 1;
   }
   auto bin = symbols::GoBinary::Open(process.exe_path());

@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "agent/capabilities.h"
 #include "agent/cgroup.h"
 #include "agent/decoder.h"
 #include "agent/http_server.h"
@@ -119,6 +120,7 @@ class Daemon {
   explicit Daemon(const DaemonOptions& o) : o_(o) {}
 
   absl::Status Init() {
+    if (absl::Status s = CheckOwnCapabilities(); !s.ok()) return s;
     auto tracer = Tracer::Create([this](const ctx_event& e) { OnEvent(e); }, o_.ring_bytes);
     if (!tracer.ok()) return tracer.status();
     tracer_ = *std::move(tracer);
