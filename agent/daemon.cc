@@ -282,6 +282,8 @@ class Daemon {
     auto it = processes_.find(pid);
     if (it == processes_.end()) return;
     FileKey key = it->second->key;
+    // Its last counts: a process that lived less than a refresh would otherwise never be counted.
+    ExportCounters(*it->second);
     --it->second->binary->processes;
     processes_.erase(it);
     ReleaseBinary(key);  // the last process of a binary: its probes go too
@@ -333,6 +335,31 @@ class Daemon {
     absl::erase_if(ignored_, [&](pid_t pid) { return !present.contains(pid); });
   }
 
+  // Adds what a process created and cancelled since the last export to the counters.
+  void ExportCounters(TracedProcess& p) {
+    LineageStats st = p.lineage->stats();
+    Metrics::Labels id = IdentityLabels(p.labels);
+    static const char* kKinds[] = {"cancel", "timer", "afterfunc", "unknown"};
+    for (int k = 0; k < 4; ++k) {
+      if (uint64_t d = st.created_by_kind[k] - p.last.created_by_kind[k]; d > 0) {
+        Metrics::Labels l = id;
+        l["kind"] = kKinds[k];
+        metrics_.contexts_created.Add(l).Increment(static_cast<double>(d));
+      }
+    }
+    const std::pair<const char*, uint64_t> causes[] = {
+        {"own", st.cancelled_own - p.last.cancelled_own},
+        {"parent", st.cancelled_parent - p.last.cancelled_parent},
+        {"deadline", st.cancelled_deadline - p.last.cancelled_deadline}};
+    for (const auto& [cause, d] : causes) {
+      if (d == 0) continue;
+      Metrics::Labels l = id;
+      l["cause"] = cause;
+      metrics_.contexts_cancelled.Add(l).Increment(static_cast<double>(d));
+    }
+    p.last = st;
+  }
+
   void Refresh(absl::Time now) {
     std::map<Metrics::Labels, double> live, goroutines, findings, attached, sampling;
     total_tracked_ = 0;
@@ -343,25 +370,7 @@ class Daemon {
       LineageStats st = p.lineage->stats();
       total_tracked_ += st.tracked_contexts;
       Metrics::Labels id = IdentityLabels(p.labels);
-      static const char* kKinds[] = {"cancel", "timer", "afterfunc", "unknown"};
-      for (int k = 0; k < 4; ++k) {
-        if (uint64_t d = st.created_by_kind[k] - p.last.created_by_kind[k]; d > 0) {
-          Metrics::Labels l = id;
-          l["kind"] = kKinds[k];
-          metrics_.contexts_created.Add(l).Increment(static_cast<double>(d));
-        }
-      }
-      const std::pair<const char*, uint64_t> causes[] = {
-          {"own", st.cancelled_own - p.last.cancelled_own},
-          {"parent", st.cancelled_parent - p.last.cancelled_parent},
-          {"deadline", st.cancelled_deadline - p.last.cancelled_deadline}};
-      for (const auto& [cause, d] : causes) {
-        if (d == 0) continue;
-        Metrics::Labels l = id;
-        l["cause"] = cause;
-        metrics_.contexts_cancelled.Add(l).Increment(static_cast<double>(d));
-      }
-      p.last = st;
+      ExportCounters(p);
       live[id] += static_cast<double>(st.live_contexts);
       goroutines[id] += static_cast<double>(st.live_goroutines);
       attached[{{"binary", p.labels.binary}}] += 1;

@@ -1,5 +1,6 @@
 #include "agent/decoder.h"
 
+#include <elf.h>
 #include <time.h>
 
 #include <algorithm>
@@ -47,7 +48,13 @@ absl::Time GoTimeToAbsl(uint64_t wall, int64_t ext) {
 
 Decoder::Decoder(const symbols::GoBinary& bin, const Process& process, uint64_t bias,
                  SiteTable& sites)
-    : bin_(bin), process_(process), bias_(bias), sites_(sites) {}
+    : bin_(bin), process_(process), bias_(bias), sites_(sites) {
+  for (const auto& seg : bin.elf().segments()) {
+    if (seg.type != PT_LOAD) continue;
+    image_start_ = std::min(image_start_, seg.vaddr + bias);
+    image_end_ = std::max(image_end_, seg.vaddr + seg.memsz + bias);
+  }
+}
 
 const Decoder::PcInfo& Decoder::Lookup(uint64_t pc) {
   auto it = pcs_.find(pc);
@@ -139,6 +146,32 @@ CancelCause Decoder::ClassifyCancel(const __u64* frames, uint32_t n, uint64_t er
   return CancelCause::kOwnCancel;
 }
 
+std::vector<uint64_t> Decoder::CapturedContexts(const __u64* words) {
+  // A captured context.Context is an {itab, data} pair among the closure's words. Matching bare
+  // words against context addresses would also match any pointer into memory the GC has reused.
+  std::vector<uint64_t> out;
+  for (int i = 0; i + 1 < GO_CAPTURE_WORDS; ++i) {
+    uint64_t itab = words[i], data = words[i + 1];
+    // Itabs of compile-time conversions live in the executable's image; anything else is not one
+    // (and must not cost a memory read or a cache entry).
+    if (itab < image_start_ || itab >= image_end_) continue;
+    // Through WithValue layers to the context they wrap (each keeps its parent at +0).
+    for (int depth = 0; depth < 4 && itab != 0; ++depth) {
+      ParentLink::Type t = ClassifyItab(itab);
+      if (t == ParentLink::Type::kCancelable) {
+        out.push_back(data);
+        break;
+      }
+      if (t != ParentLink::Type::kValue) break;
+      uint64_t next[2] = {0, 0};
+      if (!process_.Read(data, next, sizeof(next)).ok()) break;
+      itab = next[0];
+      data = next[1];
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<DecodedEvent> Decoder::Decode(const ctx_event& raw, const EventClock& clock) {
   absl::Time t = clock.ToTime(raw.ktime_ns);
   switch (raw.type) {
@@ -184,7 +217,7 @@ absl::StatusOr<DecodedEvent> Decoder::Decode(const ctx_event& raw, const EventCl
       if (raw.go_create.gopc != 0) e.go_site = Lookup(raw.go_create.gopc).site;
       auto f = bin_.pclntab().FunctionForPC(raw.go_create.startpc - bias_);
       e.start_function = f.ok() ? f->name : "?";
-      e.captured.assign(raw.go_create.words, raw.go_create.words + GO_CAPTURE_WORDS);
+      e.captured = CapturedContexts(raw.go_create.words);
       return e;
     }
     case EV_GO_EXIT:

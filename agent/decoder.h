@@ -43,6 +43,8 @@ class Decoder {
 
   // Exposed for tests.
   ParentLink::Type ClassifyItab(uint64_t itab);
+  // The cancelable contexts among a new goroutine's captured words.
+  std::vector<uint64_t> CapturedContexts(const __u64* words);
   CancelCause ClassifyCancel(const __u64* frames, uint32_t n, uint64_t err_itab, SiteId* site);
 
  private:
@@ -59,6 +61,8 @@ class Decoder {
   const Process& process_;
   uint64_t bias_;
   SiteTable& sites_;
+  uint64_t image_start_ = UINT64_MAX;  // the executable's mapped range in the process
+  uint64_t image_end_ = 0;
   absl::flat_hash_map<uint64_t, PcInfo> pcs_;
   absl::flat_hash_map<uint64_t, std::string> itabs_;
 };

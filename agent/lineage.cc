@@ -513,13 +513,28 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
   }
 
   // 1. Orphaned Done: waited on, and nothing live can cancel it: every cancelable link up to the
-  // root is uncancelled, its creator exited past the grace period, and no deadline is due within
-  // grace.
+  // root is uncancelled, its creator exited past the grace period (or moved on, below), and no
+  // deadline is due within grace.
+  // A creator that is still alive has "moved on" when it made several such contexts at one site,
+  // old enough, each still waited on: a server's connection goroutine opening a session per request
+  // and dropping it is the same leak as a short-lived goroutine doing it once.
+  absl::flat_hash_map<std::pair<uint64_t, SiteId>, uint32_t> waited_per_creator;
+  for (const auto& [id, w] : waiters) {
+    const Ctx* c = s.FindCtx(id);
+    if (c != nullptr && c->live() && c->created <= leak_before) {
+      ++waited_per_creator[std::make_pair(c->creator_goid, c->site)];
+    }
+  }
+  auto creator_done = [&](const Ctx& c) {
+    if (s.CreatorGone(c.creator_goid, settled)) return true;
+    auto it = waited_per_creator.find(std::make_pair(c.creator_goid, c.site));
+    return c.created <= leak_before && it != waited_per_creator.end() && it->second >= 2;
+  };
   auto orphaned = [&](const Ctx& x) {
     const Ctx* c = &x;
     while (true) {
       if (!c->live() || (c->flags & (kUntrackedLink | kUncertain))) return false;
-      if (!s.CreatorGone(c->creator_goid, settled)) return false;
+      if (!creator_done(*c)) return false;
       if (c->deadline <= now + grace) return false;
       if (c->parent == 0) {
         return c->rkind() == RootKind::kBackground || c->rkind() == RootKind::kWithoutCancel;

@@ -7,7 +7,7 @@ set -euo pipefail
 
 BUILD_PKGS=(cmake make g++ clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libabsl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libzydis-dev libdw-dev nlohmann-json3-dev
-  libclang-rt-14-dev pkg-config)
+  libclang-rt-14-dev pkg-config prometheus)
 # Go toolchains the tests build fixtures with, and the suite each comes from.
 declare -A GO_SUITES=([1.19]=bookworm [1.21]=bookworm-backports [1.22]=bookworm-backports
   [1.23]=bookworm-backports [1.24]=trixie [1.26]=sid [1.27]=sid)
@@ -43,6 +43,13 @@ Pin-Priority: 30
 PIN
 fi
 export DEBIAN_FRONTEND=noninteractive
+# The prometheus package (the daemon's end-to-end test runs its own server) must not start a
+# Prometheus service on this machine: a policy-rc.d that refuses service starts, for this run only.
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${BUILD_PKGS[@]}" >/dev/null
 for v in "${!GO_SUITES[@]}"; do

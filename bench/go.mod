@@ -1,0 +1,3 @@
+module example.com/ctxagent-bench
+
+go 1.19
