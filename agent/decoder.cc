@@ -121,9 +121,13 @@ ParentLink::Type Decoder::ClassifyItab(uint64_t itab) {
   return ParentLink::Type::kOther;
 }
 
-CancelCause Decoder::ClassifyCancel(const __u64* frames, uint32_t n, uint64_t err_itab,
-                                    SiteId* site) {
-  *site = kNoSite;
+const Decoder::StackInfo& Decoder::Stack(const __u64* frames, uint32_t n) {
+  // Keyed by the frames the probe always sends; a repeated site arrives with only those.
+  StackKey key{frames[0], n > 1 ? frames[1] : 0, n > 2 ? frames[2] : 0};
+  auto it = stacks_.find(key);
+  if (it != stacks_.end()) return it->second;
+  StackInfo info;
+  info.creation_site = FirstUserSite(frames, n, 0);
   // Through the context package's own frames: a parent's cancel loop, or the goroutine / AfterFunc
   // that propagateCancel set up for a foreign parent, means the cancellation came from above.
   uint32_t i = 0;
@@ -131,18 +135,29 @@ CancelCause Decoder::ClassifyCancel(const __u64* frames, uint32_t n, uint64_t er
     const std::string& fn = Lookup(frames[i]).function;
     if (absl::StartsWith(fn, "context.(*cancelCtx).cancel") ||
         absl::StrContains(fn, "propagateCancel.func")) {
-      return CancelCause::kParent;
+      info.from_parent = true;
+      break;
     }
     if (!InContextPackage(fn)) break;
   }
+  if (!info.from_parent) info.cancel_site = FirstUserSite(frames, n, i);
+  // A short stack cannot say more later; a full one is final. Either way it is kept.
+  return stacks_.emplace(key, info).first->second;
+}
+
+CancelCause Decoder::ClassifyCancel(const __u64* frames, uint32_t n, uint64_t err_itab,
+                                    SiteId* site) {
+  const StackInfo& stack = Stack(frames, n);
+  *site = kNoSite;
+  if (stack.from_parent) return CancelCause::kParent;
   // The timer (and a deadline already past at creation) cancels with DeadlineExceeded; a CancelFunc
-  // with Canceled.
-  // (A zero-size type's itab points at the pointer-receiver wrapper on older releases.)
+  // with Canceled. (A zero-size type's itab points at the pointer-receiver wrapper on older
+  // releases.)
   const std::string err_type = ItabType(err_itab);
   absl::string_view err = err_type;
   absl::ConsumePrefix(&err, "*");
   if (err == "context.deadlineExceededError") return CancelCause::kDeadline;
-  *site = FirstUserSite(frames, n, i);
+  *site = stack.cancel_site;
   return CancelCause::kOwnCancel;
 }
 
@@ -196,7 +211,7 @@ absl::StatusOr<DecodedEvent> Decoder::Decode(const ctx_event& raw, const EventCl
         if (link.type != ParentLink::Type::kValue) break;  // only wrappers are looked through
       }
       uint32_t n = std::min<uint32_t>(raw.create.nframes, CTX_MAX_FRAMES);
-      e.site = FirstUserSite(raw.create.frames, n, 0);
+      e.site = Stack(raw.create.frames, n).creation_site;
       return e;
     }
     case EV_CTX_CANCEL: {

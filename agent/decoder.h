@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <variant>
 
 #include "absl/container/flat_hash_map.h"
@@ -55,6 +56,15 @@ class Decoder {
   };
   const PcInfo& Lookup(uint64_t pc);  // runtime return address
   SiteId FirstUserSite(const __u64* frames, uint32_t n, uint32_t from);
+  // What a creation or cancel stack says, cached by its first CTX_KEY_FRAMES frames: the probe sends
+  // only those for a stack it has sent before.
+  struct StackInfo {
+    SiteId creation_site = kNoSite;  // first frame outside package context
+    bool from_parent = false;        // a cancel reached through an ancestor
+    SiteId cancel_site = kNoSite;    // where a CancelFunc was called
+  };
+  using StackKey = std::tuple<uint64_t, uint64_t, uint64_t>;
+  const StackInfo& Stack(const __u64* frames, uint32_t n);
   std::string ItabType(uint64_t itab);
 
   const symbols::GoBinary& bin_;
@@ -65,6 +75,7 @@ class Decoder {
   uint64_t image_end_ = 0;
   absl::flat_hash_map<uint64_t, PcInfo> pcs_;
   absl::flat_hash_map<uint64_t, std::string> itabs_;
+  absl::flat_hash_map<StackKey, StackInfo> stacks_;
 };
 
 }  // namespace ctxagent

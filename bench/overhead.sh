@@ -113,7 +113,12 @@ one_run() {  # rate rep mode(off|on)
   lg=$(cat "$work/lg.json")
   summary='{}'
   if [[ -n $agent ]]; then
-    kill -INT "$agent"
+    if ! kill -INT "$agent" 2>/dev/null; then
+      wait "$agent" || true
+      echo "  rate $rate rep $rep on: THE AGENT DIED DURING THE RUN (see dmesg: $(dmesg 2>/dev/null | grep -a "ctxagent\[$agent\]" | tail -1)); retrying" >&2
+      echo "$rate $rep $(dmesg 2>/dev/null | grep -a "ctxagent\[$agent\]" | tail -1)" >>"$work/crashes.txt"
+      return 1
+    fi
     wait "$agent" || true
     r_agent1=$(svc_requests)
     summary=$(grep '"type":"summary"' "$work/agent.json" | tail -1)
@@ -136,8 +141,9 @@ EOF
 
 for rate in $RATES; do
   for rep in $(seq "$REPEAT"); do
-    if ((rep % 2)); then one_run "$rate" "$rep" off; one_run "$rate" "$rep" on
-    else one_run "$rate" "$rep" on; one_run "$rate" "$rep" off; fi
+    on_run() { local try; for try in 1 2 3; do one_run "$rate" "$rep" on && return; done; die "agent died 3 times"; }
+    if ((rep % 2)); then one_run "$rate" "$rep" off; on_run
+    else on_run; one_run "$rate" "$rep" off; fi
   done
 done
 kill "$svc_pid" 2>/dev/null || true; wait "$svc_pid" 2>/dev/null || true
@@ -239,6 +245,10 @@ for line in open(leak_file):
     samples.append((t - t_start, rss, p))
 seen = [(t, rss, p) for t, rss, p in samples if p]
 first = next(((t, p) for t, _, p in seen if p["findings"] > 0), None)
+import os
+crashes = os.path.join(os.path.dirname(sys.argv[1]), "crashes.txt")
+if os.path.exists(crashes):
+    for l in open(crashes): print("agent crash (run retried): rate %s rep %s: %s" % tuple(l.rstrip("\n").split(" ", 2)))
 print()
 print(f"leak phase: loadsvc leaking {leak_rate} contexts/s (orphaned Done channel), `ctxagent daemon --refresh=1s --grace={grace}`")
 if seen:

@@ -81,12 +81,22 @@ static __always_inline __u64 goid_of(const struct go_binary_config *cfg, __u64 g
   return g ? read_u64(g + cfg->g_goid) : 0;
 }
 
+// Stacks already sent, by their first CTX_KEY_FRAMES return addresses: a hot call site costs one
+// full walk, then only the frames that identify it.
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u64);
+  __type(value, __u8);
+} known_stacks SEC(".maps");
+
 // Return addresses: [SP] first (the probe sits before the frame is set up, so the kernel's own walk
 // would skip the immediate caller), then the caller frames through the saved frame pointers.
 static __always_inline __u32 read_frames(struct pt_regs *ctx, __u64 *frames) {
   frames[0] = read_u64(PT_REGS_SP(ctx));
   __u64 fp = PT_REGS_FP(ctx);
   __u32 n = 1;
+  __u64 key = frames[0];
 #pragma unroll
   for (int i = 1; i < CTX_MAX_FRAMES; i++) {
     __u64 pair[2] = {0, 0};  // saved BP, return address
@@ -94,6 +104,12 @@ static __always_inline __u32 read_frames(struct pt_regs *ctx, __u64 *frames) {
     frames[i] = pair[1];
     fp = pair[0];
     n++;
+    if (i < CTX_KEY_FRAMES) key = key * 0x9E3779B97F4A7C15ull + pair[1];
+    if (i == CTX_KEY_FRAMES - 1) {
+      if (bpf_map_lookup_elem(&known_stacks, &key)) return n;  // seen: the key frames suffice
+      __u8 one = 1;
+      bpf_map_update_elem(&known_stacks, &key, &one, BPF_ANY);
+    }
   }
   return n;
 }

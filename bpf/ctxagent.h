@@ -8,6 +8,8 @@
 
 #define CTX_MAX_BINARIES 256
 #define CTX_MAX_FRAMES 8     /* return addresses kept per creation / cancel */
+#define CTX_KEY_FRAMES 3     /* the first frames, which identify a call site: a repeated site sends
+                                only these (the agent remembers the rest) */
 #define CTX_PARENT_CHAIN 4   /* parent Context interfaces read up the chain at creation */
 #define GO_CAPTURE_WORDS 6   /* words of a new goroutine's funcval after its code pointer */
 
