@@ -40,7 +40,7 @@ const char* RootKindName(RootKind kind) {
 const char* CancelCauseName(CancelCause cause) {
   switch (cause) {
     case CancelCause::kOwnCancel:
-      return "cancel";
+      return "own";
     case CancelCause::kParent:
       return "parent";
     case CancelCause::kDeadline:

@@ -23,8 +23,16 @@ std::string State(const ContextNode& c, absl::Time now) {
     if (c.deadline != absl::InfiniteFuture()) return absl::StrCat("live, deadline in ", Age(c.deadline - now));
     return "live";
   }
-  std::string s = absl::StrCat("cancelled ", Age(now - *c.cancelled), " ago by ", CancelCauseName(c.cause));
-  if (c.cause == CancelCause::kParent && c.cancelled_by != 0) absl::StrAppend(&s, " #", c.cancelled_by);
+  std::string s = absl::StrCat("cancelled ", Age(now - *c.cancelled), " ago");
+  switch (c.cause) {
+    case CancelCause::kOwnCancel:
+      return absl::StrCat(s, " by its own cancel");
+    case CancelCause::kDeadline:
+      return absl::StrCat(s, " by its deadline");
+    case CancelCause::kParent:
+      return c.cancelled_by != 0 ? absl::StrCat(s, " by parent #", c.cancelled_by)
+                                 : absl::StrCat(s, " by its parent");
+  }
   return s;
 }
 
