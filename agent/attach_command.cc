@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/capabilities.h"
 #include "agent/decoder.h"
+#include "agent/overhead.h"
 #include "agent/process.h"
 #include "agent/tracer.h"
 #include "agent/views.h"
@@ -79,6 +80,17 @@ int RunAttachCommand(const AttachOptions& options) {
     Fail(std::string(attachment.status().message()));
     return 1;
   }
+  // Per-hit trap costs measured here, once: they differ between machines by several times.
+  TrapCosts trap_costs;
+  if (auto calibrated = CalibrateTrapCosts(); calibrated.ok()) {
+    trap_costs = *calibrated;
+  } else {
+    fprintf(stderr, "ctxagent: trap cost calibration failed (%s); using defaults\n",
+            std::string(calibrated.status().message()).c_str());
+  }
+  OverheadMeter interval_meter(trap_costs, (*tracer)->probe_fd(), options.pid);
+  OverheadMeter run_meter(trap_costs, (*tracer)->probe_fd(), options.pid);
+  OverheadSample last_interval;
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
   const bool live = options.live && options.output == "tree" && isatty(STDOUT_FILENO);
@@ -107,8 +119,9 @@ int RunAttachCommand(const AttachOptions& options) {
       next_eval = now + options.refresh;
       findings = lineage.Evaluate(now, options.findings);
       lineage.Collect(now, options.findings);
+      last_interval = interval_meter.Update(now, (*tracer)->hook_hits());
       if (live) {
-        RunInfo run{now - start, events, (*tracer)->counters()};
+        RunInfo run{now - start, events, (*tracer)->counters(), last_interval, trap_costs};
         std::string screen = absl::StrCat("\x1b[H\x1b[2J", "ctxagent attach ", options.pid, "  ",
                                           RenderSummary(lineage, run), "\n",
                                           RenderTree(lineage, now, 40), "\n",
@@ -126,7 +139,8 @@ int RunAttachCommand(const AttachOptions& options) {
   (*tracer)->Drain();
   TracerCounters counters = (*tracer)->counters();
   findings = lineage.Evaluate(now, options.findings);
-  RunInfo run{now - start, events, counters};
+  RunInfo run{now - start, events, counters, run_meter.Update(now, (*tracer)->hook_hits()),
+              trap_costs};
   if (target_exited) fprintf(stderr, "ctxagent: pid %d exited\n", options.pid);
   if (undecodable > 0) fprintf(stderr, "ctxagent: %lu events could not be decoded\n", undecodable);
 

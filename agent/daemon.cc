@@ -26,6 +26,7 @@
 #include "agent/decoder.h"
 #include "agent/http_server.h"
 #include "agent/metrics.h"
+#include "agent/overhead.h"
 #include "agent/process.h"
 #include "agent/tracer.h"
 #include "agent/views.h"
@@ -125,6 +126,8 @@ class Daemon {
     if (!tracer.ok()) return tracer.status();
     tracer_ = *std::move(tracer);
     if (absl::Status s = tracer_->WatchProcesses(); !s.ok()) return s;
+    if (auto c = CalibrateTrapCosts(); c.ok()) trap_costs_ = *c;
+    meter_ = std::make_unique<OverheadMeter>(trap_costs_, tracer_->probe_fd(), 0);
     auto http = HttpServer::Start(o_.listen, [this](const std::string& path) { return Handle(path); });
     if (!http.ok()) return http.status();
     http_ = *std::move(http);
@@ -394,7 +397,7 @@ class Daemon {
     metrics_.SetGauges(metrics_.findings, findings);
     metrics_.SetGauges(metrics_.attached, attached);
     metrics_.SetGauges(metrics_.sampling_ratio, sampling);
-    metrics_.SetGauges(metrics_.overhead, {{{}, 0.0}});
+    metrics_.SetGauges(metrics_.overhead, {{{}, meter_->Update(now, tracer_->hook_hits()).node_ratio}});
     TracerCounters c = tracer_->counters();
     static const char* kReasons[] = {"ringbuf_full", "no_config", "read_failed"};
     for (int r = 0; r < DROP_REASONS; ++r) {
@@ -462,6 +465,8 @@ class Daemon {
   absl::Mutex mu_;
   std::unique_ptr<Tracer> tracer_;
   std::unique_ptr<HttpServer> http_;
+  TrapCosts trap_costs_;
+  std::unique_ptr<OverheadMeter> meter_;
   EventClock clock_;
   Metrics metrics_;
   PodResolver pods_{o_.log_pods_root};

@@ -209,6 +209,14 @@ TracerCounters Tracer::counters() const {
   return c;
 }
 
+std::array<uint64_t, CTX_HOOKS> Tracer::hook_hits() const {
+  std::array<uint64_t, CTX_HOOKS> h{};
+  for (uint32_t k = 0; k < CTX_HOOKS; ++k) h[k] = SumPerCpu(skel_->maps.hook_hits, k);
+  return h;
+}
+
+int Tracer::probe_fd() const { return bpf_program__fd(skel_->progs.ctxagent_probe); }
+
 size_t Tracer::attached_probes() const {
   size_t n = 0;
   for (const auto& a : attachments_) n += a.links.size();

@@ -51,6 +51,9 @@ class Tracer {
   // Drains what the probes wrote so far; returns the number of events handled.
   int Drain();
   TracerCounters counters() const;
+  // Cumulative probe hits per hook (enum ctx_hook).
+  std::array<uint64_t, CTX_HOOKS> hook_hits() const;
+  int probe_fd() const;
   size_t attached_probes() const;
 
  private:

@@ -134,10 +134,10 @@ std::string RenderSummary(const ProcessLineage& lineage, const RunInfo& run) {
   LineageStats s = lineage.stats();
   return absl::StrFormat(
       "contexts: %d created, cancelled %d own / %d by parent / %d deadline, %d live | goroutines: "
-      "%d seen, %d live | events: %d, lost %d | %s\n",
+      "%d seen, %d live | events: %d, lost %d | overhead %.3f%% of the node | %s\n",
       s.contexts_created, s.cancelled_own, s.cancelled_parent, s.cancelled_deadline,
       s.live_contexts, s.goroutines_seen, s.live_goroutines, run.events,
-      run.counters.dropped_total(), Age(run.elapsed));
+      run.counters.dropped_total(), run.overhead.node_ratio * 100, Age(run.elapsed));
 }
 
 nlohmann::json FindingToJson(const ProcessLineage& lineage, const Finding& f, absl::Time now) {
@@ -194,6 +194,15 @@ nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run) 
             {"no_config", run.counters.dropped[DROP_NO_CONFIG]},
             {"read_failed", run.counters.dropped[DROP_READ_FAILED]}}},
           {"loss_episodes", s.loss_episodes},
+          {"overhead",
+           {{"node_cpu_ratio", run.overhead.node_ratio},
+            {"target_cpu_ratio", run.overhead.target_ratio},
+            {"trap_cpu_s_per_s", run.overhead.trap_cpu_s},
+            {"bpf_cpu_s_per_s", run.overhead.bpf_cpu_s},
+            {"agent_cpu_s_per_s", run.overhead.agent_cpu_s},
+            {"probe_hits_per_s", run.overhead.hits_per_s},
+            {"trap_cost_us",
+             {{"emulated", run.trap_costs.emulated_us}, {"stepped", run.trap_costs.stepped_us}}}}},
           {"unknown_exits", s.unknown_exits},
           {"unknown_cancels", s.unknown_cancels},
           {"sampling_ratio", 1.0},

@@ -7,6 +7,7 @@
 
 #include "absl/time/time.h"
 #include "agent/lineage.h"
+#include "agent/overhead.h"
 #include "agent/tracer.h"
 #include "nlohmann/json.hpp"
 
@@ -17,6 +18,8 @@ struct RunInfo {
   absl::Duration elapsed;
   uint64_t events = 0;
   TracerCounters counters;
+  OverheadSample overhead;  // averaged over the run (or the last interval, live)
+  TrapCosts trap_costs;
 };
 
 std::string SiteString(const Site& site);  // "main.go:42 (main.handler)"

@@ -36,6 +36,14 @@ struct {
   __type(value, __u64);
 } submitted SEC(".maps");
 
+// Probe hits per hook, per CPU: with the measured trap costs, what tracing costs the targets.
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, CTX_HOOKS);
+  __type(key, __u32);
+  __type(value, __u64);
+} hook_hits SEC(".maps");
+
 // Go < 1.21: newproc1's caller goroutine, from its entry to its RET on the same thread (it runs on the
 // system stack and is not preempted in between).
 struct {
@@ -201,6 +209,8 @@ SEC("uprobe")
 int ctxagent_probe(struct pt_regs *ctx) {
   __u32 hook = 0;
   const struct go_binary_config *cfg = config_for(ctx, &hook);
+  __u64 *hits = bpf_map_lookup_elem(&hook_hits, &hook);
+  if (hits) *hits += 1;
   if (!cfg) return 0;
   switch (hook) {
     case HOOK_CTX_CREATE:

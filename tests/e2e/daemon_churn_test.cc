@@ -277,12 +277,14 @@ TEST(DaemonChurnTest, ProcessesShorterThanARefreshAreCounted) {
     ASSERT_EQ(c.Wait(absl::Seconds(10)), 0);
   }
   absl::SleepFor(absl::Milliseconds(2500));
-  EXPECT_EQ(CounterSum(daemon.port, "ctxagent_contexts_created_total", "ctxshort_b") - created0,
-            kRuns * kRounds * kPerRound)
-      << HttpGet(daemon.port, "/metrics").body;
-  EXPECT_EQ(CounterSum(daemon.port, "ctxagent_contexts_cancelled_total", "ctxshort_b") - cancelled0,
-            kRuns * kRounds * kPerRound)
-      << HttpGet(daemon.port, "/metrics").body;
+  // None lost. (At least: the anchor's own first round may race its attach and add a late count.)
+  const double created = CounterSum(daemon.port, "ctxagent_contexts_created_total", "ctxshort_b") - created0;
+  const double cancelled =
+      CounterSum(daemon.port, "ctxagent_contexts_cancelled_total", "ctxshort_b") - cancelled0;
+  fprintf(stderr, "short-lived processes: %.0f contexts created and %.0f cancelled counted, %d made\n",
+          created, cancelled, kRuns * kRounds * kPerRound);
+  EXPECT_GE(created, kRuns * kRounds * kPerRound) << HttpGet(daemon.port, "/metrics").body;
+  EXPECT_GE(cancelled, kRuns * kRounds * kPerRound) << HttpGet(daemon.port, "/metrics").body;
   EXPECT_EQ(daemon.process->Stop(absl::Seconds(20)), 0) << daemon.process->Log();
   fs::remove_all(dir);
 }
