@@ -8,9 +8,11 @@
 #include <variant>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "agent/capabilities.h"
 #include "agent/decoder.h"
 #include "agent/overhead.h"
+#include "agent/sampling.h"
 #include "agent/process.h"
 #include "agent/tracer.h"
 #include "agent/views.h"
@@ -103,44 +105,67 @@ int RunAttachCommand(const AttachOptions& options) {
   std::vector<Finding> findings;
   bool target_exited = false;
   uint64_t lost_seen = 0;
+  // Duty-cycles the probes when full tracing costs more than the budget (agent/sampling.h).
+  SamplingController sampler(options.budget > 0 ? options.budget : 1e9,
+                             options.findings.leak_after + 2 * options.findings.grace, start);
+  bool attached = true;
   while (!g_stop) {
+    absl::SleepFor(options.poll);
     (*tracer)->Drain();
-    if (uint64_t lost = (*tracer)->counters().dropped_total(); lost != lost_seen) {
-      lost_seen = lost;
-      lineage.OnEventsLost();
-    }
     absl::Time now = absl::Now();
     if (now - start >= options.duration) break;
+    if (now < next_eval) continue;
+    next_eval = now + options.refresh;
     if (!process.Alive()) {
       target_exited = true;
       break;
     }
-    if (now >= next_eval) {
-      next_eval = now + options.refresh;
-      findings = lineage.Evaluate(now, options.findings);
-      lineage.Collect(now, options.findings);
-      last_interval = interval_meter.Update(now, (*tracer)->hook_hits());
-      if (live) {
-        RunInfo run{now - start, events, (*tracer)->counters(), last_interval, trap_costs};
-        std::string screen = absl::StrCat("\x1b[H\x1b[2J", "ctxagent attach ", options.pid, "  ",
-                                          RenderSummary(lineage, run), "\n",
-                                          RenderTree(lineage, now, 40), "\n",
-                                          findings.size(), " finding(s) so far\n");
-        fwrite(screen.data(), 1, screen.size(), stdout);
-        fflush(stdout);
-      }
+    if (uint64_t lost = (*tracer)->counters().dropped_total(); lost != lost_seen) {
+      lost_seen = lost;
+      lineage.OnEventsLost();
     }
-    usleep(static_cast<useconds_t>(absl::ToInt64Microseconds(options.poll)));
+    // While detached the last window's findings stand: nothing new can be seen.
+    if (attached) findings = lineage.Evaluate(now, options.findings);
+    lineage.Collect(now, options.findings);
+    last_interval = interval_meter.Update(now, (*tracer)->hook_hits());
+    if (bool want = sampler.Update(now, last_interval.node_ratio); want != attached) {
+      if (!want) {
+        (*tracer)->Detach(*attachment);
+        (*tracer)->Drain();
+        findings = lineage.Evaluate(now, options.findings);
+        lineage.OnEventsLost();  // what is live now may end unseen
+      } else {
+        attachment = (*tracer)->Attach(options.pid, **bin);
+        if (!attachment.ok()) {
+          Fail(std::string(attachment.status().message()));
+          return 1;
+        }
+      }
+      attached = want;
+    }
+    if (live) {
+      RunInfo run{now - start, events, (*tracer)->counters(), last_interval, trap_costs,
+                  sampler.observed_ratio(now)};
+      std::string screen = absl::StrCat("\x1b[H\x1b[2J", "ctxagent attach ", options.pid, "  ",
+                                        RenderSummary(lineage, run), "\n",
+                                        RenderTree(lineage, now, 40), "\n", findings.size(),
+                                        " finding(s) so far", attached ? "" : " (probes paused: sampling)",
+                                        "\n");
+      fwrite(screen.data(), 1, screen.size(), stdout);
+      fflush(stdout);
+    }
   }
   // Findings as of the stop: detaching can take seconds on a loaded machine, and the state must
   // not age meanwhile. What happens during the detach (ends of what was seen) is still applied.
   const absl::Time now = absl::Now();
-  (*tracer)->Detach(*attachment);
-  (*tracer)->Drain();
+  if (attached) {
+    (*tracer)->Detach(*attachment);
+    (*tracer)->Drain();
+    findings = lineage.Evaluate(now, options.findings);
+  }
   TracerCounters counters = (*tracer)->counters();
-  findings = lineage.Evaluate(now, options.findings);
   RunInfo run{now - start, events, counters, run_meter.Update(now, (*tracer)->hook_hits()),
-              trap_costs};
+              trap_costs, sampler.observed_ratio(now)};
   if (target_exited) fprintf(stderr, "ctxagent: pid %d exited\n", options.pid);
   if (undecodable > 0) fprintf(stderr, "ctxagent: %lu events could not be decoded\n", undecodable);
 

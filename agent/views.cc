@@ -134,10 +134,11 @@ std::string RenderSummary(const ProcessLineage& lineage, const RunInfo& run) {
   LineageStats s = lineage.stats();
   return absl::StrFormat(
       "contexts: %d created, cancelled %d own / %d by parent / %d deadline, %d live | goroutines: "
-      "%d seen, %d live | events: %d, lost %d | overhead %.3f%% of the node | %s\n",
+      "%d seen, %d live | events: %d, lost %d | overhead %.3f%% of the node, sampling %.0f%% | %s\n",
       s.contexts_created, s.cancelled_own, s.cancelled_parent, s.cancelled_deadline,
       s.live_contexts, s.goroutines_seen, s.live_goroutines, run.events,
-      run.counters.dropped_total(), run.overhead.node_ratio * 100, Age(run.elapsed));
+      run.counters.dropped_total(), run.overhead.node_ratio * 100, run.sampling_ratio * 100,
+      Age(run.elapsed));
 }
 
 nlohmann::json FindingToJson(const ProcessLineage& lineage, const Finding& f, absl::Time now) {
@@ -205,8 +206,12 @@ nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run) 
              {{"emulated", run.trap_costs.emulated_us}, {"stepped", run.trap_costs.stepped_us}}}}},
           {"unknown_exits", s.unknown_exits},
           {"unknown_cancels", s.unknown_cancels},
-          {"sampling_ratio", 1.0},
-          {"counts_exact", run.counters.dropped_total() == 0}};
+          {"sampling_ratio", run.sampling_ratio},
+          // Below full sampling, created/cancelled counts cover only the traced windows; the
+          // estimate scales them by the share of time traced.
+          {"contexts_created_estimate",
+           static_cast<double>(s.contexts_created) / std::max(run.sampling_ratio, 1e-6)},
+          {"counts_exact", run.counters.dropped_total() == 0 && run.sampling_ratio >= 1.0}};
 }
 
 nlohmann::json TreeToJson(const ProcessLineage& lineage, absl::Time now, size_t max_nodes) {

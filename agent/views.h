@@ -20,6 +20,7 @@ struct RunInfo {
   TracerCounters counters;
   OverheadSample overhead;  // averaged over the run (or the last interval, live)
   TrapCosts trap_costs;
+  double sampling_ratio = 1.0;  // share of the time the probes were attached
 };
 
 std::string SiteString(const Site& site);  // "main.go:42 (main.handler)"

@@ -24,7 +24,9 @@
 # Environment: GO (default newest /usr/lib/go-*/bin/go), RATES (contexts/s, default
 # "1000 5000 20000 50000"), CTX_PER_REQ (2), DURATION (s, default 15), REPEAT (pairs, default 3),
 # CONNS (loadgen connections, 32), LEAK_RATE (2000), LEAK_SECONDS (25), GRACE (daemon --grace, 5s),
-# KEEP=1 keeps the work directory (raw samples in runs.jsonl).
+# SVC_ARGS (extra loadsvc flags for phase 1, e.g. "-children 8" with CTX_PER_REQ=10: more contexts per
+# request without more goroutines, to separate context probes from goroutine probes), SKIP_LEAK=1
+# (no phase 2), KEEP=1 keeps the work directory (raw samples in runs.jsonl).
 set -euo pipefail
 
 die() { echo "overhead: error: $*" >&2; exit 1; }
@@ -87,7 +89,8 @@ sample() {  # agent_pid prog_id -> one line of numbers
 }
 
 # ---------------- phase 1: overhead at each rate ----------------
-start_svc
+# shellcheck disable=SC2086
+start_svc ${SVC_ARGS:-}
 echo "loadsvc pid $svc_pid on $svc_addr; warming up" >&2
 "$work/loadgen" -addr "$svc_addr" -rate 5000 -duration 3s -conns "$CONNS" >/dev/null
 
@@ -149,6 +152,7 @@ done
 kill "$svc_pid" 2>/dev/null || true; wait "$svc_pid" 2>/dev/null || true
 
 # ---------------- phase 2: leak detection time and agent memory per live context ----------------
+if [[ -n ${SKIP_LEAK:-} ]]; then LEAK_SECONDS=0; fi
 echo "leak phase: loadsvc leaking $LEAK_RATE contexts/s, daemon --refresh=1s --grace=$GRACE" >&2
 start_svc -leak_per_sec "$LEAK_RATE"
 sleep 2
@@ -165,6 +169,7 @@ for _ in $(seq 200); do
 done
 [[ -n $port ]] || die "daemon did not start: $(cat "$work/daemon.err")"
 end=$(python3 -c "print($t_start + $LEAK_SECONDS)")
+: >"$work/leak.txt"
 while python3 -c "import sys,time; sys.exit(0 if time.time() < $end else 1)"; do
   t=$(date +%s.%N)
   p=$(curl -s "http://127.0.0.1:$port/processes" || true)
@@ -250,6 +255,8 @@ crashes = os.path.join(os.path.dirname(sys.argv[1]), "crashes.txt")
 if os.path.exists(crashes):
     for l in open(crashes): print("agent crash (run retried): rate %s rep %s: %s" % tuple(l.rstrip("\n").split(" ", 2)))
 print()
+if not samples:
+    print("leak phase: skipped"); sys.exit(0)
 print(f"leak phase: loadsvc leaking {leak_rate} contexts/s (orphaned Done channel), `ctxagent daemon --refresh=1s --grace={grace}`")
 if seen:
     print("  process visible on /processes after %.2f s" % seen[0][0])

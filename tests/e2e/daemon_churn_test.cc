@@ -225,6 +225,22 @@ TEST(DaemonChurnTest, ForgetsExitedProcessesAndGivesBackMemory) {
   EXPECT_LE(after_kib, baseline_kib + 8 * 1024) << "daemon memory did not come back";
   EXPECT_GT(short_contexts, 0) << "no short-lived go1.19 process was counted\n" << m.body;
 
+  // Binaries whose processes all came and went are still traceable: a new process of each is
+  // attached (a process that vanished mid-attach must not get its binary written off as not Go).
+  for (const std::string& bin : {b, c}) {
+    testing::Child again = testing::Child::Start({bin, "-loop"});
+    ASSERT_TRUE(again.WaitForLine("ready", absl::Seconds(10)));
+    deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline &&
+           !testing::ProcessEntry(testing::Processes(daemon.port), again.pid()).has_value()) {
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    EXPECT_TRUE(testing::ProcessEntry(testing::Processes(daemon.port), again.pid()).has_value())
+        << bin << " is no longer traced after the churn\n" << daemon.process->Log();
+    again.Kill(SIGTERM);
+    EXPECT_EQ(again.Wait(absl::Seconds(10)), 0);
+  }
+
   // The long-lived target was not harmed, and the daemon stops cleanly.
   longlived.Kill(SIGTERM);
   EXPECT_TRUE(longlived.WaitForLine("ctxprog done", absl::Seconds(10)));

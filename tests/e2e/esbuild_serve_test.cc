@@ -69,7 +69,7 @@ TEST(EsbuildServeTest, PerRequestContextsAreSeenCancelledAndHealthy) {
 
   testing::Child agent = testing::Child::Start(
       {CTXAGENT_BIN, "attach", std::to_string(server.pid()), "-o", "json", "--duration=6s",
-       "--grace=1s", "--leak_after=2s"},
+       "--grace=1s", "--leak_after=2s", "--budget=0"},
       /*merge_stderr=*/true);
   ASSERT_TRUE(agent.WaitForLine("attached to pid", absl::Seconds(20)));
   constexpr int kRequests = 300;

@@ -86,7 +86,7 @@ TEST(RobustnessTest, RingBufferOverflowIsReportedAndCausesNoFalseFindings) {
   // 8 KiB of ring drained once a second: most events cannot be written.
   Child agent = Child::Start({CTXAGENT_BIN, "attach", std::to_string(target.pid()), "-o", "json",
                               "--duration=5s", "--ring_buffer_kb=8", "--poll=1s", "--grace=1s",
-                              "--leak_after=2s", "--refresh=500ms"});
+                              "--leak_after=2s", "--refresh=500ms", "--budget=0"});
   std::string out = agent.ReadAll(absl::Seconds(30));
   ASSERT_EQ(agent.Wait(absl::Seconds(5)), 0) << out;
   AgentOutput o = Parse(out);
@@ -98,6 +98,29 @@ TEST(RobustnessTest, RingBufferOverflowIsReportedAndCausesNoFalseFindings) {
   EXPECT_TRUE(o.findings.empty()) << out;
   target.Kill(SIGTERM);
   EXPECT_EQ(target.Wait(absl::Seconds(10)), 0);
+}
+
+TEST(RobustnessTest, SamplingUnderABudgetStillFindsTheLeak) {
+  CTXAGENT_REQUIRE_BPF();
+  // Thousands of leaked sessions a second: full tracing costs far more than the 0.1% budget.
+  Child target = Child::Start({CTXAGENT_ORPHANED_DONE, "-rate", "2000"});
+  ASSERT_TRUE(target.WaitForLine("ready", absl::Seconds(10)));
+  Child agent = Child::Start({CTXAGENT_BIN, "attach", std::to_string(target.pid()), "-o", "json",
+                              "--duration=12s", "--budget=0.001", "--grace=1s", "--leak_after=2s",
+                              "--refresh=500ms"});
+  std::string out = agent.ReadAll(absl::Seconds(60));
+  ASSERT_EQ(agent.Wait(absl::Seconds(5)), 0) << out;
+  AgentOutput o = Parse(out);
+  ASSERT_FALSE(o.summary.is_null()) << out;
+  const double ratio = o.summary["sampling_ratio"].get<double>();
+  EXPECT_LT(ratio, 0.9) << "the probes were never paused";
+  EXPECT_GT(ratio, 0.0);
+  EXPECT_FALSE(o.summary["counts_exact"].get<bool>());
+  EXPECT_GT(o.summary["contexts_created_estimate"].get<double>(),
+            o.summary["contexts_created"].get<double>());
+  ASSERT_EQ(o.findings.size(), 1u) << out;
+  EXPECT_EQ(o.findings[0]["kind"], "orphaned_done");
+  target.Kill(SIGKILL);
 }
 
 TEST(RobustnessTest, RefusesWhatItCannotTrace) {

@@ -84,7 +84,7 @@ TEST_P(ScenarioSuite, FindingsMatchExpectations) {
   for (size_t i = 0; i < scenarios.size(); ++i) {
     agents.push_back(testing::Child::Start(
         {CTXAGENT_BIN, "attach", std::to_string(programs[i].pid()), "-o", "json",
-         "--duration=" CTXAGENT_E2E_DURATION, "--grace=1s", "--leak_after=2s", "--min_count=3",
+         "--duration=" CTXAGENT_E2E_DURATION, "--grace=1s", "--leak_after=2s", "--min_count=3", "--budget=0",
          "--refresh=500ms"}));
   }
   std::vector<Outcome> outcomes;
