@@ -16,7 +16,7 @@ struct AttachOptions {
   FindingOptions findings;
   absl::Duration refresh = absl::Seconds(1);            // live view and evaluation period
   bool live = true;                                     // redraw the tree in place (a terminal)
-  absl::Duration poll = absl::Milliseconds(100);        // ring buffer drain period
+  absl::Duration poll = absl::Milliseconds(20);         // ring buffer drain period
   double budget = 0.003;  // share of the node's CPU tracing may use; 0 = trace everything
   uint32_t ring_bytes = 16 << 20;                       // BPF ring buffer size
 };

@@ -229,9 +229,16 @@ class Daemon {
     } else {
       auto bin = symbols::GoBinary::Open(exe);
       if (!bin.ok()) {
-        // Not Go, not a supported version, or it vanished: decided once per file.
-        if (not_go_.size() > 100000) not_go_.clear();
-        not_go_.insert(key);
+        // Not Go, or a Go we cannot trace: decided once per file. Anything else (the process
+        // vanished mid-read, say) concerns this process only.
+        struct stat again;
+        const bool still_there = stat(exe.c_str(), &again) == 0 && again.st_ino == st.st_ino;
+        if (still_there &&
+            (absl::IsNotFound(bin.status()) || absl::IsUnimplemented(bin.status()) ||
+             absl::IsFailedPrecondition(bin.status()) || absl::IsInvalidArgument(bin.status()))) {
+          if (not_go_.size() > 100000) not_go_.clear();
+          not_go_.insert(key);
+        }
         ignored_.insert(pid);
         if (!absl::IsNotFound(bin.status())) {
           fprintf(stderr, "ctxagent daemon: pid %d skipped: %s\n", pid,

@@ -26,7 +26,7 @@ ABSL_FLAG(uint64_t, max_contexts_per_process, 200000, "daemon: tracked contexts 
 ABSL_FLAG(uint64_t, max_contexts_total, 1000000, "daemon: tracked contexts in all before new ones are dropped");
 ABSL_FLAG(int, max_site_labels, 10, "daemon: findings per process exported with their site label");
 ABSL_FLAG(absl::Duration, rescan, absl::Seconds(30), "daemon: /proc rescan period (exec events find new processes)");
-ABSL_FLAG(absl::Duration, poll, absl::Milliseconds(100), "how often the event ring buffer is drained");
+ABSL_FLAG(absl::Duration, poll, absl::Milliseconds(20), "how often the event ring buffer is drained");
 ABSL_FLAG(double, budget, 0.003, "attach: share of the node's CPU tracing may use (probes are duty-cycled above it); 0 = trace everything");
 ABSL_FLAG(int, ring_buffer_kb, 16384, "attach: BPF ring buffer size in KiB (a power of two)");
 ABSL_FLAG(absl::Duration, refresh, absl::Seconds(1), "attach: live view and evaluation period");

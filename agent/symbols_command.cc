@@ -52,6 +52,10 @@ nlohmann::json SymbolsToJson(const GoBinary& bin) {
     for (const auto& r : p.ret_sites) {
       rets.push_back({{"address", r.address}, {"file_offset", r.file_offset}});
     }
+    nlohmann::json handoffs = nlohmann::json::array();
+    for (const auto& h : p.handoff_sites) {
+      handoffs.push_back({{"address", h.address}, {"file_offset", h.file_offset}});
+    }
     functions.push_back({{"name", p.function.name},
                          {"hook", symbols::HookKindName(p.hook.kind)},
                          {"required", p.hook.required},
@@ -64,7 +68,8 @@ nlohmann::json SymbolsToJson(const GoBinary& bin) {
                          {"probe_instruction", p.probe.instruction},
                          {"emulated", p.probe.emulated},
                          {"at_stack_check", p.at_stack_check},
-                         {"ret_sites", rets}});
+                         {"ret_sites", rets},
+                         {"handoff_sites", handoffs}});
   }
   const auto& info = bin.build_info();
   return {{"binary", bin.path()},
@@ -114,6 +119,10 @@ std::string SymbolsToText(const GoBinary& bin) {
       std::vector<std::string> rets;
       for (const auto& r : p.ret_sites) rets.push_back(absl::StrFormat("0x%x", r.address));
       absl::StrAppendFormat(&out, "%-42s   RET at: %s\n", "", absl::StrJoin(rets, " "));
+    }
+    for (const auto& h : p.handoff_sites) {
+      absl::StrAppendFormat(&out, "%-42s   new g handed to runqput at 0x%x: %s (emulated)\n", "",
+                            h.address, h.instruction);
     }
   }
   if (!bin.plan().missing.empty()) {

@@ -74,6 +74,14 @@ TEST(SymbolsCommandTest, JsonMatchesGoToolNmOnEveryFixture) {
       EXPECT_GE(probe, addr);
       EXPECT_LT(probe, addr + size);
       EXPECT_EQ(fn["probe_offset"].get<uint64_t>() - fn["file_offset"].get<uint64_t>(), probe - addr);
+      // Goroutine creation is read where newproc.func1 hands the new g to runqput (emulated CALL).
+      if (name == "runtime.newproc1") {
+        ASSERT_GE(fn["handoff_sites"].size(), 1u);
+        ASSERT_TRUE(nm.contains("runtime.newproc.func1"));
+        uint64_t site = fn["handoff_sites"][0]["address"];
+        EXPECT_GT(site, nm["runtime.newproc.func1"]);
+        EXPECT_LT(site, nm["runtime.newproc.func1"] + 512);
+      }
     }
   }
 }

@@ -154,8 +154,15 @@ absl::StatusOr<uint32_t> Tracer::Attach(pid_t pid, const symbols::GoBinary& bin)
         if (cfg.g_parent_goid < 0) {
           status.Update(attach(p.probe.file_offset, HOOK_GO_CREATE_ENTRY, p.function.name));
         }
-        for (const auto& r : p.ret_sites) {
-          status.Update(attach(r.file_offset, HOOK_GO_CREATE_RET, p.function.name + " RET"));
+        // The hand-off CALL is emulated; a RET is single-stepped (~15x the cost).
+        if (!p.handoff_sites.empty()) {
+          for (const auto& h : p.handoff_sites) {
+            status.Update(attach(h.file_offset, HOOK_GO_CREATE_HANDOFF, "runtime.newproc.func1"));
+          }
+        } else {
+          for (const auto& r : p.ret_sites) {
+            status.Update(attach(r.file_offset, HOOK_GO_CREATE_RET, p.function.name + " RET"));
+          }
         }
         break;
       case HookKind::kGoroutineExit:

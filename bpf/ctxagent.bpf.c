@@ -89,8 +89,8 @@ static __always_inline __u64 goid_of(const struct go_binary_config *cfg, __u64 g
   return g ? read_u64(g + cfg->g_goid) : 0;
 }
 
-// Stacks already sent, by their first CTX_KEY_FRAMES return addresses: a hot call site costs one
-// full walk, then only the frames that identify it.
+// Stacks already sent, by process and first CTX_KEY_FRAMES return addresses: a hot call site costs
+// one full walk, then only the frames that identify it.
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 65536);
@@ -104,7 +104,8 @@ static __always_inline __u32 read_frames(struct pt_regs *ctx, __u64 *frames) {
   frames[0] = read_u64(PT_REGS_SP(ctx));
   __u64 fp = PT_REGS_FP(ctx);
   __u32 n = 1;
-  __u64 key = frames[0];
+  // Per process: each process's decoder learns its stacks afresh (and PIE addresses differ).
+  __u64 key = frames[0] ^ ((bpf_get_current_pid_tgid() >> 32) * 0x9E3779B97F4A7C15ull);
 #pragma unroll
   for (int i = 1; i < CTX_MAX_FRAMES; i++) {
     __u64 pair[2] = {0, 0};  // saved BP, return address
@@ -184,9 +185,9 @@ static __always_inline int on_go_create_entry(struct pt_regs *ctx,
   return 0;
 }
 
-static __always_inline int on_go_create_ret(struct pt_regs *ctx,
-                                            const struct go_binary_config *cfg) {
-  __u64 g = GO_ARG1(ctx);
+// `g` is the new goroutine: AX at newproc1's RET, BX at the CALL runqput that follows it.
+static __always_inline int on_go_create(struct pt_regs *ctx, const struct go_binary_config *cfg,
+                                        __u64 g) {
   struct ctx_event *e = reserve(EV_GO_CREATE, goid_of(cfg, g));
   if (!e) return 0;
   if (cfg->g_parent_goid >= 0) {
@@ -220,7 +221,9 @@ int ctxagent_probe(struct pt_regs *ctx) {
     case HOOK_GO_CREATE_ENTRY:
       return on_go_create_entry(ctx, cfg);
     case HOOK_GO_CREATE_RET:
-      return on_go_create_ret(ctx, cfg);
+      return on_go_create(ctx, cfg, GO_ARG1(ctx));
+    case HOOK_GO_CREATE_HANDOFF:
+      return on_go_create(ctx, cfg, GO_ARG2(ctx));
     case HOOK_GO_EXIT: {
       struct ctx_event *e = reserve(EV_GO_EXIT, goid_of(cfg, GO_ARG1(ctx)));
       if (e) submit(e);

@@ -24,7 +24,8 @@ enum ctx_hook {
   HOOK_GO_CREATE_ENTRY = 3,  /* newproc1 entry: caller goroutine (Go < 1.21 has no g.parentGoid) */
   HOOK_GO_CREATE_RET = 4,    /* newproc1 RET: AX = the new g */
   HOOK_GO_EXIT = 5,          /* goexit0 / gdestroy: AX = the dying g */
-  CTX_HOOKS = 6,
+  HOOK_GO_CREATE_HANDOFF = 6, /* CALL runqput in newproc.func1: BX = the new g (emulated) */
+  CTX_HOOKS = 7,
 };
 
 /* Where propagateCancel's arguments are. */

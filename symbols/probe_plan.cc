@@ -284,11 +284,52 @@ absl::StatusOr<std::vector<ProbeSite>> FindRetSites(absl::string_view code, uint
   return rets;
 }
 
+absl::StatusOr<std::vector<ProbeSite>> FindCallSites(absl::string_view code, uint64_t entry,
+                                                     uint64_t target) {
+  const Decoder& decoder = GetDecoder();
+  std::vector<ProbeSite> calls;
+  size_t offset = 0;
+  while (offset < code.size()) {
+    Decoded d;
+    RETURN_IF_ERROR(decoder.Decode(code, offset, entry + offset, &d));
+    ZyanU64 dest = 0;
+    if (d.insn.mnemonic == ZYDIS_MNEMONIC_CALL && d.ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&
+        ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(&d.insn, &d.ops[0], entry + offset, &dest)) &&
+        dest == target) {
+      calls.push_back(MakeSite(d, entry + offset, /*emulated=*/true));
+    }
+    offset += d.insn.length;
+  }
+  return calls;
+}
+
 absl::StatusOr<ProbeSite> DecodeProbeSite(absl::string_view code, uint64_t address) {
   Decoded d;
   RETURN_IF_ERROR(GetDecoder().Decode(code, 0, address, &d));
   return MakeSite(d, address, KernelEmulates(d, code.data()));
 }
+
+namespace {
+
+// newproc's system-stack closure hands the new g to runqput right after newproc1 returns. Empty
+// when the runtime is shaped otherwise (the RET sites then serve).
+absl::StatusOr<std::vector<ProbeSite>> FindHandoffSites(const ElfFile& elf, const Pclntab& pclntab) {
+  absl::StatusOr<Function> closure = pclntab.FindFunction("runtime.newproc.func1");
+  absl::StatusOr<Function> runqput = pclntab.FindFunction("runtime.runqput");
+  if (!closure.ok() || !runqput.ok() || closure->end <= closure->entry ||
+      closure->end - closure->entry > kMaxFunctionSize) {
+    return std::vector<ProbeSite>();
+  }
+  ASSIGN_OR_RETURN(absl::string_view code,
+                   elf.ReadAt(closure->entry, closure->end - closure->entry));
+  ASSIGN_OR_RETURN(std::vector<ProbeSite> sites, FindCallSites(code, closure->entry, runqput->entry));
+  for (ProbeSite& site : sites) {
+    ASSIGN_OR_RETURN(site.file_offset, elf.VaddrToFileOffset(site.address));
+  }
+  return sites;
+}
+
+}  // namespace
 
 absl::StatusOr<ProbePlan> PlanProbes(const ElfFile& elf, const Pclntab& pclntab,
                                      const GoVersion& version) {
@@ -352,6 +393,9 @@ absl::StatusOr<ProbePlan> PlanProbes(const ElfFile& elf, const Pclntab& pclntab,
         ASSIGN_OR_RETURN(site.file_offset, elf.VaddrToFileOffset(site.address));
       }
       probe.ret_sites = *std::move(rets);
+    }
+    if (hook.kind == HookKind::kGoroutineCreate) {
+      ASSIGN_OR_RETURN(probe.handoff_sites, FindHandoffSites(elf, pclntab));
     }
     probe.hook = std::move(hook);
     plan.probes.push_back(std::move(probe));

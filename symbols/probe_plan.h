@@ -49,6 +49,9 @@ struct PlannedProbe {
   ProbeSite probe;                   // chosen instruction
   bool at_stack_check = false;       // the stack-bound check's conditional branch (else the entry)
   std::vector<ProbeSite> ret_sites;  // filled when hook.needs_ret
+  // Goroutine creation: the `CALL runtime.runqput` in runtime.newproc.func1 right after newproc1
+  // returns; the new g is in BX there and the kernel emulates the CALL (vs single-stepping a RET).
+  std::vector<ProbeSite> handoff_sites;
 };
 
 struct ProbePlan {
@@ -67,6 +70,10 @@ absl::StatusOr<std::vector<ProbeSite>> FindRetSites(absl::string_view code, uint
 // Decodes the single instruction at the start of `code` (at `address`) as a probe site, `emulated`
 // telling whether the kernel emulates it (relative JMP/CALL/Jcc, NOP, PUSH reg) or single-steps it.
 absl::StatusOr<ProbeSite> DecodeProbeSite(absl::string_view code, uint64_t address);
+
+// Every `CALL target` (direct, rel32) in a function's code.
+absl::StatusOr<std::vector<ProbeSite>> FindCallSites(absl::string_view code, uint64_t entry,
+                                                     uint64_t target);
 
 // The full plan. FailedPrecondition when a required hook is missing (binary does not use context).
 absl::StatusOr<ProbePlan> PlanProbes(const ElfFile& elf, const Pclntab& pclntab,
