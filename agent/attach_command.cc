@@ -128,7 +128,11 @@ int RunAttachCommand(const AttachOptions& options) {
     if (attached) findings = lineage.Evaluate(now, options.findings);
     lineage.Collect(now, options.findings);
     last_interval = interval_meter.Update(now, (*tracer)->hook_hits());
-    if (bool want = sampler.Update(now, last_interval.node_ratio); want != attached) {
+    // The duty cycle controls the probes' cost (trap + BPF, charged to the target); the agent's own
+    // CPU is reported but not steered by it.
+    const double probe_ratio =
+        (last_interval.trap_cpu_s + last_interval.bpf_cpu_s) / std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
+    if (bool want = sampler.Update(now, probe_ratio); want != attached) {
       if (!want) {
         (*tracer)->Detach(*attachment);
         (*tracer)->Drain();

@@ -24,23 +24,9 @@ std::string ResolveTarget(const std::string& binary_or_pid) {
 namespace {
 
 nlohmann::json OffsetsToJson(const GoOffsets& o) {
-  return {{"g_goid", o.g_goid},
-          {"g_parent_goid", o.g_parent_goid},
-          {"g_gopc", o.g_gopc},
-          {"g_startpc", o.g_startpc},
-          {"g_atomicstatus", o.g_atomicstatus},
-          {"g_sched", o.g_sched},
-          {"gobuf_ctxt", o.gobuf_ctxt},
-          {"cancelctx_done", o.cancelctx_done},
-          {"cancelctx_children", o.cancelctx_children},
-          {"cancelctx_err", o.cancelctx_err},
-          {"cancelctx_cause", o.cancelctx_cause},
-          {"timerctx_cancelctx", o.timerctx_cancelctx},
-          {"timerctx_deadline", o.timerctx_deadline},
-          {"valuectx_context", o.valuectx_context},
-          {"hchan_closed", o.hchan_closed},
-          {"hchan_recvq", o.hchan_recvq},
-          {"sudog_g", o.sudog_g}};
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, value] : o.Named()) j[name] = value;
+  return j;
 }
 
 }  // namespace

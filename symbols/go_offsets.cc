@@ -18,17 +18,28 @@
 
 namespace ctxagent::symbols {
 
-bool GoOffsets::operator==(const GoOffsets& o) const {
-  return g_goid == o.g_goid && g_parent_goid == o.g_parent_goid && g_gopc == o.g_gopc &&
-         g_startpc == o.g_startpc && g_atomicstatus == o.g_atomicstatus &&
-         g_sched == o.g_sched && gobuf_ctxt == o.gobuf_ctxt &&
-         cancelctx_done == o.cancelctx_done && cancelctx_children == o.cancelctx_children &&
-         cancelctx_err == o.cancelctx_err && cancelctx_cause == o.cancelctx_cause &&
-         timerctx_cancelctx == o.timerctx_cancelctx &&
-         timerctx_cancelctx_is_ptr == o.timerctx_cancelctx_is_ptr &&
-         timerctx_deadline == o.timerctx_deadline && valuectx_context == o.valuectx_context &&
-         hchan_closed == o.hchan_closed && hchan_recvq == o.hchan_recvq && sudog_g == o.sudog_g;
+std::vector<std::pair<const char*, int32_t>> GoOffsets::Named() const {
+  return {{"g_goid", g_goid},
+          {"g_parent_goid", g_parent_goid},
+          {"g_gopc", g_gopc},
+          {"g_startpc", g_startpc},
+          {"g_atomicstatus", g_atomicstatus},
+          {"g_sched", g_sched},
+          {"gobuf_ctxt", gobuf_ctxt},
+          {"cancelctx_done", cancelctx_done},
+          {"cancelctx_children", cancelctx_children},
+          {"cancelctx_err", cancelctx_err},
+          {"cancelctx_cause", cancelctx_cause},
+          {"timerctx_cancelctx", timerctx_cancelctx},
+          {"timerctx_cancelctx_is_ptr", timerctx_cancelctx_is_ptr ? 1 : 0},
+          {"timerctx_deadline", timerctx_deadline},
+          {"valuectx_context", valuectx_context},
+          {"hchan_closed", hchan_closed},
+          {"hchan_recvq", hchan_recvq},
+          {"sudog_g", sudog_g}};
 }
+
+bool GoOffsets::operator==(const GoOffsets& o) const { return Named() == o.Named(); }
 
 const char* SourceName(GoOffsets::Source source) {
   switch (source) {

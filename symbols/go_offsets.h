@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "symbols/buildinfo.h"
@@ -43,6 +45,8 @@ struct GoOffsets {
   Source source = Source::kTable;
 
   bool operator==(const GoOffsets& o) const;  // compares the offsets, not `source`
+  // Every offset with its name, in declaration order (reports and comparisons).
+  std::vector<std::pair<const char*, int32_t>> Named() const;
 };
 
 const char* SourceName(GoOffsets::Source source);

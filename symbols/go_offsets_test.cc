@@ -26,24 +26,9 @@ using ::ctxagent::symbols::testing::RunCommand;
 
 // Every compared field with its name, so a mismatch says which one.
 std::vector<std::pair<std::string, int64_t>> Fields(const GoOffsets& o) {
-  return {{"g_goid", o.g_goid},
-          {"g_parent_goid", o.g_parent_goid},
-          {"g_gopc", o.g_gopc},
-          {"g_startpc", o.g_startpc},
-          {"g_atomicstatus", o.g_atomicstatus},
-          {"g_sched", o.g_sched},
-          {"gobuf_ctxt", o.gobuf_ctxt},
-          {"cancelctx_done", o.cancelctx_done},
-          {"cancelctx_children", o.cancelctx_children},
-          {"cancelctx_err", o.cancelctx_err},
-          {"cancelctx_cause", o.cancelctx_cause},
-          {"timerctx_cancelctx", o.timerctx_cancelctx},
-          {"timerctx_cancelctx_is_ptr", o.timerctx_cancelctx_is_ptr},
-          {"timerctx_deadline", o.timerctx_deadline},
-          {"valuectx_context", o.valuectx_context},
-          {"hchan_closed", o.hchan_closed},
-          {"hchan_recvq", o.hchan_recvq},
-          {"sudog_g", o.sudog_g}};
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const auto& [name, value] : o.Named()) out.emplace_back(name, value);
+  return out;
 }
 
 // Empty when equal, else one line per differing field.
