@@ -99,7 +99,8 @@ one_run() {  # rate rep mode(off|on)
   rps=$(awk -v r="$rate" -v k="$CTX_PER_REQ" 'BEGIN {printf "%.0f", r / k}')
   if [[ $mode == on ]]; then
     r_agent0=$(svc_requests)
-    "$ctxagent" attach "$svc_pid" -o json --duration 10m >"$work/agent.json" 2>"$work/agent.err" &
+    # AGENT_ARGS: --budget=0 (default) is full tracing; e.g. --budget=0.003 measures the controller.
+    "$ctxagent" attach "$svc_pid" -o json --duration 10m ${AGENT_ARGS:---budget=0} >"$work/agent.json" 2>"$work/agent.err" &
     agent=$!
     pids+=("$agent")
     for _ in $(seq 200); do grep -q tracing "$work/agent.err" 2>/dev/null && break; sleep 0.05; done
