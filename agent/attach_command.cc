@@ -109,6 +109,15 @@ int RunAttachCommand(const AttachOptions& options) {
   SamplingController sampler(options.budget > 0 ? options.budget : 1e9,
                              options.findings.leak_after + 2 * options.findings.grace, start);
   bool attached = true;
+  absl::Time window_start = start;
+  // A new sampling window cannot see what the last one found until it has run as long: until then
+  // the last window's findings stand.
+  auto evaluate = [&](absl::Time now) {
+    std::vector<Finding> current = lineage.Evaluate(now, options.findings);
+    if (!current.empty() || now - window_start >= sampler.window() || window_start == start) {
+      findings = std::move(current);
+    }
+  };
   while (!g_stop) {
     absl::SleepFor(options.poll);
     (*tracer)->Drain();
@@ -125,7 +134,7 @@ int RunAttachCommand(const AttachOptions& options) {
       lineage.OnEventsLost();
     }
     // While detached the last window's findings stand: nothing new can be seen.
-    if (attached) findings = lineage.Evaluate(now, options.findings);
+    if (attached) evaluate(now);
     lineage.Collect(now, options.findings);
     last_interval = interval_meter.Update(now, (*tracer)->hook_hits());
     // The duty cycle controls the probes' cost (trap + BPF, charged to the target); the agent's own
@@ -136,7 +145,7 @@ int RunAttachCommand(const AttachOptions& options) {
       if (!want) {
         (*tracer)->Detach(*attachment);
         (*tracer)->Drain();
-        findings = lineage.Evaluate(now, options.findings);
+        evaluate(now);
         lineage.OnEventsLost();  // what is live now may end unseen
       } else {
         attachment = (*tracer)->Attach(options.pid, **bin);
@@ -144,6 +153,7 @@ int RunAttachCommand(const AttachOptions& options) {
           Fail(std::string(attachment.status().message()));
           return 1;
         }
+        window_start = now;
       }
       attached = want;
     }
@@ -165,7 +175,7 @@ int RunAttachCommand(const AttachOptions& options) {
   if (attached) {
     (*tracer)->Detach(*attachment);
     (*tracer)->Drain();
-    findings = lineage.Evaluate(now, options.findings);
+    evaluate(now);
   }
   TracerCounters counters = (*tracer)->counters();
   RunInfo run{now - start, events, counters, run_meter.Update(now, (*tracer)->hook_hits()),
