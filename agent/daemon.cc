@@ -197,7 +197,7 @@ class Daemon {
   // Memory caps: past them a process's new contexts are not tracked (counted as evictions), and
   // what is tracked is marked uncertain so that the gap cannot produce false findings.
   bool Capped(TracedProcess& p) {
-    uint64_t mine = p.lineage->stats().tracked_contexts;
+    uint64_t mine = p.lineage->tracked_contexts();
     bool over = mine >= o_.max_contexts_per_process || total_tracked_ >= o_.max_contexts_total;
     if (over && !p.capped) p.lineage->OnEventsLost();
     p.capped = over;

@@ -864,6 +864,8 @@ std::vector<SiteCount> ProcessLineage::SiteCounts() const {
   return out;
 }
 
+size_t ProcessLineage::tracked_contexts() const { return state_->contexts.size(); }
+
 LineageStats ProcessLineage::stats() const {
   LineageStats st = state_->counters;
   st.live_contexts = state_->live_contexts;

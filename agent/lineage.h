@@ -137,6 +137,7 @@ class ProcessLineage {
   void ForEachContext(const std::function<void(const ContextNode&)>& fn) const;
   void ForEachGoroutine(const std::function<void(const GoroutineNode&)>& fn) const;
   LineageStats stats() const;
+  size_t tracked_contexts() const;  // stats().tracked_contexts, without the copy (per-event check)
   // Creation sites by number of contexts created, most first.
   std::vector<SiteCount> SiteCounts() const;
 
