@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <variant>
@@ -11,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "agent/capabilities.h"
 #include "agent/decoder.h"
+#include "agent/liveness.h"
 #include "agent/overhead.h"
 #include "agent/sampling.h"
 #include "agent/process.h"
@@ -77,18 +79,19 @@ int RunAttachCommand(const AttachOptions& options) {
     Fail(std::string(tracer.status().message()));
     return 1;
   }
-  absl::StatusOr<uint32_t> attachment = (*tracer)->Attach(options.pid, **bin);
-  if (!attachment.ok()) {
-    Fail(std::string(attachment.status().message()));
-    return 1;
-  }
-  // Per-hit trap costs measured here, once: they differ between machines by several times.
+  // Per-hit trap costs measured here, once, before the probes add to the first measurement: they
+  // differ between machines by several times.
   TrapCosts trap_costs;
   if (auto calibrated = CalibrateTrapCosts(); calibrated.ok()) {
     trap_costs = *calibrated;
   } else {
     fprintf(stderr, "ctxagent: trap cost calibration failed (%s); using defaults\n",
             std::string(calibrated.status().message()).c_str());
+  }
+  absl::StatusOr<uint32_t> attachment = (*tracer)->Attach(options.pid, **bin);
+  if (!attachment.ok()) {
+    Fail(std::string(attachment.status().message()));
+    return 1;
   }
   OverheadMeter interval_meter(trap_costs, (*tracer)->probe_fd(), options.pid);
   OverheadMeter run_meter(trap_costs, (*tracer)->probe_fd(), options.pid);
@@ -105,24 +108,57 @@ int RunAttachCommand(const AttachOptions& options) {
   std::vector<Finding> findings;
   bool target_exited = false;
   uint64_t lost_seen = 0;
-  // Duty-cycles the probes when full tracing costs more than the budget (agent/sampling.h).
-  SamplingController sampler(options.budget > 0 ? options.budget : 1e9,
-                             options.findings.leak_after + 2 * options.findings.grace, start);
-  bool attached = true;
-  absl::Time window_start = start;
-  // A new sampling window cannot see what the last one found until it has run as long: until then
-  // the last window's findings stand.
-  auto evaluate = [&](absl::Time now) {
-    std::vector<Finding> current = lineage.Evaluate(now, options.findings);
-    if (!current.empty() || now - window_start >= sampler.window() || window_start == start) {
-      findings = std::move(current);
-    }
+  // Duty-cycles the probes when full tracing costs more than the budget (agent/sampling.h); what
+  // was live at a pause is then checked in the target's memory.
+  SamplingController sampler({.budget = options.budget}, start);
+  MemoryLiveness liveness(process, (*bin)->offsets());
+  bool attached = true, paused_once = false;
+  absl::Time segment_start = start;
+  // Cost of the segment since the last switch or measurement, fed to the controller.
+  auto measure = [&](absl::Time now) {
+    last_interval = interval_meter.Update(now, (*tracer)->hook_hits());
+    sampler.Observe(attached, last_interval.node_ratio, now - segment_start);
+    segment_start = now;
+  };
+  // Reading the target's memory costs per unobserved node: often enough to keep findings as fresh
+  // as the grace period, not at every refresh.
+  const absl::Duration reconcile_every = std::max(options.refresh, options.findings.grace);
+  absl::Time next_reconcile = start;
+  auto reconcile = [&](absl::Time now) {
+    lineage.Reconcile(now, liveness);
+    next_reconcile = now + reconcile_every;
   };
   while (!g_stop) {
-    absl::SleepFor(options.poll);
+    // Detached, nothing arrives: sleep until the next window or evaluation (briefly, to see a stop).
+    absl::Duration nap = options.poll;
+    if (!attached) {
+      nap = std::clamp(std::min(sampler.next_switch(), next_eval) - absl::Now(), options.poll,
+                       absl::Milliseconds(200));
+    }
+    absl::SleepFor(nap);
     (*tracer)->Drain();
     absl::Time now = absl::Now();
     if (now - start >= options.duration) break;
+    if (bool want = sampler.Tick(now); want != attached) {
+      measure(now);
+      if (!want) {
+        (*tracer)->Detach(*attachment);
+        (*tracer)->Drain();
+        lineage.OnProbesPaused();
+        paused_once = true;
+      } else {
+        attachment = (*tracer)->Attach(options.pid, **bin);
+        if (!attachment.ok()) {
+          if (!process.Alive()) {
+            target_exited = true;
+            break;
+          }
+          Fail(std::string(attachment.status().message()));
+          return 1;
+        }
+      }
+      attached = want;
+    }
     if (now < next_eval) continue;
     next_eval = now + options.refresh;
     if (!process.Alive()) {
@@ -133,29 +169,13 @@ int RunAttachCommand(const AttachOptions& options) {
       lost_seen = lost;
       lineage.OnEventsLost();
     }
-    // While detached the last window's findings stand: nothing new can be seen.
-    if (attached) evaluate(now);
-    lineage.Collect(now, options.findings);
-    last_interval = interval_meter.Update(now, (*tracer)->hook_hits());
-    // The duty cycle controls the probes' cost (trap + BPF, charged to the target); the agent's own
-    // CPU is reported but not steered by it.
-    const double probe_ratio =
-        (last_interval.trap_cpu_s + last_interval.bpf_cpu_s) / std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
-    if (bool want = sampler.Update(now, probe_ratio); want != attached) {
-      if (!want) {
-        (*tracer)->Detach(*attachment);
-        (*tracer)->Drain();
-        evaluate(now);
-        lineage.OnEventsLost();  // what is live now may end unseen
-      } else {
-        attachment = (*tracer)->Attach(options.pid, **bin);
-        if (!attachment.ok()) {
-          Fail(std::string(attachment.status().message()));
-          return 1;
-        }
-        window_start = now;
-      }
-      attached = want;
+    measure(now);
+    const bool reconciled = paused_once && now >= next_reconcile;
+    if (reconciled) reconcile(now);
+    // Detached, the lineage changes only when memory is read.
+    if (attached || reconciled) {
+      findings = lineage.Evaluate(now, options.findings);
+      lineage.Collect(now, options.findings);
     }
     if (live) {
       RunInfo run{now - start, events, (*tracer)->counters(), last_interval, trap_costs,
@@ -175,7 +195,11 @@ int RunAttachCommand(const AttachOptions& options) {
   if (attached) {
     (*tracer)->Detach(*attachment);
     (*tracer)->Drain();
-    evaluate(now);
+  }
+  // After the target exited its memory cannot be read: unobserved nodes keep the last evaluation.
+  if (!target_exited || !paused_once) {
+    if (paused_once) reconcile(now);
+    findings = lineage.Evaluate(now, options.findings);
   }
   TracerCounters counters = (*tracer)->counters();
   RunInfo run{now - start, events, counters, run_meter.Update(now, (*tracer)->hook_hits()),

@@ -25,9 +25,11 @@
 #include "agent/cgroup.h"
 #include "agent/decoder.h"
 #include "agent/http_server.h"
+#include "agent/liveness.h"
 #include "agent/metrics.h"
 #include "agent/overhead.h"
 #include "agent/process.h"
+#include "agent/sampling.h"
 #include "agent/tracer.h"
 #include "agent/views.h"
 #include "nlohmann/json.hpp"
@@ -88,6 +90,7 @@ struct TracedBinary {
   std::unique_ptr<symbols::GoBinary> bin;
   std::string name;
   uint32_t attachment = 0;
+  bool attached = false;  // false while sampling has the probes paused
   int processes = 0;
 };
 
@@ -98,6 +101,8 @@ struct TracedProcess {
   std::unique_ptr<Process> process;
   std::unique_ptr<ProcessLineage> lineage;
   std::unique_ptr<Decoder> decoder;
+  std::unique_ptr<MemoryLiveness> liveness;
+  bool paused_once = false;  // its lineage has unobserved nodes to reconcile
   ProcessLabels labels;
   LineageStats last;  // counters already exported
   std::vector<Finding> findings;
@@ -127,7 +132,13 @@ class Daemon {
     tracer_ = *std::move(tracer);
     if (absl::Status s = tracer_->WatchProcesses(); !s.ok()) return s;
     if (auto c = CalibrateTrapCosts(); c.ok()) trap_costs_ = *c;
+    fprintf(stderr, "ctxagent daemon: uprobe trap cost %.2f us emulated, %.2f us single-stepped\n",
+            trap_costs_.emulated_us, trap_costs_.stepped_us);
     meter_ = std::make_unique<OverheadMeter>(trap_costs_, tracer_->probe_fd(), 0);
+    segment_meter_ = std::make_unique<OverheadMeter>(trap_costs_, tracer_->probe_fd(), 0);
+    sampler_ = std::make_unique<SamplingController>(
+        SamplingController::Options{.budget = o_.budget}, absl::Now());
+    segment_start_ = absl::Now();
     auto http = HttpServer::Start(o_.listen, [this](const std::string& path) { return Handle(path); });
     if (!http.ok()) return http.status();
     http_ = *std::move(http);
@@ -148,11 +159,13 @@ class Daemon {
         absl::MutexLock l(&mu_);
         tracer_->Drain();
         absl::Time now = absl::Now();
+        if (bool want = sampler_->Tick(now); want != probes_on_) SwitchProbes(now, want);
         if (now >= next_scan) {
           Scan();
           next_scan = now + o_.rescan;
         }
         if (now >= next_refresh) {
+          MeasureSegment(now);
           Refresh(now);
           next_refresh = now + o_.refresh;
         }
@@ -162,6 +175,47 @@ class Daemon {
   }
 
  private:
+  // Feeds the cost of the time since the last switch or refresh to the controller: a measurement
+  // never spans both states.
+  void MeasureSegment(absl::Time now) {
+    OverheadSample s = segment_meter_->Update(now, tracer_->hook_hits());
+    sampler_->Observe(probes_on_, s.node_ratio, now - segment_start_);
+    segment_start_ = now;
+  }
+
+  // Duty cycle (agent/sampling.h): every binary's probes go off and on together, the budget being
+  // the node's. What is live at a pause is reconciled from each process's memory at evaluation.
+  void SwitchProbes(absl::Time now, bool on) {
+    MeasureSegment(now);
+    probes_on_ = on;
+    if (!on) {
+      for (auto& [key, b] : binaries_) {
+        if (!b->attached) continue;
+        tracer_->Detach(b->attachment);
+        b->attached = false;
+      }
+      tracer_->Drain();
+      for (auto& [pid, p] : processes_) {
+        p->lineage->OnProbesPaused();
+        p->paused_once = true;
+      }
+      return;
+    }
+    for (auto& [key, b] : binaries_) AttachBinary(*b);
+  }
+
+  bool AttachBinary(TracedBinary& b) {
+    auto attachment = tracer_->Attach(-1, *b.bin);
+    if (!attachment.ok()) {
+      fprintf(stderr, "ctxagent daemon: %s: %s\n", b.name.c_str(),
+              std::string(attachment.status().message()).c_str());
+      return false;
+    }
+    b.attachment = *attachment;
+    b.attached = true;
+    return true;
+  }
+
   void OnEvent(const ctx_event& e) {
     ++events_;
     const pid_t pid = static_cast<pid_t>(e.tgid);
@@ -246,20 +300,24 @@ class Daemon {
         }
         return;
       }
-      auto attachment = tracer_->Attach(-1, **bin);
-      if (!attachment.ok()) {
-        // A process that exits while being attached is no error worth a line.
-        if (!absl::IsNotFound(attachment.status())) {
-          fprintf(stderr, "ctxagent daemon: pid %d: %s\n", pid,
-                  std::string(attachment.status().message()).c_str());
-        }
-        ignored_.insert(pid);
-        return;
-      }
       auto b = std::make_unique<TracedBinary>();
+      // While the probes are paused a new binary waits for the next window.
+      if (probes_on_) {
+        auto attachment = tracer_->Attach(-1, **bin);
+        if (!attachment.ok()) {
+          // A process that exits while being attached is no error worth a line.
+          if (!absl::IsNotFound(attachment.status())) {
+            fprintf(stderr, "ctxagent daemon: pid %d: %s\n", pid,
+                    std::string(attachment.status().message()).c_str());
+          }
+          ignored_.insert(pid);
+          return;
+        }
+        b->attachment = *attachment;
+        b->attached = true;
+      }
       b->bin = *std::move(bin);
       b->name = labels.binary;
-      b->attachment = *attachment;
       binary = b.get();
       binaries_.emplace(key, std::move(b));
     }
@@ -276,6 +334,7 @@ class Daemon {
     }
     p->lineage = std::make_unique<ProcessLineage>(pid);
     p->decoder = std::make_unique<Decoder>(*binary->bin, *p->process, *bias, p->lineage->sites());
+    p->liveness = std::make_unique<MemoryLiveness>(*p->process, binary->bin->offsets());
     p->labels = std::move(labels);
     ++binary->processes;
     processes_.emplace(pid, std::move(p));
@@ -284,7 +343,7 @@ class Daemon {
   void ReleaseBinary(const FileKey& key) {
     auto it = binaries_.find(key);
     if (it == binaries_.end() || it->second->processes > 0) return;
-    tracer_->Detach(it->second->attachment);
+    if (it->second->attached) tracer_->Detach(it->second->attachment);
     binaries_.erase(it);
   }
 
@@ -373,10 +432,17 @@ class Daemon {
   void Refresh(absl::Time now) {
     std::map<Metrics::Labels, double> live, goroutines, findings, attached, sampling;
     total_tracked_ = 0;
+    // Reading targets' memory costs per unobserved node: as often as the grace period needs.
+    const bool reconcile = now >= next_reconcile_;
+    if (reconcile) next_reconcile_ = now + std::max(o_.refresh, o_.findings.grace);
     for (auto& [pid, pp] : processes_) {
       TracedProcess& p = *pp;
-      p.findings = p.lineage->Evaluate(now, o_.findings);
-      p.lineage->Collect(now, o_.findings);
+      if (p.paused_once && reconcile) p.lineage->Reconcile(now, *p.liveness);
+      // Paused, a lineage changes only when memory is read.
+      if (probes_on_ || reconcile) {
+        p.findings = p.lineage->Evaluate(now, o_.findings);
+        p.lineage->Collect(now, o_.findings);
+      }
       LineageStats st = p.lineage->stats();
       total_tracked_ += st.tracked_contexts;
       Metrics::Labels id = IdentityLabels(p.labels);
@@ -384,7 +450,7 @@ class Daemon {
       live[id] += static_cast<double>(st.live_contexts);
       goroutines[id] += static_cast<double>(st.live_goroutines);
       attached[{{"binary", p.labels.binary}}] += 1;
-      sampling[{{"binary", p.labels.binary}}] = 1.0;
+      sampling[{{"binary", p.labels.binary}}] = sampler_->observed_ratio(now);
       // Sites as labels only for the largest findings; the rest are summed as "other".
       std::vector<const Finding*> order;
       for (const Finding& f : p.findings) order.push_back(&f);
@@ -473,7 +539,12 @@ class Daemon {
   std::unique_ptr<Tracer> tracer_;
   std::unique_ptr<HttpServer> http_;
   TrapCosts trap_costs_;
-  std::unique_ptr<OverheadMeter> meter_;
+  std::unique_ptr<OverheadMeter> meter_;          // per refresh: the exported average
+  std::unique_ptr<OverheadMeter> segment_meter_;  // per attached / detached segment: the controller's
+  std::unique_ptr<SamplingController> sampler_;
+  absl::Time segment_start_;
+  absl::Time next_reconcile_;
+  bool probes_on_ = true;
   EventClock clock_;
   Metrics metrics_;
   PodResolver pods_{o_.log_pods_root};

@@ -47,6 +47,7 @@ struct DaemonOptions {
   uint64_t max_contexts_total = 1000000;
   int max_site_labels = 10;
   uint32_t ring_bytes = 16 << 20;
+  double budget = 0.003;  // share of the node's CPU tracing may use (duty-cycled above); 0 = no limit
 };
 
 // Runs until SIGINT/SIGTERM; returns the exit code. Errors are one line on stderr.

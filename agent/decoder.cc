@@ -194,6 +194,7 @@ absl::StatusOr<DecodedEvent> Decoder::Decode(const ctx_event& raw, const EventCl
       ContextCreated e;
       e.time = t;
       e.goid = raw.goid;
+      e.g = raw.g;
       e.addr = raw.create.ctx;
       std::string kind = ItabType(raw.create.child_itab);
       e.kind = kind == "*context.cancelCtx"     ? ContextKind::kCancel
@@ -227,6 +228,7 @@ absl::StatusOr<DecodedEvent> Decoder::Decode(const ctx_event& raw, const EventCl
       GoroutineCreated e;
       e.time = t;
       e.goid = raw.goid;
+      e.g = raw.g;
       e.parent_goid = raw.go_create.parent_goid;
       // The `go` statement itself, even inside a library: that is where the goroutine came from.
       if (raw.go_create.gopc != 0) e.go_site = Lookup(raw.go_create.gopc).site;

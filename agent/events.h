@@ -66,6 +66,7 @@ struct ContextCreated {
   absl::Time deadline = absl::InfiniteFuture();  // timer contexts
   std::vector<ParentLink> parents;  // nearest first; ends at a root or when the chain was cut short
   SiteId site = kNoSite;            // the user's call (first frame outside package context)
+  uint64_t g = 0;                   // the creating goroutine's runtime.g (0: unknown)
 };
 
 struct ContextCancelled {
@@ -83,6 +84,7 @@ struct GoroutineCreated {
   SiteId go_site = kNoSite;          // the `go` statement
   std::string start_function;        // e.g. "main.watch" or "main.main.func1"
   std::vector<uint64_t> captured;    // words captured by its function value
+  uint64_t g = 0;                    // its runtime.g (0: unknown)
 };
 
 struct GoroutineExited {

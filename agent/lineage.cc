@@ -35,6 +35,7 @@ enum CtxFlag : uint8_t {
   kGone = 2,           // its address was reused: the GC freed it
   kUntrackedLink = 4,  // an untracked cancelable context (made before attach) sits in its chain
   kUncertain = 8,      // live when events were lost: its cancel may have been among them
+  kUnobserved = 16,    // live when the probes paused: Reconcile reads its state from memory
 };
 
 // Compact context record (80 bytes; 88 with its key in the table). The public ContextNode is built
@@ -43,7 +44,10 @@ struct Ctx {
   uint64_t addr = 0;
   ContextId parent = 0;
   uint64_t creator_goid = 0;
-  uint64_t cancel_goid = 0;
+  // Live: the parent Context's data word at creation, which a memory check compares to tell this
+  // context from a new object at its address. Cancelled: the goroutine that cancelled it. One field
+  // for both keeps a context in 80 bytes.
+  uint64_t aux = 0;
   int64_t created = 0;
   int64_t deadline = kNever;
   int64_t cancelled = kNever;
@@ -71,6 +75,7 @@ constexpr int kRecent = 2;
 
 struct Go {
   uint64_t parent_goid = 0;
+  uint64_t g = 0;  // its runtime.g, when a probe saw it (0: unknown)
   int64_t started = 0;
   int64_t exited = kNever;
   ContextId spawner_context = 0;
@@ -84,6 +89,7 @@ struct Go {
   uint32_t start_function = 0;  // index into State::functions
   absl::InlinedVector<ContextId, 1> bound;
   bool uncertain = false;  // alive when events were lost: its exit may have been among them
+  bool unobserved = false;  // alive when the probes paused: Reconcile reads its state from memory
 
   bool alive() const { return exited == kNever; }
   void PushRecent(ContextId id) {
@@ -159,13 +165,14 @@ struct ProcessLineage::State {
     return it == goroutines.end() ? nullptr : &it->second;
   }
   // Goroutines made before attach appear first as creators of contexts.
-  Go& GetGo(uint64_t goid, int64_t now) {
+  Go& GetGo(uint64_t goid, uint64_t g, int64_t now) {
     auto [it, inserted] = goroutines.try_emplace(goid);
     if (inserted) {
       it->second.started = now;
       ++counters.goroutines_seen;
       ++live_goroutines;
     }
+    if (g != 0) it->second.g = g;
     return it->second;
   }
   uint32_t InternFunction(const std::string& name) {
@@ -226,6 +233,15 @@ struct ProcessLineage::State {
 
   void FillGoroutineView(uint64_t goid, const Go& g, GoroutineNode& n);
 
+  void Exit(Go& g, int64_t when) {
+    g.exited = when;
+    --live_goroutines;
+    for (ContextId id : g.bound) {
+      if (Ctx* c = FindCtx(id); c != nullptr && c->bound_live > 0) --c->bound_live;
+    }
+    if (Ctx* c = FindCtx(g.spawner_context); c != nullptr && c->spawn_refs > 0) --c->spawn_refs;
+  }
+
   void Free(absl::flat_hash_map<ContextId, Ctx>::iterator it) {
     const Ctx& c = it->second;
     auto a = by_addr.find(c.addr);
@@ -272,6 +288,7 @@ void ProcessLineage::OnContextCreated(const ContextCreated& e) {
   c.site = e.site;
   c.created = now;
   c.deadline = ToNs(e.deadline);
+  if (!e.parents.empty()) c.aux = e.parents.front().data;
   // Nearest tracked cancelable ancestor, through WithValue layers. WithoutCancel cuts propagation,
   // so the chain ends there; a custom Context is a root unless a known ancestor shows up further
   // up.
@@ -323,7 +340,7 @@ void ProcessLineage::OnContextCreated(const ContextCreated& e) {
   s.contexts.emplace(id, c);
   ++s.live_contexts;
 
-  Go& g = s.GetGo(e.goid, now);
+  Go& g = s.GetGo(e.goid, e.g, now);
   g.PushRecent(id);
   if (c.parent == 0 && root == RootKind::kBackground) {
     if (g.first_rooted == 0) {
@@ -350,7 +367,7 @@ void ProcessLineage::OnContextCancelled(const ContextCancelled& e) {
   c->cancelled = ToNs(e.time);
   c->cause = static_cast<uint8_t>(e.cause);
   c->cancel_site = e.site;
-  c->cancel_goid = e.goid;
+  c->aux = e.goid;
   switch (e.cause) {
     case CancelCause::kOwnCancel:
       ++s.counters.cancelled_own;
@@ -374,7 +391,7 @@ void ProcessLineage::OnGoroutineCreated(const GoroutineCreated& e) {
   if (const Go* stale = s.FindGo(e.goid); stale != nullptr && !stale->alive()) {
     s.goroutines.erase(e.goid);
   }
-  Go& g = s.GetGo(e.goid, now);
+  Go& g = s.GetGo(e.goid, e.g, now);
   g.parent_goid = e.parent_goid;
   g.started = now;
   g.go_site = e.go_site;
@@ -414,12 +431,7 @@ void ProcessLineage::OnGoroutineExited(const GoroutineExited& e) {
   if (g == nullptr) ++s.counters.unknown_exits;
   if (g == nullptr || !g->alive()) return;
   s.Invalidate();
-  g->exited = ToNs(e.time);
-  --s.live_goroutines;
-  for (ContextId id : g->bound) {
-    if (Ctx* c = s.FindCtx(id); c != nullptr && c->bound_live > 0) --c->bound_live;
-  }
-  if (Ctx* c = s.FindCtx(g->spawner_context); c != nullptr && c->spawn_refs > 0) --c->spawn_refs;
+  s.Exit(*g, ToNs(e.time));
 }
 
 namespace {
@@ -728,6 +740,91 @@ void ProcessLineage::OnEventsLost() {
   }
 }
 
+void ProcessLineage::OnProbesPaused() {
+  State& s = *state_;
+  s.Invalidate();
+  ++s.counters.pauses;
+  for (auto& [id, c] : s.contexts) {
+    if (c.live()) c.flags |= kUnobserved;
+  }
+  for (auto& [goid, g] : s.goroutines) {
+    if (g.alive()) g.unobserved = true;
+  }
+}
+
+void ProcessLineage::Reconcile(absl::Time now_time, LivenessOracle& oracle) {
+  State& s = *state_;
+  const int64_t now = ToNs(now_time);
+  std::vector<ContextId> ids;
+  std::vector<LivenessOracle::ContextQuery> context_queries;
+  for (const auto& [id, c] : s.contexts) {
+    if (c.live() && (c.flags & kUnobserved) && !(c.flags & kUncertain)) {
+      ids.push_back(id);
+      context_queries.push_back({c.addr, c.ckind(), c.aux});
+    }
+  }
+  std::vector<uint64_t> goids;
+  std::vector<LivenessOracle::GoroutineQuery> goroutine_queries;
+  for (auto& [goid, g] : s.goroutines) {
+    if (!g.alive() || !g.unobserved || g.uncertain) continue;
+    if (g.g == 0) {
+      g.uncertain = true;  // no probe named its runtime.g: nothing to read
+      s.Invalidate();
+      continue;
+    }
+    goids.push_back(goid);
+    goroutine_queries.push_back({goid, g.g});
+  }
+  if (ids.empty() && goids.empty()) return;
+  s.Invalidate();
+  using St = LivenessOracle::State;
+  const std::vector<St> contexts = oracle.Contexts(context_queries);
+  std::vector<Ctx*> cancelled;
+  for (size_t i = 0; i < ids.size() && i < contexts.size(); ++i) {
+    Ctx& c = s.contexts.find(ids[i])->second;
+    switch (contexts[i]) {
+      case St::kLive:
+        break;
+      case St::kEnded:
+        c.flags |= kCancelled;
+        c.cancelled = now;
+        c.aux = 0;
+        --s.live_contexts;
+        ++s.site_aggs[c.site].cancelled;
+        ++s.counters.inferred_cancels;
+        cancelled.push_back(&c);
+        break;
+      case St::kGone:  // unreachable: no one can cancel it any more, as with a reused address
+        c.flags |= kGone;
+        --s.live_contexts;
+        break;
+      case St::kUnknown:
+        c.flags |= kUncertain;
+        break;
+    }
+  }
+  // Causes once every cancel is marked: an ancestor found cancelled too explains its descendants.
+  for (Ctx* c : cancelled) {
+    CancelCause cause = CancelCause::kOwnCancel;
+    if (c->deadline <= now) {
+      cause = CancelCause::kDeadline;
+    } else if (s.EffectiveCancel(c->parent).second != nullptr) {
+      cause = CancelCause::kParent;
+    }
+    c->cause = static_cast<uint8_t>(cause);
+  }
+  const std::vector<St> goroutines = oracle.Goroutines(goroutine_queries);
+  for (size_t i = 0; i < goids.size() && i < goroutines.size(); ++i) {
+    Go& g = s.goroutines.find(goids[i])->second;
+    if (goroutines[i] == St::kEnded || goroutines[i] == St::kGone) {
+      s.Exit(g, now);
+      ++s.counters.inferred_exits;
+    } else if (goroutines[i] == St::kUnknown) {
+      g.uncertain = true;
+    }
+  }
+}
+
 void ProcessLineage::Collect(absl::Time now_time, const FindingOptions& options) {
   State& s = *state_;
   s.Invalidate();
@@ -764,7 +861,7 @@ void FillContextView(ContextId id, const Ctx& c, ContextId cancelled_by,
   n.cause = static_cast<CancelCause>(c.cause);
   n.cancelled_by = cancelled_by;
   n.cancel_site = c.cancel_site;
-  n.cancel_goid = c.cancel_goid;
+  n.cancel_goid = c.is_cancelled() ? c.aux : 0;
   n.children.clear();
   if (children != nullptr) n.children = *children;
 }

@@ -91,6 +91,34 @@ struct LineageStats {
   uint64_t unknown_exits = 0;       // exits of goroutines never seen created (started before attach)
   uint64_t loss_episodes = 0;       // times events were dropped (OnEventsLost)
   uint64_t unknown_cancels = 0;     // cancels of addresses never seen created (made before attach)
+  uint64_t pauses = 0;              // times the probes were detached (sampling)
+  uint64_t inferred_cancels = 0;    // cancels read from memory after a pause, not seen by a probe
+  uint64_t inferred_exits = 0;      // goroutine exits read from memory after a pause
+};
+
+// What the target's memory says about nodes the probes no longer watch (agent/liveness.h reads it;
+// tests fake it).
+class LivenessOracle {
+ public:
+  enum class State {
+    kLive,
+    kEnded,    // cancelled context / exited goroutine
+    kGone,     // context: its memory now holds something else (freed by the GC)
+    kUnknown,  // unreadable
+  };
+  struct ContextQuery {
+    uint64_t addr;
+    ContextKind kind;
+    uint64_t parent_word;  // the parent Context's data word at creation (0: do not compare)
+  };
+  struct GoroutineQuery {
+    uint64_t goid;
+    uint64_t g;  // its runtime.g
+  };
+  virtual ~LivenessOracle() = default;
+  // One answer per query, in order.
+  virtual std::vector<State> Contexts(const std::vector<ContextQuery>& queries) = 0;
+  virtual std::vector<State> Goroutines(const std::vector<GoroutineQuery>& queries) = 0;
 };
 
 // Contexts created and cancelled at one creation site since attach (information for the report).
@@ -118,6 +146,15 @@ class ProcessLineage {
   // unseen. Those nodes stay in the tree (marked) but no longer count towards findings; what is
   // created afterwards is tracked as usual.
   void OnEventsLost();
+
+  // The probes were detached (sampling): what is live now may end unseen. Unlike lost events, the
+  // target's memory still tells: callers Reconcile before each Evaluate while anything is unobserved.
+  void OnProbesPaused();
+  // Reads the state of contexts and goroutines live at a pause from the target's memory. Cancelled
+  // contexts and exited goroutines are marked ended as of `now`, the latest moment they can have
+  // ended, so findings that wait for an end plus grace are only delayed, never invented; what cannot
+  // be read becomes uncertain. Nodes created after the pause are watched by the probes again.
+  void Reconcile(absl::Time now, LivenessOracle& oracle);
 
   // Findings at `now`. Keeps per-site history between calls (lost cancel / timer build-up need a
   // count that grows across evaluations), so call it periodically.

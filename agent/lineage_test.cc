@@ -31,6 +31,7 @@ class LineageTest : public ::testing::Test {
     return lin_.sites().Intern(Site{function, "/src/app/main.go", line});
   }
   void Advance(absl::Duration d) { now_ += d; }
+  static uint64_t GAddr(uint64_t goid) { return 0xc000800000 + goid * 0x200; }
 
   static std::vector<ParentLink> Bg() { return {{kBackgroundAddr, Link::kBackground}}; }
   static std::vector<ParentLink> Under(uint64_t parent) {
@@ -48,6 +49,7 @@ class LineageTest : public ::testing::Test {
     if (timeout != absl::InfiniteDuration()) e.deadline = now_ + timeout;
     e.parents = std::move(parents);
     e.site = site;
+    e.g = GAddr(goid);
     lin_.OnContextCreated(e);
     return e.addr;
   }
@@ -63,6 +65,7 @@ class LineageTest : public ::testing::Test {
     e.parent_goid = parent;
     e.go_site = go_site;
     e.start_function = fn;
+    e.g = GAddr(goid);
     // Closure words as newproc1 sees them: code pointer first, then itab/data pairs and other
     // values.
     e.captured.push_back(0x48fd00);
@@ -659,6 +662,123 @@ TEST_F(LineageTest, MemoryStaysBoundedWithCollect) {
   lin_.ForEachGoroutine([&](const GoroutineNode&) { ++goroutines; });
   EXPECT_LE(goroutines, 2'100u);
   EXPECT_THAT(Eval(), IsEmpty());
+}
+
+// The target's memory as a test wants it: everything live unless told otherwise.
+class FakeMemory : public LivenessOracle {
+ public:
+  absl::flat_hash_map<uint64_t, State> contexts;    // by address
+  absl::flat_hash_map<uint64_t, State> goroutines;  // by g
+  int context_queries = 0, goroutine_queries = 0;
+  std::vector<State> Contexts(const std::vector<ContextQuery>& q) override {
+    std::vector<State> out;
+    for (const ContextQuery& c : q) {
+      ++context_queries;
+      EXPECT_NE(c.parent_word, 0u) << "the parent word is what tells a reused address";
+      out.push_back(contexts.contains(c.addr) ? contexts[c.addr] : State::kLive);
+    }
+    return out;
+  }
+  std::vector<State> Goroutines(const std::vector<GoroutineQuery>& q) override {
+    std::vector<State> out;
+    for (const GoroutineQuery& g : q) {
+      ++goroutine_queries;
+      out.push_back(goroutines.contains(g.g) ? goroutines[g.g] : State::kLive);
+    }
+    return out;
+  }
+};
+
+// Sampling: a window sees leaked contexts created and their creators still running; the probes are
+// detached; memory then says the creators exited and the contexts were never cancelled.
+TEST_F(LineageTest, OrphanedDoneFoundFromMemoryAfterAPause) {
+  SiteId session = At(18, "main.newSession");
+  SiteId watch_go = At(20, "main.newSession");
+  std::vector<uint64_t> ctxs;
+  for (uint64_t i = 0; i < 3; ++i) {
+    Go(10 + i, kMain, At(60, "main.main"), {}, "main.handle");
+    ctxs.push_back(Create(10 + i, session, Bg()));
+    Go(100 + i, 10 + i, watch_go, {ctxs.back()}, "main.(*session).watch");
+  }
+  lin_.OnProbesPaused();
+  FakeMemory memory;
+  for (uint64_t i = 0; i < 3; ++i) memory.goroutines[GAddr(10 + i)] = LivenessOracle::State::kEnded;
+  Advance(absl::Seconds(1));
+  lin_.Reconcile(now_, memory);
+  EXPECT_EQ(memory.context_queries, 3);
+  EXPECT_EQ(memory.goroutine_queries, 6);  // handlers and watchers
+  EXPECT_THAT(Eval(), IsEmpty()) << "the exits were found now: grace runs from here";
+  Advance(absl::Seconds(6));
+  lin_.Reconcile(now_, memory);
+  auto f = Eval();
+  ASSERT_EQ(f.size(), 1u) << Describe(f);
+  EXPECT_EQ(f[0].kind, FindingKind::kOrphanedDone);
+  EXPECT_EQ(f[0].count, 3);
+  EXPECT_THAT(f[0].goroutines, UnorderedElementsAre(100, 101, 102));
+  EXPECT_EQ(lin_.stats().inferred_exits, 3u);
+  EXPECT_EQ(lin_.stats().inferred_cancels, 0u);
+  EXPECT_EQ(lin_.stats().pauses, 1u);
+}
+
+TEST_F(LineageTest, CancelsFoundInMemoryEndContextsWithTheirCause) {
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  uint64_t req = Create(2, At(30), Under(root));
+  uint64_t timer = Create(2, At(31), Under(req), ContextKind::kTimer, absl::Seconds(1));
+  uint64_t child = Create(2, At(32), Under(req));
+  Go(3, 2, At(33), {child}, "main.work");
+  lin_.OnProbesPaused();
+  FakeMemory memory;
+  memory.contexts[req] = memory.contexts[timer] = memory.contexts[child] =
+      LivenessOracle::State::kEnded;
+  Advance(absl::Seconds(2));
+  lin_.Reconcile(now_, memory);
+  EXPECT_EQ(Node(req).cause, CancelCause::kOwnCancel);
+  EXPECT_EQ(Node(timer).cause, CancelCause::kDeadline);
+  EXPECT_EQ(Node(child).cause, CancelCause::kParent);
+  EXPECT_EQ(*Node(child).cancelled, now_) << "the latest it can have happened";
+  EXPECT_FALSE(Node(root).cancelled.has_value());
+  EXPECT_EQ(lin_.stats().inferred_cancels, 3u);
+  // The worker is still running grace after its context was found cancelled: it ignores it.
+  Advance(absl::Seconds(6));
+  lin_.Reconcile(now_, memory);
+  EXPECT_THAT(Kinds(Eval()), ElementsAre(std::make_pair("ignored_cancel", 32)));
+  // Ended nodes are not asked again; the root, still live, is.
+  const int asked = memory.context_queries;
+  lin_.Reconcile(now_, memory);
+  EXPECT_EQ(memory.context_queries, asked + 1);
+}
+
+TEST_F(LineageTest, UnreadableOrReusedMemoryNeverMakesAFinding) {
+  SiteId lost = At(40);
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  std::vector<uint64_t> ctxs;
+  for (uint64_t i = 0; i < 4; ++i) ctxs.push_back(Create(10 + i, lost, Under(root)));
+  Go(50, kMain, At(41), {}, "main.unknown");
+  lin_.OnProbesPaused();
+  FakeMemory memory;
+  for (uint64_t i = 0; i < 4; ++i) memory.goroutines[GAddr(10 + i)] = LivenessOracle::State::kEnded;
+  memory.contexts[ctxs[0]] = memory.contexts[ctxs[1]] = LivenessOracle::State::kUnknown;
+  memory.contexts[ctxs[2]] = LivenessOracle::State::kGone;
+  Advance(absl::Seconds(40));
+  lin_.Reconcile(now_, memory);
+  // One context is still readable and uncancelled: under min_count (3), nothing to report.
+  EXPECT_THAT(Eval(), IsEmpty());
+  EXPECT_EQ(lin_.stats().live_contexts, 4u) << "root, the two unreadable ones, the readable one";
+}
+
+TEST_F(LineageTest, LostCancelsFoundAcrossPausesAsWithFullTracing) {
+  SiteId lost = At(40);
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  for (uint64_t i = 0; i < 4; ++i) {
+    Go(10 + i, kMain, At(41), {}, "main.job");
+    Create(10 + i, lost, Under(root));
+    Exit(10 + i);
+  }
+  lin_.OnProbesPaused();
+  FakeMemory memory;
+  Advance(absl::Seconds(40));
+  lin_.Reconcile(now_, memory);
+  EXPECT_THAT(Kinds(Eval()), ElementsAre(std::make_pair("lost_cancel", 40)));
 }
 
 // Per live context, including both hash indexes. Open addressing makes it depend on the load

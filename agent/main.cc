@@ -27,7 +27,7 @@ ABSL_FLAG(uint64_t, max_contexts_total, 1000000, "daemon: tracked contexts in al
 ABSL_FLAG(int, max_site_labels, 10, "daemon: findings per process exported with their site label");
 ABSL_FLAG(absl::Duration, rescan, absl::Seconds(30), "daemon: /proc rescan period (exec events find new processes)");
 ABSL_FLAG(absl::Duration, poll, absl::Milliseconds(20), "how often the event ring buffer is drained");
-ABSL_FLAG(double, budget, 0.003, "attach: share of the node's CPU tracing may use (probes are duty-cycled above it); 0 = trace everything");
+ABSL_FLAG(double, budget, 0.003, "share of the node's CPU tracing may use (probes are duty-cycled above it); 0 = trace everything");
 ABSL_FLAG(int, ring_buffer_kb, 16384, "attach: BPF ring buffer size in KiB (a power of two)");
 ABSL_FLAG(absl::Duration, refresh, absl::Seconds(1), "attach: live view and evaluation period");
 
@@ -115,6 +115,7 @@ int main(int argc, char** argv) {
     opts.max_contexts_total = absl::GetFlag(FLAGS_max_contexts_total);
     opts.max_site_labels = absl::GetFlag(FLAGS_max_site_labels);
     opts.ring_bytes = static_cast<uint32_t>(absl::GetFlag(FLAGS_ring_buffer_kb)) * 1024;
+    opts.budget = absl::GetFlag(FLAGS_budget);
     return ctxagent::RunDaemon(opts);
   }
   fprintf(stderr, "ctxagent: unknown command \"%s\"\n%s", command.c_str(), kUsage);

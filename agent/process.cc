@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 
+#include <climits>
+#include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <sstream>
@@ -63,6 +65,30 @@ absl::Status Process::Read(uint64_t addr, void* out, size_t len) const {
                                absl::StrCat("pid ", pid_, ": cannot read memory at ", addr));
   }
   return absl::OkStatus();
+}
+
+void Process::ReadMany(std::vector<ReadRequest>& requests) const {
+  std::vector<iovec> local, remote;
+  size_t i = 0;
+  while (i < requests.size()) {
+    const size_t end = std::min(requests.size(), i + IOV_MAX);
+    local.clear();
+    remote.clear();
+    for (size_t k = i; k < end; ++k) {
+      local.push_back({requests[k].out, requests[k].len});
+      remote.push_back({reinterpret_cast<void*>(requests[k].addr), requests[k].len});
+    }
+    ssize_t n = process_vm_readv(pid_, local.data(), local.size(), remote.data(), remote.size(), 0);
+    if (n < 0 && errno == ESRCH) return;  // the process is gone: nothing is readable
+    // Transfers stop at the first region that fails and never split one: skip it, go on after it.
+    size_t done = n > 0 ? static_cast<size_t>(n) : 0;
+    for (; i < end && done >= requests[i].len; ++i) {
+      done -= requests[i].len;
+      requests[i].ok = true;
+    }
+    ++i;  // the failed one (or, after a full transfer, i == end already and this skips nothing)
+    if (i > end) i = end;
+  }
 }
 
 absl::StatusOr<uint64_t> Process::ReadWord(uint64_t addr) const {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "symbols/elf_file.h"
@@ -24,6 +25,16 @@ class Process {
   // read may be stale by the time it is used.
   absl::Status Read(uint64_t addr, void* out, size_t len) const;
   absl::StatusOr<uint64_t> ReadWord(uint64_t addr) const;
+
+  struct ReadRequest {
+    uint64_t addr = 0;
+    void* out = nullptr;
+    size_t len = 0;
+    bool ok = false;  // set by ReadMany
+  };
+  // Reads many small regions in few system calls (up to IOV_MAX regions each); an unreadable
+  // region fails alone.
+  void ReadMany(std::vector<ReadRequest>& requests) const;
 
  private:
   pid_t pid_;

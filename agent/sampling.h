@@ -1,15 +1,18 @@
-// Keeps tracing under a CPU budget by duty-cycling the probes of a process.
+// Keeps tracing under a CPU budget by duty-cycling the probes.
 //
 // A uprobe costs its trap however little the BPF program does, so below the full-tracing cost the only
-// lever is not to be attached. The controller attaches every probe for windows of W and detaches for the
-// rest of a period P, with W/P = budget / (measured cost of full tracing). W is never shorter than the
-// time a leak needs to show inside one window (leak_after + 2 x grace), so every window can find the
-// leaks that recur in it; the period stretches instead. What is live when a window closes is marked
-// uncertain (its end may happen unseen), so sampling never invents findings.
+// lever is not to be attached. The controller attaches every probe for short windows W and detaches
+// for the rest of a period P. The average cost is r * C_on + (1 - r) * C_off with r = W / P, C_on the
+// measured cost while attached (traps, BPF, agent) and C_off while detached (the agent alone), so
+// r = (budget - C_off) / (C_on - C_off). W = r * max_period within [min_window, max_window]: short
+// windows, a period of at most max_period while the budget allows it, longer periods beyond.
 //
-// Expected time to first detection of a leak that recurs continuously: the rest of the current off
-// period plus one window, on average (P - W) / 2 + W, at most P + W. With the defaults (W = 40 s) and a
-// measured full cost of twice the budget (ratio 0.5, P = 80 s): 60 s on average, 120 s at most.
+// Windows can be short because a window does not have to see a leak's end: what is live when the
+// probes detach is checked in the target's memory afterwards (ProcessLineage::Reconcile). A leak that
+// recurs at rate L per second is caught by a window with probability q = 1 - exp(-L * W), and is
+// reported leak_after (+ grace, + one refresh) after the window that caught it. The first window opens
+// at attach, so a leak recurring at least once per W is found after leak_after; otherwise the expected
+// time is leak_after + P * (1/q - 1) + W.
 #ifndef CTXAGENT_AGENT_SAMPLING_H_
 #define CTXAGENT_AGENT_SAMPLING_H_
 
@@ -19,28 +22,43 @@ namespace ctxagent {
 
 class SamplingController {
  public:
-  // `budget`: allowed share of the node's CPU (0.003 = 0.3%); `min_window`: shortest useful window.
-  SamplingController(double budget, absl::Duration min_window, absl::Time now);
+  struct Options {
+    double budget = 0.003;  // share of the node's CPU; <= 0: no limit
+    absl::Duration min_window = absl::Milliseconds(250);
+    absl::Duration max_window = absl::Seconds(2);
+    absl::Duration max_period = absl::Seconds(60);
+  };
+  SamplingController(const Options& options, absl::Time now);
 
-  // Feeds the cost measured over the last interval (node share; meaningful only while attached) and
-  // returns whether the probes should be attached from now on.
-  bool Update(absl::Time now, double measured_node_ratio);
+  // The cost (share of the node's CPU) measured over `length` during which the probes were attached
+  // or not. The meter is read at every switch, so a measurement never spans both states.
+  void Observe(bool attached, double node_ratio, absl::Duration length);
+  // Whether the probes should be attached at `now`. Call it often: windows are short.
+  bool Tick(absl::Time now);
 
   bool attached() const { return attached_; }
-  double ratio() const { return ratio_; }                  // planned W / P
-  double observed_ratio(absl::Time now) const;             // time attached / time elapsed
+  double ratio() const { return ratio_; }  // planned W / P
+  double observed_ratio(absl::Time now) const;  // time attached / time elapsed
+  // When Tick will next change its answer, if nothing new is observed (InfiniteFuture at ratio 1).
+  absl::Time next_switch() const;
   absl::Duration window() const { return window_; }
-  absl::Duration period() const { return window_ / ratio_; }
+  absl::Duration period() const { return period_; }
+  double cost_attached() const { return cost_on_; }
+  double cost_detached() const { return cost_off_; }
 
  private:
-  double budget_;
-  absl::Duration window_;
+  void Plan();
+
+  Options options_;
   absl::Time start_;
   absl::Time window_start_;
-  absl::Time last_;
+  absl::Time last_tick_;
   absl::Duration attached_time_;
-  double full_cost_ = 0;  // smoothed node share while attached
+  double cost_on_ = -1;  // smoothed; < 0 until measured
+  double cost_off_ = 0;
   double ratio_ = 1;
+  absl::Duration window_;
+  absl::Duration period_;
   bool attached_ = true;
 };
 

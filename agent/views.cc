@@ -132,10 +132,16 @@ std::string RenderFindings(const ProcessLineage& lineage, const std::vector<Find
 
 std::string RenderSummary(const ProcessLineage& lineage, const RunInfo& run) {
   LineageStats s = lineage.stats();
+  // Sampled: counts cover the traced windows; the estimate scales them by the share of time traced.
+  std::string created = absl::StrCat(s.contexts_created, " created");
+  if (run.sampling_ratio < 1.0) {
+    absl::StrAppendFormat(&created, " in traced windows (~%.0f estimated)",
+                          s.contexts_created / std::max(run.sampling_ratio, 1e-6));
+  }
   return absl::StrFormat(
-      "contexts: %d created, cancelled %d own / %d by parent / %d deadline, %d live | goroutines: "
-      "%d seen, %d live | events: %d, lost %d | overhead %.3f%% of the node, sampling %.0f%% | %s\n",
-      s.contexts_created, s.cancelled_own, s.cancelled_parent, s.cancelled_deadline,
+      "contexts: %s, cancelled %d own / %d by parent / %d deadline, %d live | goroutines: "
+      "%d seen, %d live | events: %d, lost %d | overhead %.3f%% of the node, sampling %.1f%% | %s\n",
+      created, s.cancelled_own, s.cancelled_parent, s.cancelled_deadline,
       s.live_contexts, s.goroutines_seen, s.live_goroutines, run.events,
       run.counters.dropped_total(), run.overhead.node_ratio * 100, run.sampling_ratio * 100,
       Age(run.elapsed));
@@ -207,6 +213,10 @@ nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run) 
           {"unknown_exits", s.unknown_exits},
           {"unknown_cancels", s.unknown_cancels},
           {"sampling_ratio", run.sampling_ratio},
+          // Ends of contexts and goroutines live at a pause, read from the target's memory.
+          {"pauses", s.pauses},
+          {"inferred_cancels", s.inferred_cancels},
+          {"inferred_exits", s.inferred_exits},
           // Below full sampling, created/cancelled counts cover only the traced windows; the
           // estimate scales them by the share of time traced.
           {"contexts_created_estimate",

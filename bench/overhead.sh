@@ -17,6 +17,12 @@
 #   BPF         run_time_ns / run_cnt of the agent's ctxagent_probe (kernel.bpf_stats_enabled=1)
 # Extra target CPU is computed per request (on - off) so a small rate difference does not count as
 # overhead; per event = that / (agent events per request); per context = that / contexts per request.
+# Controller phase, for each rate: a fresh loadsvc leaking CTL_LEAK_RATE contexts/s and
+# `ctxagent daemon` with its default budget (0.3% of the node) and thresholds for CTL_SECONDS, polled on
+# /processes: time to the first finding, and the agent's accounted extra CPU over the whole run: its own
+# CPU + BPF run time + probe hits x the trap cost it calibrated at start (an on-off difference of the
+# target's CPU cannot resolve 0.3% of a node: run-to-run noise is larger). Throughput and p99 are
+# compared with the off runs at the same rate.
 # Phase 2: a fresh loadsvc leaking LEAK_RATE contexts/s (orphaned Done channels) and
 # `ctxagent daemon --refresh=1s --include=binary:loadsvc` polled on /processes: seconds from agent
 # start to the first finding, and agent VmRSS growth per live (tracked) context.
@@ -24,6 +30,7 @@
 # Environment: GO (default newest /usr/lib/go-*/bin/go), RATES (contexts/s, default
 # "1000 5000 20000 50000"), CTX_PER_REQ (2), DURATION (s, default 15), REPEAT (pairs, default 3),
 # CONNS (loadgen connections, 32), LEAK_RATE (2000), LEAK_SECONDS (25), GRACE (daemon --grace, 5s),
+# CTL_SECONDS (controller run length, default 150), CTL_LEAK_RATE (5), SKIP_CTL=1,
 # SVC_ARGS (extra loadsvc flags for phase 1, e.g. "-children 8" with CTX_PER_REQ=10: more contexts per
 # request without more goroutines, to separate context probes from goroutine probes), SKIP_LEAK=1
 # (no phase 2), KEEP=1 keeps the work directory (raw samples in runs.jsonl).
@@ -40,6 +47,7 @@ GO=${GO:-$(ls -d /usr/lib/go-1.*/bin/go 2>/dev/null | sort -V | tail -1)}
 RATES=${RATES:-"1000 5000 20000 50000"} CTX_PER_REQ=${CTX_PER_REQ:-2}
 DURATION=${DURATION:-15} REPEAT=${REPEAT:-3} CONNS=${CONNS:-32}
 LEAK_RATE=${LEAK_RATE:-2000} LEAK_SECONDS=${LEAK_SECONDS:-25} GRACE=${GRACE:-5s}
+CTL_SECONDS=${CTL_SECONDS:-150} CTL_LEAK_RATE=${CTL_LEAK_RATE:-5}
 HZ=$(getconf CLK_TCK) NCPU=$(nproc)
 
 work=$(mktemp -d /tmp/ctxagent-overhead.XXXXXX)
@@ -152,23 +160,70 @@ for rate in $RATES; do
 done
 kill "$svc_pid" 2>/dev/null || true; wait "$svc_pid" 2>/dev/null || true
 
+start_daemon() {  # args...: starts ctxagent daemon on a free port, sets daemon and port
+  "$ctxagent" daemon --listen=127.0.0.1:0 --include=binary:loadsvc "$@" \
+    >"$work/daemon.out" 2>"$work/daemon.err" &
+  daemon=$!
+  pids+=("$daemon")
+  port=""
+  for _ in $(seq 400); do
+    port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$work/daemon.err" | head -1)
+    [[ -n $port ]] && break
+    sleep 0.05
+  done
+  [[ -n $port ]] || die "daemon did not start: $(cat "$work/daemon.err")"
+}
+
+# ---------------- controller phase: the default budget, long enough for several periods ----------------
+: >"$work/ctl.jsonl"
+for rate in $RATES; do
+  [[ -n ${SKIP_CTL:-} ]] && break
+  rps=$(awk -v r="$rate" -v k="$CTX_PER_REQ" 'BEGIN {printf "%.0f", r / k}')
+  # shellcheck disable=SC2086
+  start_svc -leak_per_sec "$CTL_LEAK_RATE" ${SVC_ARGS:-}
+  "$work/loadgen" -addr "$svc_addr" -rate "$rps" -duration "$((CTL_SECONDS + 4))s" -conns "$CONNS" >"$work/lg.json" &
+  lgpid=$!
+  sleep 2
+  t0=$(date +%s.%N)
+  start_daemon
+  for _ in $(seq 200); do prog=$(prog_id_of "$daemon"); [[ -n $prog ]] && break; sleep 0.05; done
+  s0=$(sample "$daemon" "$prog")
+  first=""
+  end=$(python3 -c "print($t0 + $CTL_SECONDS)")
+  while python3 -c "import sys,time; sys.exit(0 if time.time() < $end else 1)"; do
+    if [[ -z $first ]] && curl -s "http://127.0.0.1:$port/processes" | grep -q '"findings":[1-9]'; then
+      first=$(python3 -c "import time; print(time.time() - $t0)")
+    fi
+    sleep 0.25
+  done
+  s1=$(sample "$daemon" "$prog")
+  metrics=$(curl -s "http://127.0.0.1:$port/metrics")
+  kill -INT "$daemon" || true; wait "$daemon" 2>/dev/null || true
+  wait "$lgpid" || die "loadgen failed"
+  trap_us=$(sed -n 's/.*trap cost \([0-9.]*\) us emulated.*/\1/p' "$work/daemon.err" | head -1)
+  ratio=$(awk '/^ctxagent_sampling_ratio\{/ {print $2; exit}' <<<"$metrics")
+  python3 - "$rate" "$s0" "$s1" "$(cat "$work/lg.json")" "${first:-null}" "${trap_us:-0.65}" "${ratio:-null}" "$HZ" >>"$work/ctl.jsonl" <<'EOF'
+import json, sys
+rate, s0, s1, lg, first, trap_us, ratio, hz = sys.argv[1:]
+a = [float(x) for x in s0.split()]; b = [float(x) for x in s1.split()]
+d = [y - x for x, y in zip(a, b)]
+print(json.dumps({"rate": int(rate), "window_s": d[0], "target_cpu_s": d[1] / float(hz),
+  "agent_cpu_s": d[2] / float(hz), "bpf_ns": d[5], "bpf_cnt": d[6], "requests": d[7],
+  "agent_rss_kb": b[8], "lg": json.loads(lg), "first_finding_s": json.loads(first),
+  "trap_us": float(trap_us), "sampling_ratio": json.loads(ratio)}))
+EOF
+  echo "  rate $rate controller: $(tail -1 "$work/ctl.jsonl")" >&2
+  kill "$svc_pid" 2>/dev/null || true; wait "$svc_pid" 2>/dev/null || true
+done
+
 # ---------------- phase 2: leak detection time and agent memory per live context ----------------
 if [[ -n ${SKIP_LEAK:-} ]]; then LEAK_SECONDS=0; fi
 echo "leak phase: loadsvc leaking $LEAK_RATE contexts/s, daemon --refresh=1s --grace=$GRACE" >&2
 start_svc -leak_per_sec "$LEAK_RATE"
 sleep 2
 t_start=$(date +%s.%N)
-"$ctxagent" daemon --listen=127.0.0.1:0 --refresh=1s --grace="$GRACE" --include=binary:loadsvc \
-  >"$work/daemon.out" 2>"$work/daemon.err" &
-daemon=$!
-pids+=("$daemon")
-port=""
-for _ in $(seq 200); do
-  port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$work/daemon.err" | head -1)
-  [[ -n $port ]] && break
-  sleep 0.05
-done
-[[ -n $port ]] || die "daemon did not start: $(cat "$work/daemon.err")"
+# Full tracing here: this phase measures memory per live context, which needs every leak tracked.
+start_daemon --refresh=1s --grace="$GRACE" --budget=0
 end=$(python3 -c "print($t_start + $LEAK_SECONDS)")
 : >"$work/leak.txt"
 while python3 -c "import sys,time; sys.exit(0 if time.time() < $end else 1)"; do
@@ -180,10 +235,12 @@ done
 kill -INT "$daemon" || true; wait "$daemon" 2>/dev/null || true
 
 # ---------------- the table ----------------
-python3 - "$work/runs.jsonl" "$work/leak.txt" "$svc_pid" "$t_start" "$NCPU" "$LEAK_RATE" "$GRACE" <<'EOF'
+python3 - "$work/runs.jsonl" "$work/leak.txt" "$svc_pid" "$t_start" "$NCPU" "$LEAK_RATE" "$GRACE" "$work/ctl.jsonl" "$CTL_LEAK_RATE" <<'EOF'
 import json, statistics as st, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 leak_file, svc_pid, t_start, ncpu, leak_rate, grace = sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7]
+ctl = {c["rate"]: c for c in map(json.loads, open(sys.argv[8]))}
+ctl_leak = sys.argv[9]
 
 def med(xs): return st.median(xs) if xs else float("nan")
 def rng(xs, f="%.2f"): return ("[" + f % min(xs) + ".." + f % max(xs) + "]") if len(xs) > 1 else ""
@@ -222,6 +279,19 @@ for rate in rates:
         m["bpfhit"].append(on["bpf_ns"] / on["bpf_cnt"] if on["bpf_cnt"] else float("nan"))
         m["lost"].append(a["events_lost"])
         m["tgt_off"].append(100 * off["target_cpu_s"] / off["window_s"])
+    c = ctl.get(rate)
+    if c:
+        # Accounted extra CPU of the whole controller run: agent + BPF + hits x calibrated trap.
+        extra = c["agent_cpu_s"] + c["bpf_ns"] * 1e-9 + c["bpf_cnt"] * c["trap_us"] * 1e-6
+        offs = [p["off"] for p in pairs.values()]
+        m["ctl_node"] = [100 * extra / c["window_s"] / ncpu]
+        m["ctl_agent"] = [100 * c["agent_cpu_s"] / c["window_s"] / ncpu]
+        m["ctl_tgt"] = [100 * (extra - c["agent_cpu_s"]) / max(c["target_cpu_s"] - extra + c["agent_cpu_s"], 1e-9)]
+        m["ctl_ratio"] = [c["sampling_ratio"] if c["sampling_ratio"] is not None else float("nan")]
+        m["ctl_thr"] = [c["lg"]["achieved_rps"] / med([o["lg"]["achieved_rps"] for o in offs])]
+        m["ctl_p99"] = [c["lg"]["p99_us"] / med([o["lg"]["p99_us"] for o in offs])]
+        m["ctl_first"] = [c["first_finding_s"] if c["first_finding_s"] is not None else float("nan")]
+        m["ctl_secs"] = [c["window_s"]]
     rows.append((rate, m))
 
 hdr = ["target ctx/s", "traced ctx/s", "req/s", "ctx/req", "events/req", "probe hits/req",
@@ -239,6 +309,13 @@ print("| " + " | ".join(["metric"] + [str(r) + " ctx/s" for r, _ in rows]) + " |
 print("|" + "---|" * (len(rows) + 1))
 for i, h in enumerate(hdr[1:], 1):
     print("| " + h + " | " + " | ".join(t[i] for t in table) + " |")
+if ctl:
+    print(f"| **controller** (daemon, default budget 0.3% of the node; loadsvc also leaking {ctl_leak}/s) | " + " | ".join("" for _ in rows) + " |")
+    for k, h, f in [("ctl_secs", "run length (s)", "%.0f"), ("ctl_ratio", "sampling ratio (time attached)", "%.3f"),
+                    ("ctl_node", "extra CPU, % of node (agent + BPF + traps)", "%.3f"), ("ctl_agent", "of which agent, % of node", "%.3f"),
+                    ("ctl_tgt", "traps + BPF, % of the target's CPU", "%.2f"), ("ctl_thr", "throughput ctl/off", "%.3f"),
+                    ("ctl_p99", "p99 ctl/off", "%.2f"), ("ctl_first", "first finding after (s)", "%.1f")]:
+        print("| " + h + " | " + " | ".join((f % m[k][0]) if k in m else "" for _, m in rows) + " |")
 
 # leak phase
 samples = []

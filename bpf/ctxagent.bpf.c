@@ -58,7 +58,7 @@ static __always_inline void count_drop(__u32 reason) {
   if (n) *n += 1;
 }
 
-static __always_inline struct ctx_event *reserve(__u32 type, __u64 goid) {
+static __always_inline struct ctx_event *reserve(__u32 type, __u64 goid, __u64 g) {
   struct ctx_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e) {
     count_drop(DROP_RINGBUF_FULL);
@@ -68,6 +68,7 @@ static __always_inline struct ctx_event *reserve(__u32 type, __u64 goid) {
   e->tgid = bpf_get_current_pid_tgid() >> 32;
   e->ktime_ns = bpf_ktime_get_ns();
   e->goid = goid;
+  e->g = g;
   return e;
 }
 
@@ -133,7 +134,8 @@ static __always_inline const struct go_binary_config *config_for(struct pt_regs 
 }
 
 static __always_inline int on_create(struct pt_regs *ctx, const struct go_binary_config *cfg) {
-  struct ctx_event *e = reserve(EV_CTX_CREATE, goid_of(cfg, GO_G(ctx)));
+  __u64 g = GO_G(ctx);
+  struct ctx_event *e = reserve(EV_CTX_CREATE, goid_of(cfg, g), g);
   if (!e) return 0;
   // Load every candidate register first: the verifier rejects a ctx access at a computed offset.
   __u64 a1 = GO_ARG1(ctx), a2 = GO_ARG2(ctx), a3 = GO_ARG3(ctx), a4 = GO_ARG4(ctx),
@@ -165,7 +167,7 @@ static __always_inline int on_create(struct pt_regs *ctx, const struct go_binary
 }
 
 static __always_inline int on_cancel(struct pt_regs *ctx, const struct go_binary_config *cfg) {
-  struct ctx_event *e = reserve(EV_CTX_CANCEL, goid_of(cfg, GO_G(ctx)));
+  struct ctx_event *e = reserve(EV_CTX_CANCEL, goid_of(cfg, GO_G(ctx)), 0);
   if (!e) return 0;
   e->cancel.ctx = GO_ARG1(ctx);
   e->cancel.remove_from_parent = GO_ARG2(ctx) & 0xff;
@@ -188,7 +190,7 @@ static __always_inline int on_go_create_entry(struct pt_regs *ctx,
 // `g` is the new goroutine: AX at newproc1's RET, BX at the CALL runqput that follows it.
 static __always_inline int on_go_create(struct pt_regs *ctx, const struct go_binary_config *cfg,
                                         __u64 g) {
-  struct ctx_event *e = reserve(EV_GO_CREATE, goid_of(cfg, g));
+  struct ctx_event *e = reserve(EV_GO_CREATE, goid_of(cfg, g), g);
   if (!e) return 0;
   if (cfg->g_parent_goid >= 0) {
     e->go_create.parent_goid = read_u64(g + cfg->g_parent_goid);
@@ -225,7 +227,7 @@ int ctxagent_probe(struct pt_regs *ctx) {
     case HOOK_GO_CREATE_HANDOFF:
       return on_go_create(ctx, cfg, GO_ARG2(ctx));
     case HOOK_GO_EXIT: {
-      struct ctx_event *e = reserve(EV_GO_EXIT, goid_of(cfg, GO_ARG1(ctx)));
+      struct ctx_event *e = reserve(EV_GO_EXIT, goid_of(cfg, GO_ARG1(ctx)), 0);
       if (e) submit(e);
       return 0;
     }
@@ -239,7 +241,7 @@ int ctxagent_probe(struct pt_regs *ctx) {
 // context, so the helpers name the process.
 SEC("raw_tp/sched_process_exec")
 int ctxagent_exec(void *ctx) {
-  struct ctx_event *e = reserve(EV_PROC_EXEC, 0);
+  struct ctx_event *e = reserve(EV_PROC_EXEC, 0, 0);
   if (e) submit(e);
   return 0;
 }
@@ -248,7 +250,7 @@ SEC("raw_tp/sched_process_exit")
 int ctxagent_exit(void *ctx) {
   __u64 id = bpf_get_current_pid_tgid();
   if ((__u32)id != (id >> 32)) return 0;  // a thread, not the whole process
-  struct ctx_event *e = reserve(EV_PROC_EXIT, 0);
+  struct ctx_event *e = reserve(EV_PROC_EXIT, 0, 0);
   if (e) submit(e);
   return 0;
 }

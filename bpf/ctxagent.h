@@ -67,6 +67,7 @@ struct ctx_event {
   __u32 tgid;
   __u64 ktime_ns;
   __u64 goid;   /* goroutine the event happened on; for EV_GO_* the goroutine created / exiting */
+  __u64 g;      /* that goroutine's runtime.g: its liveness can be read from memory while unprobed */
   union {
     struct {
       __u64 ctx;          /* the new context's address (child data word) */

@@ -92,9 +92,11 @@ TEST(DaemonChurnTest, ForgetsExitedProcessesAndGivesBackMemory) {
   }
   const std::string a = dir + "/ctxchurn_a", b = dir + "/ctxchurn_b", c = dir + "/ctxchurn_c";
 
+  // Full tracing (--budget=0): counts and memory are compared exactly.
   testing::DaemonHandle daemon = testing::StartDaemon(
       CTXAGENT_BIN,
-      {"--refresh=1s", "--rescan=3s", "--grace=1s", "--leak_after=2s", "--include=binary:ctxchurn*"},
+      {"--refresh=1s", "--rescan=3s", "--grace=1s", "--leak_after=2s", "--include=binary:ctxchurn*",
+       "--budget=0"},
       dir + "/daemon.log");
   ASSERT_GT(daemon.port, 0) << "daemon not ready:\n" << daemon.process->Log();
   const pid_t dpid = daemon.process->pid();
@@ -270,8 +272,9 @@ TEST(DaemonChurnTest, ProcessesShorterThanARefreshAreCounted) {
   const std::string bin = dir + "/ctxshort_b";
   fs::copy_file(kFixtures + "/go1.19/default", bin);
   fs::permissions(bin, fs::perms::owner_all);
+  // Full tracing (--budget=0): every short process must be counted.
   testing::DaemonHandle daemon = testing::StartDaemon(
-      CTXAGENT_BIN, {"--refresh=1s", "--include=binary:ctxshort*"}, dir + "/daemon.log");
+      CTXAGENT_BIN, {"--refresh=1s", "--include=binary:ctxshort*", "--budget=0"}, dir + "/daemon.log");
   ASSERT_GT(daemon.port, 0) << "daemon not ready:\n" << daemon.process->Log();
   // An anchor process keeps the binary attached: one round, then it sleeps.
   testing::Child anchor = testing::Child::Start({bin, "-loop", "-n", "1", "-sleep", "1h"});

@@ -1,5 +1,7 @@
-// The daemon's memory caps: past --max_contexts_per_process a process's new contexts are not tracked,
-// the drops are counted (ctxagent_evictions_total), and the gap produces no finding.
+// The daemon's limits. Memory: past --max_contexts_per_process a process's new contexts are not
+// tracked, the drops are counted (ctxagent_evictions_total), and the gap produces no finding. CPU: over
+// its --budget the daemon duty-cycles the probes and still finds recurring leaks.
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -21,8 +23,9 @@ TEST(DaemonLimitsTest, CapsTrackedContextsAndCountsEvictions) {
       testing::Child::Start({std::string(CTXAGENT_SCENARIO_BIN) + "/go1.27/lost_cancel", "-rate", "400"});
   ASSERT_TRUE(target.WaitForLine("ready", absl::Seconds(10)));
   testing::DaemonHandle d = testing::StartDaemon(
+      // Full tracing: the eviction count is exact.
       CTXAGENT_BIN, {"--include=binary:lost_cancel", "--refresh=500ms", "--max_contexts_per_process=300",
-                     "--grace=1s", "--leak_after=2s"},
+                     "--grace=1s", "--leak_after=2s", "--budget=0"},
       log);
   ASSERT_GT(d.port, 0) << d.process->Log();
   absl::SleepFor(absl::Seconds(4));  // ~1600 contexts: well past the cap
@@ -38,6 +41,39 @@ TEST(DaemonLimitsTest, CapsTrackedContextsAndCountsEvictions) {
   ASSERT_TRUE(entry.has_value());
   // What was tracked before the cap is uncertain now: no finding from the gap.
   EXPECT_EQ((*entry)["findings"], 0) << entry->dump();
+  EXPECT_EQ(d.process->Stop(absl::Seconds(10)), 0) << d.process->Log();
+}
+
+TEST(DaemonLimitsTest, OverBudgetSamplesAndStillFindsTheLeak) {
+  CTXAGENT_REQUIRE_BPF();
+  const std::string log = ::testing::TempDir() + "/ctxagent_daemon_budget.log";
+  // 2000 orphaned sessions a second cost far more than a 0.01% budget.
+  testing::Child target = testing::Child::Start(
+      {std::string(CTXAGENT_SCENARIO_BIN) + "/go1.27/orphaned_done", "-rate", "2000"});
+  ASSERT_TRUE(target.WaitForLine("ready", absl::Seconds(10)));
+  testing::DaemonHandle d = testing::StartDaemon(
+      CTXAGENT_BIN, {"--include=binary:orphaned_done", "--refresh=500ms", "--grace=1s",
+                     "--leak_after=2s", "--budget=0.0001"},
+      log);
+  ASSERT_GT(d.port, 0) << d.process->Log();
+  std::optional<nlohmann::json> entry;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(500));
+    entry = testing::ProcessEntry(testing::Processes(d.port), target.pid());
+    if (entry.has_value() && (*entry)["findings"].get<int>() > 0) break;
+  }
+  ASSERT_TRUE(entry.has_value()) << d.process->Log();
+  EXPECT_GT((*entry)["findings"].get<int>(), 0) << entry->dump();
+  auto metrics = testing::ParseMetrics(testing::HttpGet(d.port, "/metrics").body);
+  auto ratio = testing::Find(metrics, "ctxagent_sampling_ratio", {{"binary", "orphaned_done"}});
+  ASSERT_EQ(ratio.size(), 1u);
+  EXPECT_LT(ratio[0].value, 0.9) << "the probes were never paused";
+  EXPECT_GT(ratio[0].value, 0.0);
+  auto findings = testing::Find(metrics, "ctxagent_findings",
+                                {{"binary", "orphaned_done"}, {"kind", "orphaned_done"}});
+  ASSERT_EQ(findings.size(), 1u);
+  EXPECT_GT(findings[0].value, 0);
   EXPECT_EQ(d.process->Stop(absl::Seconds(10)), 0) << d.process->Log();
 }
 
