@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
@@ -155,6 +156,7 @@ class Daemon {
     absl::Time next_refresh = absl::Now();
     absl::Time next_scan = absl::Now() + o_.rescan;
     while (!g_stop) {
+      absl::Duration nap = o_.poll;
       {
         absl::MutexLock l(&mu_);
         tracer_->Drain();
@@ -169,8 +171,13 @@ class Daemon {
           Refresh(now);
           next_refresh = now + o_.refresh;
         }
+        // Probes paused: only exec/exit events arrive; wake for the next window or refresh.
+        if (!probes_on_) {
+          nap = std::clamp(std::min(sampler_->next_switch(), next_refresh) - now, o_.poll,
+                           absl::Milliseconds(200));
+        }
       }
-      absl::SleepFor(o_.poll);
+      absl::SleepFor(nap);
     }
   }
 

@@ -524,8 +524,8 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
     for (ContextId id : s.goroutines[goid].bound) waiters[id].push_back(goid);
   }
 
-  // 1. Orphaned Done: waited on, and nothing live can cancel it: every cancelable link up to the
-  // root is uncancelled, its creator exited past the grace period (or moved on, below), and no
+  // 1. Orphaned Done: waited on, and nothing live can cancel it: freed uncancelled, or every
+  // cancelable link up to the root is uncancelled, its creator exited past the grace period (or moved on, below), and no
   // deadline is due within grace.
   // A creator that is still alive has "moved on" when it made several such contexts at one site,
   // old enough, each still waited on: a server's connection goroutine opening a session per request
@@ -543,6 +543,9 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
     return c.created <= leak_before && it != waited_per_creator.end() && it->second >= 2;
   };
   auto orphaned = [&](const Ctx& x) {
+    // Freed by the GC and never cancelled: nothing holds it, its CancelFunc included (which refers
+    // to it), so nothing can ever close the channel its waiters block on.
+    if (x.gone() && !x.is_cancelled()) return !(x.flags & kUncertain) && x.created <= settled;
     const Ctx* c = &x;
     while (true) {
       if (!c->live() || (c->flags & (kUntrackedLink | kUncertain))) return false;
@@ -560,7 +563,7 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
   std::sort(waited.begin(), waited.end());
   for (ContextId id : waited) {
     const Ctx* c = s.FindCtx(id);
-    if (c == nullptr || !c->live() || used_contexts.contains(id) || !orphaned(*c)) continue;
+    if (c == nullptr || c->is_cancelled() || used_contexts.contains(id) || !orphaned(*c)) continue;
     Group& gr = group(FindingKind::kOrphanedDone, c->site);
     gr.f.count++;
     gr.AddTime(c->created);

@@ -766,6 +766,32 @@ TEST_F(LineageTest, UnreadableOrReusedMemoryNeverMakesAFinding) {
   EXPECT_EQ(lin_.stats().live_contexts, 4u) << "root, the two unreadable ones, the readable one";
 }
 
+// `go watch(ctx)` where watch does `<-ctx.Done()`: the goroutine keeps only the channel, so the GC
+// frees the dropped context. Freed uncancelled means nothing can ever cancel it, whatever its
+// ancestors, whether the reuse of its address is seen by a probe or in memory after a pause.
+TEST_F(LineageTest, FreedUncancelledContextWithAWaiterIsOrphaned) {
+  SiteId session = At(18, "main.newSession");
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  const uint64_t a = Create(2, session, Under(root));  // its creator (2) is still running
+  Go(100, 2, At(20), {a}, "main.watch");
+  const uint64_t b = Create(2, session, Under(root));
+  Go(101, 2, At(20), {b}, "main.watch");
+  Advance(absl::Seconds(1));
+  Create(2, At(30), Bg(), ContextKind::kCancel, absl::InfiniteDuration(), a);  // a's memory reused
+  lin_.OnProbesPaused();
+  FakeMemory memory;
+  memory.contexts[b] = LivenessOracle::State::kGone;
+  lin_.Reconcile(now_, memory);
+  EXPECT_THAT(Eval(), IsEmpty()) << "within grace of their creation";
+  Advance(absl::Seconds(5));
+  lin_.Reconcile(now_, memory);
+  auto f = Eval();
+  ASSERT_EQ(f.size(), 1u) << Describe(f);
+  EXPECT_EQ(f[0].kind, FindingKind::kOrphanedDone);
+  EXPECT_EQ(f[0].count, 2);
+  EXPECT_THAT(f[0].goroutines, UnorderedElementsAre(100, 101));
+}
+
 TEST_F(LineageTest, LostCancelsFoundAcrossPausesAsWithFullTracing) {
   SiteId lost = At(40);
   uint64_t root = Create(kMain, At(10, "main.main"), Bg());
