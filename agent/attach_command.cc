@@ -93,7 +93,6 @@ int RunAttachCommand(const AttachOptions& options) {
     Fail(std::string(attachment.status().message()));
     return 1;
   }
-  OverheadMeter interval_meter(trap_costs, (*tracer)->probe_fd(), options.pid);
   OverheadMeter run_meter(trap_costs, (*tracer)->probe_fd(), options.pid);
   OverheadSample last_interval;
   signal(SIGINT, OnSignal);
@@ -110,16 +109,12 @@ int RunAttachCommand(const AttachOptions& options) {
   uint64_t lost_seen = 0;
   // Duty-cycles the probes when full tracing costs more than the budget (agent/sampling.h); what
   // was live at a pause is then checked in the target's memory.
-  SamplingController sampler({.budget = options.budget}, start);
+  DutyCycle duty({.budget = options.budget},
+                 std::make_unique<OverheadMeter>(trap_costs, (*tracer)->probe_fd(), options.pid),
+                 start);
+  const SamplingController& sampler = duty.controller();
   MemoryLiveness liveness(process, (*bin)->offsets());
   bool attached = true, paused_once = false;
-  absl::Time segment_start = start;
-  // Cost of the segment since the last switch or measurement, fed to the controller.
-  auto measure = [&](absl::Time now) {
-    last_interval = interval_meter.Update(now, (*tracer)->hook_hits());
-    sampler.Observe(attached, last_interval.node_ratio, now - segment_start);
-    segment_start = now;
-  };
   // Reading the target's memory costs per unobserved node: often enough to keep findings as fresh
   // as the grace period, not at every refresh.
   const absl::Duration reconcile_every = std::max(options.refresh, options.findings.grace);
@@ -139,23 +134,25 @@ int RunAttachCommand(const AttachOptions& options) {
     (*tracer)->Drain();
     absl::Time now = absl::Now();
     if (now - start >= options.duration) break;
-    if (bool want = sampler.Tick(now); want != attached) {
-      measure(now);
+    if (bool want = duty.Tick(now); want != attached) {
+      duty.Switch(now, (*tracer)->hook_hits(), want, [&] {
+        if (want) {
+          attachment = (*tracer)->Attach(options.pid, **bin);
+        } else {
+          (*tracer)->Detach(*attachment);
+        }
+      });
       if (!want) {
-        (*tracer)->Detach(*attachment);
         (*tracer)->Drain();
         lineage.OnProbesPaused();
         paused_once = true;
-      } else {
-        attachment = (*tracer)->Attach(options.pid, **bin);
-        if (!attachment.ok()) {
-          if (!process.Alive()) {
-            target_exited = true;
-            break;
-          }
-          Fail(std::string(attachment.status().message()));
-          return 1;
+      } else if (!attachment.ok()) {
+        if (!process.Alive()) {
+          target_exited = true;
+          break;
         }
+        Fail(std::string(attachment.status().message()));
+        return 1;
       }
       attached = want;
     }
@@ -169,7 +166,7 @@ int RunAttachCommand(const AttachOptions& options) {
       lost_seen = lost;
       lineage.OnEventsLost();
     }
-    measure(now);
+    last_interval = duty.Measure(now, (*tracer)->hook_hits());
     const bool reconciled = paused_once && now >= next_reconcile;
     if (reconciled) reconcile(now);
     // Detached, the lineage changes only when memory is read.
@@ -203,7 +200,7 @@ int RunAttachCommand(const AttachOptions& options) {
   }
   TracerCounters counters = (*tracer)->counters();
   RunInfo run{now - start, events, counters, run_meter.Update(now, (*tracer)->hook_hits()),
-              trap_costs, sampler.observed_ratio(now)};
+              trap_costs, sampler.observed_ratio(now), duty.plan()};
   if (target_exited) fprintf(stderr, "ctxagent: pid %d exited\n", options.pid);
   if (undecodable > 0) fprintf(stderr, "ctxagent: %lu events could not be decoded\n", undecodable);
 

@@ -136,10 +136,9 @@ class Daemon {
     fprintf(stderr, "ctxagent daemon: uprobe trap cost %.2f us emulated, %.2f us single-stepped\n",
             trap_costs_.emulated_us, trap_costs_.stepped_us);
     meter_ = std::make_unique<OverheadMeter>(trap_costs_, tracer_->probe_fd(), 0);
-    segment_meter_ = std::make_unique<OverheadMeter>(trap_costs_, tracer_->probe_fd(), 0);
-    sampler_ = std::make_unique<SamplingController>(
-        SamplingController::Options{.budget = o_.budget}, absl::Now());
-    segment_start_ = absl::Now();
+    duty_ = std::make_unique<DutyCycle>(
+        SamplingController::Options{.budget = o_.budget},
+        std::make_unique<OverheadMeter>(trap_costs_, tracer_->probe_fd(), 0), absl::Now());
     auto http = HttpServer::Start(o_.listen, [this](const std::string& path) { return Handle(path); });
     if (!http.ok()) return http.status();
     http_ = *std::move(http);
@@ -151,6 +150,8 @@ class Daemon {
     {
       absl::MutexLock l(&mu_);
       Scan();
+      // Reading every process's binary once is start-up work, not what tracing costs.
+      duty_->Restart(absl::Now(), tracer_->hook_hits());
     }
     ready_ = true;
     absl::Time next_refresh = absl::Now();
@@ -161,19 +162,19 @@ class Daemon {
         absl::MutexLock l(&mu_);
         tracer_->Drain();
         absl::Time now = absl::Now();
-        if (bool want = sampler_->Tick(now); want != probes_on_) SwitchProbes(now, want);
+        if (bool want = duty_->Tick(now); want != probes_on_) SwitchProbes(now, want);
         if (now >= next_scan) {
           Scan();
           next_scan = now + o_.rescan;
         }
         if (now >= next_refresh) {
-          MeasureSegment(now);
+          duty_->Measure(now, tracer_->hook_hits());
           Refresh(now);
           next_refresh = now + o_.refresh;
         }
         // Probes paused: only exec/exit events arrive; wake for the next window or refresh.
         if (!probes_on_) {
-          nap = std::clamp(std::min(sampler_->next_switch(), next_refresh) - now, o_.poll,
+          nap = std::clamp(std::min(duty_->controller().next_switch(), next_refresh) - now, o_.poll,
                            absl::Milliseconds(200));
         }
       }
@@ -182,33 +183,26 @@ class Daemon {
   }
 
  private:
-  // Feeds the cost of the time since the last switch or refresh to the controller: a measurement
-  // never spans both states.
-  void MeasureSegment(absl::Time now) {
-    OverheadSample s = segment_meter_->Update(now, tracer_->hook_hits());
-    sampler_->Observe(probes_on_, s.node_ratio, now - segment_start_);
-    segment_start_ = now;
-  }
-
   // Duty cycle (agent/sampling.h): every binary's probes go off and on together, the budget being
   // the node's. What is live at a pause is reconciled from each process's memory at evaluation.
   void SwitchProbes(absl::Time now, bool on) {
-    MeasureSegment(now);
     probes_on_ = on;
-    if (!on) {
+    duty_->Switch(now, tracer_->hook_hits(), on, [&] {
       for (auto& [key, b] : binaries_) {
-        if (!b->attached) continue;
-        tracer_->Detach(b->attachment);
-        b->attached = false;
+        if (on) {
+          AttachBinary(*b);
+        } else if (b->attached) {
+          tracer_->Detach(b->attachment);
+          b->attached = false;
+        }
       }
-      tracer_->Drain();
-      for (auto& [pid, p] : processes_) {
-        p->lineage->OnProbesPaused();
-        p->paused_once = true;
-      }
-      return;
+    });
+    if (on) return;
+    tracer_->Drain();
+    for (auto& [pid, p] : processes_) {
+      p->lineage->OnProbesPaused();
+      p->paused_once = true;
     }
-    for (auto& [key, b] : binaries_) AttachBinary(*b);
   }
 
   bool AttachBinary(TracedBinary& b) {
@@ -457,7 +451,7 @@ class Daemon {
       live[id] += static_cast<double>(st.live_contexts);
       goroutines[id] += static_cast<double>(st.live_goroutines);
       attached[{{"binary", p.labels.binary}}] += 1;
-      sampling[{{"binary", p.labels.binary}}] = sampler_->observed_ratio(now);
+      sampling[{{"binary", p.labels.binary}}] = duty_->controller().observed_ratio(now);
       // Sites as labels only for the largest findings; the rest are summed as "other".
       std::vector<const Finding*> order;
       for (const Finding& f : p.findings) order.push_back(&f);
@@ -546,10 +540,8 @@ class Daemon {
   std::unique_ptr<Tracer> tracer_;
   std::unique_ptr<HttpServer> http_;
   TrapCosts trap_costs_;
-  std::unique_ptr<OverheadMeter> meter_;          // per refresh: the exported average
-  std::unique_ptr<OverheadMeter> segment_meter_;  // per attached / detached segment: the controller's
-  std::unique_ptr<SamplingController> sampler_;
-  absl::Time segment_start_;
+  std::unique_ptr<OverheadMeter> meter_;  // per refresh: the exported average
+  std::unique_ptr<DutyCycle> duty_;
   absl::Time next_reconcile_;
   bool probes_on_ = true;
   EventClock clock_;

@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -64,7 +65,13 @@ struct HitcountDeleter {
 }  // namespace
 
 double ProcessCpuSeconds(pid_t pid) {
-  std::ifstream in(pid == 0 ? std::string("/proc/self/stat") : absl::StrCat("/proc/", pid, "/stat"));
+  // Self: nanoseconds, not 10 ms ticks (sampling windows are a quarter of a second).
+  if (pid == 0) {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+  }
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
   std::string line;
   if (!std::getline(in, line)) return 0;
   size_t paren = line.rfind(')');

@@ -1,5 +1,7 @@
 #include "agent/sampling.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -13,11 +15,20 @@ constexpr double kTauOffS = 10.0;
 // Below this share the period would exceed hours: keep one window in 1000 to stay measured.
 constexpr double kMinRatio = 0.001;
 
-void Smooth(double& avg, double x, absl::Duration length, double tau_s) {
-  const double a = 1 - std::exp(-absl::ToDoubleSeconds(length) / tau_s);
-  avg += a * (x - avg);
-}
+// A first estimate needs this much time: a measurement over a few milliseconds is mostly noise.
+constexpr double kFirstEstimateS = 0.5;
 }  // namespace
+
+void SamplingController::Cost::Add(double x, absl::Duration length, double tau_s) {
+  const double len_s = absl::ToDoubleSeconds(length);
+  if (value < 0) {
+    pending_sum += x * len_s;
+    pending_s += len_s;
+    if (pending_s >= kFirstEstimateS) value = pending_sum / pending_s;
+    return;
+  }
+  value += (1 - std::exp(-len_s / tau_s)) * (x - value);
+}
 
 SamplingController::SamplingController(const Options& options, absl::Time now)
     : options_(options),
@@ -29,29 +40,32 @@ SamplingController::SamplingController(const Options& options, absl::Time now)
 
 void SamplingController::Observe(bool attached, double node_ratio, absl::Duration length) {
   if (length <= absl::ZeroDuration()) return;
-  if (attached) {
-    if (cost_on_ < 0) {
-      cost_on_ = node_ratio;
-    } else {
-      Smooth(cost_on_, node_ratio, length, kTauOnS);
-    }
-  } else {
-    Smooth(cost_off_, node_ratio, length, kTauOffS);
-  }
+  (attached ? cost_on_ : cost_off_).Add(node_ratio, length, attached ? kTauOnS : kTauOffS);
+  Plan();
+}
+
+void SamplingController::ObserveSwitch(double node_seconds) {
+  switch_cost_ = switch_cost_ == 0 ? node_seconds : switch_cost_ + 0.3 * (node_seconds - switch_cost_);
   Plan();
 }
 
 void SamplingController::Plan() {
   const double budget = options_.budget;
-  if (budget <= 0 || cost_on_ < 0 || cost_on_ <= budget) {
+  const double on = cost_on_.value, off = std::max(0.0, cost_off_.value);
+  if (budget <= 0 || on < 0 || on <= budget) {
     ratio_ = 1;
-  } else if (cost_on_ <= cost_off_ || budget <= cost_off_) {
-    ratio_ = kMinRatio;  // detaching saves nothing measurable, or the agent alone uses the budget
-  } else {
-    ratio_ = std::clamp((budget - cost_off_) / (cost_on_ - cost_off_), kMinRatio, 1.0);
+    window_ = period_ = options_.max_window;
+    return;
   }
-  window_ = std::clamp(options_.max_period * ratio_, options_.min_window, options_.max_window);
-  period_ = ratio_ >= 1 ? window_ : window_ / ratio_;
+  // When detaching saves nothing measurable, or the agent alone uses the budget: the rarest windows.
+  const double spare = budget - off;
+  const bool can = on > off && spare > 0;
+  const double r = can ? std::clamp(spare / (on - off), kMinRatio, 1.0) : kMinRatio;
+  window_ = std::clamp(options_.max_period * r, options_.min_window, options_.max_window);
+  const double w = absl::ToDoubleSeconds(window_);
+  const double p = can ? (w * (on - off) + switch_cost_) / spare : w / kMinRatio;
+  ratio_ = std::clamp(w / p, kMinRatio, 1.0);
+  period_ = window_ / ratio_;
 }
 
 bool SamplingController::Tick(absl::Time now) {
@@ -80,6 +94,51 @@ double SamplingController::observed_ratio(absl::Time now) const {
   if (total <= absl::ZeroDuration()) return 1.0;
   const absl::Duration on = attached_time_ + (attached_ ? now - last_tick_ : absl::ZeroDuration());
   return std::min(1.0, absl::FDivDuration(on, total));
+}
+
+DutyCycle::DutyCycle(const SamplingController::Options& options,
+                     std::unique_ptr<OverheadMeter> meter, absl::Time now)
+    : controller_(options, now),
+      meter_(std::move(meter)),
+      segment_start_(now),
+      ncpu_(static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)))) {}
+
+OverheadSample DutyCycle::Measure(absl::Time now, const Hits& hits) {
+  OverheadSample s = meter_->Update(now, hits);
+  const double length_s = absl::ToDoubleSeconds(now - segment_start_);
+  if (length_s > 0) {
+    const double switching = segment_switch_cpu_ / length_s / ncpu_;
+    controller_.Observe(on_, std::max(0.0, s.node_ratio - switching), now - segment_start_);
+  }
+  segment_start_ = now;
+  segment_switch_cpu_ = 0;
+  return s;
+}
+
+SamplingPlan DutyCycle::plan() const {
+  return {absl::ToDoubleSeconds(controller_.window()), absl::ToDoubleSeconds(controller_.period()),
+          std::max(0.0, controller_.cost_attached()), std::max(0.0, controller_.cost_detached()),
+          controller_.switch_cost()};
+}
+
+void DutyCycle::Restart(absl::Time now, const Hits& hits) {
+  meter_->Update(now, hits);
+  segment_start_ = now;
+  segment_switch_cpu_ = 0;
+}
+
+void DutyCycle::Switch(absl::Time now, const Hits& hits, bool on, const std::function<void()>& toggle) {
+  Measure(now, hits);
+  const double before = ProcessCpuSeconds(0);
+  toggle();
+  const double cpu = ProcessCpuSeconds(0) - before;
+  segment_switch_cpu_ += cpu;
+  on_ = on;
+  pair_cpu_ += cpu;
+  if (on) {  // a detach and its attach: one switch
+    controller_.ObserveSwitch(pair_cpu_ / ncpu_);
+    pair_cpu_ = 0;
+  }
 }
 
 }  // namespace ctxagent

@@ -7,8 +7,10 @@ namespace {
 
 // Runs the controller for `seconds` in 10 ms ticks against a process whose tracing costs `on`
 // (share of the node) while attached and `off` while detached, measuring every 0.5 s and at every
-// switch as the agent does. Returns the average cost.
-double Simulate(SamplingController& c, absl::Time& t, int seconds, double on, double off) {
+// switch as the agent does; a detach + attach costs `switch_cost` (node share x seconds). Returns the
+// average cost.
+double Simulate(SamplingController& c, absl::Time& t, int seconds, double on, double off,
+                double switch_cost = 0) {
   double spent = 0;
   absl::Time segment_start = t;
   bool state = c.attached();
@@ -19,6 +21,10 @@ double Simulate(SamplingController& c, absl::Time& t, int seconds, double on, do
     if (want != state || t - segment_start >= absl::Milliseconds(500)) {
       c.Observe(state, state ? on : off, t - segment_start);
       segment_start = t;
+      if (want && !state) {
+        spent += switch_cost;
+        c.ObserveSwitch(switch_cost);
+      }
       state = want;
     }
   }
@@ -42,10 +48,25 @@ TEST(SamplingTest, OverBudgetDutyCyclesToTheBudget) {
   EXPECT_NEAR(c.ratio(), (0.003 - 0.0002) / (0.11 - 0.0002), 1e-3);
   // Short windows, a period within max_period: a leak gets a window every minute.
   EXPECT_LE(c.window(), absl::Seconds(2));
+  EXPECT_GE(c.window(), absl::Seconds(1));
   EXPECT_LE(c.period(), absl::Seconds(61));
-  // The first window measures at full cost (up to 2 s); over 10 minutes that is within 0.04%.
+  // The first window measures at full cost (~1.5 s); over 10 minutes that is within 0.04%.
   EXPECT_LT(average, 0.0034);
   EXPECT_GT(average, 0.0025);
+}
+
+TEST(SamplingTest, AttachingCostIsPaidPerPeriod) {
+  absl::Time t = absl::FromUnixSeconds(1000);
+  SamplingController c({.budget = 0.003}, t);
+  // A cheap target (0.8% of the node when traced) in a big binary: attach + detach take 200 ms of
+  // CPU on 2 CPUs. Windows are as long as allowed, to switch rarely.
+  const double average = Simulate(c, t, 900, 0.008, 0.0002, 0.1);
+  EXPECT_NEAR(c.switch_cost(), 0.1, 1e-9);
+  EXPECT_EQ(c.window(), absl::Seconds(15));
+  EXPECT_LT(average, 0.0033);
+  EXPECT_GT(average, 0.0025);
+  // Without the switch cost in the plan, the ratio would be (0.003 - 0.0002) / (0.008 - 0.0002).
+  EXPECT_LT(c.ratio(), 0.6 * (0.003 - 0.0002) / (0.008 - 0.0002));
 }
 
 TEST(SamplingTest, AVeryExpensiveTargetStretchesThePeriodNotTheBudget) {

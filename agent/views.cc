@@ -213,6 +213,12 @@ nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run) 
           {"unknown_exits", s.unknown_exits},
           {"unknown_cancels", s.unknown_cancels},
           {"sampling_ratio", run.sampling_ratio},
+          {"sampling",
+           {{"window_s", run.plan.window_s},
+            {"period_s", run.plan.period_s},
+            {"cost_attached", run.plan.cost_attached},
+            {"cost_detached", run.plan.cost_detached},
+            {"switch_cost", run.plan.switch_cost}}},
           // Ends of contexts and goroutines live at a pause, read from the target's memory.
           {"pauses", s.pauses},
           {"inferred_cancels", s.inferred_cancels},

@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "agent/lineage.h"
 #include "agent/overhead.h"
+#include "agent/sampling.h"
 #include "agent/tracer.h"
 #include "nlohmann/json.hpp"
 
@@ -21,6 +22,7 @@ struct RunInfo {
   OverheadSample overhead;  // averaged over the run (or the last interval, live)
   TrapCosts trap_costs;
   double sampling_ratio = 1.0;  // share of the time the probes were attached
+  SamplingPlan plan;
 };
 
 std::string SiteString(const Site& site);  // "main.go:42 (main.handler)"

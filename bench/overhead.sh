@@ -18,8 +18,9 @@
 # Extra target CPU is computed per request (on - off) so a small rate difference does not count as
 # overhead; per event = that / (agent events per request); per context = that / contexts per request.
 # Controller phase, for each rate: a fresh loadsvc leaking CTL_LEAK_RATE contexts/s and
-# `ctxagent daemon` with its default budget (0.3% of the node) and thresholds for CTL_SECONDS, polled on
-# /processes: time to the first finding, and the agent's accounted extra CPU over the whole run: its own
+# `ctxagent daemon` with its default budget (0.3% of the node) and thresholds, polled on /processes:
+# time from agent start to the first finding; then, past its start-up, CTL_SECONDS of load measuring
+# the agent's accounted extra CPU: its own
 # CPU + BPF run time + probe hits x the trap cost it calibrated at start (an on-off difference of the
 # target's CPU cannot resolve 0.3% of a node: run-to-run noise is larger). Throughput and p99 are
 # compared with the off runs at the same rate.
@@ -181,19 +182,28 @@ for rate in $RATES; do
   rps=$(awk -v r="$rate" -v k="$CTX_PER_REQ" 'BEGIN {printf "%.0f", r / k}')
   # shellcheck disable=SC2086
   start_svc -leak_per_sec "$CTL_LEAK_RATE" ${SVC_ARGS:-}
-  "$work/loadgen" -addr "$svc_addr" -rate "$rps" -duration "$((CTL_SECONDS + 4))s" -conns "$CONNS" >"$work/lg.json" &
+  # The agent starts under load (2 s in); the measured load, CPU and latency start 5 s later, past its
+  # one-off start-up (calibration, reading the binary, the first measuring window).
+  "$work/loadgen" -addr "$svc_addr" -rate "$rps" -duration 7s -conns "$CONNS" >/dev/null &
   lgpid=$!
   sleep 2
   t0=$(date +%s.%N)
   start_daemon
   for _ in $(seq 200); do prog=$(prog_id_of "$daemon"); [[ -n $prog ]] && break; sleep 0.05; done
-  s0=$(sample "$daemon" "$prog")
   first=""
-  end=$(python3 -c "print($t0 + $CTL_SECONDS)")
-  while python3 -c "import sys,time; sys.exit(0 if time.time() < $end else 1)"; do
+  poll_first() {
     if [[ -z $first ]] && curl -s "http://127.0.0.1:$port/processes" | grep -q '"findings":[1-9]'; then
       first=$(python3 -c "import time; print(time.time() - $t0)")
     fi
+  }
+  while kill -0 "$lgpid" 2>/dev/null; do poll_first; sleep 0.25; done
+  wait "$lgpid" || die "loadgen failed"
+  "$work/loadgen" -addr "$svc_addr" -rate "$rps" -duration "$((CTL_SECONDS + 1))s" -conns "$CONNS" >"$work/lg.json" &
+  lgpid=$!
+  s0=$(sample "$daemon" "$prog")
+  end=$(python3 -c "import time; print(time.time() + $CTL_SECONDS)")
+  while python3 -c "import sys,time; sys.exit(0 if time.time() < $end else 1)"; do
+    poll_first
     sleep 0.25
   done
   s1=$(sample "$daemon" "$prog")
