@@ -109,7 +109,7 @@ int RunAttachCommand(const AttachOptions& options) {
   uint64_t lost_seen = 0;
   // Duty-cycles the probes when full tracing costs more than the budget (agent/sampling.h); what
   // was live at a pause is then checked in the target's memory.
-  DutyCycle duty({.budget = options.budget},
+  DutyCycle duty({.budget = options.budget, .target_budget = options.target_budget},
                  std::make_unique<OverheadMeter>(trap_costs, (*tracer)->probe_fd(), options.pid),
                  start);
   const SamplingController& sampler = duty.controller();

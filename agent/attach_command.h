@@ -18,6 +18,7 @@ struct AttachOptions {
   bool live = true;                                     // redraw the tree in place (a terminal)
   absl::Duration poll = absl::Milliseconds(20);         // ring buffer drain period
   double budget = 0.003;  // share of the node's CPU tracing may use; 0 = trace everything
+  double target_budget = 0;  // share of the target's own CPU tracing may use; 0 = no such limit
   uint32_t ring_bytes = 16 << 20;                       // BPF ring buffer size
 };
 

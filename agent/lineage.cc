@@ -750,6 +750,12 @@ void ProcessLineage::OnProbesPaused() {
   for (auto& [id, c] : s.contexts) {
     if (c.live()) c.flags |= kUnobserved;
   }
+  // Ended contexts' addresses may be reused unseen while detached: a later window must not take a
+  // new context there for them (a child would hang under a cancelled parent).
+  absl::erase_if(s.by_addr, [&](const auto& kv) {
+    const Ctx* c = s.FindCtx(kv.second);
+    return c == nullptr || !c->live();
+  });
   for (auto& [goid, g] : s.goroutines) {
     if (g.alive()) g.unobserved = true;
   }
@@ -785,6 +791,10 @@ void ProcessLineage::Reconcile(absl::Time now_time, LivenessOracle& oracle) {
   std::vector<Ctx*> cancelled;
   for (size_t i = 0; i < ids.size() && i < contexts.size(); ++i) {
     Ctx& c = s.contexts.find(ids[i])->second;
+    if (contexts[i] == St::kEnded || contexts[i] == St::kGone) {
+      auto a = s.by_addr.find(c.addr);  // its address may be reused unseen from now on
+      if (a != s.by_addr.end() && a->second == ids[i]) s.by_addr.erase(a);
+    }
     switch (contexts[i]) {
       case St::kLive:
         break;

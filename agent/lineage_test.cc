@@ -726,16 +726,19 @@ TEST_F(LineageTest, CancelsFoundInMemoryEndContextsWithTheirCause) {
   uint64_t timer = Create(2, At(31), Under(req), ContextKind::kTimer, absl::Seconds(1));
   uint64_t child = Create(2, At(32), Under(req));
   Go(3, 2, At(33), {child}, "main.work");
+  // By id: an ended context's address is forgotten (it may be reused unseen).
+  const ContextId req_id = Id(req), timer_id = Id(timer), child_id = Id(child);
   lin_.OnProbesPaused();
   FakeMemory memory;
   memory.contexts[req] = memory.contexts[timer] = memory.contexts[child] =
       LivenessOracle::State::kEnded;
   Advance(absl::Seconds(2));
   lin_.Reconcile(now_, memory);
-  EXPECT_EQ(Node(req).cause, CancelCause::kOwnCancel);
-  EXPECT_EQ(Node(timer).cause, CancelCause::kDeadline);
-  EXPECT_EQ(Node(child).cause, CancelCause::kParent);
-  EXPECT_EQ(*Node(child).cancelled, now_) << "the latest it can have happened";
+  EXPECT_EQ(lin_.FindContext(req_id)->cause, CancelCause::kOwnCancel);
+  EXPECT_EQ(lin_.FindContext(timer_id)->cause, CancelCause::kDeadline);
+  EXPECT_EQ(lin_.FindContext(child_id)->cause, CancelCause::kParent);
+  EXPECT_EQ(*lin_.FindContext(child_id)->cancelled, now_) << "the latest it can have happened";
+  EXPECT_EQ(lin_.ContextAt(req), 0u);
   EXPECT_FALSE(Node(root).cancelled.has_value());
   EXPECT_EQ(lin_.stats().inferred_cancels, 3u);
   // The worker is still running grace after its context was found cancelled: it ignores it.
@@ -790,6 +793,29 @@ TEST_F(LineageTest, FreedUncancelledContextWithAWaiterIsOrphaned) {
   EXPECT_EQ(f[0].kind, FindingKind::kOrphanedDone);
   EXPECT_EQ(f[0].count, 2);
   EXPECT_THAT(f[0].goroutines, UnorderedElementsAre(100, 101));
+}
+
+// While detached, the GC may free a cancelled context and a new, unseen context take its address: a
+// context created in the next window under that address must not hang under the cancelled one.
+TEST_F(LineageTest, AddressesOfEndedContextsAreForgottenAtAPause) {
+  const uint64_t old_req = Create(2, At(30), Bg());
+  Cancel(old_req, 2);
+  const uint64_t live_req = Create(3, At(30), Bg());
+  lin_.OnProbesPaused();
+  FakeMemory memory;
+  memory.contexts[live_req] = LivenessOracle::State::kEnded;
+  Advance(absl::Seconds(10));
+  lin_.Reconcile(now_, memory);
+  // The next window: contexts at both addresses, now other requests' (made unseen).
+  const uint64_t child = Create(4, At(40), Under(old_req));
+  const uint64_t child2 = Create(5, At(40), Under(live_req));
+  Go(6, 4, At(41), {child, child2}, "main.work");
+  Advance(absl::Seconds(10));
+  lin_.Reconcile(now_, memory);
+  EXPECT_THAT(Eval(), IsEmpty()) << "a goroutine under a live context is not ignoring a cancel";
+  EXPECT_EQ(Node(child).parent, 0u);
+  EXPECT_EQ(Node(child2).parent, 0u);
+  EXPECT_EQ(Node(child).root, RootKind::kCustom) << "something unseen may still cancel it";
 }
 
 TEST_F(LineageTest, LostCancelsFoundAcrossPausesAsWithFullTracing) {

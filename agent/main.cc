@@ -29,6 +29,7 @@ ABSL_FLAG(int, max_site_labels, 10, "daemon: findings per process exported with 
 ABSL_FLAG(absl::Duration, rescan, absl::Seconds(30), "daemon: /proc rescan period (exec events find new processes)");
 ABSL_FLAG(absl::Duration, poll, absl::Milliseconds(20), "how often the event ring buffer is drained");
 ABSL_FLAG(double, budget, 0.003, "share of the node's CPU tracing may use (probes are duty-cycled above it); 0 = trace everything");
+ABSL_FLAG(double, target_budget, 0, "attach: share of the target's own CPU tracing may use, on top of --budget; 0 = no such limit");
 ABSL_FLAG(int, ring_buffer_kb, 16384, "attach: BPF ring buffer size in KiB (a power of two)");
 ABSL_FLAG(absl::Duration, refresh, absl::Seconds(1), "attach: live view and evaluation period");
 
@@ -83,6 +84,7 @@ int main(int argc, char** argv) {
     opts.refresh = absl::GetFlag(FLAGS_refresh);
     opts.poll = absl::GetFlag(FLAGS_poll);
     opts.budget = absl::GetFlag(FLAGS_budget);
+    opts.target_budget = absl::GetFlag(FLAGS_target_budget);
     opts.ring_bytes = static_cast<uint32_t>(absl::GetFlag(FLAGS_ring_buffer_kb)) * 1024;
     opts.findings.grace = absl::GetFlag(FLAGS_grace);
     opts.findings.leak_after = absl::GetFlag(FLAGS_leak_after);

@@ -151,7 +151,8 @@ OverheadSample OverheadMeter::Update(absl::Time now, const std::array<uint64_t, 
   s.node_ratio = total / ncpu_;
   // The trap and BPF time are charged to the target: its CPU includes them.
   double target_cpu = (target_s - last_target_s_) / dt;
-  if (target_cpu > 0) s.target_ratio = total / std::max(target_cpu - s.trap_cpu_s - s.bpf_cpu_s, 1e-6);
+  s.target_cpu_s = std::max(target_cpu - s.trap_cpu_s - s.bpf_cpu_s, 0.0);
+  if (target_cpu > 0) s.target_ratio = total / std::max(s.target_cpu_s, 1e-6);
 
   last_time_ = now;
   last_hits_ = hits;

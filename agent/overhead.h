@@ -32,6 +32,7 @@ struct OverheadSample {
   double trap_cpu_s = 0;    // per second: hits x trap cost
   double bpf_cpu_s = 0;     // per second: BPF program run time
   double agent_cpu_s = 0;   // per second: the agent process
+  double target_cpu_s = 0;  // per second: the traced process, without the traps and BPF (attach only)
   double hits_per_s = 0;
 };
 

@@ -49,10 +49,23 @@ void SamplingController::ObserveSwitch(double node_seconds) {
   Plan();
 }
 
+void SamplingController::ObserveTarget(double node_ratio, absl::Duration length) {
+  if (options_.target_budget <= 0 || length <= absl::ZeroDuration()) return;
+  target_.Add(node_ratio, length, kTauOffS);
+  Plan();
+}
+
+double SamplingController::budget() const {
+  // Until the target's CPU is measured, the node budget alone applies.
+  if (options_.target_budget <= 0 || target_.value < 0) return options_.budget;
+  const double of_target = options_.target_budget * target_.value;
+  return options_.budget > 0 ? std::min(options_.budget, of_target) : of_target;
+}
+
 void SamplingController::Plan() {
-  const double budget = options_.budget;
+  const double budget = this->budget();
   const double on = cost_on_.value, off = std::max(0.0, cost_off_.value);
-  if (budget <= 0 || on < 0 || on <= budget) {
+  if ((budget <= 0 && options_.target_budget <= 0) || on < 0 || on <= budget) {
     ratio_ = 1;
     window_ = period_ = options_.max_window;
     return;
@@ -107,6 +120,7 @@ OverheadSample DutyCycle::Measure(absl::Time now, const Hits& hits) {
   OverheadSample s = meter_->Update(now, hits);
   const double length_s = absl::ToDoubleSeconds(now - segment_start_);
   if (length_s > 0) {
+    controller_.ObserveTarget(s.target_cpu_s / ncpu_, now - segment_start_);
     const double switching = segment_switch_cpu_ / length_s / ncpu_;
     controller_.Observe(on_, std::max(0.0, s.node_ratio - switching), now - segment_start_);
   }
@@ -116,7 +130,8 @@ OverheadSample DutyCycle::Measure(absl::Time now, const Hits& hits) {
 }
 
 SamplingPlan DutyCycle::plan() const {
-  return {absl::ToDoubleSeconds(controller_.window()), absl::ToDoubleSeconds(controller_.period()),
+  return {controller_.budget(), absl::ToDoubleSeconds(controller_.window()),
+          absl::ToDoubleSeconds(controller_.period()),
           std::max(0.0, controller_.cost_attached()), std::max(0.0, controller_.cost_detached()),
           controller_.switch_cost()};
 }

@@ -31,13 +31,15 @@ namespace ctxagent {
 
 // The controller's plan and what it measured (node shares; switch: node share x seconds).
 struct SamplingPlan {
-  double window_s = 0, period_s = 0, cost_attached = 0, cost_detached = 0, switch_cost = 0;
+  double budget = 0, window_s = 0, period_s = 0, cost_attached = 0, cost_detached = 0,
+         switch_cost = 0;
 };
 
 class SamplingController {
  public:
   struct Options {
     double budget = 0.003;  // share of the node's CPU; <= 0: no limit
+    double target_budget = 0;  // share of the traced process's own CPU (attach); <= 0: no limit
     absl::Duration min_window = absl::Milliseconds(250);
     absl::Duration max_window = absl::Seconds(15);
     absl::Duration max_period = absl::Seconds(60);
@@ -49,6 +51,10 @@ class SamplingController {
   void Observe(bool attached, double node_ratio, absl::Duration length);
   // CPU seconds (as a share of the node: CPU seconds / CPUs) one detach + attach took.
   void ObserveSwitch(double node_seconds);
+  // The traced process's own CPU use (share of the node), for a target budget.
+  void ObserveTarget(double node_ratio, absl::Duration length);
+  // The budget in force: the node budget, or the target budget's share of the node if lower.
+  double budget() const;
   // Whether the probes should be attached at `now`. Call it often: windows are short.
   bool Tick(absl::Time now);
 
@@ -77,7 +83,7 @@ class SamplingController {
     double pending_sum = 0, pending_s = 0;
     void Add(double x, absl::Duration length, double tau_s);
   };
-  Cost cost_on_, cost_off_;
+  Cost cost_on_, cost_off_, target_;
   double switch_cost_ = 0;  // smoothed, node share x seconds
   double ratio_ = 1;
   absl::Duration window_;

@@ -88,6 +88,32 @@ TEST(SamplingTest, NeverStopsMeasuring) {
   EXPECT_GT(c.observed_ratio(t), 0.0);
 }
 
+TEST(SamplingTest, ATargetBudgetCanBeTheTighterOne) {
+  absl::Time t = absl::FromUnixSeconds(1000);
+  // 1% of a target that uses 10% of the node = 0.1% of the node, tighter than the node's 0.3%.
+  SamplingController c({.budget = 0.003, .target_budget = 0.01}, t);
+  absl::Time segment_start = t;
+  double spent = 0;
+  bool state = c.attached();
+  for (int i = 0; i < 60000; ++i) {
+    t += absl::Milliseconds(10);
+    spent += (state ? 0.02 : 0.0) * 0.01;
+    const bool want = c.Tick(t);
+    if (want != state || t - segment_start >= absl::Milliseconds(500)) {
+      c.Observe(state, state ? 0.02 : 0.0, t - segment_start);
+      c.ObserveTarget(0.10, t - segment_start);
+      segment_start = t;
+      state = want;
+    }
+  }
+  EXPECT_NEAR(c.budget(), 0.001, 1e-6);
+  EXPECT_NEAR(spent / 600, 0.001, 0.0002);
+  // Without a node budget, the target's applies alone.
+  SamplingController alone({.budget = 0, .target_budget = 0.05}, t);
+  alone.ObserveTarget(0.10, absl::Seconds(1));
+  EXPECT_NEAR(alone.budget(), 0.005, 1e-9);
+}
+
 TEST(SamplingTest, NoBudgetMeansFullTracing) {
   absl::Time t = absl::FromUnixSeconds(1000);
   SamplingController c({.budget = 0}, t);
