@@ -28,15 +28,6 @@ void OnSignal(int) { g_stop = true; }
 
 void Fail(const std::string& message) { fprintf(stderr, "ctxagent attach: %s\n", message.c_str()); }
 
-// Feeds one decoded event into the lineage.
-struct Apply {
-  ProcessLineage& lineage;
-  void operator()(const ContextCreated& e) { lineage.OnContextCreated(e); }
-  void operator()(const ContextCancelled& e) { lineage.OnContextCancelled(e); }
-  void operator()(const GoroutineCreated& e) { lineage.OnGoroutineCreated(e); }
-  void operator()(const GoroutineExited& e) { lineage.OnGoroutineExited(e); }
-};
-
 }  // namespace
 
 int RunAttachCommand(const AttachOptions& options) {
@@ -72,7 +63,7 @@ int RunAttachCommand(const AttachOptions& options) {
       ++undecodable;
       return;
     }
-    std::visit(Apply{lineage}, *e);
+    lineage.Apply(*e);
       },
       options.ring_bytes);
   if (!tracer.ok()) {
@@ -176,7 +167,7 @@ int RunAttachCommand(const AttachOptions& options) {
     }
     if (live) {
       RunInfo run{now - start, events, (*tracer)->counters(), last_interval, trap_costs,
-                  sampler.observed_ratio(now)};
+                  sampler.observed_ratio(now), duty.plan()};
       std::string screen = absl::StrCat("\x1b[H\x1b[2J", "ctxagent attach ", options.pid, "  ",
                                         RenderSummary(lineage, run), "\n",
                                         RenderTree(lineage, now, 40), "\n", findings.size(),

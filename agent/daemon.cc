@@ -114,14 +114,6 @@ Metrics::Labels IdentityLabels(const ProcessLabels& p) {
   return {{"namespace", p.namespace_}, {"pod", p.pod}, {"container", p.container}, {"binary", p.binary}};
 }
 
-struct Apply {
-  ProcessLineage& lineage;
-  void operator()(const ContextCreated& e) { lineage.OnContextCreated(e); }
-  void operator()(const ContextCancelled& e) { lineage.OnContextCancelled(e); }
-  void operator()(const GoroutineCreated& e) { lineage.OnGoroutineCreated(e); }
-  void operator()(const GoroutineExited& e) { lineage.OnGoroutineExited(e); }
-};
-
 class Daemon {
  public:
   explicit Daemon(const DaemonOptions& o) : o_(o) {}
@@ -246,7 +238,7 @@ class Daemon {
       return;
     }
     auto decoded = p.decoder->Decode(e, clock_);
-    if (decoded.ok()) std::visit(Apply{*p.lineage}, *decoded);
+    if (decoded.ok()) p.lineage->Apply(*decoded);
   }
 
   // Memory caps: past them a process's new contexts are not tracked (counted as evictions), and

@@ -18,8 +18,6 @@
 
 namespace ctxagent {
 
-using DecodedEvent = std::variant<ContextCreated, ContextCancelled, GoroutineCreated, GoroutineExited>;
-
 // Monotonic (bpf_ktime_get_ns) -> wall clock.
 class EventClock {
  public:

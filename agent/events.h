@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -91,6 +92,8 @@ struct GoroutineExited {
   absl::Time time;
   uint64_t goid = 0;
 };
+
+using DecodedEvent = std::variant<ContextCreated, ContextCancelled, GoroutineCreated, GoroutineExited>;
 
 }  // namespace ctxagent
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <utility>
+#include <variant>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
@@ -423,6 +424,17 @@ void ProcessLineage::OnGoroutineCreated(const GoroutineCreated& e) {
     g.PushRecent(id);
     ++s.contexts.find(id)->second.bound_live;
   }
+}
+
+void ProcessLineage::Apply(const DecodedEvent& e) {
+  struct Visitor {
+    ProcessLineage& l;
+    void operator()(const ContextCreated& x) { l.OnContextCreated(x); }
+    void operator()(const ContextCancelled& x) { l.OnContextCancelled(x); }
+    void operator()(const GoroutineCreated& x) { l.OnGoroutineCreated(x); }
+    void operator()(const GoroutineExited& x) { l.OnGoroutineExited(x); }
+  };
+  std::visit(Visitor{*this}, e);
 }
 
 void ProcessLineage::OnGoroutineExited(const GoroutineExited& e) {

@@ -141,6 +141,7 @@ class ProcessLineage {
   void OnContextCancelled(const ContextCancelled& e);
   void OnGoroutineCreated(const GoroutineCreated& e);
   void OnGoroutineExited(const GoroutineExited& e);
+  void Apply(const DecodedEvent& e);  // whichever of the four it is
 
   // The probes dropped events: whatever was live then may have been cancelled or may have exited
   // unseen. Those nodes stay in the tree (marked) but no longer count towards findings; what is

@@ -21,12 +21,11 @@ set -euo pipefail
 
 die() { echo "lifecycle: error: $*" >&2; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 src_agent=$(realpath "${1:-$here/../build/ctxagent}")
 [[ -x $src_agent ]] || die "$src_agent is not executable (build it, or pass its path)"
-[[ $(id -u) -eq 0 ]] || die "run as root (uprobes, bpf_stats)"
-for t in python3 bpftool sysctl; do command -v $t >/dev/null || die "needs $t"; done
-GO=${GO:-$(ls -d /usr/lib/go-1.*/bin/go 2>/dev/null | sort -V | tail -1)}
-[[ -x $GO ]] || die "no Go toolchain (set GO=/path/to/go)"
+bench_prereqs python3 bpftool sysctl
 ROUNDS=${ROUNDS:-5} ROUND=${ROUND:-1s}
 export GOMAXPROCS=${GOMAXPROCS:-1}
 HZ=$(getconf CLK_TCK)
@@ -54,16 +53,6 @@ target=$!
 for _ in $(seq 200); do grep -q '"ready"' "$work/target.jsonl" 2>/dev/null && break; sleep 0.05; done
 grep -q '"ready"' "$work/target.jsonl" || die "lifecycle did not start: $(cat "$work/target.err")"
 
-cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
-prog_id_of() {  # agent pid -> id of its ctxagent_probe program (fdinfo of its prog/link fds)
-  local id
-  for id in $(cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ {print $2}' | sort -un); do
-    if bpftool prog show id "$id" 2>/dev/null | grep -q ctxagent_probe; then echo "$id"; return; fi
-  done
-}
-bpf_stats() {  # prog id -> "run_time_ns run_cnt"
-  bpftool prog show id "$1" -j | python3 -c 'import json,sys; p=json.load(sys.stdin); print(p.get("run_time_ns",0), p.get("run_cnt",0))'
-}
 
 phase=0
 run_phase() {  # off|on: one phase of the target, appends a line to phases.txt

@@ -39,12 +39,11 @@ set -euo pipefail
 
 die() { echo "overhead: error: $*" >&2; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 ctxagent=$(realpath "${1:-$here/../build/ctxagent}")
 [[ -x $ctxagent ]] || die "$ctxagent is not executable (build it, or pass its path)"
-[[ $(id -u) -eq 0 ]] || die "run as root (uprobes, bpf_stats)"
-for t in python3 curl bpftool sysctl; do command -v $t >/dev/null || die "needs $t"; done
-GO=${GO:-$(ls -d /usr/lib/go-1.*/bin/go 2>/dev/null | sort -V | tail -1)}
-[[ -x $GO ]] || die "no Go toolchain (set GO=/path/to/go)"
+bench_prereqs python3 curl bpftool sysctl
 RATES=${RATES:-"1000 5000 20000 50000"} CTX_PER_REQ=${CTX_PER_REQ:-2}
 DURATION=${DURATION:-15} REPEAT=${REPEAT:-3} CONNS=${CONNS:-32}
 LEAK_RATE=${LEAK_RATE:-2000} LEAK_SECONDS=${LEAK_SECONDS:-25} GRACE=${GRACE:-5s}
@@ -76,25 +75,8 @@ start_svc() {  # args...: starts loadsvc, sets svc_pid and svc_addr
   svc_addr=$(awk '/listening/ {print $4}' "$work/svc.out")
   [[ -n $svc_addr ]] || die "loadsvc did not start: $(cat "$work/svc.err")"
 }
-cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 node_jiffies() { awk '/^cpu / {b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
 svc_requests() { curl -s "http://$svc_addr/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])'; }
-prog_id_of() {  # agent pid -> id of its ctxagent_probe program (fdinfo of its prog/link fds)
-  local id
-  for id in $(cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ {print $2}' | sort -un); do
-    if bpftool prog show id "$id" 2>/dev/null | grep -q ctxagent_probe; then echo "$id"; return; fi
-  done
-}
-bpf_stats() {  # prog id -> "run_time_ns run_cnt"
-  [[ -n $1 ]] || { echo "0 0"; return; }
-  local out try
-  for try in 1 2 3; do  # bpftool can fail on a busy machine: a run must not read as free
-    out=$(bpftool prog show id "$1" -j 2>/dev/null | python3 -c 'import json,sys; p=json.load(sys.stdin); print(p["run_time_ns"], p["run_cnt"])' 2>/dev/null) && { echo "$out"; return; }
-    sleep 0.1
-  done
-  echo "0 0"
-}
 now_us() { echo "${EPOCHREALTIME/./}"; }  # no process spawned: polling must not load the machine
 sample() {  # agent_pid prog_id -> one line of numbers
   local a=${1:-} t n

@@ -20,9 +20,9 @@ set -euo pipefail
 die() { echo "replay: error: $*" >&2; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(realpath "${1:-$here/../build-bench}")
-[[ $(id -u) -eq 0 ]] || die "run as root (uprobes)"
-GO=${GO:-$(ls -d /usr/lib/go-1.*/bin/go 2>/dev/null | sort -V | tail -1)}
-[[ -x $GO ]] || die "no Go toolchain (set GO=/path/to/go)"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_prereqs
 RATE=${RATE:-10000} RECORD_SECONDS=${RECORD_SECONDS:-10} REPEAT=${REPEAT:-5} CONNS=${CONNS:-32}
 
 bench=$build/bench/replay_bench

@@ -60,15 +60,6 @@ double ThreadCpuSeconds() {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-// Feeds one decoded event into the lineage, as the attach command does.
-struct Apply {
-  ProcessLineage& lineage;
-  void operator()(const ContextCreated& e) { lineage.OnContextCreated(e); }
-  void operator()(const ContextCancelled& e) { lineage.OnContextCancelled(e); }
-  void operator()(const GoroutineCreated& e) { lineage.OnGoroutineCreated(e); }
-  void operator()(const GoroutineExited& e) { lineage.OnGoroutineExited(e); }
-};
-
 absl::StatusOr<std::vector<ctx_event>> Record(pid_t pid, const symbols::GoBinary& bin,
                                               absl::Duration duration) {
   std::vector<ctx_event> stream;
@@ -156,7 +147,7 @@ ReplayResult Replay(const std::vector<ctx_event>& stream, const symbols::GoBinar
       ++r.undecodable;
       continue;
     }
-    std::visit(Apply{lineage}, *e);
+    lineage.Apply(*e);
   }
   r.cpu_s = ThreadCpuSeconds() - start;
   r.events = stream.size();
