@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
@@ -463,7 +464,12 @@ class Daemon {
     metrics_.SetGauges(metrics_.findings, findings);
     metrics_.SetGauges(metrics_.attached, attached);
     metrics_.SetGauges(metrics_.sampling_ratio, sampling);
-    metrics_.SetGauges(metrics_.overhead, {{{}, meter_->Update(now, tracer_->hook_hits()).node_ratio}});
+    // Averaged over minutes: under sampling a refresh is either a window (far above the budget) or
+    // not (far below); what the budget and its alert are about is the average.
+    const OverheadSample s = meter_->Update(now, tracer_->hook_hits());
+    const double a = 1 - std::exp(-absl::ToDoubleSeconds(o_.refresh) / kOverheadAverageS);
+    overhead_avg_ = overhead_avg_ < 0 ? s.node_ratio : overhead_avg_ + a * (s.node_ratio - overhead_avg_);
+    metrics_.SetGauges(metrics_.overhead, {{{}, overhead_avg_}});
     TracerCounters c = tracer_->counters();
     static const char* kReasons[] = {"ringbuf_full", "no_config", "read_failed"};
     for (int r = 0; r < DROP_REASONS; ++r) {
@@ -536,6 +542,8 @@ class Daemon {
   std::unique_ptr<DutyCycle> duty_;
   absl::Time next_reconcile_;
   bool probes_on_ = true;
+  double overhead_avg_ = -1;
+  static constexpr double kOverheadAverageS = 300;
   EventClock clock_;
   Metrics metrics_;
   PodResolver pods_{o_.log_pods_root};

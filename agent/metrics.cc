@@ -27,9 +27,9 @@ Metrics::Metrics()
                               "Contexts or goroutines involved in current findings, by kind and site.")),
       attached(CTXAGENT_GAUGE("ctxagent_attached_processes", "Processes traced now.")),
       sampling_ratio(CTXAGENT_GAUGE("ctxagent_sampling_ratio",
-                                    "Share of contexts traced (1 = all); below 1 counts are estimates.")),
+                                    "Share of time the probes were attached (1 = all traced); below 1 counts cover the traced windows.")),
       overhead(CTXAGENT_GAUGE("ctxagent_overhead_cpu_ratio",
-                              "Estimated CPU cost of tracing as a share of the node's CPU.")) {
+                              "CPU cost of tracing as a share of the node's CPU, averaged over ~5 minutes.")) {
   CTXAGENT_GAUGE("ctxagent_build_info", "ctxagent's version.").Add({{"version", CTXAGENT_VERSION}}).Set(1);
 }
 
