@@ -75,6 +75,8 @@ void SamplingController::Plan() {
   const bool can = on > off && spare > 0;
   const double r = can ? std::clamp(spare / (on - off), kMinRatio, 1.0) : kMinRatio;
   window_ = std::clamp(options_.max_period * r, options_.min_window, options_.max_window);
+  // The first window ends once its cost is known: the detached cost is measured next.
+  if (cost_off_.value < 0) window_ = options_.min_window;
   const double w = absl::ToDoubleSeconds(window_);
   const double p = can ? (w * (on - off) + switch_cost_) / spare : w / kMinRatio;
   ratio_ = std::clamp(w / p, kMinRatio, 1.0);

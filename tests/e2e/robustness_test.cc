@@ -116,6 +116,10 @@ TEST(RobustnessTest, SamplingUnderABudgetStillFindsTheLeak) {
   EXPECT_LT(ratio, 0.9) << "the probes were never paused";
   EXPECT_GT(ratio, 0.0);
   EXPECT_FALSE(o.summary["counts_exact"].get<bool>());
+  // The finding stands on what memory says after the probes were paused.
+  EXPECT_GE(o.summary["pauses"].get<int>(), 1) << out;
+  EXPECT_LE(o.summary["sampling"]["window_s"].get<double>(), 15.0);
+  EXPECT_LT(o.summary["sampling"]["budget"].get<double>(), 0.0011);
   EXPECT_GT(o.summary["contexts_created_estimate"].get<double>(),
             o.summary["contexts_created"].get<double>());
   ASSERT_EQ(o.findings.size(), 1u) << out;
