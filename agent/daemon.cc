@@ -155,7 +155,7 @@ class Daemon {
         absl::MutexLock l(&mu_);
         tracer_->Drain();
         absl::Time now = absl::Now();
-        if (bool want = duty_->Tick(now); want != probes_on_) SwitchProbes(now, want);
+        if (bool want = duty_->Tick(now); want != duty_->attached()) SwitchProbes(now, want);
         if (now >= next_scan) {
           Scan();
           next_scan = now + o_.rescan;
@@ -166,7 +166,7 @@ class Daemon {
           next_refresh = now + o_.refresh;
         }
         // Probes paused: only exec/exit events arrive; wake for the next window or refresh.
-        if (!probes_on_) {
+        if (!duty_->attached()) {
           nap = std::clamp(std::min(duty_->controller().next_switch(), next_refresh) - now, o_.poll,
                            absl::Milliseconds(200));
         }
@@ -179,7 +179,6 @@ class Daemon {
   // Duty cycle (agent/sampling.h): every binary's probes go off and on together, the budget being
   // the node's. What is live at a pause is reconciled from each process's memory at evaluation.
   void SwitchProbes(absl::Time now, bool on) {
-    probes_on_ = on;
     duty_->Switch(now, tracer_->hook_hits(), on, [&] {
       for (auto& [key, b] : binaries_) {
         if (on) {
@@ -296,7 +295,7 @@ class Daemon {
       }
       auto b = std::make_unique<TracedBinary>();
       // While the probes are paused a new binary waits for the next window.
-      if (probes_on_) {
+      if (duty_->attached()) {
         auto attachment = tracer_->Attach(-1, **bin);
         if (!attachment.ok()) {
           // A process that exits while being attached is no error worth a line.
@@ -433,7 +432,7 @@ class Daemon {
       TracedProcess& p = *pp;
       if (p.paused_once && reconcile) p.lineage->Reconcile(now, *p.liveness);
       // Paused, a lineage changes only when memory is read.
-      if (probes_on_ || reconcile) {
+      if (duty_->attached() || reconcile) {
         p.findings = p.lineage->Evaluate(now, o_.findings);
         p.lineage->Collect(now, o_.findings);
       }
@@ -541,7 +540,6 @@ class Daemon {
   std::unique_ptr<OverheadMeter> meter_;  // per refresh: the exported average
   std::unique_ptr<DutyCycle> duty_;
   absl::Time next_reconcile_;
-  bool probes_on_ = true;
   double overhead_avg_ = -1;
   static constexpr double kOverheadAverageS = 300;
   EventClock clock_;

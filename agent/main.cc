@@ -35,6 +35,14 @@ ABSL_FLAG(absl::Duration, refresh, absl::Seconds(1), "attach: live view and eval
 
 namespace {
 
+ctxagent::FindingOptions FindingFlags() {
+  ctxagent::FindingOptions o;
+  o.grace = absl::GetFlag(FLAGS_grace);
+  o.leak_after = absl::GetFlag(FLAGS_leak_after);
+  o.min_count = absl::GetFlag(FLAGS_min_count);
+  return o;
+}
+
 constexpr char kUsage[] =
     "usage:\n"
     "  ctxagent symbols <binary-or-pid> [-o text|json]   Go version, offsets and probe plan\n"
@@ -86,9 +94,7 @@ int main(int argc, char** argv) {
     opts.budget = absl::GetFlag(FLAGS_budget);
     opts.target_budget = absl::GetFlag(FLAGS_target_budget);
     opts.ring_bytes = static_cast<uint32_t>(absl::GetFlag(FLAGS_ring_buffer_kb)) * 1024;
-    opts.findings.grace = absl::GetFlag(FLAGS_grace);
-    opts.findings.leak_after = absl::GetFlag(FLAGS_leak_after);
-    opts.findings.min_count = absl::GetFlag(FLAGS_min_count);
+    opts.findings = FindingFlags();
     return ctxagent::RunAttachCommand(opts);
   }
   if (command == "daemon") {
@@ -111,9 +117,7 @@ int main(int argc, char** argv) {
     opts.listen = absl::GetFlag(FLAGS_listen);
     opts.host_proc = absl::GetFlag(FLAGS_host_proc);
     opts.log_pods_root = absl::GetFlag(FLAGS_log_pods_root);
-    opts.findings.grace = absl::GetFlag(FLAGS_grace);
-    opts.findings.leak_after = absl::GetFlag(FLAGS_leak_after);
-    opts.findings.min_count = absl::GetFlag(FLAGS_min_count);
+    opts.findings = FindingFlags();
     opts.refresh = absl::GetFlag(FLAGS_refresh);
     opts.poll = absl::GetFlag(FLAGS_poll);
     opts.rescan = absl::GetFlag(FLAGS_rescan);

@@ -107,6 +107,7 @@ class DutyCycle {
   void Restart(absl::Time now, const Hits& hits);
   // Closes the current segment, then runs `toggle` (the detach, or the attach).
   void Switch(absl::Time now, const Hits& hits, bool on, const std::function<void()>& toggle);
+  bool attached() const { return on_; }  // as last switched
   const SamplingController& controller() const { return controller_; }
   SamplingPlan plan() const;
 

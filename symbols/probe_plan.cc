@@ -3,7 +3,10 @@
 #include <Zydis/Zydis.h>
 
 #include <algorithm>
+#include <functional>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -269,38 +272,45 @@ absl::StatusOr<ProbeSite> FindStackCheckBranch(absl::string_view code, uint64_t 
                       kMaxPrologueInstructions, entry));
 }
 
-absl::StatusOr<std::vector<ProbeSite>> FindRetSites(absl::string_view code, uint64_t entry) {
+namespace {
+
+// Decodes every instruction of a function body in order; the sites for which `pick` says whether
+// the kernel would emulate them (nullopt: not a site).
+absl::StatusOr<std::vector<ProbeSite>> ScanSites(
+    absl::string_view code, uint64_t entry,
+    const std::function<std::optional<bool>(const Decoded&, uint64_t pc)>& pick) {
   const Decoder& decoder = GetDecoder();
-  std::vector<ProbeSite> rets;
-  size_t offset = 0;
-  while (offset < code.size()) {
+  std::vector<ProbeSite> sites;
+  for (size_t offset = 0; offset < code.size();) {
     Decoded d;
     RETURN_IF_ERROR(decoder.Decode(code, offset, entry + offset, &d));
-    if (d.insn.mnemonic == ZYDIS_MNEMONIC_RET) {
-      rets.push_back(MakeSite(d, entry + offset, /*emulated=*/false));
+    if (std::optional<bool> emulated = pick(d, entry + offset)) {
+      sites.push_back(MakeSite(d, entry + offset, *emulated));
     }
     offset += d.insn.length;
   }
-  return rets;
+  return sites;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<ProbeSite>> FindRetSites(absl::string_view code, uint64_t entry) {
+  return ScanSites(code, entry, [](const Decoded& d, uint64_t) -> std::optional<bool> {
+    if (d.insn.mnemonic != ZYDIS_MNEMONIC_RET) return std::nullopt;
+    return false;  // single-stepped
+  });
 }
 
 absl::StatusOr<std::vector<ProbeSite>> FindCallSites(absl::string_view code, uint64_t entry,
                                                      uint64_t target) {
-  const Decoder& decoder = GetDecoder();
-  std::vector<ProbeSite> calls;
-  size_t offset = 0;
-  while (offset < code.size()) {
-    Decoded d;
-    RETURN_IF_ERROR(decoder.Decode(code, offset, entry + offset, &d));
+  return ScanSites(code, entry, [target](const Decoded& d, uint64_t pc) -> std::optional<bool> {
     ZyanU64 dest = 0;
     if (d.insn.mnemonic == ZYDIS_MNEMONIC_CALL && d.ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&
-        ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(&d.insn, &d.ops[0], entry + offset, &dest)) &&
-        dest == target) {
-      calls.push_back(MakeSite(d, entry + offset, /*emulated=*/true));
+        ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(&d.insn, &d.ops[0], pc, &dest)) && dest == target) {
+      return true;  // the kernel emulates a relative CALL
     }
-    offset += d.insn.length;
-  }
-  return calls;
+    return std::nullopt;
+  });
 }
 
 absl::StatusOr<ProbeSite> DecodeProbeSite(absl::string_view code, uint64_t address) {

@@ -38,42 +38,8 @@ std::unique_ptr<LoggedProcess> LoggedProcess::Start(const std::vector<std::strin
     _exit(127);
   }
   if (log >= 0) close(log);
-  p->pid_ = pid;
-  if (pid < 0) p->reaped_ = true;
+  p->proc_ = ChildPid(pid);
   return p;
-}
-
-LoggedProcess::~LoggedProcess() {
-  if (pid_ > 0 && !reaped_) {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-}
-
-bool LoggedProcess::Running() {
-  if (reaped_) return false;
-  if (waitpid(pid_, &status_, WNOHANG) == pid_) reaped_ = true;
-  return !reaped_;
-}
-
-void LoggedProcess::Signal(int sig) {
-  if (pid_ > 0 && !reaped_) kill(pid_, sig);
-}
-
-int LoggedProcess::Wait(absl::Duration timeout) {
-  if (pid_ <= 0) return -1;
-  const absl::Time deadline = absl::Now() + timeout;
-  while (Running()) {
-    if (absl::Now() >= deadline) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &status_, 0);
-      reaped_ = true;
-      return -1;
-    }
-    usleep(10000);
-  }
-  if (WIFEXITED(status_)) return WEXITSTATUS(status_);
-  return 128 + WTERMSIG(status_);
 }
 
 std::string LoggedProcess::Log() const {

@@ -13,6 +13,7 @@
 
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
+#include "tests/e2e/process_runner.h"
 
 namespace ctxagent::testing {
 
@@ -21,12 +22,11 @@ class LoggedProcess {
  public:
   static std::unique_ptr<LoggedProcess> Start(const std::vector<std::string>& argv,
                                               const std::string& log_path);
-  ~LoggedProcess();
-  pid_t pid() const { return pid_; }
-  bool Running();
-  void Signal(int sig);
+  pid_t pid() const { return proc_.pid(); }
+  bool Running() { return proc_.Running(); }
+  void Signal(int sig) { proc_.Signal(sig); }
   // Exit code, or 128+signal; -1 on timeout (the process is then killed).
-  int Wait(absl::Duration timeout);
+  int Wait(absl::Duration timeout) { return proc_.Wait(timeout); }
   // SIGTERM, then Wait.
   int Stop(absl::Duration timeout) {
     Signal(15);
@@ -35,9 +35,7 @@ class LoggedProcess {
   std::string Log() const;
 
  private:
-  pid_t pid_ = -1;
-  bool reaped_ = false;
-  int status_ = 0;
+  ChildPid proc_;
   std::string log_path_;
 };
 

@@ -30,7 +30,7 @@ Child Child::Start(const std::vector<std::string>& argv, bool merge_stderr) {
   }
   close(fds[1]);
   close(in[0]);
-  c.pid_ = pid;
+  c.proc_ = ChildPid(pid);
   c.out_fd_ = fds[0];
   c.in_fd_ = in[1];
   return c;
@@ -39,20 +39,54 @@ Child Child::Start(const std::vector<std::string>& argv, bool merge_stderr) {
 Child::Child(Child&& o) noexcept { *this = std::move(o); }
 
 Child& Child::operator=(Child&& o) noexcept {
-  std::swap(pid_, o.pid_);
+  std::swap(proc_, o.proc_);
   std::swap(out_fd_, o.out_fd_);
   std::swap(in_fd_, o.in_fd_);
   std::swap(buffered_, o.buffered_);
+  return *this;
+}
+
+ChildPid& ChildPid::operator=(ChildPid&& o) noexcept {
+  std::swap(pid_, o.pid_);
   std::swap(reaped_, o.reaped_);
   std::swap(status_, o.status_);
   return *this;
 }
 
-Child::~Child() {
+ChildPid::~ChildPid() {
   if (pid_ > 0 && !reaped_) {
     kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
   }
+}
+
+bool ChildPid::Running() {
+  if (pid_ <= 0 || reaped_) return false;
+  if (waitpid(pid_, &status_, WNOHANG) == pid_) reaped_ = true;
+  return !reaped_;
+}
+
+void ChildPid::Signal(int sig) {
+  if (pid_ > 0 && !reaped_) kill(pid_, sig);
+}
+
+int ChildPid::Wait(absl::Duration timeout) {
+  if (pid_ <= 0) return -1;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (Running()) {
+    if (absl::Now() >= deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status_, 0);
+      reaped_ = true;
+      return -1;
+    }
+    usleep(10000);
+  }
+  if (WIFEXITED(status_)) return WEXITSTATUS(status_);
+  return 128 + WTERMSIG(status_);
+}
+
+Child::~Child() {
   if (out_fd_ >= 0) close(out_fd_);
   if (in_fd_ >= 0) close(in_fd_);
 }
@@ -92,31 +126,6 @@ std::string Child::ReadAll(absl::Duration timeout) {
     out.append(buf, n);
   }
   return out;
-}
-
-int Child::Wait(absl::Duration timeout) {
-  if (pid_ <= 0) return -1;
-  absl::Time deadline = absl::Now() + timeout;
-  while (!reaped_) {
-    pid_t r = waitpid(pid_, &status_, WNOHANG);
-    if (r == pid_) {
-      reaped_ = true;
-      break;
-    }
-    if (absl::Now() >= deadline) {
-      Kill(SIGKILL);
-      waitpid(pid_, &status_, 0);
-      reaped_ = true;
-      return -1;
-    }
-    usleep(10000);
-  }
-  if (WIFEXITED(status_)) return WEXITSTATUS(status_);
-  return 128 + WTERMSIG(status_);
-}
-
-void Child::Kill(int sig) {
-  if (pid_ > 0 && !reaped_) kill(pid_, sig);
 }
 
 }  // namespace ctxagent::testing
