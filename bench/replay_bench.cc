@@ -6,10 +6,11 @@
 //   replay_bench --memory [--contexts=200000]
 //
 // Replay: records every raw probe event of <pid> for --record_seconds (or reads a stream written by
-// --out), then replays it --repeat times on one pinned CPU through a fresh Decoder + ProcessLineage,
-// doing what `ctxagent attach` does per event (decode, apply) and per second of event time
-// (Evaluate, Collect). Prints events/s per core of thread CPU time and its ratio to the 1M events/s
-// target. The decoder reads itabs from the target, so <pid> must still run during the replay.
+// --out), then replays it --repeat times on one pinned CPU through a fresh Decoder +
+// ProcessLineage, doing what `ctxagent attach` does per event (decode, apply) and per second of
+// event time (Evaluate, Collect). Prints events/s per core of thread CPU time and its ratio to the
+// 1M events/s target. The decoder reads itabs from the target, so <pid> must still run during the
+// replay.
 //
 // Memory: feeds a lineage --contexts live contexts (no cancels) and reports the heap growth per
 // context, alone and with one live goroutine bound to each, against the 256 bytes target.
@@ -32,17 +33,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "agent/decoder.h"
-#include "agent/lineage.h"
-#include "agent/process.h"
-#include "agent/tracer.h"
+#include "agent/lineage/lineage.h"
+#include "agent/trace/decoder.h"
+#include "agent/trace/process.h"
+#include "agent/trace/tracer.h"
 #include "bpf/ctxagent.h"
 #include "symbols/go_binary.h"
 #include "symbols/status_macros.h"
 
 ABSL_FLAG(int, record_seconds, 10, "how long to record the target's events");
 ABSL_FLAG(int, repeat, 5, "replays of the recorded stream");
-ABSL_FLAG(std::string, out, "", "also write the recorded stream to this file (raw ctx_event structs)");
+ABSL_FLAG(std::string, out, "",
+          "also write the recorded stream to this file (raw ctx_event structs)");
 ABSL_FLAG(std::string, in, "", "replay this file instead of recording (the pid must still run)");
 ABSL_FLAG(bool, memory, false, "measure bytes per live context instead of replaying");
 ABSL_FLAG(int, contexts, 200000, "--memory: live contexts to create");
@@ -110,11 +112,12 @@ void PrintMix(const std::vector<ctx_event>& stream) {
     if (e.type <= EV_GO_EXIT) ++counts[e.type];
   }
   const double n = std::max<size_t>(stream.size(), 1);
-  printf("event mix: ctx create %lu (%.1f%%), ctx cancel %lu (%.1f%%), go create %lu (%.1f%%), "
-         "go exit %lu (%.1f%%)\n",
-         counts[EV_CTX_CREATE], 100 * counts[EV_CTX_CREATE] / n, counts[EV_CTX_CANCEL],
-         100 * counts[EV_CTX_CANCEL] / n, counts[EV_GO_CREATE], 100 * counts[EV_GO_CREATE] / n,
-         counts[EV_GO_EXIT], 100 * counts[EV_GO_EXIT] / n);
+  printf(
+      "event mix: ctx create %lu (%.1f%%), ctx cancel %lu (%.1f%%), go create %lu (%.1f%%), "
+      "go exit %lu (%.1f%%)\n",
+      counts[EV_CTX_CREATE], 100 * counts[EV_CTX_CREATE] / n, counts[EV_CTX_CANCEL],
+      100 * counts[EV_CTX_CANCEL] / n, counts[EV_GO_CREATE], 100 * counts[EV_GO_CREATE] / n,
+      counts[EV_GO_EXIT], 100 * counts[EV_GO_EXIT] / n);
 }
 
 struct ReplayResult {
@@ -195,12 +198,12 @@ absl::Status RunReplay(pid_t pid) {
     ReplayResult r = Replay(stream, *bin, process, bias);
     const double rate = r.events / r.cpu_s;
     rates.push_back(rate);
-    printf("  repeat %d: %lu events, %.3f s CPU, %.0f events/s/core, ratio to 1M/s %.2f "
-           "(undecodable %lu, contexts %lu, tracked at end %lu)\n",
-           i, static_cast<unsigned long>(r.events), r.cpu_s, rate, rate / kTargetEventsPerSecond,
-           static_cast<unsigned long>(r.undecodable),
-           static_cast<unsigned long>(r.contexts_created),
-           static_cast<unsigned long>(r.tracked_contexts));
+    printf(
+        "  repeat %d: %lu events, %.3f s CPU, %.0f events/s/core, ratio to 1M/s %.2f "
+        "(undecodable %lu, contexts %lu, tracked at end %lu)\n",
+        i, static_cast<unsigned long>(r.events), r.cpu_s, rate, rate / kTargetEventsPerSecond,
+        static_cast<unsigned long>(r.undecodable), static_cast<unsigned long>(r.contexts_created),
+        static_cast<unsigned long>(r.tracked_contexts));
   }
   if (!process.Alive()) {
     return absl::FailedPreconditionError(

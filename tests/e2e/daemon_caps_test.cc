@@ -50,14 +50,21 @@ const std::vector<Cap> kDocumented = {
 constexpr int kNobody = 65534;
 
 // setpriv arguments: user nobody, no supplementary groups, and exactly `caps` (all but `skip`) in
-// the inheritable, ambient and bounding sets, so that they are the daemon's effective set after exec.
+// the inheritable, ambient and bounding sets, so that they are the daemon's effective set after
+// exec.
 std::vector<std::string> SetprivAs(const char* skip) {
   std::string list = "-all";
   for (const Cap& c : kDocumented) {
-    if (skip == nullptr || std::string(c.name) != skip) absl::StrAppend(&list, ",+", c.setpriv_name);
+    if (skip == nullptr || std::string(c.name) != skip)
+      absl::StrAppend(&list, ",+", c.setpriv_name);
   }
-  return {CTXAGENT_SETPRIV, absl::StrCat("--reuid=", kNobody), absl::StrCat("--regid=", kNobody),
-          "--clear-groups", "--inh-caps=" + list, "--ambient-caps=" + list, "--bounding-set=" + list};
+  return {CTXAGENT_SETPRIV,
+          absl::StrCat("--reuid=", kNobody),
+          absl::StrCat("--regid=", kNobody),
+          "--clear-groups",
+          "--inh-caps=" + list,
+          "--ambient-caps=" + list,
+          "--bounding-set=" + list};
 }
 
 std::string StatusField(pid_t pid, const std::string& field) {
@@ -71,7 +78,8 @@ std::string StatusField(pid_t pid, const std::string& field) {
 }
 
 std::string TempDirFor(const std::string& what) {
-  const std::string dir = ::testing::TempDir() + "/ctxagent_daemon_caps_" + what + "_" + std::to_string(getpid());
+  const std::string dir =
+      ::testing::TempDir() + "/ctxagent_daemon_caps_" + what + "_" + std::to_string(getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -85,10 +93,11 @@ TEST(DaemonCapsTest, DocumentedCapabilitySetSufficesAsNobody) {
   ASSERT_TRUE(fs::exists(target_bin)) << target_bin << " not built (scenario_binaries)";
   const std::string dir = TempDirFor("ok");
 
-  testing::DaemonHandle daemon = testing::StartDaemon(
-      CTXAGENT_BIN,
-      {"--refresh=1s", "--grace=1s", "--leak_after=2s", "--min_count=3", "--include=binary:orphaned_done"},
-      dir + "/daemon.log", SetprivAs(nullptr));
+  testing::DaemonHandle daemon =
+      testing::StartDaemon(CTXAGENT_BIN,
+                           {"--refresh=1s", "--grace=1s", "--leak_after=2s", "--min_count=3",
+                            "--include=binary:orphaned_done"},
+                           dir + "/daemon.log", SetprivAs(nullptr));
   ASSERT_GT(daemon.port, 0) << "daemon not ready as nobody with the documented capabilities:\n"
                             << daemon.process->Log();
   const pid_t dpid = daemon.process->pid();
@@ -122,7 +131,8 @@ TEST(DaemonCapsTest, DocumentedCapabilitySetSufficesAsNobody) {
                                  << daemon.process->Log();
   EXPECT_GT((*entry)["findings"].get<int>(), 0) << entry->dump();
   EXPECT_GT((*entry)["contexts_live"].get<int>(), 0) << entry->dump();
-  testing::HttpResult f = HttpGet(daemon.port, absl::StrCat("/processes/", target.pid(), "/findings"));
+  testing::HttpResult f =
+      HttpGet(daemon.port, absl::StrCat("/processes/", target.pid(), "/findings"));
   ASSERT_EQ(f.status, 200);
   auto findings = nlohmann::json::parse(f.body, nullptr, false);
   ASSERT_TRUE(findings.is_array()) << f.body;

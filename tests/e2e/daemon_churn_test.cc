@@ -63,7 +63,8 @@ std::vector<nlohmann::json> Ours(const nlohmann::json& processes) {
 double AttachedTotal(int port) {
   testing::HttpResult m = HttpGet(port, "/metrics");
   double sum = 0;
-  for (const auto& s : testing::Find(testing::ParseMetrics(m.body), "ctxagent_attached_processes")) {
+  for (const auto& s :
+       testing::Find(testing::ParseMetrics(m.body), "ctxagent_attached_processes")) {
     sum += s.value;
   }
   return sum;
@@ -72,7 +73,8 @@ double AttachedTotal(int port) {
 TEST(DaemonChurnTest, ForgetsExitedProcessesAndGivesBackMemory) {
   CTXAGENT_REQUIRE_BPF();
   const absl::Time start = absl::Now();
-  const std::string dir = ::testing::TempDir() + "/ctxagent_daemon_churn_" + std::to_string(getpid());
+  const std::string dir =
+      ::testing::TempDir() + "/ctxagent_daemon_churn_" + std::to_string(getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
   // Copies under names of our own, so that the daemon can be limited to them (other tests' Go
@@ -93,11 +95,11 @@ TEST(DaemonChurnTest, ForgetsExitedProcessesAndGivesBackMemory) {
   const std::string a = dir + "/ctxchurn_a", b = dir + "/ctxchurn_b", c = dir + "/ctxchurn_c";
 
   // Full tracing (--budget=0): counts and memory are compared exactly.
-  testing::DaemonHandle daemon = testing::StartDaemon(
-      CTXAGENT_BIN,
-      {"--refresh=1s", "--rescan=3s", "--grace=1s", "--leak_after=2s", "--include=binary:ctxchurn*",
-       "--budget=0"},
-      dir + "/daemon.log");
+  testing::DaemonHandle daemon =
+      testing::StartDaemon(CTXAGENT_BIN,
+                           {"--refresh=1s", "--rescan=3s", "--grace=1s", "--leak_after=2s",
+                            "--include=binary:ctxchurn*", "--budget=0"},
+                           dir + "/daemon.log");
   ASSERT_GT(daemon.port, 0) << "daemon not ready:\n" << daemon.process->Log();
   const pid_t dpid = daemon.process->pid();
 
@@ -110,15 +112,16 @@ TEST(DaemonChurnTest, ForgetsExitedProcessesAndGivesBackMemory) {
     absl::SleepFor(absl::Milliseconds(100));
   }
   ASSERT_TRUE(testing::ProcessEntry(testing::Processes(daemon.port), longlived.pid()).has_value())
-      << testing::Processes(daemon.port).dump() << "\n" << daemon.process->Log();
+      << testing::Processes(daemon.port).dump() << "\n"
+      << daemon.process->Log();
   absl::SleepFor(absl::Seconds(3));
   EXPECT_EQ(AttachedTotal(daemon.port), 1);
   const long baseline_kib = testing::VmRssKiB(dpid);
   ASSERT_GT(baseline_kib, 0);
 
-  // 200 short-lived Go processes, 4 at a time, interleaved with non-Go ones. Every 10th goes through
-  // `sh -c 'exec …'` (seen first as sh, then as the Go program after the exec); every 5th runs 100
-  // rounds (tens of ms) so that some are attached while they run, the rest only 1.
+  // 200 short-lived Go processes, 4 at a time, interleaved with non-Go ones. Every 10th goes
+  // through `sh -c 'exec …'` (seen first as sh, then as the Go program after the exec); every 5th
+  // runs 100 rounds (tens of ms) so that some are attached while they run, the rest only 1.
   constexpr int kGo = 200, kParallel = 4;
   const absl::Time churn_start = absl::Now();
   std::set<pid_t> short_pids;
@@ -200,8 +203,9 @@ TEST(DaemonChurnTest, ForgetsExitedProcessesAndGivesBackMemory) {
   // The long-lived process is still traced: its contexts keep being counted.
   auto created = [&] {
     double n = 0;
-    for (const auto& s : testing::Find(testing::ParseMetrics(HttpGet(daemon.port, "/metrics").body),
-                                       "ctxagent_contexts_created_total", {{"binary", "ctxchurn_a"}})) {
+    for (const auto& s :
+         testing::Find(testing::ParseMetrics(HttpGet(daemon.port, "/metrics").body),
+                       "ctxagent_contexts_created_total", {{"binary", "ctxchurn_a"}})) {
       n += s.value;
     }
     return n;
@@ -213,17 +217,20 @@ TEST(DaemonChurnTest, ForgetsExitedProcessesAndGivesBackMemory) {
   // Some short-lived processes were traced while they ran (their contexts were counted).
   double short_contexts = 0;
   for (const char* name : {"ctxchurn_b", "ctxchurn_c"}) {
-    for (const auto& s : testing::Find(samples, "ctxagent_contexts_created_total", {{"binary", name}})) {
+    for (const auto& s :
+         testing::Find(samples, "ctxagent_contexts_created_total", {{"binary", name}})) {
       short_contexts += s.value;
     }
   }
   const long after_kib = testing::VmRssKiB(dpid);
-  fprintf(stderr,
-          "churn: %d Go processes (%d via sh -c exec), %d non-Go, %d short-lived seen in /processes "
-          "snapshots, %.0f contexts counted from go1.19 short-lived ones, churn took %.1fs\n"
-          "daemon VmRSS: baseline %ld KiB, peak sampled %ld KiB, after %ld KiB (%+ld KiB)\n",
-          go_started, execs, non_go, static_cast<int>(seen_attached.size()), short_contexts,
-          absl::ToDoubleSeconds(churn_time), baseline_kib, peak_kib, after_kib, after_kib - baseline_kib);
+  fprintf(
+      stderr,
+      "churn: %d Go processes (%d via sh -c exec), %d non-Go, %d short-lived seen in /processes "
+      "snapshots, %.0f contexts counted from go1.19 short-lived ones, churn took %.1fs\n"
+      "daemon VmRSS: baseline %ld KiB, peak sampled %ld KiB, after %ld KiB (%+ld KiB)\n",
+      go_started, execs, non_go, static_cast<int>(seen_attached.size()), short_contexts,
+      absl::ToDoubleSeconds(churn_time), baseline_kib, peak_kib, after_kib,
+      after_kib - baseline_kib);
   EXPECT_LE(after_kib, baseline_kib + 8 * 1024) << "daemon memory did not come back";
   EXPECT_GT(short_contexts, 0) << "no short-lived go1.19 process was counted\n" << m.body;
 
@@ -238,7 +245,8 @@ TEST(DaemonChurnTest, ForgetsExitedProcessesAndGivesBackMemory) {
       absl::SleepFor(absl::Milliseconds(100));
     }
     EXPECT_TRUE(testing::ProcessEntry(testing::Processes(daemon.port), again.pid()).has_value())
-        << bin << " is no longer traced after the churn\n" << daemon.process->Log();
+        << bin << " is no longer traced after the churn\n"
+        << daemon.process->Log();
     again.Kill(SIGTERM);
     EXPECT_EQ(again.Wait(absl::Seconds(10)), 0);
   }
@@ -266,7 +274,8 @@ double CounterSum(int port, const std::string& name, const std::string& binary) 
 // forgotten on exit before their counts were exported).
 TEST(DaemonChurnTest, ProcessesShorterThanARefreshAreCounted) {
   CTXAGENT_REQUIRE_BPF();
-  const std::string dir = ::testing::TempDir() + "/ctxagent_daemon_short_" + std::to_string(getpid());
+  const std::string dir =
+      ::testing::TempDir() + "/ctxagent_daemon_short_" + std::to_string(getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string bin = dir + "/ctxshort_b";
@@ -274,7 +283,8 @@ TEST(DaemonChurnTest, ProcessesShorterThanARefreshAreCounted) {
   fs::permissions(bin, fs::perms::owner_all);
   // Full tracing (--budget=0): every short process must be counted.
   testing::DaemonHandle daemon = testing::StartDaemon(
-      CTXAGENT_BIN, {"--refresh=1s", "--include=binary:ctxshort*", "--budget=0"}, dir + "/daemon.log");
+      CTXAGENT_BIN, {"--refresh=1s", "--include=binary:ctxshort*", "--budget=0"},
+      dir + "/daemon.log");
   ASSERT_GT(daemon.port, 0) << "daemon not ready:\n" << daemon.process->Log();
   // An anchor process keeps the binary attached: one round, then it sleeps.
   testing::Child anchor = testing::Child::Start({bin, "-loop", "-n", "1", "-sleep", "1h"});
@@ -287,7 +297,8 @@ TEST(DaemonChurnTest, ProcessesShorterThanARefreshAreCounted) {
   ASSERT_TRUE(testing::ProcessEntry(testing::Processes(daemon.port), anchor.pid()).has_value());
   absl::SleepFor(absl::Milliseconds(2500));
   const double created0 = CounterSum(daemon.port, "ctxagent_contexts_created_total", "ctxshort_b");
-  const double cancelled0 = CounterSum(daemon.port, "ctxagent_contexts_cancelled_total", "ctxshort_b");
+  const double cancelled0 =
+      CounterSum(daemon.port, "ctxagent_contexts_cancelled_total", "ctxshort_b");
   // 5 runs of 20 rounds, each over in a few ms; a go1.19 round makes 2 cancel and 2 timer contexts
   // and cancels all four (three by their own cancel, one by its deadline).
   constexpr int kRuns = 5, kRounds = 20, kPerRound = 4;
@@ -297,10 +308,12 @@ TEST(DaemonChurnTest, ProcessesShorterThanARefreshAreCounted) {
   }
   absl::SleepFor(absl::Milliseconds(2500));
   // None lost. (At least: the anchor's own first round may race its attach and add a late count.)
-  const double created = CounterSum(daemon.port, "ctxagent_contexts_created_total", "ctxshort_b") - created0;
+  const double created =
+      CounterSum(daemon.port, "ctxagent_contexts_created_total", "ctxshort_b") - created0;
   const double cancelled =
       CounterSum(daemon.port, "ctxagent_contexts_cancelled_total", "ctxshort_b") - cancelled0;
-  fprintf(stderr, "short-lived processes: %.0f contexts created and %.0f cancelled counted, %d made\n",
+  fprintf(stderr,
+          "short-lived processes: %.0f contexts created and %.0f cancelled counted, %d made\n",
           created, cancelled, kRuns * kRounds * kPerRound);
   EXPECT_GE(created, kRuns * kRounds * kPerRound) << HttpGet(daemon.port, "/metrics").body;
   EXPECT_GE(cancelled, kRuns * kRounds * kPerRound) << HttpGet(daemon.port, "/metrics").body;

@@ -1,6 +1,6 @@
 // The daemon's limits. Memory: past --max_contexts_per_process a process's new contexts are not
-// tracked, the drops are counted (ctxagent_evictions_total), and the gap produces no finding. CPU: over
-// its --budget the daemon duty-cycles the probes and still finds recurring leaks.
+// tracked, the drops are counted (ctxagent_evictions_total), and the gap produces no finding. CPU:
+// over its --budget the daemon duty-cycles the probes and still finds recurring leaks.
 #include <optional>
 #include <string>
 
@@ -19,13 +19,14 @@ TEST(DaemonLimitsTest, CapsTrackedContextsAndCountsEvictions) {
   CTXAGENT_REQUIRE_BPF();
   const std::string log = ::testing::TempDir() + "/ctxagent_daemon_limits.log";
   // lost_cancel keeps every context alive under its root: tracked contexts only grow.
-  testing::Child target =
-      testing::Child::Start({std::string(CTXAGENT_SCENARIO_BIN) + "/go1.27/lost_cancel", "-rate", "400"});
+  testing::Child target = testing::Child::Start(
+      {std::string(CTXAGENT_SCENARIO_BIN) + "/go1.27/lost_cancel", "-rate", "400"});
   ASSERT_TRUE(target.WaitForLine("ready", absl::Seconds(10)));
   testing::DaemonHandle d = testing::StartDaemon(
       // Full tracing: the eviction count is exact.
-      CTXAGENT_BIN, {"--include=binary:lost_cancel", "--refresh=500ms", "--max_contexts_per_process=300",
-                     "--grace=1s", "--leak_after=2s", "--budget=0"},
+      CTXAGENT_BIN,
+      {"--include=binary:lost_cancel", "--refresh=500ms", "--max_contexts_per_process=300",
+       "--grace=1s", "--leak_after=2s", "--budget=0"},
       log);
   ASSERT_GT(d.port, 0) << d.process->Log();
   absl::SleepFor(absl::Seconds(4));  // ~1600 contexts: well past the cap
@@ -51,10 +52,11 @@ TEST(DaemonLimitsTest, OverBudgetSamplesAndStillFindsTheLeak) {
   testing::Child target = testing::Child::Start(
       {std::string(CTXAGENT_SCENARIO_BIN) + "/go1.27/orphaned_done", "-rate", "2000"});
   ASSERT_TRUE(target.WaitForLine("ready", absl::Seconds(10)));
-  testing::DaemonHandle d = testing::StartDaemon(
-      CTXAGENT_BIN, {"--include=binary:orphaned_done", "--refresh=500ms", "--grace=1s",
-                     "--leak_after=2s", "--budget=0.0001"},
-      log);
+  testing::DaemonHandle d =
+      testing::StartDaemon(CTXAGENT_BIN,
+                           {"--include=binary:orphaned_done", "--refresh=500ms", "--grace=1s",
+                            "--leak_after=2s", "--budget=0.0001"},
+                           log);
   ASSERT_GT(d.port, 0) << d.process->Log();
   std::optional<nlohmann::json> entry;
   const absl::Time deadline = absl::Now() + absl::Seconds(20);

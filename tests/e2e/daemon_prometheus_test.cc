@@ -1,7 +1,8 @@
 // `ctxagent daemon` scraped by a real Prometheus server loaded with the repository's alert rules
-// (deploy/prometheus/ctxagent-rules.yml, every `for:` shortened to 0s, expressions unchanged): the leak
-// alerts fire for the leaking scenario programs and never for the healthy ones. Also checks the
-// daemon's own endpoints: /healthz, /readyz, /processes, /processes/<pid>/{findings,tree}, /metrics.
+// (deploy/prometheus/ctxagent-rules.yml, every `for:` shortened to 0s, expressions unchanged): the
+// leak alerts fire for the leaking scenario programs and never for the healthy ones. Also checks
+// the daemon's own endpoints: /healthz, /readyz, /processes, /processes/<pid>/{findings,tree},
+// /metrics.
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -68,19 +69,23 @@ struct PrometheusServer {
   int port = 0;
 };
 
-PrometheusServer StartPrometheus(const std::string& dir, int daemon_port, const std::string& rules) {
+PrometheusServer StartPrometheus(const std::string& dir, int daemon_port,
+                                 const std::string& rules) {
   const std::string config = dir + "/prometheus.yml";
   std::ofstream(config) << "global:\n"
                            "  scrape_interval: 1s\n"
                            "  scrape_timeout: 1s\n"
                            "  evaluation_interval: 1s\n"
                            "rule_files:\n"
-                           "  - " << rules << "\n"
+                           "  - "
+                        << rules
+                        << "\n"
                            "scrape_configs:\n"
                            "  - job_name: ctxagent\n"
                            "    honor_labels: true\n"
                            "    static_configs:\n"
-                           "      - targets: ['127.0.0.1:" << daemon_port << "']\n";
+                           "      - targets: ['127.0.0.1:"
+                        << daemon_port << "']\n";
   PrometheusServer s;
   for (int attempt = 0; attempt < 3; ++attempt) {
     const int port = testing::FreeLoopbackPort();
@@ -119,10 +124,12 @@ TEST(DaemonPrometheusTest, LeakAlertsFireForLeakingProgramsOnly) {
       << CTXAGENT_PROMETHEUS << " missing: scripts/install-deps.sh installs the prometheus package";
   for (const std::vector<std::string>* names : {&kLeaking, &kHealthy}) {
     for (const std::string& n : *names) {
-      ASSERT_TRUE(std::filesystem::exists(kScenarios + "/" + n)) << n << " not built (scenario_binaries)";
+      ASSERT_TRUE(std::filesystem::exists(kScenarios + "/" + n))
+          << n << " not built (scenario_binaries)";
     }
   }
-  const std::string dir = ::testing::TempDir() + "/ctxagent_daemon_prometheus_" + std::to_string(getpid());
+  const std::string dir =
+      ::testing::TempDir() + "/ctxagent_daemon_prometheus_" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
 
@@ -137,11 +144,11 @@ TEST(DaemonPrometheusTest, LeakAlertsFireForLeakingProgramsOnly) {
   for (const std::vector<std::string>* names : {&kLeaking, &kHealthy}) {
     for (const std::string& n : *names) include.push_back("binary:" + n);
   }
-  DaemonHandle daemon = testing::StartDaemon(
-      CTXAGENT_BIN,
-      {"--refresh=1s", "--grace=1s", "--leak_after=2s", "--min_count=3",
-       "--include=" + absl::StrJoin(include, ",")},
-      dir + "/daemon.log");
+  DaemonHandle daemon =
+      testing::StartDaemon(CTXAGENT_BIN,
+                           {"--refresh=1s", "--grace=1s", "--leak_after=2s", "--min_count=3",
+                            "--include=" + absl::StrJoin(include, ",")},
+                           dir + "/daemon.log");
   ASSERT_GT(daemon.port, 0) << "daemon not ready:\n" << daemon.process->Log();
   EXPECT_EQ(HttpGet(daemon.port, "/healthz").status, 200);
   EXPECT_EQ(HttpGet(daemon.port, "/readyz").status, 200);
@@ -150,7 +157,8 @@ TEST(DaemonPrometheusTest, LeakAlertsFireForLeakingProgramsOnly) {
   for (const std::vector<std::string>* names : {&kLeaking, &kHealthy}) {
     for (const std::string& n : *names) {
       programs.emplace(n, Child::Start({kScenarios + "/" + n}));
-      ASSERT_TRUE(programs.at(n).WaitForLine("ready pid=", absl::Seconds(10))) << n << " did not start";
+      ASSERT_TRUE(programs.at(n).WaitForLine("ready pid=", absl::Seconds(10)))
+          << n << " did not start";
     }
   }
 
@@ -173,8 +181,8 @@ TEST(DaemonPrometheusTest, LeakAlertsFireForLeakingProgramsOnly) {
   ASSERT_TRUE(alert_names.count("CtxagentOrphanedDoneWaiters")) << groups.dump();
 
   // Poll the alerts until both leaks fire; remember every alert seen in any state.
-  const std::map<std::string, std::string> expected = {{"lost_cancel", "CtxagentContextLeak"},
-                                                       {"orphaned_done", "CtxagentOrphanedDoneWaiters"}};
+  const std::map<std::string, std::string> expected = {
+      {"lost_cancel", "CtxagentContextLeak"}, {"orphaned_done", "CtxagentOrphanedDoneWaiters"}};
   std::set<std::pair<std::string, std::string>> firing;  // (alertname, binary)
   std::vector<std::string> healthy_alerts;
   auto poll_alerts = [&] {
@@ -202,9 +210,9 @@ TEST(DaemonPrometheusTest, LeakAlertsFireForLeakingProgramsOnly) {
   std::string seen;
   for (const auto& [n, b] : firing) absl::StrAppend(&seen, n, "{binary=", b, "} ");
   for (const auto& [binary, alert] : expected) {
-    EXPECT_TRUE(firing.count({alert, binary})) << alert << " did not fire for " << binary
-                                               << "; firing: " << seen << "\nmetrics:\n"
-                                               << HttpGet(daemon.port, "/metrics").body;
+    EXPECT_TRUE(firing.count({alert, binary}))
+        << alert << " did not fire for " << binary << "; firing: " << seen << "\nmetrics:\n"
+        << HttpGet(daemon.port, "/metrics").body;
   }
   // A few more evaluations: the healthy programs still produce no alert, pending or firing.
   for (int i = 0; i < 8; ++i) {
@@ -216,7 +224,8 @@ TEST(DaemonPrometheusTest, LeakAlertsFireForLeakingProgramsOnly) {
           absl::ToDoubleSeconds(time_to_fire), seen.c_str());
 
   // Prometheus scraped the daemon: the target is up and ctxagent_build_info arrived.
-  nlohmann::json up = PromApi(prom.port, "/api/v1/query?query=" + testing::UrlEncode("up{job=\"ctxagent\"}"));
+  nlohmann::json up =
+      PromApi(prom.port, "/api/v1/query?query=" + testing::UrlEncode("up{job=\"ctxagent\"}"));
   ASSERT_TRUE(up.is_object());
   ASSERT_EQ(up["result"].size(), 1u) << up.dump();
   EXPECT_EQ(up["result"][0]["value"][1], "1") << up.dump();
@@ -236,27 +245,32 @@ TEST(DaemonPrometheusTest, LeakAlertsFireForLeakingProgramsOnly) {
   EXPECT_EQ(build[0].value, 1);
   EXPECT_TRUE(build[0].labels.count("version")) << metrics.body;
   for (const std::string& n : kHealthy) {
-    EXPECT_TRUE(testing::Find(samples, "ctxagent_findings", {{"binary", n}}).empty()) << metrics.body;
+    EXPECT_TRUE(testing::Find(samples, "ctxagent_findings", {{"binary", n}}).empty())
+        << metrics.body;
   }
-  for (const auto& [binary, kind] :
-       std::map<std::string, std::string>{{"lost_cancel", "lost_cancel"}, {"orphaned_done", "orphaned_done"}}) {
-    EXPECT_FALSE(testing::Find(samples, "ctxagent_findings", {{"binary", binary}, {"kind", kind}}).empty())
+  for (const auto& [binary, kind] : std::map<std::string, std::string>{
+           {"lost_cancel", "lost_cancel"}, {"orphaned_done", "orphaned_done"}}) {
+    EXPECT_FALSE(
+        testing::Find(samples, "ctxagent_findings", {{"binary", binary}, {"kind", kind}}).empty())
         << metrics.body;
   }
   nlohmann::json processes = testing::Processes(daemon.port);
   ASSERT_TRUE(processes.is_array());
   for (auto& [name, child] : programs) {
     auto entry = testing::ProcessEntry(processes, child.pid());
-    ASSERT_TRUE(entry.has_value()) << name << " pid " << child.pid() << " not in " << processes.dump();
+    ASSERT_TRUE(entry.has_value())
+        << name << " pid " << child.pid() << " not in " << processes.dump();
     EXPECT_EQ((*entry)["binary"], name);
-    EXPECT_TRUE(absl::StartsWith((*entry)["go_version"].get<std::string>(), "go1.27")) << entry->dump();
+    EXPECT_TRUE(absl::StartsWith((*entry)["go_version"].get<std::string>(), "go1.27"))
+        << entry->dump();
     const bool leaking = !absl::StartsWith(name, "healthy_");
     if (leaking) {
       EXPECT_GT((*entry)["findings"].get<int>(), 0) << entry->dump();
     } else {
       EXPECT_EQ((*entry)["findings"].get<int>(), 0) << entry->dump();
     }
-    testing::HttpResult f = HttpGet(daemon.port, absl::StrCat("/processes/", child.pid(), "/findings"));
+    testing::HttpResult f =
+        HttpGet(daemon.port, absl::StrCat("/processes/", child.pid(), "/findings"));
     ASSERT_EQ(f.status, 200) << name;
     auto fj = nlohmann::json::parse(f.body, nullptr, false);
     ASSERT_TRUE(fj.is_array()) << f.body;

@@ -90,7 +90,8 @@ std::vector<Sample> ParseMetrics(const std::string& text) {
       absl::string_view labels = line.substr(brace + 1, close - brace - 1);
       // label="value" pairs; values here never contain '"' or ','.
       for (absl::string_view kv : absl::StrSplit(labels, ',', absl::SkipEmpty())) {
-        std::pair<absl::string_view, absl::string_view> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
+        std::pair<absl::string_view, absl::string_view> p =
+            absl::StrSplit(kv, absl::MaxSplits('=', 1));
         absl::string_view v = p.second;
         absl::ConsumePrefix(&v, "\"");
         absl::ConsumeSuffix(&v, "\"");

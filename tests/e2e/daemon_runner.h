@@ -1,5 +1,5 @@
-// Test-only: run `ctxagent daemon` (or Prometheus) as a child with its output in a log file, and read
-// what the daemon serves: Prometheus text metrics, the /processes list, VmRSS.
+// Test-only: run `ctxagent daemon` (or Prometheus) as a child with its output in a log file, and
+// read what the daemon serves: Prometheus text metrics, the /processes list, VmRSS.
 #ifndef CTXAGENT_TESTS_E2E_DAEMON_RUNNER_H_
 #define CTXAGENT_TESTS_E2E_DAEMON_RUNNER_H_
 
@@ -17,7 +17,8 @@
 
 namespace ctxagent::testing {
 
-// A child process whose stdout and stderr go to a file; killed (SIGKILL) when destroyed if still running.
+// A child process whose stdout and stderr go to a file; killed (SIGKILL) when destroyed if still
+// running.
 class LoggedProcess {
  public:
   static std::unique_ptr<LoggedProcess> Start(const std::vector<std::string>& argv,
@@ -39,7 +40,8 @@ class LoggedProcess {
   std::string log_path_;
 };
 
-// `ctxagent daemon --listen=127.0.0.1:<free port> <flags>`, optionally behind `prefix` (e.g. setpriv).
+// `ctxagent daemon --listen=127.0.0.1:<free port> <flags>`, optionally behind `prefix` (e.g.
+// setpriv).
 struct DaemonHandle {
   std::unique_ptr<LoggedProcess> process;
   int port = 0;

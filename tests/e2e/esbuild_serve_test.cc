@@ -44,7 +44,8 @@ bool Get(int port, const std::string& path) {
     close(fd);
     return false;
   }
-  std::string req = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  std::string req =
+      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
   (void)!write(fd, req.data(), req.size());
   std::string resp;
   char buf[4096];
@@ -67,10 +68,10 @@ TEST(EsbuildServeTest, PerRequestContextsAreSeenCancelledAndHealthy) {
       {esbuild, absl::StrCat("--serve=127.0.0.1:", port), "--servedir=" + www}, true);
   ASSERT_TRUE(server.WaitForLine("127.0.0.1", absl::Seconds(10))) << "esbuild did not start";
 
-  testing::Child agent = testing::Child::Start(
-      {CTXAGENT_BIN, "attach", std::to_string(server.pid()), "-o", "json", "--duration=6s",
-       "--grace=1s", "--leak_after=2s", "--budget=0"},
-      /*merge_stderr=*/true);
+  testing::Child agent =
+      testing::Child::Start({CTXAGENT_BIN, "attach", std::to_string(server.pid()), "-o", "json",
+                             "--duration=6s", "--grace=1s", "--leak_after=2s", "--budget=0"},
+                            /*merge_stderr=*/true);
   ASSERT_TRUE(agent.WaitForLine("attached to pid", absl::Seconds(20)));
   constexpr int kRequests = 300;
   int ok = 0;

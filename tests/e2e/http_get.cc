@@ -73,8 +73,8 @@ HttpResult HttpGet(int port, const std::string& path, absl::Duration timeout) {
     }
   }
   // HTTP/1.0: the server closes the connection after the answer.
-  const std::string req =
-      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1:", port, "\r\nConnection: close\r\n\r\n");
+  const std::string req = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1:", port,
+                                       "\r\nConnection: close\r\n\r\n");
   size_t sent = 0;
   while (sent < req.size()) {
     pollfd p{fd, POLLOUT, 0};

@@ -42,7 +42,8 @@ TEST(RobustnessTest, TargetExitingDuringAttachIsAClearErrorOrACleanReport) {
   for (int i = 0; i < 15; ++i) {
     Child target = Child::Start({kTarget, "-n", std::to_string(1 + i * 20)});
     Child agent = Child::Start(
-        {CTXAGENT_BIN, "attach", std::to_string(target.pid()), "-o", "json", "--duration=2s"}, true);
+        {CTXAGENT_BIN, "attach", std::to_string(target.pid()), "-o", "json", "--duration=2s"},
+        true);
     std::string out = agent.ReadAll(absl::Seconds(20));
     int rc = agent.Wait(absl::Seconds(5));
     EXPECT_EQ(target.Wait(absl::Seconds(10)), 0) << "target harmed, round " << i;

@@ -84,8 +84,8 @@ TEST_P(ScenarioSuite, FindingsMatchExpectations) {
   for (size_t i = 0; i < scenarios.size(); ++i) {
     agents.push_back(testing::Child::Start(
         {CTXAGENT_BIN, "attach", std::to_string(programs[i].pid()), "-o", "json",
-         "--duration=" CTXAGENT_E2E_DURATION, "--grace=1s", "--leak_after=2s", "--min_count=3", "--budget=0",
-         "--refresh=500ms"}));
+         "--duration=" CTXAGENT_E2E_DURATION, "--grace=1s", "--leak_after=2s", "--min_count=3",
+         "--budget=0", "--refresh=500ms"}));
   }
   std::vector<Outcome> outcomes;
   for (size_t i = 0; i < scenarios.size(); ++i) {
@@ -121,11 +121,14 @@ TEST_P(ScenarioSuite, FindingsMatchExpectations) {
       return v.empty() ? std::string("none") : absl::StrJoin(v, ", ");
     };
     EXPECT_EQ(o.got, o.expected) << "go" << version << " " << o.scenario << ": expected "
-                                 << str(o.expected) << ", got " << str(o.got) << "\n" << o.raw;
+                                 << str(o.expected) << ", got " << str(o.got) << "\n"
+                                 << o.raw;
   }
-  printf("[accuracy] go%s: %d true positives, %d false positives, %d missed; precision %.2f recall %.2f\n",
-         version.c_str(), tp, fp, fn, tp + fp ? double(tp) / (tp + fp) : 1.0,
-         tp + fn ? double(tp) / (tp + fn) : 1.0);
+  printf(
+      "[accuracy] go%s: %d true positives, %d false positives, %d missed; precision %.2f recall "
+      "%.2f\n",
+      version.c_str(), tp, fp, fn, tp + fp ? double(tp) / (tp + fp) : 1.0,
+      tp + fn ? double(tp) / (tp + fn) : 1.0);
 }
 
 std::vector<std::string> Versions() {

@@ -69,8 +69,8 @@ TEST_P(RealBinaryTest, OpensAndPlansProbes) {
 
   if (minor < kMinGoMinor) {
     // Older than any layout ctxagent knows: a clean error naming the file and the version.
-    ASSERT_FALSE(bin.ok()) << b.package << " (" << b.go_version << ") opened, but ctxagent supports 1."
-                           << kMinGoMinor << "+ only";
+    ASSERT_FALSE(bin.ok()) << b.package << " (" << b.go_version
+                           << ") opened, but ctxagent supports 1." << kMinGoMinor << "+ only";
     EXPECT_THAT(std::string(bin.status().message()), ::testing::HasSubstr(b.path));
     std::printf("[realbin] %-28s %-10s rejected as expected: %s\n", b.package.c_str(),
                 b.go_version.c_str(), bin.status().ToString().c_str());

@@ -1,0 +1,30 @@
+// `ctxagent attach <pid>`: trace one running Go process, show its lineage live, report findings.
+#ifndef CTXAGENT_AGENT_CLI_ATTACH_COMMAND_H_
+#define CTXAGENT_AGENT_CLI_ATTACH_COMMAND_H_
+
+#include <string>
+
+#include "absl/time/time.h"
+#include "agent/lineage/lineage.h"
+
+namespace ctxagent {
+
+struct AttachOptions {
+  int pid = 0;
+  absl::Duration duration = absl::InfiniteDuration();  // stop after this long
+  std::string output = "tree";                         // tree | json | dot
+  FindingOptions findings;
+  absl::Duration refresh = absl::Seconds(1);     // live view and evaluation period
+  bool live = true;                              // redraw the tree in place (a terminal)
+  absl::Duration poll = absl::Milliseconds(20);  // ring buffer drain period
+  double budget = 0.003;     // share of the node's CPU tracing may use; 0 = trace everything
+  double target_budget = 0;  // share of the target's own CPU tracing may use; 0 = no such limit
+  uint32_t ring_bytes = 16 << 20;  // BPF ring buffer size
+};
+
+// Returns the process exit code; errors are one line on stderr.
+int RunAttachCommand(const AttachOptions& options);
+
+}  // namespace ctxagent
+
+#endif  // CTXAGENT_AGENT_CLI_ATTACH_COMMAND_H_

@@ -1,0 +1,166 @@
+#include "agent/control/sampling.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace ctxagent {
+
+namespace {
+// Time constants of the smoothed costs: attached time is scarce when sampling, so its average
+// follows faster.
+constexpr double kTauOnS = 2.0;
+constexpr double kTauOffS = 10.0;
+// Below this share the period would exceed hours: keep one window in 1000 to stay measured.
+constexpr double kMinRatio = 0.001;
+
+// A first estimate needs this much time: a measurement over a few milliseconds is mostly noise.
+constexpr double kFirstEstimateS = 0.5;
+}  // namespace
+
+void SamplingController::Cost::Add(double x, absl::Duration length, double tau_s) {
+  const double len_s = absl::ToDoubleSeconds(length);
+  if (value < 0) {
+    pending_sum += x * len_s;
+    pending_s += len_s;
+    if (pending_s >= kFirstEstimateS) value = pending_sum / pending_s;
+    return;
+  }
+  value += (1 - std::exp(-len_s / tau_s)) * (x - value);
+}
+
+SamplingController::SamplingController(const Options& options, absl::Time now)
+    : options_(options),
+      start_(now),
+      window_start_(now),
+      last_tick_(now),
+      window_(options.max_window),
+      period_(options.max_window) {}
+
+void SamplingController::Observe(bool attached, double node_ratio, absl::Duration length) {
+  if (length <= absl::ZeroDuration()) return;
+  (attached ? cost_on_ : cost_off_).Add(node_ratio, length, attached ? kTauOnS : kTauOffS);
+  Plan();
+}
+
+void SamplingController::ObserveSwitch(double node_seconds) {
+  switch_cost_ =
+      switch_cost_ == 0 ? node_seconds : switch_cost_ + 0.3 * (node_seconds - switch_cost_);
+  Plan();
+}
+
+void SamplingController::ObserveTarget(double node_ratio, absl::Duration length) {
+  if (options_.target_budget <= 0 || length <= absl::ZeroDuration()) return;
+  target_.Add(node_ratio, length, kTauOffS);
+  Plan();
+}
+
+double SamplingController::budget() const {
+  // Until the target's CPU is measured, the node budget alone applies.
+  if (options_.target_budget <= 0 || target_.value < 0) return options_.budget;
+  const double of_target = options_.target_budget * target_.value;
+  return options_.budget > 0 ? std::min(options_.budget, of_target) : of_target;
+}
+
+void SamplingController::Plan() {
+  const double budget = this->budget();
+  const double on = cost_on_.value, off = std::max(0.0, cost_off_.value);
+  if ((budget <= 0 && options_.target_budget <= 0) || on < 0 || on <= budget) {
+    ratio_ = 1;
+    window_ = period_ = options_.max_window;
+    return;
+  }
+  // When detaching saves nothing measurable, or the agent alone uses the budget: the rarest
+  // windows.
+  const double spare = budget - off;
+  const bool can = on > off && spare > 0;
+  const double r = can ? std::clamp(spare / (on - off), kMinRatio, 1.0) : kMinRatio;
+  window_ = std::clamp(options_.max_period * r, options_.min_window, options_.max_window);
+  // The first window ends once its cost is known: the detached cost is measured next.
+  if (cost_off_.value < 0) window_ = options_.min_window;
+  const double w = absl::ToDoubleSeconds(window_);
+  const double p = can ? (w * (on - off) + switch_cost_) / spare : w / kMinRatio;
+  ratio_ = std::clamp(w / p, kMinRatio, 1.0);
+  period_ = window_ / ratio_;
+}
+
+bool SamplingController::Tick(absl::Time now) {
+  if (attached_) attached_time_ += now - last_tick_;
+  last_tick_ = now;
+  const absl::Duration in_period = now - window_start_;
+  if (ratio_ >= 1) {
+    attached_ = true;
+  } else if (attached_ && in_period >= window_) {
+    attached_ = false;  // the window is over: off for the rest of the period
+  } else if (!attached_ && in_period >= period_) {
+    attached_ = true;  // a new period
+    window_start_ = now;
+  }
+  if (ratio_ >= 1 && in_period >= window_) window_start_ = now;
+  return attached_;
+}
+
+absl::Time SamplingController::next_switch() const {
+  if (ratio_ >= 1) return absl::InfiniteFuture();
+  return window_start_ + (attached_ ? window_ : period_);
+}
+
+double SamplingController::observed_ratio(absl::Time now) const {
+  const absl::Duration total = now - start_;
+  if (total <= absl::ZeroDuration()) return 1.0;
+  const absl::Duration on = attached_time_ + (attached_ ? now - last_tick_ : absl::ZeroDuration());
+  return std::min(1.0, absl::FDivDuration(on, total));
+}
+
+DutyCycle::DutyCycle(const SamplingController::Options& options,
+                     std::unique_ptr<OverheadMeter> meter, absl::Time now)
+    : controller_(options, now),
+      meter_(std::move(meter)),
+      segment_start_(now),
+      ncpu_(static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)))) {}
+
+OverheadSample DutyCycle::Measure(absl::Time now, const Hits& hits) {
+  OverheadSample s = meter_->Update(now, hits);
+  const double length_s = absl::ToDoubleSeconds(now - segment_start_);
+  if (length_s > 0) {
+    controller_.ObserveTarget(s.target_cpu_s / ncpu_, now - segment_start_);
+    const double switching = segment_switch_cpu_ / length_s / ncpu_;
+    controller_.Observe(on_, std::max(0.0, s.node_ratio - switching), now - segment_start_);
+  }
+  segment_start_ = now;
+  segment_switch_cpu_ = 0;
+  return s;
+}
+
+SamplingPlan DutyCycle::plan() const {
+  return {controller_.budget(),
+          absl::ToDoubleSeconds(controller_.window()),
+          absl::ToDoubleSeconds(controller_.period()),
+          std::max(0.0, controller_.cost_attached()),
+          std::max(0.0, controller_.cost_detached()),
+          controller_.switch_cost()};
+}
+
+void DutyCycle::Restart(absl::Time now, const Hits& hits) {
+  meter_->Update(now, hits);
+  segment_start_ = now;
+  segment_switch_cpu_ = 0;
+}
+
+void DutyCycle::Switch(absl::Time now, const Hits& hits, bool on,
+                       const std::function<void()>& toggle) {
+  Measure(now, hits);
+  const double before = ProcessCpuSeconds(0);
+  toggle();
+  const double cpu = ProcessCpuSeconds(0) - before;
+  segment_switch_cpu_ += cpu;
+  on_ = on;
+  pair_cpu_ += cpu;
+  if (on) {  // a detach and its attach: one switch
+    controller_.ObserveSwitch(pair_cpu_ / ncpu_);
+    pair_cpu_ = 0;
+  }
+}
+
+}  // namespace ctxagent

@@ -1,0 +1,127 @@
+// Keeps tracing under a CPU budget by duty-cycling the probes.
+//
+// A uprobe costs its trap however little the BPF program does, so below the full-tracing cost the
+// only lever is not to be attached. The controller attaches every probe for short windows W and
+// detaches for the rest of a period P. Per period it costs W * C_on + (P - W) * C_off + S, with
+// C_on the measured cost while attached (traps, BPF, agent), C_off while detached (the agent alone)
+// and S the agent's CPU to attach and detach once, so P = (W * (C_on - C_off) + S) / (budget -
+// C_off). W is (budget - C_off) / (C_on - C_off) * max_period within [min_window, max_window]: a
+// period near max_period while the budget allows it (longer beyond), as few switches as that allows
+// (each attach and detach briefly stalls the target: its p99.9 latency showed it at a switch every
+// 4 s). Leaving S out of C_on matters: in a quarter-second window the attach alone can look like a
+// busy target.
+//
+// Windows can be short because a window does not have to see a leak's end: what is live when the
+// probes detach is checked in the target's memory afterwards (ProcessLineage::Reconcile). A leak
+// that recurs at rate L per second is caught by a window with probability q = 1 - exp(-L * W), and
+// is reported leak_after (+ grace, + one refresh) after the window that caught it. The first window
+// opens at attach, so a leak recurring at least once per W is found after leak_after; otherwise the
+// expected time is leak_after + P * (1/q - 1) + W.
+#ifndef CTXAGENT_AGENT_CONTROL_SAMPLING_H_
+#define CTXAGENT_AGENT_CONTROL_SAMPLING_H_
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "absl/time/time.h"
+#include "agent/control/overhead.h"
+
+namespace ctxagent {
+
+// The controller's plan and what it measured (node shares; switch: node share x seconds).
+struct SamplingPlan {
+  double budget = 0, window_s = 0, period_s = 0, cost_attached = 0, cost_detached = 0,
+         switch_cost = 0;
+};
+
+class SamplingController {
+ public:
+  struct Options {
+    double budget = 0.003;     // share of the node's CPU; <= 0: no limit
+    double target_budget = 0;  // share of the traced process's own CPU (attach); <= 0: no limit
+    absl::Duration min_window = absl::Milliseconds(250);
+    absl::Duration max_window = absl::Seconds(15);
+    absl::Duration max_period = absl::Seconds(60);
+  };
+  SamplingController(const Options& options, absl::Time now);
+
+  // The cost (share of the node's CPU) measured over `length` during which the probes were attached
+  // or not. The meter is read at every switch, so a measurement never spans both states.
+  void Observe(bool attached, double node_ratio, absl::Duration length);
+  // CPU seconds (as a share of the node: CPU seconds / CPUs) one detach + attach took.
+  void ObserveSwitch(double node_seconds);
+  // The traced process's own CPU use (share of the node), for a target budget.
+  void ObserveTarget(double node_ratio, absl::Duration length);
+  // The budget in force: the node budget, or the target budget's share of the node if lower.
+  double budget() const;
+  // Whether the probes should be attached at `now`. Call it often: windows are short.
+  bool Tick(absl::Time now);
+
+  bool attached() const { return attached_; }
+  double ratio() const { return ratio_; }       // planned W / P
+  double observed_ratio(absl::Time now) const;  // time attached / time elapsed
+  // When Tick will next change its answer, if nothing new is observed (InfiniteFuture at ratio 1).
+  absl::Time next_switch() const;
+  absl::Duration window() const { return window_; }
+  absl::Duration period() const { return period_; }
+  double cost_attached() const { return cost_on_.value; }  // < 0 until measured
+  double cost_detached() const { return cost_off_.value; }
+  double switch_cost() const { return switch_cost_; }
+
+ private:
+  void Plan();
+
+  Options options_;
+  absl::Time start_;
+  absl::Time window_start_;
+  absl::Time last_tick_;
+  absl::Duration attached_time_;
+  // A smoothed cost; < 0 until enough time was measured for a first estimate.
+  struct Cost {
+    double value = -1;
+    double pending_sum = 0, pending_s = 0;
+    void Add(double x, absl::Duration length, double tau_s);
+  };
+  Cost cost_on_, cost_off_, target_;
+  double switch_cost_ = 0;  // smoothed, node share x seconds
+  double ratio_ = 1;
+  absl::Duration window_;
+  absl::Duration period_;
+  bool attached_ = true;
+};
+
+// What an agent runs: the controller fed by an overhead meter read at every switch and refresh (so
+// a measurement never spans both states), with the CPU of attaching and detaching counted as the
+// switch cost, not as the state's.
+class DutyCycle {
+ public:
+  using Hits = std::array<uint64_t, CTX_HOOKS>;
+  DutyCycle(const SamplingController::Options& options, std::unique_ptr<OverheadMeter> meter,
+            absl::Time now);
+
+  bool Tick(absl::Time now) { return controller_.Tick(now); }
+  // The cost since the last read goes to the state the probes were in; returns it.
+  OverheadSample Measure(absl::Time now, const Hits& hits);
+  // Forgets the cost since the last read (one-off start-up work).
+  void Restart(absl::Time now, const Hits& hits);
+  // Closes the current segment, then runs `toggle` (the detach, or the attach).
+  void Switch(absl::Time now, const Hits& hits, bool on, const std::function<void()>& toggle);
+  bool attached() const { return on_; }  // as last switched
+  const SamplingController& controller() const { return controller_; }
+  SamplingPlan plan() const;
+
+ private:
+  SamplingController controller_;
+  std::unique_ptr<OverheadMeter> meter_;
+  absl::Time segment_start_;
+  bool on_ = true;
+  double segment_switch_cpu_ = 0;  // CPU seconds switching inside the current segment
+  double pair_cpu_ = 0;            // CPU seconds of the detach awaiting its attach
+  int ncpu_;
+};
+
+}  // namespace ctxagent
+
+#endif  // CTXAGENT_AGENT_CONTROL_SAMPLING_H_

@@ -1,0 +1,126 @@
+#include "agent/control/sampling.h"
+
+#include "gtest/gtest.h"
+
+namespace ctxagent {
+namespace {
+
+// Runs the controller for `seconds` in 10 ms ticks against a process whose tracing costs `on`
+// (share of the node) while attached and `off` while detached, measuring every 0.5 s and at every
+// switch as the agent does; a detach + attach costs `switch_cost` (node share x seconds). Returns
+// the average cost.
+double Simulate(SamplingController& c, absl::Time& t, int seconds, double on, double off,
+                double switch_cost = 0) {
+  double spent = 0;
+  absl::Time segment_start = t;
+  bool state = c.attached();
+  for (int i = 0; i < seconds * 100; ++i) {
+    t += absl::Milliseconds(10);
+    spent += (state ? on : off) * 0.01;
+    const bool want = c.Tick(t);
+    if (want != state || t - segment_start >= absl::Milliseconds(500)) {
+      c.Observe(state, state ? on : off, t - segment_start);
+      segment_start = t;
+      if (want && !state) {
+        spent += switch_cost;
+        c.ObserveSwitch(switch_cost);
+      }
+      state = want;
+    }
+  }
+  return spent / seconds;
+}
+
+TEST(SamplingTest, UnderBudgetStaysAttached) {
+  absl::Time t = absl::FromUnixSeconds(1000);
+  SamplingController c({.budget = 0.003}, t);
+  EXPECT_NEAR(Simulate(c, t, 100, 0.001, 0.0001), 0.001, 1e-9);
+  EXPECT_EQ(c.ratio(), 1.0);
+  EXPECT_TRUE(c.attached());
+  EXPECT_NEAR(c.observed_ratio(t), 1.0, 1e-9);
+}
+
+TEST(SamplingTest, OverBudgetDutyCyclesToTheBudget) {
+  absl::Time t = absl::FromUnixSeconds(1000);
+  SamplingController c({.budget = 0.003}, t);
+  // Full tracing at 11% of the node (20k contexts/s measured here), the agent idle at 0.02%.
+  const double average = Simulate(c, t, 600, 0.11, 0.0002);
+  EXPECT_NEAR(c.ratio(), (0.003 - 0.0002) / (0.11 - 0.0002), 1e-3);
+  // Short windows, a period within max_period: a leak gets a window every minute.
+  EXPECT_LE(c.window(), absl::Seconds(2));
+  EXPECT_GE(c.window(), absl::Seconds(1));
+  EXPECT_LE(c.period(), absl::Seconds(61));
+  // The first window measures at full cost (~1.5 s); over 10 minutes that is within 0.04%.
+  EXPECT_LT(average, 0.0034);
+  EXPECT_GT(average, 0.0025);
+}
+
+TEST(SamplingTest, AttachingCostIsPaidPerPeriod) {
+  absl::Time t = absl::FromUnixSeconds(1000);
+  SamplingController c({.budget = 0.003}, t);
+  // A cheap target (0.8% of the node when traced) in a big binary: attach + detach take 200 ms of
+  // CPU on 2 CPUs. Windows are as long as allowed, to switch rarely.
+  const double average = Simulate(c, t, 900, 0.008, 0.0002, 0.1);
+  EXPECT_NEAR(c.switch_cost(), 0.1, 1e-9);
+  EXPECT_EQ(c.window(), absl::Seconds(15));
+  EXPECT_LT(average, 0.0033);
+  EXPECT_GT(average, 0.0025);
+  // Without the switch cost in the plan, the ratio would be (0.003 - 0.0002) / (0.008 - 0.0002).
+  EXPECT_LT(c.ratio(), 0.6 * (0.003 - 0.0002) / (0.008 - 0.0002));
+}
+
+TEST(SamplingTest, AVeryExpensiveTargetStretchesThePeriodNotTheBudget) {
+  absl::Time t = absl::FromUnixSeconds(1000);
+  SamplingController c({.budget = 0.003}, t);
+  Simulate(c, t, 30, 2.0, 0.0002);  // past the first window
+  const double average = Simulate(c, t, 1200, 2.0, 0.0002);
+  EXPECT_EQ(c.window(), absl::Milliseconds(250));
+  EXPECT_GT(c.period(), absl::Seconds(60));
+  EXPECT_LT(average, 0.0035);
+}
+
+TEST(SamplingTest, NeverStopsMeasuring) {
+  absl::Time t = absl::FromUnixSeconds(1000);
+  SamplingController c({.budget = 0.003}, t);
+  // The agent alone exceeds the budget: detaching saves what it can, one window in 1000 remains.
+  Simulate(c, t, 1000, 10.0, 0.004);
+  EXPECT_NEAR(c.ratio(), 0.001, 1e-9);
+  EXPECT_GT(c.observed_ratio(t), 0.0);
+}
+
+TEST(SamplingTest, ATargetBudgetCanBeTheTighterOne) {
+  absl::Time t = absl::FromUnixSeconds(1000);
+  // 1% of a target that uses 10% of the node = 0.1% of the node, tighter than the node's 0.3%.
+  SamplingController c({.budget = 0.003, .target_budget = 0.01}, t);
+  absl::Time segment_start = t;
+  double spent = 0;
+  bool state = c.attached();
+  for (int i = 0; i < 60000; ++i) {
+    t += absl::Milliseconds(10);
+    spent += (state ? 0.02 : 0.0) * 0.01;
+    const bool want = c.Tick(t);
+    if (want != state || t - segment_start >= absl::Milliseconds(500)) {
+      c.Observe(state, state ? 0.02 : 0.0, t - segment_start);
+      c.ObserveTarget(0.10, t - segment_start);
+      segment_start = t;
+      state = want;
+    }
+  }
+  EXPECT_NEAR(c.budget(), 0.001, 1e-6);
+  EXPECT_NEAR(spent / 600, 0.001, 0.0002);
+  // Without a node budget, the target's applies alone.
+  SamplingController alone({.budget = 0, .target_budget = 0.05}, t);
+  alone.ObserveTarget(0.10, absl::Seconds(1));
+  EXPECT_NEAR(alone.budget(), 0.005, 1e-9);
+}
+
+TEST(SamplingTest, NoBudgetMeansFullTracing) {
+  absl::Time t = absl::FromUnixSeconds(1000);
+  SamplingController c({.budget = 0}, t);
+  Simulate(c, t, 10, 5.0, 0);
+  EXPECT_EQ(c.ratio(), 1.0);
+  EXPECT_TRUE(c.attached());
+}
+
+}  // namespace
+}  // namespace ctxagent

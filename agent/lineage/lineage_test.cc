@@ -1,0 +1,906 @@
+#include "agent/lineage/lineage.h"
+
+#include <malloc.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace ctxagent {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+using Link = ParentLink::Type;
+
+constexpr uint64_t kBackgroundAddr = 0x5ad3c0;  // &runtime.zerobase on go1.27
+constexpr uint64_t kMain = 1;
+
+// Drives a ProcessLineage with a synthetic clock and addresses, the way the decoder would.
+class LineageTest : public ::testing::Test {
+ protected:
+  SiteId At(int line, const std::string& function = "main.handler") {
+    return lin_.sites().Intern(Site{function, "/src/app/main.go", line});
+  }
+  void Advance(absl::Duration d) { now_ += d; }
+  static uint64_t GAddr(uint64_t goid) { return 0xc000800000 + goid * 0x200; }
+
+  static std::vector<ParentLink> Bg() { return {{kBackgroundAddr, Link::kBackground}}; }
+  static std::vector<ParentLink> Under(uint64_t parent) {
+    return {{parent, Link::kCancelable}, {kBackgroundAddr, Link::kBackground}};
+  }
+
+  uint64_t Create(uint64_t goid, SiteId site, std::vector<ParentLink> parents,
+                  ContextKind kind = ContextKind::kCancel,
+                  absl::Duration timeout = absl::InfiniteDuration(), uint64_t addr = 0) {
+    ContextCreated e;
+    e.time = now_;
+    e.goid = goid;
+    e.addr = addr != 0 ? addr : (next_addr_ += 0x80);
+    e.kind = kind;
+    if (timeout != absl::InfiniteDuration()) e.deadline = now_ + timeout;
+    e.parents = std::move(parents);
+    e.site = site;
+    e.g = GAddr(goid);
+    lin_.OnContextCreated(e);
+    return e.addr;
+  }
+  void Cancel(uint64_t addr, uint64_t goid, CancelCause cause = CancelCause::kOwnCancel,
+              SiteId site = kNoSite) {
+    lin_.OnContextCancelled(ContextCancelled{now_, goid, addr, cause, site});
+  }
+  void Go(uint64_t goid, uint64_t parent, SiteId go_site, std::vector<uint64_t> ctx_addrs = {},
+          const std::string& fn = "main.worker") {
+    GoroutineCreated e;
+    e.time = now_;
+    e.goid = goid;
+    e.parent_goid = parent;
+    e.go_site = go_site;
+    e.start_function = fn;
+    e.g = GAddr(goid);
+    // Closure words as newproc1 sees them: code pointer first, then itab/data pairs and other
+    // values.
+    e.captured.push_back(0x48fd00);
+    for (uint64_t a : ctx_addrs) {
+      e.captured.push_back(0x4ca020);  // itab
+      e.captured.push_back(a);
+    }
+    lin_.OnGoroutineCreated(e);
+  }
+  void Exit(uint64_t goid) { lin_.OnGoroutineExited(GoroutineExited{now_, goid}); }
+
+  std::vector<Finding> Eval() { return lin_.Evaluate(now_, opts_); }
+  const ContextNode& Node(uint64_t addr) {
+    const ContextNode* n = lin_.FindContext(lin_.ContextAt(addr));
+    EXPECT_NE(n, nullptr) << std::hex << addr;
+    static const ContextNode kNone;
+    return n != nullptr ? *n : kNone;
+  }
+  ContextId Id(uint64_t addr) { return lin_.ContextAt(addr); }
+
+  std::string Describe(const std::vector<Finding>& findings) {
+    std::vector<std::string> lines;
+    for (const Finding& f : findings) {
+      lines.push_back(absl::StrCat(FindingKindName(f.kind), " line ", lin_.sites().Get(f.site).line,
+                                   " x", f.count, ": ", f.explanation));
+    }
+    return absl::StrJoin(lines, "\n");
+  }
+  // Only the (kind, line) pairs, for exact comparisons.
+  std::vector<std::pair<std::string, int>> Kinds(const std::vector<Finding>& findings) {
+    std::vector<std::pair<std::string, int>> out;
+    for (const Finding& f : findings) {
+      out.emplace_back(FindingKindName(f.kind), lin_.sites().Get(f.site).line);
+    }
+    return out;
+  }
+
+  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
+  uint64_t next_addr_ = 0xc000100000;
+  ProcessLineage lin_{4242};
+  FindingOptions opts_;  // grace 5s, leak_after 30s, min_count 3, far_deadline 10m
+};
+
+TEST(SiteTableTest, InternsOnceAndKeepsUnknownAtZero) {
+  SiteTable t;
+  SiteId a = t.Intern(Site{"main.f", "main.go", 10});
+  SiteId b = t.Intern(Site{"main.g", "main.go", 10});
+  EXPECT_NE(a, kNoSite);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(t.Intern(Site{"main.f", "main.go", 10}), a);
+  EXPECT_EQ(t.Get(a).line, 10);
+  EXPECT_EQ(t.Get(kNoSite).file, "?");
+  EXPECT_EQ(t.Get(999).file, "?");
+  EXPECT_EQ(t.size(), 3u);
+}
+
+TEST(NamesTest, Stable) {
+  EXPECT_STREQ(FindingKindName(FindingKind::kOrphanedDone), "orphaned_done");
+  EXPECT_STREQ(FindingKindName(FindingKind::kLostCancel), "lost_cancel");
+  EXPECT_STREQ(FindingKindName(FindingKind::kBrokenChain), "broken_chain");
+  EXPECT_STREQ(FindingKindName(FindingKind::kIgnoredCancel), "ignored_cancel");
+  EXPECT_STREQ(FindingKindName(FindingKind::kTimerBuildup), "timer_buildup");
+  EXPECT_STREQ(ContextKindName(ContextKind::kTimer), "timer");
+  EXPECT_STREQ(RootKindName(RootKind::kWithoutCancel), "without_cancel");
+  EXPECT_STREQ(CancelCauseName(CancelCause::kDeadline), "deadline");
+}
+
+TEST_F(LineageTest, ParentFoundThroughValueAndWithoutCancelLinks) {
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  EXPECT_EQ(Node(root).parent, 0u);
+  EXPECT_EQ(Node(root).root, RootKind::kBackground);
+
+  // WithCancel(WithValue(WithValue(root))): the parent is root.
+  uint64_t via_value = Create(kMain, At(11),
+                              {{0xc0000a0000, Link::kValue},
+                               {0xc0000a0100, Link::kValue},
+                               {root, Link::kCancelable},
+                               {kBackgroundAddr, Link::kBackground}});
+  EXPECT_EQ(Node(via_value).parent, Id(root));
+
+  // WithCancel(WithValue(WithoutCancel(root))): detached, rooted at WithoutCancel.
+  uint64_t detached = Create(kMain, At(12),
+                             {{0xc0000a0200, Link::kValue},
+                              {0xc0000a0300, Link::kWithoutCancel},
+                              {root, Link::kCancelable},
+                              {kBackgroundAddr, Link::kBackground}});
+  EXPECT_EQ(Node(detached).parent, 0u);
+  EXPECT_EQ(Node(detached).root, RootKind::kWithoutCancel);
+
+  // A custom Context wrapping root: root still resolves; alone it is a custom root.
+  uint64_t custom_over =
+      Create(kMain, At(13), {{0xc0000a0400, Link::kOther}, {root, Link::kCancelable}});
+  EXPECT_EQ(Node(custom_over).parent, Id(root));
+  uint64_t custom = Create(kMain, At(14), {{0xc0000a0500, Link::kOther}});
+  EXPECT_EQ(Node(custom).parent, 0u);
+  EXPECT_EQ(Node(custom).root, RootKind::kCustom);
+
+  // A cancelable parent made before attach: not Background (it may still cancel).
+  uint64_t pre_attach = Create(kMain, At(15), Under(0xc0000bbb00));
+  EXPECT_EQ(Node(pre_attach).parent, 0u);
+  EXPECT_EQ(Node(pre_attach).root, RootKind::kCustom);
+
+  EXPECT_THAT(Node(root).children, ElementsAre(Id(via_value), Id(custom_over)));
+  // The creator of Background-rooted contexts records them.
+  const GoroutineNode* g = lin_.FindGoroutine(kMain);
+  ASSERT_NE(g, nullptr);
+  EXPECT_THAT(g->rooted, ElementsAre(Id(root)));
+}
+
+TEST_F(LineageTest, CancelAttributionOwnParentDeadline) {
+  SiteId cancel_site = At(40);
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  uint64_t req = Create(5, At(20), Under(root));
+  uint64_t db = Create(5, At(21), Under(req), ContextKind::kTimer, absl::Seconds(30));
+  uint64_t grandchild = Create(5, At(22), {{db, Link::kCancelable}, {req, Link::kCancelable}});
+  uint64_t quick = Create(5, At(23), Under(root), ContextKind::kTimer, absl::Milliseconds(50));
+
+  Advance(absl::Milliseconds(50));
+  Cancel(quick, 0, CancelCause::kDeadline);
+  Advance(absl::Milliseconds(10));
+  Cancel(req, 5, CancelCause::kOwnCancel, cancel_site);
+  Cancel(db, 5, CancelCause::kParent);
+  Cancel(grandchild, 5, CancelCause::kParent);
+  Cancel(req, 9, CancelCause::kOwnCancel, At(41));  // second cancel: a no-op in Go
+  Cancel(0xdeadbeef, 5);                            // never created (before attach)
+
+  EXPECT_EQ(Node(quick).cause, CancelCause::kDeadline);
+  EXPECT_EQ(Node(req).cause, CancelCause::kOwnCancel);
+  EXPECT_EQ(Node(req).cancel_site, cancel_site);
+  EXPECT_EQ(Node(req).cancel_goid, 5u);
+  // The timer child was ended by its parent before its own deadline.
+  EXPECT_EQ(Node(db).cause, CancelCause::kParent);
+  EXPECT_EQ(Node(db).cancelled_by, Id(req));
+  EXPECT_LT(*Node(db).cancelled, Node(db).deadline);
+  // Nearest cancelled ancestor: db (itself cancelled by req).
+  EXPECT_EQ(Node(grandchild).cancelled_by, Id(db));
+  EXPECT_FALSE(Node(root).cancelled.has_value());
+
+  LineageStats st = lin_.stats();
+  EXPECT_EQ(st.contexts_created, 5u);
+  EXPECT_EQ(st.cancelled_own, 1u);
+  EXPECT_EQ(st.cancelled_parent, 2u);
+  EXPECT_EQ(st.cancelled_deadline, 1u);
+  EXPECT_EQ(st.live_contexts, 1u);
+  EXPECT_EQ(st.unknown_cancels, 1u);
+}
+
+TEST_F(LineageTest, GcAddressReuseMakesANewNode) {
+  constexpr uint64_t kAddr = 0xc000200000;
+  SiteId leak = At(30);
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  Go(7, kMain, At(50));
+  Create(7, leak, Bg(), ContextKind::kCancel, absl::InfiniteDuration(), kAddr);
+  ContextId first = Id(kAddr);
+  Exit(7);
+  // The GC freed it (uncancelled) and a new context lands at the same address.
+  Go(8, kMain, At(51));
+  Create(8, At(31), Under(root), ContextKind::kCancel, absl::InfiniteDuration(), kAddr);
+  ContextId second = Id(kAddr);
+  EXPECT_NE(first, second);
+  EXPECT_EQ(lin_.stats().address_reuses, 1u);
+  EXPECT_EQ(lin_.FindContext(first), nullptr);  // unreachable and unreferenced: dropped at once
+  EXPECT_EQ(lin_.stats().live_contexts, 2u);
+
+  // A cancel at the address is the new context's.
+  Cancel(kAddr, 8, CancelCause::kOwnCancel, At(32));
+  EXPECT_TRUE(Node(kAddr).cancelled.has_value());
+  EXPECT_EQ(Node(kAddr).id, second);
+
+  // A cancelled context still referenced by a running goroutine stays tracked after reuse.
+  constexpr uint64_t kAddr2 = 0xc000300000;
+  Create(8, At(33), Under(root), ContextKind::kCancel, absl::InfiniteDuration(), kAddr2);
+  ContextId held = Id(kAddr2);
+  Go(9, 8, At(52), {kAddr2});
+  Cancel(kAddr2, 8);
+  Create(8, At(34), Under(root), ContextKind::kCancel, absl::InfiniteDuration(), kAddr2);
+  EXPECT_NE(lin_.FindContext(held), nullptr);
+  EXPECT_NE(Id(kAddr2), held);
+  Go(10, 8, At(53), {kAddr2});
+  EXPECT_THAT(lin_.FindGoroutine(10)->bound, ElementsAre(Id(kAddr2)));
+}
+
+TEST_F(LineageTest, UncancelledRootedContextsAreNotLostCancels) {
+  // `ctx, _ := context.WithCancel(context.Background())` (or under WithoutCancel, as net/http's
+  // dial contexts) in short-lived goroutines: no parent's children map holds them, so the GC frees
+  // them (and reuses their addresses). Sloppy, but nothing leaks.
+  SiteId leak = At(30);
+  for (int i = 0; i < 4; ++i) {
+    uint64_t g = 100 + i;
+    Go(g, kMain, At(50));
+    uint64_t addr = Create(g, leak, Bg());
+    Exit(g);
+    Advance(absl::Seconds(1));
+    if (i % 2 == 0) {
+      uint64_t reused =
+          Create(kMain, At(31), Bg(), ContextKind::kCancel, absl::InfiniteDuration(), addr);
+      Cancel(reused, kMain);
+    }
+  }
+  Advance(absl::Seconds(10));
+  auto f = Eval();
+  EXPECT_TRUE(f.empty()) << Describe(f);
+  EXPECT_EQ(lin_.stats().address_reuses, 2u);
+}
+
+// The leak checked on real binaries (docs/mechanisms): a session context kept in a struct, its
+// watcher blocked on <-ctx.Done(), and the handler returns without ever calling cancel.
+TEST_F(LineageTest, OrphanedDoneChannel) {
+  SiteId session = At(18, "main.newSession");
+  SiteId watch_go = At(20, "main.newSession");
+  SiteId handler_go = At(60, "main.main");
+  for (uint64_t i = 0; i < 3; ++i) {
+    uint64_t handler = 10 + i;
+    Go(handler, kMain, handler_go, {}, "main.handle");
+    uint64_t ctx = Create(handler, session, Bg());
+    Go(100 + i, handler, watch_go, {ctx}, "main.(*session).watch");
+    Advance(absl::Milliseconds(100));
+    Exit(handler);
+  }
+  Advance(absl::Seconds(2));
+  EXPECT_THAT(Eval(), IsEmpty()) << "reported before the grace period";
+  Advance(absl::Seconds(5));
+  auto f = Eval();
+  ASSERT_EQ(f.size(), 1u) << Describe(f);
+  EXPECT_EQ(f[0].kind, FindingKind::kOrphanedDone);
+  EXPECT_EQ(f[0].site, session);
+  EXPECT_EQ(f[0].count, 3);
+  EXPECT_THAT(f[0].goroutines, UnorderedElementsAre(100, 101, 102));
+  EXPECT_THAT(f[0].go_sites, ElementsAre(watch_go));
+  EXPECT_NE(f[0].example, 0u);
+  EXPECT_GE(f[0].oldest_age, f[0].newest_age);
+  EXPECT_THAT(f[0].explanation, HasSubstr("never wake"));
+}
+
+TEST_F(LineageTest, NotOrphanedWhileSomethingCanStillCancel) {
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  // 1. Parent is main's live root: main can still cancel it.
+  Go(10, kMain, At(60));
+  uint64_t under_root = Create(10, At(18), Under(root));
+  Go(100, 10, At(20), {under_root});
+  Exit(10);
+  // 2. Its deadline is due within the grace period.
+  Go(11, kMain, At(60));
+  uint64_t timed = Create(11, At(19), Bg(), ContextKind::kTimer, absl::Seconds(9));
+  Go(101, 11, At(21), {timed});
+  Exit(11);
+  // 3. A custom parent may cancel it.
+  Go(12, kMain, At(60));
+  uint64_t custom = Create(12, At(22), {{0xc0000cc000, Link::kOther}});
+  Go(102, 12, At(23), {custom});
+  Exit(12);
+  // 4. The creator is still running (it may call cancel later).
+  Go(13, kMain, At(60));
+  uint64_t alive = Create(13, At(24), Bg());
+  Go(103, 13, At(25), {alive});
+  Advance(absl::Seconds(6));
+  EXPECT_THAT(Eval(), IsEmpty()) << Describe(Eval());
+}
+
+TEST_F(LineageTest, LostCancelGrowingIsReportedSingleLongLivedIsNot) {
+  SiteId root_site = At(10, "main.main");
+  SiteId leak = At(30, "main.handle");
+  uint64_t root = Create(kMain, root_site, Bg());
+  Go(2, kMain, At(11, "main.main"), {root}, "main.serve");
+  uint64_t next = 1000;
+  auto requests = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      uint64_t g = next++;
+      Go(g, 2, At(70, "main.serve"), {}, "main.handle");
+      Create(g, leak, Under(root));  // cancel func stored and never called
+      Advance(absl::Milliseconds(200));
+      Exit(g);
+    }
+  };
+  requests(3);
+  Advance(absl::Seconds(6));
+  auto f = Eval();
+  ASSERT_EQ(f.size(), 1u) << Describe(f);
+  EXPECT_EQ(f[0].kind, FindingKind::kLostCancel);
+  EXPECT_EQ(f[0].site, leak);
+  EXPECT_EQ(f[0].count, 3);
+  EXPECT_THAT(f[0].explanation, HasSubstr("never cancelled"));
+
+  Advance(absl::Seconds(5));
+  EXPECT_THAT(Eval(), IsEmpty()) << "no growth, no finding";
+  requests(2);
+  Advance(absl::Seconds(6));
+  f = Eval();
+  ASSERT_EQ(f.size(), 1u) << Describe(f);
+  EXPECT_EQ(f[0].count, 5);
+  EXPECT_GT(f[0].oldest_age, f[0].newest_age);
+
+  // main's root, an hour later and many evaluations on: never a finding.
+  for (int i = 0; i < 12; ++i) {
+    Advance(absl::Minutes(5));
+    EXPECT_THAT(Eval(), IsEmpty()) << Describe(Eval());
+  }
+}
+
+TEST_F(LineageTest, LostCancelInMainLoopNeedsGrowthNotExit) {
+  // main never exits: its contexts count once old, and only when it holds several from one site.
+  SiteId once = At(10, "main.main");
+  SiteId loop = At(12, "main.main");
+  uint64_t root = Create(kMain, once, Bg());
+  for (int i = 0; i < 4; ++i) {
+    Create(kMain, loop, Under(root));
+    Advance(absl::Seconds(10));
+  }
+  EXPECT_THAT(Eval(), IsEmpty()) << "not old enough yet: " << Describe(Eval());
+  Advance(absl::Seconds(31));
+  auto f = Eval();
+  EXPECT_THAT(Kinds(f), ElementsAre(std::make_pair(std::string("lost_cancel"), 12))) << Describe(f);
+}
+
+// A request handler starts a background goroutine that builds its own context from Background: the
+// request's cancellation cannot reach it (spawner site -> goroutine -> new root site).
+TEST_F(LineageTest, BrokenChain) {
+  SiteId request = At(30, "main.serve");
+  SiteId reroot = At(90, "main.refresh");
+  SiteId refresh_go = At(45, "main.handle");
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  Go(2, kMain, At(11, "main.main"), {}, "main.serve");
+  uint64_t req = Create(2, request, Under(root));
+  Go(3, 2, At(31, "main.serve"), {req}, "main.handle");
+  uint64_t db = Create(3, At(40), Under(req), ContextKind::kTimer, absl::Seconds(2));
+  Cancel(db, 3);  // a DB call, done: the handler still works under req
+  // The refresher also captured the request context (it reads values from it), then re-roots.
+  Go(4, 3, refresh_go, {req}, "main.handle.func1");
+  Create(4, reroot, Bg(), ContextKind::kTimer, absl::Hours(1));
+  EXPECT_EQ(lin_.FindGoroutine(4)->spawner_context, Id(req));
+  Exit(3);
+  Cancel(req, 2, CancelCause::kOwnCancel, At(33, "main.serve"));
+  Advance(absl::Seconds(3));
+  EXPECT_THAT(Eval(), IsEmpty());
+  Advance(absl::Seconds(3));
+  auto f = Eval();
+  ASSERT_EQ(f.size(), 1u) << "one goroutine, one finding: " << Describe(f);
+  EXPECT_EQ(f[0].kind, FindingKind::kBrokenChain);
+  EXPECT_EQ(f[0].site, reroot);
+  EXPECT_EQ(f[0].related_site, request);
+  EXPECT_THAT(f[0].goroutines, ElementsAre(4));
+  EXPECT_THAT(f[0].go_sites, ElementsAre(refresh_go));
+  EXPECT_EQ(f[0].count, 1);
+  EXPECT_EQ(f[0].example_kind, ContextKind::kTimer);
+  EXPECT_THAT(f[0].explanation, HasSubstr("Background"));
+}
+
+TEST_F(LineageTest, RerootingUnderANeverCancelledContextIsNotBroken) {
+  // `go srv.Serve()` from main: Serve makes its own base context; main's root is never cancelled.
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  Go(2, kMain, At(11, "main.main"), {}, "net/http.(*Server).Serve");
+  EXPECT_EQ(lin_.FindGoroutine(2)->spawner_context, Id(root));
+  Create(2, At(3000, "net/http.(*Server).Serve"), Bg());
+  // A re-rooting goroutine that finishes within the grace period after its spawner's cancel.
+  uint64_t req = Create(2, At(30), Under(root));
+  Go(3, 2, At(31), {}, "main.handle");
+  Create(3, At(90), Bg());
+  Cancel(req, 2);
+  Advance(absl::Seconds(2));
+  Exit(3);
+  Advance(absl::Minutes(2));
+  EXPECT_THAT(Eval(), IsEmpty()) << Describe(Eval());
+}
+
+TEST_F(LineageTest, IgnoredCancellationVersusExitWithinGrace) {
+  SiteId job = At(30, "main.runJob");
+  SiteId step = At(33, "main.runJob");
+  SiteId cancel_site = At(38, "main.runJob");
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  Go(2, kMain, At(11), {}, "main.runJob");
+  uint64_t ctx = Create(2, job, Under(root));
+  uint64_t child = Create(2, step, Under(ctx));
+  Go(3, 2, At(35), {ctx}, "main.poll");    // loops on time.Sleep, never checks ctx
+  Go(4, 2, At(36), {ctx}, "main.wait");    // select on <-ctx.Done(): exits right away
+  Go(5, 2, At(37), {child}, "main.step");  // bound to a descendant; ignores it too
+  Advance(absl::Seconds(1));
+  Cancel(ctx, 2, CancelCause::kOwnCancel, cancel_site);
+  Cancel(child, 2, CancelCause::kParent);
+  Advance(absl::Milliseconds(300));
+  Exit(4);
+  Advance(absl::Seconds(3));
+  EXPECT_THAT(Eval(), IsEmpty()) << "within grace";
+  Advance(absl::Seconds(3));
+  auto f = Eval();
+  EXPECT_THAT(Kinds(f), ElementsAre(std::make_pair(std::string("ignored_cancel"), 30),
+                                    std::make_pair(std::string("ignored_cancel"), 33)))
+      << Describe(f);
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_THAT(f[0].goroutines, ElementsAre(3));
+  EXPECT_EQ(f[0].related_site, cancel_site);
+  EXPECT_THAT(f[0].explanation, HasSubstr("cancelled 6s ago but 1 goroutine"));
+  EXPECT_THAT(f[1].goroutines, ElementsAre(5));
+  EXPECT_EQ(f[1].related_site, cancel_site) << "the cancel came from the parent";
+  // Once they exit, nothing is left.
+  Exit(3);
+  Exit(5);
+  EXPECT_THAT(Eval(), IsEmpty());
+}
+
+TEST_F(LineageTest, TimerBuildupVersusTimeoutsThatFire) {
+  SiteId cache = At(50, "main.cacheGet");
+  SiteId quick = At(51, "main.query");
+  SiteId handled = At(52, "main.query");
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  uint64_t next = 1000;
+  auto requests = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      uint64_t g = next++;
+      Go(g, kMain, At(70), {}, "main.handle");
+      // WithTimeout(ctx, time.Hour) with the cancel func dropped.
+      Create(g, cache, Under(root), ContextKind::kTimer, absl::Hours(1));
+      // A short timeout that fires.
+      uint64_t q = Create(g, quick, Under(root), ContextKind::kTimer, absl::Milliseconds(100));
+      // A long timeout cancelled by the handler.
+      uint64_t h = Create(g, handled, Under(root), ContextKind::kTimer, absl::Hours(1));
+      Advance(absl::Milliseconds(100));
+      Cancel(q, 0, CancelCause::kDeadline);
+      Cancel(h, g, CancelCause::kOwnCancel);
+      Exit(g);
+    }
+  };
+  requests(4);
+  Advance(absl::Seconds(6));
+  auto f = Eval();
+  ASSERT_EQ(f.size(), 1u) << Describe(f);
+  EXPECT_EQ(f[0].kind, FindingKind::kTimerBuildup);
+  EXPECT_EQ(f[0].site, cache);
+  EXPECT_EQ(f[0].count, 4);
+  EXPECT_EQ(f[0].example_kind, ContextKind::kTimer);
+  Advance(absl::Seconds(5));
+  EXPECT_THAT(Eval(), IsEmpty()) << "not growing";
+  requests(1);
+  Advance(absl::Seconds(6));
+  EXPECT_THAT(Kinds(Eval()), ElementsAre(std::make_pair(std::string("timer_buildup"), 50)));
+}
+
+TEST_F(LineageTest, OneFindingPerSiteGoroutinesCapped) {
+  SiteId site = At(30);
+  SiteId go_site = At(31);
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  for (int i = 0; i < 25; ++i) {
+    uint64_t c = Create(kMain, site, Under(root));
+    Go(100 + i, kMain, go_site, {c});
+    Cancel(c, kMain);
+  }
+  Advance(absl::Seconds(6));
+  auto f = Eval();
+  ASSERT_EQ(f.size(), 1u) << Describe(f);
+  EXPECT_EQ(f[0].count, 25);
+  EXPECT_EQ(f[0].goroutines.size(), 20u);
+  EXPECT_THAT(f[0].go_sites, ElementsAre(go_site));
+  EXPECT_THAT(f[0].explanation, HasSubstr("25 goroutines"));
+}
+
+// A service doing everything right for two minutes: no finding in any evaluation window.
+TEST_F(LineageTest, HealthyProgramsProduceNoFindings) {
+  SiteId s_root = At(10, "main.main"), s_pool = At(12, "main.main");
+  SiteId s_conn = At(3001, "net/http.(*conn).serve"),
+         s_req = At(3002, "net/http.(*conn).readRequest");
+  SiteId s_db = At(40, "main.handle"), s_group = At(41, "main.handle");
+  SiteId s_after = At(42, "main.handle"), s_flush = At(80, "main.flush");
+  SiteId s_sub = At(47, "main.handle");
+  SiteId s_fire = At(43, "main.handle"), s_client = At(3100, "net/http.setRequestCancel");
+  uint64_t root = Create(kMain, s_root, Bg());  // signal.NotifyContext-like root held by main
+  uint64_t pool = Create(kMain, s_pool, Under(root));
+  for (uint64_t w = 0; w < 4; ++w) Go(10 + w, kMain, At(13), {pool}, "main.worker");
+  Go(2, kMain, At(14), {}, "net/http.(*Server).Serve");
+  uint64_t goid = 1000;
+  std::vector<uint64_t> conns;
+  std::vector<uint64_t> flushes;
+  for (int i = 0; i < 5; ++i) {  // keep-alive connections: one long-lived context each
+    uint64_t c = goid++;
+    Go(c, 2, At(3000), {}, "net/http.(*conn).serve");
+    Create(c, s_conn, {{0xc0000d0000, Link::kValue}, {kBackgroundAddr, Link::kBackground}});
+    conns.push_back(c);
+  }
+  for (int r = 0; r < 240; ++r) {
+    uint64_t conn = conns[r % conns.size()];
+    // Server side: per-request context, cancelled when the handler returns.
+    uint64_t req =
+        Create(conn, s_req,
+               {{0xc0000d1000, Link::kValue},
+                {lin_.FindContext(lin_.FindGoroutine(conn)->rooted[0])->addr, Link::kCancelable}});
+    uint64_t h = goid++;
+    Go(h, conn, At(3003), {req}, "main.handle");
+    // A DB call with a timeout, through WithValue layers, cancelled by defer.
+    uint64_t db = Create(h, s_db, {{0xc0000d2000, Link::kValue}, {req, Link::kCancelable}},
+                         ContextKind::kTimer, absl::Seconds(2));
+    // errgroup: WithCancelCause + workers that return, Wait cancels.
+    uint64_t group = Create(h, s_group, Under(req));
+    const uint64_t workers = goid;
+    goid += 3;
+    for (int k = 0; k < 3; ++k) Go(workers + k, h, At(44), {group}, "errgroup.(*Group).Go.func1");
+    // AfterFunc registered and stopped: never cancelled, not a leak; the GC recycles its address.
+    Create(h, s_after, Under(req), ContextKind::kAfterFunc, absl::InfiniteDuration(),
+           0xc0000e0000 + (r % 16) * 0x80);
+    // A sub-context left to its parent: cancelled by the request's cancel; its goroutine exits
+    // then.
+    uint64_t sub = Create(h, s_sub, Under(req));
+    const uint64_t sub_worker = goid++;
+    Go(sub_worker, h, At(46), {sub}, "main.stream");
+    // A short timeout that fires.
+    uint64_t fire = Create(h, s_fire, Under(req), ContextKind::kTimer, absl::Milliseconds(5));
+    // HTTP client request with a deadline, cancelled after the response.
+    uint64_t client = Create(h, s_client, Under(db), ContextKind::kTimer, absl::Seconds(1));
+    Advance(absl::Milliseconds(5));
+    Cancel(fire, 0, CancelCause::kDeadline);
+    Cancel(client, h);
+    for (int k = 0; k < 3; ++k) Exit(workers + k);
+    Cancel(group, h);
+    Cancel(db, h);
+    // A flush that must outlive the request: WithoutCancel, finishes a bit later.
+    uint64_t f = goid++;
+    Go(f, h, At(45), {0xc0000d3000}, "main.flush");
+    flushes.push_back(Create(f, s_flush,
+                             {{0xc0000d3000, Link::kWithoutCancel}, {req, Link::kCancelable}},
+                             ContextKind::kTimer, absl::Seconds(3)));
+    Advance(absl::Milliseconds(100));
+    Exit(h);
+    Cancel(req, conn);  // the server cancels the request context after the handler returns
+    Cancel(sub, conn, CancelCause::kParent);
+    Advance(absl::Milliseconds(20));
+    Exit(sub_worker);
+    if (r >= 4) {  // the flush from four requests (2s) ago finishes now; goid stride is 6
+      Cancel(flushes[r - 4], f - 4 * 6);
+      Exit(f - 4 * 6);
+    }
+    Advance(absl::Milliseconds(375));
+    if (r % 10 == 9) {
+      auto findings = Eval();
+      EXPECT_THAT(findings, IsEmpty()) << "at request " << r << ":\n" << Describe(findings);
+      lin_.Collect(now_, opts_);
+    }
+  }
+  LineageStats st = lin_.stats();
+  EXPECT_EQ(st.contexts_created, 2u + 5u + 240u * 8u);
+  EXPECT_EQ(st.cancelled_parent, 240u);
+  EXPECT_LT(st.tracked_contexts, 200u) << "Collect keeps the finished requests out of memory";
+}
+
+TEST_F(LineageTest, CollectKeepsWhatFindingsNeed) {
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  uint64_t done = Create(kMain, At(31), Under(root));
+  uint64_t c = Create(kMain, At(30), Under(root));
+  Go(4, kMain, At(36), {done});
+  Go(3, kMain, At(35), {c});  // main works under c: c is also its spawner context
+  Cancel(c, kMain);
+  Cancel(done, kMain);
+  Exit(4);
+  Advance(absl::Minutes(5));
+  lin_.Collect(now_, opts_);
+  EXPECT_EQ(Id(done), 0u) << "finished: freed";
+  EXPECT_EQ(lin_.FindGoroutine(4), nullptr);
+  EXPECT_NE(Id(c), 0u) << "a running goroutine still holds it";
+  EXPECT_NE(Id(root), 0u);
+  EXPECT_THAT(Kinds(Eval()), ElementsAre(std::make_pair(std::string("ignored_cancel"), 30)));
+  EXPECT_EQ(lin_.stats().freed_contexts, 1u);
+}
+
+TEST_F(LineageTest, MemoryStaysBoundedWithCollect) {
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  SiteId s = At(30), go_site = At(31);
+  ContextCreated e;
+  e.goid = kMain;
+  e.kind = ContextKind::kCancel;
+  e.site = s;
+  e.parents = Under(root);
+  uint64_t max_tracked = 0;
+  uint64_t goid = 100;
+  for (int i = 1; i <= 1'000'000; ++i) {
+    e.time = now_;
+    e.addr = 0xc000400000 + (i % 4096) * 0x80;  // the GC recycles a bounded heap
+    lin_.OnContextCreated(e);
+    if (i % 10 == 0) {
+      Go(goid, kMain, go_site, {e.addr});
+      Exit(goid++);
+    }
+    lin_.OnContextCancelled(ContextCancelled{now_, kMain, e.addr, CancelCause::kOwnCancel, s});
+    Advance(absl::Microseconds(500));
+    if (i % 10'000 == 0) {
+      lin_.Collect(now_, opts_);
+      max_tracked = std::max(max_tracked, lin_.stats().tracked_contexts);
+    }
+  }
+  LineageStats st = lin_.stats();
+  std::printf(
+      "[ memory ] 1e6 create+cancel: max tracked after Collect %lu, freed %lu, reuses %lu\n",
+      static_cast<unsigned long>(max_tracked), static_cast<unsigned long>(st.freed_contexts),
+      static_cast<unsigned long>(st.address_reuses));
+  // Cancelled 2*grace = 10s ago at most: 20k contexts at 2k/s, plus root.
+  EXPECT_LE(max_tracked, 20'100u);
+  EXPECT_GE(st.freed_contexts, 970'000u);
+  size_t goroutines = 0;
+  lin_.ForEachGoroutine([&](const GoroutineNode&) { ++goroutines; });
+  EXPECT_LE(goroutines, 2'100u);
+  EXPECT_THAT(Eval(), IsEmpty());
+}
+
+// The target's memory as a test wants it: everything live unless told otherwise.
+class FakeMemory : public LivenessOracle {
+ public:
+  absl::flat_hash_map<uint64_t, State> contexts;    // by address
+  absl::flat_hash_map<uint64_t, State> goroutines;  // by g
+  int context_queries = 0, goroutine_queries = 0;
+  std::vector<State> Contexts(const std::vector<ContextQuery>& q) override {
+    std::vector<State> out;
+    for (const ContextQuery& c : q) {
+      ++context_queries;
+      EXPECT_NE(c.parent_word, 0u) << "the parent word is what tells a reused address";
+      out.push_back(contexts.contains(c.addr) ? contexts[c.addr] : State::kLive);
+    }
+    return out;
+  }
+  std::vector<State> Goroutines(const std::vector<GoroutineQuery>& q) override {
+    std::vector<State> out;
+    for (const GoroutineQuery& g : q) {
+      ++goroutine_queries;
+      out.push_back(goroutines.contains(g.g) ? goroutines[g.g] : State::kLive);
+    }
+    return out;
+  }
+};
+
+// Sampling: a window sees leaked contexts created and their creators still running; the probes are
+// detached; memory then says the creators exited and the contexts were never cancelled.
+TEST_F(LineageTest, OrphanedDoneFoundFromMemoryAfterAPause) {
+  SiteId session = At(18, "main.newSession");
+  SiteId watch_go = At(20, "main.newSession");
+  std::vector<uint64_t> ctxs;
+  for (uint64_t i = 0; i < 3; ++i) {
+    Go(10 + i, kMain, At(60, "main.main"), {}, "main.handle");
+    ctxs.push_back(Create(10 + i, session, Bg()));
+    Go(100 + i, 10 + i, watch_go, {ctxs.back()}, "main.(*session).watch");
+  }
+  lin_.OnProbesPaused();
+  FakeMemory memory;
+  for (uint64_t i = 0; i < 3; ++i) memory.goroutines[GAddr(10 + i)] = LivenessOracle::State::kEnded;
+  Advance(absl::Seconds(1));
+  lin_.Reconcile(now_, memory);
+  EXPECT_EQ(memory.context_queries, 3);
+  EXPECT_EQ(memory.goroutine_queries, 6);  // handlers and watchers
+  EXPECT_THAT(Eval(), IsEmpty()) << "the exits were found now: grace runs from here";
+  Advance(absl::Seconds(6));
+  lin_.Reconcile(now_, memory);
+  auto f = Eval();
+  ASSERT_EQ(f.size(), 1u) << Describe(f);
+  EXPECT_EQ(f[0].kind, FindingKind::kOrphanedDone);
+  EXPECT_EQ(f[0].count, 3);
+  EXPECT_THAT(f[0].goroutines, UnorderedElementsAre(100, 101, 102));
+  EXPECT_EQ(lin_.stats().inferred_exits, 3u);
+  EXPECT_EQ(lin_.stats().inferred_cancels, 0u);
+  EXPECT_EQ(lin_.stats().pauses, 1u);
+}
+
+TEST_F(LineageTest, CancelsFoundInMemoryEndContextsWithTheirCause) {
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  uint64_t req = Create(2, At(30), Under(root));
+  uint64_t timer = Create(2, At(31), Under(req), ContextKind::kTimer, absl::Seconds(1));
+  uint64_t child = Create(2, At(32), Under(req));
+  Go(3, 2, At(33), {child}, "main.work");
+  // By id: an ended context's address is forgotten (it may be reused unseen).
+  const ContextId req_id = Id(req), timer_id = Id(timer), child_id = Id(child);
+  lin_.OnProbesPaused();
+  FakeMemory memory;
+  memory.contexts[req] = memory.contexts[timer] = memory.contexts[child] =
+      LivenessOracle::State::kEnded;
+  Advance(absl::Seconds(2));
+  lin_.Reconcile(now_, memory);
+  EXPECT_EQ(lin_.FindContext(req_id)->cause, CancelCause::kOwnCancel);
+  EXPECT_EQ(lin_.FindContext(timer_id)->cause, CancelCause::kDeadline);
+  EXPECT_EQ(lin_.FindContext(child_id)->cause, CancelCause::kParent);
+  EXPECT_EQ(*lin_.FindContext(child_id)->cancelled, now_) << "the latest it can have happened";
+  EXPECT_EQ(lin_.ContextAt(req), 0u);
+  EXPECT_FALSE(Node(root).cancelled.has_value());
+  EXPECT_EQ(lin_.stats().inferred_cancels, 3u);
+  // The worker is still running grace after its context was found cancelled: it ignores it.
+  Advance(absl::Seconds(6));
+  lin_.Reconcile(now_, memory);
+  EXPECT_THAT(Kinds(Eval()), ElementsAre(std::make_pair("ignored_cancel", 32)));
+  // Ended nodes are not asked again; the root, still live, is.
+  const int asked = memory.context_queries;
+  lin_.Reconcile(now_, memory);
+  EXPECT_EQ(memory.context_queries, asked + 1);
+}
+
+TEST_F(LineageTest, UnreadableOrReusedMemoryNeverMakesAFinding) {
+  SiteId lost = At(40);
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  std::vector<uint64_t> ctxs;
+  for (uint64_t i = 0; i < 4; ++i) ctxs.push_back(Create(10 + i, lost, Under(root)));
+  Go(50, kMain, At(41), {}, "main.unknown");
+  lin_.OnProbesPaused();
+  FakeMemory memory;
+  for (uint64_t i = 0; i < 4; ++i) memory.goroutines[GAddr(10 + i)] = LivenessOracle::State::kEnded;
+  memory.contexts[ctxs[0]] = memory.contexts[ctxs[1]] = LivenessOracle::State::kUnknown;
+  memory.contexts[ctxs[2]] = LivenessOracle::State::kGone;
+  Advance(absl::Seconds(40));
+  lin_.Reconcile(now_, memory);
+  // One context is still readable and uncancelled: under min_count (3), nothing to report.
+  EXPECT_THAT(Eval(), IsEmpty());
+  EXPECT_EQ(lin_.stats().live_contexts, 4u) << "root, the two unreadable ones, the readable one";
+}
+
+// `go watch(ctx)` where watch does `<-ctx.Done()`: the goroutine keeps only the channel, so the GC
+// frees the dropped context. Freed uncancelled means nothing can ever cancel it, whatever its
+// ancestors, whether the reuse of its address is seen by a probe or in memory after a pause.
+TEST_F(LineageTest, FreedUncancelledContextWithAWaiterIsOrphaned) {
+  SiteId session = At(18, "main.newSession");
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  const uint64_t a = Create(2, session, Under(root));  // its creator (2) is still running
+  Go(100, 2, At(20), {a}, "main.watch");
+  const uint64_t b = Create(2, session, Under(root));
+  Go(101, 2, At(20), {b}, "main.watch");
+  Advance(absl::Seconds(1));
+  Create(2, At(30), Bg(), ContextKind::kCancel, absl::InfiniteDuration(), a);  // a's memory reused
+  lin_.OnProbesPaused();
+  FakeMemory memory;
+  memory.contexts[b] = LivenessOracle::State::kGone;
+  lin_.Reconcile(now_, memory);
+  EXPECT_THAT(Eval(), IsEmpty()) << "within grace of their creation";
+  Advance(absl::Seconds(5));
+  lin_.Reconcile(now_, memory);
+  auto f = Eval();
+  ASSERT_EQ(f.size(), 1u) << Describe(f);
+  EXPECT_EQ(f[0].kind, FindingKind::kOrphanedDone);
+  EXPECT_EQ(f[0].count, 2);
+  EXPECT_THAT(f[0].goroutines, UnorderedElementsAre(100, 101));
+}
+
+// While detached, the GC may free a cancelled context and a new, unseen context take its address: a
+// context created in the next window under that address must not hang under the cancelled one.
+TEST_F(LineageTest, AddressesOfEndedContextsAreForgottenAtAPause) {
+  const uint64_t old_req = Create(2, At(30), Bg());
+  Cancel(old_req, 2);
+  const uint64_t live_req = Create(3, At(30), Bg());
+  lin_.OnProbesPaused();
+  FakeMemory memory;
+  memory.contexts[live_req] = LivenessOracle::State::kEnded;
+  Advance(absl::Seconds(10));
+  lin_.Reconcile(now_, memory);
+  // The next window: contexts at both addresses, now other requests' (made unseen).
+  const uint64_t child = Create(4, At(40), Under(old_req));
+  const uint64_t child2 = Create(5, At(40), Under(live_req));
+  Go(6, 4, At(41), {child, child2}, "main.work");
+  Advance(absl::Seconds(10));
+  lin_.Reconcile(now_, memory);
+  EXPECT_THAT(Eval(), IsEmpty()) << "a goroutine under a live context is not ignoring a cancel";
+  EXPECT_EQ(Node(child).parent, 0u);
+  EXPECT_EQ(Node(child2).parent, 0u);
+  EXPECT_EQ(Node(child).root, RootKind::kCustom) << "something unseen may still cancel it";
+}
+
+TEST_F(LineageTest, LostCancelsFoundAcrossPausesAsWithFullTracing) {
+  SiteId lost = At(40);
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  for (uint64_t i = 0; i < 4; ++i) {
+    Go(10 + i, kMain, At(41), {}, "main.job");
+    Create(10 + i, lost, Under(root));
+    Exit(10 + i);
+  }
+  lin_.OnProbesPaused();
+  FakeMemory memory;
+  Advance(absl::Seconds(40));
+  lin_.Reconcile(now_, memory);
+  EXPECT_THAT(Kinds(Eval()), ElementsAre(std::make_pair("lost_cancel", 40)));
+}
+
+// Per live context, including both hash indexes. Open addressing makes it depend on the load
+// factor: measured right after the tables doubled (worst), and at a typical load.
+class BytesPerContextTest : public LineageTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(BytesPerContextTest, BytesPerLiveContext) {
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  ContextCreated e;
+  e.goid = kMain;
+  e.kind = ContextKind::kCancel;
+  e.site = At(30);
+  e.parents = Under(root);
+  const int kN = GetParam();
+  malloc_trim(0);
+  auto heap = [] {
+    struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;  // large tables are mmapped
+  };
+  const size_t before = heap();
+  for (int i = 0; i < kN; ++i) {
+    e.time = now_;
+    e.addr = 0xc000400000 + static_cast<uint64_t>(i) * 0x80;
+    lin_.OnContextCreated(e);
+  }
+  const size_t after = heap();
+  const double per = static_cast<double>(after - before) / kN;
+  std::printf("[ memory ] %.1f bytes per live context (%d contexts, incl. indexes)\n", per, kN);
+  EXPECT_LE(per, 256.0);
+}
+
+// 229'400: just past a doubling (262143 * 7/8 = 229375 is the growth point), the worst case.
+INSTANTIATE_TEST_SUITE_P(Loads, BytesPerContextTest, ::testing::Values(229'400, 300'000, 450'000));
+
+TEST_F(LineageTest, Throughput) {
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  ContextCreated e;
+  e.kind = ContextKind::kCancel;
+  e.site = At(30);
+  e.parents = Under(root);
+  GoroutineCreated g;
+  g.go_site = At(31);
+  g.start_function = "main.handle";
+  g.captured = {0x48fd00, 0x4ca020, 0};
+  constexpr int kRequests = 250'000;
+  uint64_t events = 0;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kRequests; ++i) {
+    const uint64_t addr = 0xc000400000 + (i % 8192) * 0x80;
+    e.time = now_;
+    e.goid = 2;
+    e.addr = addr;
+    lin_.OnContextCreated(e);
+    g.time = now_;
+    g.goid = 100 + i;
+    g.parent_goid = 2;
+    g.captured[2] = addr;
+    lin_.OnGoroutineCreated(g);
+    lin_.OnContextCancelled(ContextCancelled{now_, g.goid, addr, CancelCause::kOwnCancel, e.site});
+    lin_.OnGoroutineExited(GoroutineExited{now_, g.goid});
+    events += 4;
+    now_ += absl::Microseconds(20);
+    if (i % 50'000 == 0) lin_.Collect(now_, opts_);
+  }
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("[ perf   ] %.2f M events/s (%lu events in %.3fs, incl. event copies)\n",
+              events / secs / 1e6, static_cast<unsigned long>(events), secs);
+  EXPECT_GT(events / secs, 1e5);  // loose: a sanity floor, not the target
+}
+
+}  // namespace
+}  // namespace ctxagent

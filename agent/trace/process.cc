@@ -1,0 +1,101 @@
+#include "agent/trace/process.h"
+
+#include <elf.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <fstream>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace ctxagent {
+
+std::string Process::exe_path() const { return absl::StrCat("/proc/", pid_, "/exe"); }
+
+bool Process::Alive() const {
+  // A zombie still answers kill(pid, 0): read its state instead ("pid (comm) S ...").
+  std::ifstream stat(absl::StrCat("/proc/", pid_, "/stat"));
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  size_t paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z' &&
+         line[paren + 2] != 'X';
+}
+
+absl::StatusOr<uint64_t> Process::LoadBias(const symbols::ElfFile& exe) const {
+  if (!exe.is_pie()) return 0;
+  struct stat st;
+  if (stat(exe_path().c_str(), &st) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("pid ", pid_, ": cannot stat its executable"));
+  }
+  // The mapping of the executable's inode at file offset 0 starts at the first PT_LOAD's page.
+  std::ifstream maps(absl::StrCat("/proc/", pid_, "/maps"));
+  if (!maps) return absl::NotFoundError(absl::StrCat("pid ", pid_, " has exited"));
+  uint64_t first_vaddr = UINT64_MAX;
+  for (const auto& seg : exe.segments()) {
+    if (seg.type == PT_LOAD) first_vaddr = std::min(first_vaddr, seg.vaddr & ~uint64_t{0xfff});
+  }
+  std::string line;
+  while (std::getline(maps, line)) {
+    // start-end perms offset dev inode path
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (f.size() < 6) continue;
+    uint64_t inode = 0, offset = 0, start = 0;
+    if (!absl::SimpleAtoi(f[4], &inode) || inode != st.st_ino) continue;
+    if (!absl::SimpleHexAtoi(f[2], &offset) || offset != 0) continue;
+    if (!absl::SimpleHexAtoi(f[0].substr(0, f[0].find('-')), &start)) continue;
+    return start - first_vaddr;
+  }
+  return absl::NotFoundError(absl::StrCat("pid ", pid_, ": executable mapping not found"));
+}
+
+absl::Status Process::Read(uint64_t addr, void* out, size_t len) const {
+  struct iovec local = {out, len};
+  struct iovec remote = {reinterpret_cast<void*>(addr), len};
+  ssize_t n = process_vm_readv(pid_, &local, 1, &remote, 1, 0);
+  if (n != static_cast<ssize_t>(len)) {
+    return absl::ErrnoToStatus(n < 0 ? errno : EFAULT,
+                               absl::StrCat("pid ", pid_, ": cannot read memory at ", addr));
+  }
+  return absl::OkStatus();
+}
+
+void Process::ReadMany(std::vector<ReadRequest>& requests) const {
+  std::vector<iovec> local, remote;
+  size_t i = 0;
+  while (i < requests.size()) {
+    const size_t end = std::min(requests.size(), i + IOV_MAX);
+    local.clear();
+    remote.clear();
+    for (size_t k = i; k < end; ++k) {
+      local.push_back({requests[k].out, requests[k].len});
+      remote.push_back({reinterpret_cast<void*>(requests[k].addr), requests[k].len});
+    }
+    ssize_t n = process_vm_readv(pid_, local.data(), local.size(), remote.data(), remote.size(), 0);
+    if (n < 0 && errno == ESRCH) return;  // the process is gone: nothing is readable
+    // Transfers stop at the first region that fails and never split one: skip it, go on after it.
+    size_t done = n > 0 ? static_cast<size_t>(n) : 0;
+    for (; i < end && done >= requests[i].len; ++i) {
+      done -= requests[i].len;
+      requests[i].ok = true;
+    }
+    ++i;  // the failed one (or, after a full transfer, i == end already and this skips nothing)
+    if (i > end) i = end;
+  }
+}
+
+absl::StatusOr<uint64_t> Process::ReadWord(uint64_t addr) const {
+  uint64_t v = 0;
+  absl::Status s = Read(addr, &v, sizeof(v));
+  if (!s.ok()) return s;
+  return v;
+}
+
+}  // namespace ctxagent

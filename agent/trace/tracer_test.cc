@@ -1,0 +1,150 @@
+// Tracer + Decoder against a real Go program: every probe fires, events decode to the right source
+// lines and causes, and a repeated call site sends its stack only once.
+#include "agent/trace/tracer.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <string>
+#include <variant>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "agent/trace/decoder.h"
+#include "agent/trace/process.h"
+#include "bpf/bpf_testing.h"
+#include "gtest/gtest.h"
+#include "symbols/go_binary.h"
+
+namespace ctxagent {
+namespace {
+
+// The line of the first source line containing `needle` in ctxprog's main.go.
+int LineOf(const std::string& needle) {
+  std::ifstream in(std::string(CTXAGENT_SOURCE_DIR) + "/tests/fixtures/ctxprog/main.go");
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.find(needle) != std::string::npos) return n;
+  }
+  return -1;
+}
+
+class TracerTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TracerTest, DecodesARealProgram) {
+  CTXAGENT_REQUIRE_BPF();
+  const std::string path = std::string(CTXAGENT_GO_FIXTURE_DIR) + "/ctxprog/" + GetParam();
+  auto bin = symbols::GoBinary::Open(path);
+  ASSERT_TRUE(bin.ok()) << bin.status();
+
+  std::vector<ctx_event> raw;
+  auto tracer = Tracer::Create([&](const ctx_event& e) { raw.push_back(e); });
+  ASSERT_TRUE(tracer.ok()) << tracer.status();
+  // Every process running the file (pid -1): attached before the program starts.
+  auto attachment = (*tracer)->Attach(-1, **bin);
+  ASSERT_TRUE(attachment.ok()) << attachment.status();
+
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, STDOUT_FILENO);
+    execl(path.c_str(), path.c_str(), "-loop", "-n", "4", "-sleep", "5ms",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  Process process(pid);
+  SiteTable sites;
+  std::unique_ptr<Decoder> decoder;
+  EventClock clock;
+  std::vector<DecodedEvent> decoded;
+  size_t done = 0;
+  auto decode_pending = [&] {
+    for (; decoder != nullptr && done < raw.size(); ++done) {
+      if (raw[done].tgid != static_cast<uint32_t>(pid)) continue;
+      auto e = decoder->Decode(raw[done], clock);
+      ASSERT_TRUE(e.ok()) << e.status();
+      decoded.push_back(*e);
+    }
+  };
+  absl::Time end = absl::Now() + absl::Seconds(2);
+  while (absl::Now() < end) {
+    (*tracer)->Drain();
+    char exe[4096] = {};
+    // Until the child has exec'd, /proc/<pid>/exe is this test binary.
+    if (decoder == nullptr && readlink(process.exe_path().c_str(), exe, sizeof(exe) - 1) > 0 &&
+        std::string(exe) == path) {
+      auto bias = process.LoadBias((*bin)->elf());
+      if (bias.ok()) decoder = std::make_unique<Decoder>(**bin, process, *bias, sites);
+    }
+    // Decode while the target lives: itabs are read from its memory.
+    decode_pending();
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "target harmed: " << status;
+  // The target finishes its round on SIGTERM: take the events of that last round too, so every
+  // round is counted whole (its itabs and stacks are cached, the process is no longer needed).
+  (*tracer)->Drain();
+  decode_pending();
+  EXPECT_EQ((*tracer)->counters().dropped_total(), 0u);
+
+  const int create_line = LineOf("ctx, cancel := context.WithCancel(parent)");
+  std::map<std::pair<std::string, int>, int> creates;  // (function, line) -> count
+  int own_cancels = 0, deadline_cancels = 0, timers = 0, go_creates = 0, go_exits = 0;
+  for (const DecodedEvent& e : decoded) {
+    if (auto* c = std::get_if<ContextCreated>(&e)) {
+      const Site& s = sites.Get(c->site);
+      creates[{s.function, s.line}]++;
+      if (c->kind == ContextKind::kTimer) {
+        ++timers;
+        EXPECT_GT(c->deadline, c->time) << "deadline not decoded";
+      }
+    } else if (auto* c = std::get_if<ContextCancelled>(&e)) {
+      if (c->cause == CancelCause::kOwnCancel) ++own_cancels;
+      if (c->cause == CancelCause::kDeadline) ++deadline_cancels;
+    } else if (std::holds_alternative<GoroutineCreated>(e)) {
+      ++go_creates;
+    } else {
+      ++go_exits;
+    }
+  }
+  const int rounds = creates[{"main.workCancel", create_line}];
+  std::string seen;
+  for (const auto& [k, v] : creates) absl::StrAppend(&seen, k.first, ":", k.second, "=", v, " ");
+  EXPECT_GE(rounds, 8) << "too few rounds traced: " << seen;
+  // workValue's WithCancel is on its own line; the timeout pair is in workTimeout.
+  const int value_line = LineOf("ctx, cancel := context.WithCancel(v)");
+  EXPECT_NEAR((creates[{"main.workValue", value_line}]), rounds, 1);  // one may be in flight
+  EXPECT_GE(timers, 2 * rounds - 2);
+  EXPECT_GE(deadline_cancels, rounds - 1);  // the 1ms deadline fires every round
+  EXPECT_GE(own_cancels, 2 * rounds - 1);
+  EXPECT_GE(go_creates, rounds);
+  EXPECT_GE(go_exits, rounds - 1);
+
+  // Stack de-duplication: the workCancel site sent its full stack once, then only the key frames.
+  int full = 0, short_ = 0;
+  for (const ctx_event& e : raw) {
+    if (e.tgid != static_cast<uint32_t>(pid) || e.type != EV_CTX_CREATE) continue;
+    (e.create.nframes > CTX_KEY_FRAMES ? full : short_)++;
+  }
+  EXPECT_GT(short_, full) << "repeated sites should send only their key frames";
+  (*tracer)->Detach(*attachment);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, TracerTest,
+                         ::testing::Values("go1.27/stripped", "go1.19/pie", "go1.23/pieext"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n)
+                             if (c == '.' || c == '/') c = '_';
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace ctxagent

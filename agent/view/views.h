@@ -1,0 +1,46 @@
+// Renderings of a process's lineage: the live tree, the findings report, JSON Lines, Graphviz.
+#ifndef CTXAGENT_AGENT_VIEW_VIEWS_H_
+#define CTXAGENT_AGENT_VIEW_VIEWS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "agent/control/overhead.h"
+#include "agent/control/sampling.h"
+#include "agent/lineage/lineage.h"
+#include "agent/trace/tracer.h"
+#include "nlohmann/json.hpp"
+
+namespace ctxagent {
+
+// What the run cost and lost, shown with every view.
+struct RunInfo {
+  absl::Duration elapsed;
+  uint64_t events = 0;
+  TracerCounters counters;
+  OverheadSample overhead;  // averaged over the run (or the last interval, live)
+  TrapCosts trap_costs;
+  double sampling_ratio = 1.0;  // share of the time the probes were attached
+  SamplingPlan plan;
+};
+
+std::string SiteString(const Site& site);  // "main.go:42 (main.handler)"
+
+// Contexts under their parents with their goroutines; at most `max_lines` lines.
+std::string RenderTree(const ProcessLineage& lineage, absl::Time now, int max_lines);
+std::string RenderFindings(const ProcessLineage& lineage, const std::vector<Finding>& findings);
+std::string RenderSummary(const ProcessLineage& lineage, const RunInfo& run);
+
+nlohmann::json FindingToJson(const ProcessLineage& lineage, const Finding& f, absl::Time now);
+nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run);
+// The tracked contexts (parent ids, kind, site, age, state) and live goroutines, at most
+// `max_nodes` contexts.
+nlohmann::json TreeToJson(const ProcessLineage& lineage, absl::Time now, size_t max_nodes = 5000);
+// The lineage graph; edges of broken links (broken chains, roots under a cancelled spawner) dashed
+// red.
+std::string RenderDot(const ProcessLineage& lineage, const std::vector<Finding>& findings);
+
+}  // namespace ctxagent
+
+#endif  // CTXAGENT_AGENT_VIEW_VIEWS_H_
