@@ -72,6 +72,16 @@ static __always_inline struct ctx_event *reserve(__u32 type, __u64 goid, __u64 g
   return e;
 }
 
+// An event of a goroutine: goroutine ids start at 1, so 0 means its runtime.g could not be read
+// and the event would name nobody. Dropped and counted, so the agent knows something went unseen.
+static __always_inline struct ctx_event *reserve_go(__u32 type, __u64 goid, __u64 g) {
+  if (!goid) {
+    count_drop(DROP_READ_FAILED);
+    return 0;
+  }
+  return reserve(type, goid, g);
+}
+
 // The consumer drains on its own timer: waking it per event would triple the probe's cost.
 static __always_inline void submit(struct ctx_event *e) {
   __u32 zero = 0;
@@ -135,7 +145,7 @@ static __always_inline const struct go_binary_config *config_for(struct pt_regs 
 
 static __always_inline int on_create(struct pt_regs *ctx, const struct go_binary_config *cfg) {
   __u64 g = GO_G(ctx);
-  struct ctx_event *e = reserve(EV_CTX_CREATE, goid_of(cfg, g), g);
+  struct ctx_event *e = reserve_go(EV_CTX_CREATE, goid_of(cfg, g), g);
   if (!e) return 0;
   // Load every candidate register first: the verifier rejects a ctx access at a computed offset.
   __u64 a1 = GO_ARG1(ctx), a2 = GO_ARG2(ctx), a3 = GO_ARG3(ctx), a4 = GO_ARG4(ctx),
@@ -167,7 +177,7 @@ static __always_inline int on_create(struct pt_regs *ctx, const struct go_binary
 }
 
 static __always_inline int on_cancel(struct pt_regs *ctx, const struct go_binary_config *cfg) {
-  struct ctx_event *e = reserve(EV_CTX_CANCEL, goid_of(cfg, GO_G(ctx)), 0);
+  struct ctx_event *e = reserve_go(EV_CTX_CANCEL, goid_of(cfg, GO_G(ctx)), 0);
   if (!e) return 0;
   e->cancel.ctx = GO_ARG1(ctx);
   e->cancel.remove_from_parent = GO_ARG2(ctx) & 0xff;
@@ -190,7 +200,7 @@ static __always_inline int on_go_create_entry(struct pt_regs *ctx,
 // `g` is the new goroutine: AX at newproc1's RET, BX at the CALL runqput that follows it.
 static __always_inline int on_go_create(struct pt_regs *ctx, const struct go_binary_config *cfg,
                                         __u64 g) {
-  struct ctx_event *e = reserve(EV_GO_CREATE, goid_of(cfg, g), g);
+  struct ctx_event *e = reserve_go(EV_GO_CREATE, goid_of(cfg, g), g);
   if (!e) return 0;
   if (cfg->g_parent_goid >= 0) {
     e->go_create.parent_goid = read_u64(g + cfg->g_parent_goid);
@@ -227,7 +237,7 @@ int ctxagent_probe(struct pt_regs *ctx) {
     case HOOK_GO_CREATE_HANDOFF:
       return on_go_create(ctx, cfg, GO_ARG2(ctx));
     case HOOK_GO_EXIT: {
-      struct ctx_event *e = reserve(EV_GO_EXIT, goid_of(cfg, GO_ARG1(ctx)), 0);
+      struct ctx_event *e = reserve_go(EV_GO_EXIT, goid_of(cfg, GO_ARG1(ctx)), 0);
       if (e) submit(e);
       return 0;
     }

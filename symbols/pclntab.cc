@@ -497,7 +497,7 @@ absl::StatusOr<std::unique_ptr<Pclntab>> Pclntab::Parse(const ElfFile& elf) {
           "pclntab: textStart is 0 (Go 1.26+) and the moduledata holding `text` was not found");
     }
   }
-  auto tab = std::unique_ptr<Pclntab>(new Pclntab(elf));
+  auto tab = std::unique_ptr<Pclntab>(new Pclntab());
   tab->magic_ = Le32(l.tab.data());
   tab->vaddr_ = l.vaddr;
   tab->text_start_ = l.text_start;

@@ -52,9 +52,8 @@ class Pclntab {
   absl::StatusOr<std::vector<SourceFrame>> Symbolize(uint64_t pc) const;
 
  private:
-  explicit Pclntab(const ElfFile& elf) : elf_(elf) {}
+  Pclntab() = default;
   // (implementation state is private to pclntab.cc)
-  const ElfFile& elf_;
   uint32_t magic_ = 0;
   uint64_t vaddr_ = 0;
   uint64_t text_start_ = 0;

@@ -1,8 +1,5 @@
 #include "agent/lineage/lineage.h"
 
-#include <malloc.h>
-
-#include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -831,75 +828,6 @@ TEST_F(LineageTest, LostCancelsFoundAcrossPausesAsWithFullTracing) {
   Advance(absl::Seconds(40));
   lin_.Reconcile(now_, memory);
   EXPECT_THAT(Kinds(Eval()), ElementsAre(std::make_pair("lost_cancel", 40)));
-}
-
-// Per live context, including both hash indexes. Open addressing makes it depend on the load
-// factor: measured right after the tables doubled (worst), and at a typical load.
-class BytesPerContextTest : public LineageTest, public ::testing::WithParamInterface<int> {};
-
-TEST_P(BytesPerContextTest, BytesPerLiveContext) {
-  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
-  ContextCreated e;
-  e.goid = kMain;
-  e.kind = ContextKind::kCancel;
-  e.site = At(30);
-  e.parents = Under(root);
-  const int kN = GetParam();
-  malloc_trim(0);
-  auto heap = [] {
-    struct mallinfo2 m = mallinfo2();
-    return m.uordblks + m.hblkhd;  // large tables are mmapped
-  };
-  const size_t before = heap();
-  for (int i = 0; i < kN; ++i) {
-    e.time = now_;
-    e.addr = 0xc000400000 + static_cast<uint64_t>(i) * 0x80;
-    lin_.OnContextCreated(e);
-  }
-  const size_t after = heap();
-  const double per = static_cast<double>(after - before) / kN;
-  std::printf("[ memory ] %.1f bytes per live context (%d contexts, incl. indexes)\n", per, kN);
-  EXPECT_LE(per, 256.0);
-}
-
-// 229'400: just past a doubling (262143 * 7/8 = 229375 is the growth point), the worst case.
-INSTANTIATE_TEST_SUITE_P(Loads, BytesPerContextTest, ::testing::Values(229'400, 300'000, 450'000));
-
-TEST_F(LineageTest, Throughput) {
-  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
-  ContextCreated e;
-  e.kind = ContextKind::kCancel;
-  e.site = At(30);
-  e.parents = Under(root);
-  GoroutineCreated g;
-  g.go_site = At(31);
-  g.start_function = "main.handle";
-  g.captured = {0x48fd00, 0x4ca020, 0};
-  constexpr int kRequests = 250'000;
-  uint64_t events = 0;
-  auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < kRequests; ++i) {
-    const uint64_t addr = 0xc000400000 + (i % 8192) * 0x80;
-    e.time = now_;
-    e.goid = 2;
-    e.addr = addr;
-    lin_.OnContextCreated(e);
-    g.time = now_;
-    g.goid = 100 + i;
-    g.parent_goid = 2;
-    g.captured[2] = addr;
-    lin_.OnGoroutineCreated(g);
-    lin_.OnContextCancelled(ContextCancelled{now_, g.goid, addr, CancelCause::kOwnCancel, e.site});
-    lin_.OnGoroutineExited(GoroutineExited{now_, g.goid});
-    events += 4;
-    now_ += absl::Microseconds(20);
-    if (i % 50'000 == 0) lin_.Collect(now_, opts_);
-  }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("[ perf   ] %.2f M events/s (%lu events in %.3fs, incl. event copies)\n",
-              events / secs / 1e6, static_cast<unsigned long>(events), secs);
-  EXPECT_GT(events / secs, 1e5);  // loose: a sanity floor, not the target
 }
 
 }  // namespace

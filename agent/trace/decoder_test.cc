@@ -29,7 +29,9 @@ TEST(DecoderTest, EventClockIsNearNow) {
   clock_gettime(CLOCK_MONOTONIC, &mono);
   absl::Duration skew =
       clock.ToTime(absl::ToInt64Nanoseconds(absl::DurationFromTimespec(mono))) - absl::Now();
-  EXPECT_LT(absl::AbsDuration(skew), absl::Milliseconds(50));
+  // Loose: a wrong clock (realtime read as monotonic, a unit error) is off by years; scheduling
+  // delays on a loaded machine are not what this checks.
+  EXPECT_LT(absl::AbsDuration(skew), absl::Seconds(1));
 }
 
 }  // namespace

@@ -40,6 +40,15 @@ uint64_t TracerCounters::dropped_total() const {
 
 namespace {
 
+std::atomic<bool> g_libbpf_verbose{false};
+
+// libbpf's warnings (a verifier log, a failed relocation) go to stderr; its debug chatter only with
+// --verbose: it would garble the terminal view.
+int PrintLibbpf(enum libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG && !g_libbpf_verbose) return 0;
+  return vfprintf(stderr, format, args);
+}
+
 int OnRingEvent(void* ctx, void* data, size_t size) {
   if (size < sizeof(ctx_event)) return 0;
   (*static_cast<Tracer::Handler*>(ctx))(*static_cast<const ctx_event*>(data));
@@ -60,13 +69,15 @@ uint64_t SumPerCpu(const bpf_map* map, uint32_t key) {
 
 }  // namespace
 
+void SetLibbpfVerbose(bool verbose) { g_libbpf_verbose = verbose; }
+
 absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Create(Handler handler, uint32_t ring_bytes) {
   if (ring_bytes < 4096 || (ring_bytes & (ring_bytes - 1)) != 0) {
     return absl::InvalidArgumentError("ring buffer size must be a power of two of at least 4096");
   }
   std::unique_ptr<Tracer> t(new Tracer());
   t->handler_ = std::move(handler);
-  libbpf_set_print(nullptr);  // libbpf's own chatter would garble the terminal view
+  libbpf_set_print(PrintLibbpf);
   t->skel_ = ctxagent_bpf__open();
   int err = t->skel_ == nullptr ? errno : 0;
   if (t->skel_ != nullptr) {

@@ -24,6 +24,9 @@ namespace ctxagent {
 // The per-binary BPF configuration for a Go binary: offsets and register conventions.
 go_binary_config ConfigFor(const symbols::GoBinary& bin);
 
+// libbpf's debug messages on stderr (its warnings and errors always are).
+void SetLibbpfVerbose(bool verbose);
+
 struct TracerCounters {
   uint64_t submitted = 0;
   std::array<uint64_t, DROP_REASONS> dropped{};
