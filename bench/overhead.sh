@@ -150,14 +150,15 @@ done
 kill "$svc_pid" 2>/dev/null || true; wait "$svc_pid" 2>/dev/null || true
 
 start_daemon() {  # args...: starts ctxagent daemon on a free port, sets daemon and port
-  "$ctxagent" daemon --listen=127.0.0.1:0 --include=binary:loadsvc "$@" \
+  "$ctxagent" daemon --listen=127.0.0.1:0 --detail_listen=127.0.0.1:0 --include=binary:loadsvc "$@" \
     >"$work/daemon.out" 2>"$work/daemon.err" &
   daemon=$!
   pids+=("$daemon")
   port=""
   for _ in $(seq 400); do
     port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$work/daemon.err" | head -1)
-    [[ -n $port ]] && break
+    dport=$(sed -n 's/.*processes on port \([0-9]*\).*/\1/p' "$work/daemon.err" | head -1)
+    [[ -n $port && -n $dport ]] && break
     sleep 0.05
   done
   [[ -n $port ]] || die "daemon did not start: $(cat "$work/daemon.err")"
@@ -181,7 +182,7 @@ for rate in $RATES; do
   first=""
   # Once a second (curl is a process: polling faster showed in the target's p99), until found.
   poll_first() {
-    if [[ -z $first ]] && curl -s "http://127.0.0.1:$port/processes" | grep -q '"findings":[1-9]'; then
+    if [[ -z $first ]] && curl -s "http://127.0.0.1:$dport/processes" | grep -q '"findings":[1-9]'; then
       first=$(awk -v d="$(($(now_us) - t0))" 'BEGIN {printf "%.1f", d / 1e6}')
     fi
   }
@@ -227,7 +228,7 @@ end=$(($(now_us) + LEAK_SECONDS * 1000000))
 : >"$work/leak.txt"
 while (($(now_us) < end)); do
   t=$(date +%s.%N)
-  p=$(curl -s "http://127.0.0.1:$port/processes" || true)
+  p=$(curl -s "http://127.0.0.1:$dport/processes" || true)
   echo "$t $(rss_kb "$daemon") $(cpu_ticks "$daemon") $p" >>"$work/leak.txt"
   sleep 0.25
 done

@@ -9,7 +9,9 @@
 #include <variant>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "agent/cli/attach_http.h"
 #include "agent/control/overhead.h"
 #include "agent/control/sampling.h"
 #include "agent/trace/capabilities.h"
@@ -17,6 +19,7 @@
 #include "agent/trace/liveness.h"
 #include "agent/trace/process.h"
 #include "agent/trace/tracer.h"
+#include "agent/view/utf8.h"
 #include "agent/view/views.h"
 #include "symbols/go_binary.h"
 
@@ -50,6 +53,7 @@ int RunAttachCommand(const AttachOptions& options) {
     Fail(std::string(bias.status().message()));
     return 1;
   }
+  absl::Mutex mu;  // the lineage and findings, shared with --http requests
   ProcessLineage lineage(options.pid);
   Decoder decoder(**bin, process, *bias, lineage.sites());
   EventClock clock;
@@ -114,6 +118,13 @@ int RunAttachCommand(const AttachOptions& options) {
     lineage.Reconcile(now, liveness);
     next_reconcile = now + reconcile_every;
   };
+  auto http = std::make_unique<AttachHttp>(mu, options.pid, lineage, findings, **bin, process);
+  if (absl::Status s = options.http.empty() ? absl::OkStatus() : http->Serve(options.http);
+      !s.ok()) {
+    Fail(std::string(s.message()));
+    (*tracer)->Detach(*attachment);
+    return 1;
+  }
   while (!g_stop) {
     // Detached, nothing arrives: sleep until the next window or evaluation (briefly, to see a
     // stop).
@@ -123,6 +134,7 @@ int RunAttachCommand(const AttachOptions& options) {
                        absl::Milliseconds(200));
     }
     absl::SleepFor(nap);
+    absl::MutexLock lock(&mu);
     (*tracer)->Drain();
     absl::Time now = absl::Now();
     if (now - start >= options.duration) break;
@@ -174,10 +186,12 @@ int RunAttachCommand(const AttachOptions& options) {
           "\x1b[H\x1b[2J", "ctxagent attach ", options.pid, "  ", RenderSummary(lineage, run), "\n",
           RenderTree(lineage, now, 40), "\n", findings.size(), " finding(s) so far",
           attached ? "" : " (probes paused: sampling)", "\n");
+      screen = EscapeInvalidUtf8(screen);
       fwrite(screen.data(), 1, screen.size(), stdout);
       fflush(stdout);
     }
   }
+  http.reset();
   // Findings as of the stop: detaching can take seconds on a loaded machine, and the state must
   // not age meanwhile. What happens during the detach (ends of what was seen) is still applied.
   const absl::Time now = absl::Now();
@@ -200,13 +214,14 @@ int RunAttachCommand(const AttachOptions& options) {
 
   std::string out;
   if (options.output == "json") {
-    for (const Finding& f : findings) out += FindingToJson(lineage, f, now).dump() + "\n";
-    out += SummaryToJson(lineage, run).dump() + "\n";
+    for (const Finding& f : findings) out += DumpJson(FindingToJson(lineage, f, now)) + "\n";
+    out += DumpJson(SummaryToJson(lineage, run)) + "\n";
   } else if (options.output == "dot") {
-    out = RenderDot(lineage, findings);
+    out = EscapeInvalidUtf8(RenderDot(lineage, findings));
   } else {
-    out = absl::StrCat(live ? "\x1b[H\x1b[2J" : "", RenderTree(lineage, now, 200), "\n",
-                       RenderFindings(lineage, findings), "\n", RenderSummary(lineage, run));
+    out = EscapeInvalidUtf8(absl::StrCat(live ? "\x1b[H\x1b[2J" : "", RenderTree(lineage, now, 200),
+                                         "\n", RenderFindings(lineage, findings), "\n",
+                                         RenderSummary(lineage, run)));
   }
   fwrite(out.data(), 1, out.size(), stdout);
   return 0;

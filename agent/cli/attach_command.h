@@ -20,6 +20,7 @@ struct AttachOptions {
   double budget = 0.003;     // share of the node's CPU tracing may use; 0 = trace everything
   double target_budget = 0;  // share of the target's own CPU tracing may use; 0 = no such limit
   uint32_t ring_bytes = 16 << 20;  // BPF ring buffer size
+  std::string http;                // serve /processes/<pid>/... on this host:port; empty: none
 };
 
 // Returns the process exit code; errors are one line on stderr.

@@ -1,151 +1,284 @@
 // ctxagent: finds where context cancellation stops propagating in running Go programs.
+#include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/cli/attach_command.h"
+#include "agent/cli/command_line.h"
 #include "agent/cli/symbols_command.h"
 #include "agent/node/daemon.h"
 
-ABSL_FLAG(std::string, o, "",
-          "output format: symbols: text|json (default text); attach: tree|json|dot (default tree)");
-ABSL_FLAG(absl::Duration, duration, absl::InfiniteDuration(), "attach: stop after this long");
-ABSL_FLAG(absl::Duration, grace, absl::Seconds(5),
-          "attach: time a goroutine has to react to a cancellation");
-ABSL_FLAG(absl::Duration, leak_after, absl::Seconds(30),
-          "attach: age after which an uncancelled context whose creator is gone counts as leaked");
-ABSL_FLAG(int, min_count, 3, "attach: contexts a site must accumulate before it is reported");
-ABSL_FLAG(std::string, listen, "0.0.0.0:9464",
-          "daemon: address of /metrics, /healthz, /readyz and the JSON views");
-ABSL_FLAG(std::vector<std::string>, include, {},
-          "daemon: trace only matching processes (binary:GLOB, cgroup:SUBSTRING, namespace:NAME, "
-          "pod:GLOB)");
-ABSL_FLAG(std::vector<std::string>, exclude, {},
-          "daemon: never trace matching processes (same selectors)");
-ABSL_FLAG(std::string, host_proc, "/proc",
-          "daemon: the host's /proc (e.g. /host/proc in a container)");
-ABSL_FLAG(std::string, log_pods_root, "/var/log/pods",
-          "daemon: kubelet's pod log directory, for pod names");
-ABSL_FLAG(uint64_t, max_contexts_per_process, 200000,
-          "daemon: tracked contexts per process before new ones are dropped");
-ABSL_FLAG(uint64_t, max_contexts_total, 1000000,
-          "daemon: tracked contexts in all before new ones are dropped");
-ABSL_FLAG(int, max_site_labels, 10, "daemon: findings per process exported with their site label");
-ABSL_FLAG(absl::Duration, rescan, absl::Seconds(30),
-          "daemon: /proc rescan period (exec events find new processes)");
-ABSL_FLAG(absl::Duration, poll, absl::Milliseconds(20),
-          "how often the event ring buffer is drained");
-ABSL_FLAG(double, budget, 0.003,
+// Defaults here are placeholders: each command's defaults are its options struct's (see
+// agent/cli/command_line.h), and `ctxagent <command> --help` shows them.
+ABSL_FLAG(std::string, o, "", "output format (symbols: text or json; attach: tree, json or dot)");
+ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(), "stop after this long");
+ABSL_FLAG(absl::Duration, grace, absl::ZeroDuration(),
+          "time a goroutine has to react to a cancellation");
+ABSL_FLAG(absl::Duration, leak_after, absl::ZeroDuration(),
+          "age after which an uncancelled context whose creator is gone counts as leaked");
+ABSL_FLAG(int, min_count, 0, "contexts a site must accumulate before it is reported");
+ABSL_FLAG(absl::Duration, refresh, absl::ZeroDuration(), "evaluation (and live view) period");
+ABSL_FLAG(absl::Duration, poll, absl::ZeroDuration(), "how often the event ring buffer is drained");
+ABSL_FLAG(double, budget, 0,
           "share of the node's CPU tracing may use (probes are duty-cycled above it); 0 = trace "
           "everything");
+ABSL_FLAG(double, target_budget, 0,
+          "share of the target's own CPU tracing may use, on top of --budget; 0 = no such limit");
+ABSL_FLAG(int, ring_buffer_kb, 0, "BPF ring buffer size in KiB (a power of two)");
+ABSL_FLAG(std::string, http, "",
+          "serve /processes and /processes/<pid>/... for the attached process on this host:port "
+          "(e.g. 127.0.0.1:9465); empty = no server");
+ABSL_FLAG(std::string, listen, "",
+          "address of /metrics, /healthz and /readyz (what Prometheus scrapes)");
+ABSL_FLAG(std::string, detail_listen, "",
+          "address of /processes and /processes/<pid>/... (source paths, function names: keep it "
+          "on loopback or behind an authenticating proxy); empty = not served");
 ABSL_FLAG(
-    double, target_budget, 0,
-    "attach: share of the target's own CPU tracing may use, on top of --budget; 0 = no such limit");
-ABSL_FLAG(int, ring_buffer_kb, 16384, "attach: BPF ring buffer size in KiB (a power of two)");
-ABSL_FLAG(absl::Duration, refresh, absl::Seconds(1), "attach: live view and evaluation period");
+    std::vector<std::string>, include, {},
+    "trace only matching processes (binary:GLOB, cgroup:SUBSTRING, namespace:NAME, pod:GLOB)");
+ABSL_FLAG(std::vector<std::string>, exclude, {}, "never trace matching processes (same selectors)");
+ABSL_FLAG(std::string, host_proc, "", "the host's /proc (e.g. /host/proc in a container)");
+ABSL_FLAG(std::string, log_pods_root, "", "kubelet's pod log directory, for pod names");
+ABSL_FLAG(uint64_t, max_contexts_per_process, 0,
+          "tracked contexts per process before new ones are dropped");
+ABSL_FLAG(uint64_t, max_contexts_total, 0, "tracked contexts in all before new ones are dropped");
+ABSL_FLAG(int, max_site_labels, 0, "findings per process exported with their site label");
+ABSL_FLAG(absl::Duration, rescan, absl::ZeroDuration(),
+          "/proc rescan period (exec events find new processes)");
 
+namespace ctxagent {
 namespace {
 
-ctxagent::FindingOptions FindingFlags() {
-  ctxagent::FindingOptions o;
-  o.grace = absl::GetFlag(FLAGS_grace);
-  o.leak_after = absl::GetFlag(FLAGS_leak_after);
-  o.min_count = absl::GetFlag(FLAGS_min_count);
-  return o;
+constexpr char kUsage[] =
+    "usage: ctxagent <command> [flags]\n"
+    "\n"
+    "commands:\n"
+    "  symbols <binary-or-pid>   Go version, offsets and probe plan of a binary\n"
+    "  attach <pid>              live lineage tree of one Go process, then its findings\n"
+    "  daemon                    node agent: every Go process, Prometheus metrics\n"
+    "  help [command]            this text, or a command's flags\n"
+    "  version                   the version\n"
+    "\n"
+    "`ctxagent <command> --help` lists that command's flags and their defaults.\n";
+
+// A command: its one-line synopsis, its flags bound to its options, and what runs it.
+struct Command {
+  std::string synopsis;
+  std::vector<FlagBinding> flags;
+  std::function<int(const std::vector<std::string>& positional)> run;
+};
+
+int Fail(const std::string& command, const std::string& message) {
+  fprintf(stderr, "ctxagent %s: %s\n", command.c_str(), message.c_str());
+  return 2;
 }
 
-constexpr char kUsage[] =
-    "usage:\n"
-    "  ctxagent symbols <binary-or-pid> [-o text|json]   Go version, offsets and probe plan\n"
-    "  ctxagent attach <pid> [--duration D] [-o tree|json|dot] [--grace D] [--leak_after D]\n"
-    "                                                    live lineage tree, then the findings\n"
-    "  ctxagent daemon [--listen ADDR] [--include S,...] [--exclude S,...]\n"
-    "                                                    node agent: every Go process, metrics\n";
+// Every value a command takes is checked here, before anything starts: one line per mistake.
+absl::Status CheckFraction(const char* flag, double v) {
+  if (std::isfinite(v) && v >= 0 && v <= 1) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, " must be a share between 0 and 1, not ", v));
+}
+absl::Status CheckPositive(const char* flag, absl::Duration d, bool may_be_infinite = false) {
+  if (d > absl::ZeroDuration() && (may_be_infinite || d != absl::InfiniteDuration())) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, " must be a positive duration, not ", absl::FormatDuration(d)));
+}
+absl::Status CheckFindings(const FindingOptions& f) {
+  if (f.grace < absl::ZeroDuration() || f.grace == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("--grace must be a duration of 0 or more, not ",
+                                                   absl::FormatDuration(f.grace)));
+  }
+  if (absl::Status s = CheckPositive("leak_after", f.leak_after); !s.ok()) return s;
+  if (f.min_count < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--min_count must be at least 1, not ", f.min_count));
+  }
+  return absl::OkStatus();
+}
+absl::StatusOr<uint32_t> RingBytes(int kib) {
+  if (kib < 4 || kib > (1 << 20) || (kib & (kib - 1)) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--ring_buffer_kb must be a power of two from 4 to 1048576, not ", kib));
+  }
+  return static_cast<uint32_t>(kib) * 1024;
+}
 
-}  // namespace
+// A pid given on the command line: a positive number naming a process (not one of its threads).
+absl::StatusOr<int> ParsePid(const std::string& text) {
+  int pid;
+  if (!absl::SimpleAtoi(text, &pid) || pid <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected a pid (a positive number), not \"", text, "\""));
+  }
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    absl::string_view v = line;
+    int tgid;
+    if (absl::ConsumePrefix(&v, "Tgid:") &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(v), &tgid) && tgid != pid) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(pid, " is a thread of process ", tgid, "; give the process's pid"));
+    }
+  }
+  return pid;
+}
 
-int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(kUsage);
-  // Debian's Abseil keeps a lock-order graph on every Mutex::Lock: a measurable share of an idle
-  // daemon's CPU, which counts against the tracing budget.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  if (argc < 2) {
+Command SymbolsCommand(std::string* format) {
+  *format = "text";
+  return {"symbols <binary-or-pid> [flags]",
+          {Bind(FLAGS_o, format)},
+          [format](const std::vector<std::string>& positional) {
+            if (positional.size() != 1) return Fail("symbols", "expected one binary path or pid");
+            return RunSymbolsCommand(positional[0], *format);
+          }};
+}
+
+Command AttachCommand(AttachOptions* o, int* ring_kb) {
+  *ring_kb = static_cast<int>(o->ring_bytes / 1024);
+  return {
+      "attach <pid> [flags]",
+      {Bind(FLAGS_o, &o->output), Bind(FLAGS_duration, &o->duration),
+       Bind(FLAGS_grace, &o->findings.grace), Bind(FLAGS_leak_after, &o->findings.leak_after),
+       Bind(FLAGS_min_count, &o->findings.min_count), Bind(FLAGS_refresh, &o->refresh),
+       Bind(FLAGS_poll, &o->poll), Bind(FLAGS_budget, &o->budget),
+       Bind(FLAGS_target_budget, &o->target_budget), Bind(FLAGS_ring_buffer_kb, ring_kb),
+       Bind(FLAGS_http, &o->http)},
+      [o, ring_kb](const std::vector<std::string>& positional) {
+        if (positional.size() != 1) return Fail("attach", "expected one pid");
+        auto pid = ParsePid(positional[0]);
+        auto ring = RingBytes(*ring_kb);
+        absl::Status s = !pid.ok() ? pid.status() : ring.status();
+        if (s.ok() && o->output != "tree" && o->output != "json" && o->output != "dot") {
+          s = absl::InvalidArgumentError("-o must be tree, json or dot");
+        }
+        for (absl::Status c :
+             {CheckPositive("duration", o->duration, true), CheckPositive("refresh", o->refresh),
+              CheckPositive("poll", o->poll), CheckFraction("budget", o->budget),
+              CheckFraction("target_budget", o->target_budget), CheckFindings(o->findings)}) {
+          s.Update(c);
+        }
+        if (!s.ok()) return Fail("attach", std::string(s.message()));
+        o->pid = *pid;
+        o->ring_bytes = *ring;
+        return RunAttachCommand(*o);
+      }};
+}
+
+struct DaemonArgs {
+  DaemonOptions o;
+  int ring_kb = 0;
+  std::vector<std::string> include, exclude;
+};
+
+int RunDaemonCommand(DaemonArgs& a, const std::vector<std::string>& positional) {
+  if (!positional.empty()) return Fail("daemon", "takes no arguments");
+  for (const auto& [list, out] :
+       {std::make_pair(&a.include, &a.o.include), std::make_pair(&a.exclude, &a.o.exclude)}) {
+    for (const std::string& text : *list) {
+      auto sel = Selector::Parse(text);
+      if (!sel.ok()) return Fail("daemon", std::string(sel.status().message()));
+      out->push_back(*sel);
+    }
+  }
+  auto ring = RingBytes(a.ring_kb);
+  absl::Status s = ring.status();
+  for (absl::Status c : {CheckPositive("refresh", a.o.refresh), CheckPositive("poll", a.o.poll),
+                         CheckPositive("rescan", a.o.rescan), CheckFraction("budget", a.o.budget),
+                         CheckFindings(a.o.findings)}) {
+    s.Update(c);
+  }
+  if (s.ok() && (a.o.max_site_labels < 0 || a.o.max_contexts_per_process == 0 ||
+                 a.o.max_contexts_total == 0)) {
+    s = absl::InvalidArgumentError(
+        "--max_site_labels must be 0 or more and --max_contexts_* more than 0");
+  }
+  if (!s.ok()) return Fail("daemon", std::string(s.message()));
+  a.o.ring_bytes = *ring;
+  return RunDaemon(a.o);
+}
+
+Command DaemonCommand(DaemonArgs* a) {
+  DaemonOptions& o = a->o;
+  a->ring_kb = static_cast<int>(o.ring_bytes / 1024);
+  return {
+      "daemon [flags]",
+      {Bind(FLAGS_listen, &o.listen), Bind(FLAGS_detail_listen, &o.detail_listen),
+       Bind(FLAGS_include, &a->include), Bind(FLAGS_exclude, &a->exclude),
+       Bind(FLAGS_host_proc, &o.host_proc), Bind(FLAGS_log_pods_root, &o.log_pods_root),
+       Bind(FLAGS_grace, &o.findings.grace), Bind(FLAGS_leak_after, &o.findings.leak_after),
+       Bind(FLAGS_min_count, &o.findings.min_count), Bind(FLAGS_refresh, &o.refresh),
+       Bind(FLAGS_poll, &o.poll), Bind(FLAGS_rescan, &o.rescan),
+       Bind(FLAGS_max_contexts_per_process, &o.max_contexts_per_process),
+       Bind(FLAGS_max_contexts_total, &o.max_contexts_total),
+       Bind(FLAGS_max_site_labels, &o.max_site_labels), Bind(FLAGS_budget, &o.budget),
+       Bind(FLAGS_ring_buffer_kb, &a->ring_kb)},
+      [a](const std::vector<std::string>& positional) { return RunDaemonCommand(*a, positional); }};
+}
+
+int Help(const std::string& name, const Command& c) {
+  printf("usage: ctxagent %s\n\nflags (--name=value or --name value; dashes or underscores):\n%s",
+         c.synopsis.c_str(), FlagsHelp(c.flags).c_str());
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
     fputs(kUsage, stderr);
     return 2;
   }
-  std::string command = argv[1];
-  // Flags follow the subcommand; parse them with the subcommand removed.
-  std::vector<char*> args = {argv[0]};
-  for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
-  std::vector<char*> positional =
-      absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
-  positional.erase(positional.begin());
+  std::string name = args[0];
+  args.erase(args.begin());
+  if (name == "--version" || name == "-v" || name == "version") {
+    printf("ctxagent %s\n", CTXAGENT_VERSION);
+    return 0;
+  }
+  bool help = name == "help" || name == "--help" || name == "-h";
+  if (help) {
+    if (args.empty()) return fputs(kUsage, stdout), 0;
+    name = args[0];
+  }
+  // The options each command's flags write into; their initializers are the defaults.
+  std::string symbols_format;
+  AttachOptions attach;
+  int attach_ring_kb = 0;
+  DaemonArgs daemon;
+  Command command;
+  if (name == "symbols") {
+    command = SymbolsCommand(&symbols_format);
+  } else if (name == "attach") {
+    command = AttachCommand(&attach, &attach_ring_kb);
+  } else if (name == "daemon") {
+    command = DaemonCommand(&daemon);
+  } else {
+    fprintf(stderr, "ctxagent: unknown command \"%s\" (ctxagent --help lists them)\n",
+            name.c_str());
+    return 2;
+  }
+  if (help) return Help(name, command);
+  auto parsed = ParseArgs(args, command.flags);
+  if (!parsed.ok()) return Fail(name, std::string(parsed.status().message()));
+  if (parsed->help) return Help(name, command);
+  return command.run(parsed->positional);
+}
 
-  if (command == "symbols") {
-    if (positional.size() != 1) {
-      fputs("ctxagent symbols: expected one binary path or pid\n", stderr);
-      return 2;
-    }
-    std::string format = absl::GetFlag(FLAGS_o);
-    return ctxagent::RunSymbolsCommand(positional[0], format.empty() ? "text" : format);
-  }
-  if (command == "attach") {
-    ctxagent::AttachOptions opts;
-    if (positional.size() != 1 || !absl::SimpleAtoi(positional[0], &opts.pid)) {
-      fputs("ctxagent attach: expected one pid\n", stderr);
-      return 2;
-    }
-    opts.output = absl::GetFlag(FLAGS_o).empty() ? "tree" : absl::GetFlag(FLAGS_o);
-    if (opts.output != "tree" && opts.output != "json" && opts.output != "dot") {
-      fputs("ctxagent attach: -o must be tree, json or dot\n", stderr);
-      return 2;
-    }
-    opts.duration = absl::GetFlag(FLAGS_duration);
-    opts.refresh = absl::GetFlag(FLAGS_refresh);
-    opts.poll = absl::GetFlag(FLAGS_poll);
-    opts.budget = absl::GetFlag(FLAGS_budget);
-    opts.target_budget = absl::GetFlag(FLAGS_target_budget);
-    opts.ring_bytes = static_cast<uint32_t>(absl::GetFlag(FLAGS_ring_buffer_kb)) * 1024;
-    opts.findings = FindingFlags();
-    return ctxagent::RunAttachCommand(opts);
-  }
-  if (command == "daemon") {
-    if (!positional.empty()) {
-      fputs("ctxagent daemon: takes no arguments\n", stderr);
-      return 2;
-    }
-    ctxagent::DaemonOptions opts;
-    for (const auto& [list, out] : {std::make_pair(absl::GetFlag(FLAGS_include), &opts.include),
-                                    std::make_pair(absl::GetFlag(FLAGS_exclude), &opts.exclude)}) {
-      for (const std::string& text : list) {
-        auto sel = ctxagent::Selector::Parse(text);
-        if (!sel.ok()) {
-          fprintf(stderr, "ctxagent daemon: %s\n", std::string(sel.status().message()).c_str());
-          return 2;
-        }
-        out->push_back(*sel);
-      }
-    }
-    opts.listen = absl::GetFlag(FLAGS_listen);
-    opts.host_proc = absl::GetFlag(FLAGS_host_proc);
-    opts.log_pods_root = absl::GetFlag(FLAGS_log_pods_root);
-    opts.findings = FindingFlags();
-    opts.refresh = absl::GetFlag(FLAGS_refresh);
-    opts.poll = absl::GetFlag(FLAGS_poll);
-    opts.rescan = absl::GetFlag(FLAGS_rescan);
-    opts.max_contexts_per_process = absl::GetFlag(FLAGS_max_contexts_per_process);
-    opts.max_contexts_total = absl::GetFlag(FLAGS_max_contexts_total);
-    opts.max_site_labels = absl::GetFlag(FLAGS_max_site_labels);
-    opts.ring_bytes = static_cast<uint32_t>(absl::GetFlag(FLAGS_ring_buffer_kb)) * 1024;
-    opts.budget = absl::GetFlag(FLAGS_budget);
-    return ctxagent::RunDaemon(opts);
-  }
-  fprintf(stderr, "ctxagent: unknown command \"%s\"\n%s", command.c_str(), kUsage);
-  return 2;
+}  // namespace
+}  // namespace ctxagent
+
+int main(int argc, char** argv) {
+  // Debian's Abseil keeps a lock-order graph on every Mutex::Lock: a measurable share of an idle
+  // daemon's CPU, which counts against the tracing budget.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return ctxagent::Main(argc, argv);
 }

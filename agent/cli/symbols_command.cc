@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "agent/view/utf8.h"
 
 namespace ctxagent {
 
@@ -129,7 +130,8 @@ int RunSymbolsCommand(const std::string& target, const std::string& format) {
     fprintf(stderr, "ctxagent symbols: %s\n", std::string(bin.status().message()).c_str());
     return 1;
   }
-  std::string out = format == "json" ? SymbolsToJson(**bin).dump(2) + "\n" : SymbolsToText(**bin);
+  std::string out = format == "json" ? DumpJson(SymbolsToJson(**bin), 2) + "\n"
+                                     : EscapeInvalidUtf8(SymbolsToText(**bin));
   fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }

@@ -28,13 +28,13 @@
 #include "agent/node/cgroup.h"
 #include "agent/node/http_server.h"
 #include "agent/node/metrics.h"
+#include "agent/node/process_endpoints.h"
 #include "agent/trace/capabilities.h"
 #include "agent/trace/decoder.h"
 #include "agent/trace/liveness.h"
 #include "agent/trace/process.h"
 #include "agent/trace/tracer.h"
 #include "agent/view/views.h"
-#include "nlohmann/json.hpp"
 #include "symbols/go_binary.h"
 
 namespace ctxagent {
@@ -120,7 +120,7 @@ Metrics::Labels IdentityLabels(const ProcessLabels& p) {
           {"binary", p.binary}};
 }
 
-class Daemon {
+class Daemon : public ProcessProvider {
  public:
   explicit Daemon(const DaemonOptions& o) : o_(o) {}
 
@@ -137,11 +137,21 @@ class Daemon {
     duty_ = std::make_unique<DutyCycle>(
         SamplingController::Options{.budget = o_.budget},
         std::make_unique<OverheadMeter>(trap_costs_, tracer_->probe_fd(), 0), absl::Now());
-    auto http =
-        HttpServer::Start(o_.listen, [this](const std::string& path) { return Handle(path); });
+    // What Prometheus and the kubelet need on --listen; trees and findings (source paths, function
+    // names) only on --detail_listen, loopback unless the operator says otherwise.
+    auto http = HttpServer::Start({.listen = o_.listen, .inline_paths = {"/healthz", "/readyz"}},
+                                  [this](const HttpRequest& r) { return Handle(r); });
     if (!http.ok()) return http.status();
     http_ = *std::move(http);
-    fprintf(stderr, "ctxagent daemon: listening on port %d\n", http_->port());
+    fprintf(stderr, "ctxagent daemon: listening on port %d (metrics)\n", http_->port());
+    if (!o_.detail_listen.empty()) {
+      auto detail = HttpServer::Start({.listen = o_.detail_listen}, [this](const HttpRequest& r) {
+        return endpoints_.Handle(r);
+      });
+      if (!detail.ok()) return detail.status();
+      detail_http_ = *std::move(detail);
+      fprintf(stderr, "ctxagent daemon: processes on port %d\n", detail_http_->port());
+    }
     return absl::OkStatus();
   }
 
@@ -495,57 +505,46 @@ class Daemon {
     exported_evictions_ = evictions_;
   }
 
-  HttpResponse Handle(const std::string& path) {
-    if (path == "/healthz") return {200, "text/plain", "ok\n"};
-    if (path == "/readyz") {
+  HttpResponse Handle(const HttpRequest& r) {
+    if (r.path == "/healthz") return {200, "text/plain", "ok\n"};
+    if (r.path == "/readyz") {
       return ready_ ? HttpResponse{200, "text/plain", "ready\n"}
                     : HttpResponse{503, "text/plain", "scanning processes\n"};
     }
-    absl::MutexLock l(&mu_);
-    if (path == "/metrics") {
+    if (r.path == "/metrics") {
+      absl::MutexLock l(&mu_);
       return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_.Serialize()};
     }
-    if (path == "/processes") {
-      nlohmann::json out = nlohmann::json::array();
-      for (const auto& [pid, p] : processes_) {
-        LineageStats st = p->lineage->stats();
-        out.push_back({{"pid", pid},
-                       {"binary", p->labels.binary},
-                       {"go_version", p->binary->bin->build_info().version.raw},
-                       {"namespace", p->labels.namespace_},
-                       {"pod", p->labels.pod},
-                       {"container", p->labels.container},
-                       {"contexts_live", st.live_contexts},
-                       {"goroutines", st.live_goroutines},
-                       {"findings", p->findings.size()}});
-      }
-      return {200, "application/json", out.dump() + "\n"};
-    }
-    // /processes/<pid>/findings and /processes/<pid>/tree
-    std::vector<std::string> parts = absl::StrSplit(path, '/', absl::SkipEmpty());
-    pid_t pid;
-    if (parts.size() == 3 && parts[0] == "processes" && absl::SimpleAtoi(parts[1], &pid)) {
-      auto it = processes_.find(pid);
-      if (it == processes_.end()) return {404, "text/plain", "no such traced process\n"};
-      const TracedProcess& p = *it->second;
-      absl::Time now = absl::Now();
-      if (parts[2] == "findings") {
-        nlohmann::json out = nlohmann::json::array();
-        for (const Finding& f : p.findings) out.push_back(FindingToJson(*p.lineage, f, now));
-        return {200, "application/json", out.dump() + "\n"};
-      }
-      if (parts[2] == "tree")
-        return {200, "application/json", TreeToJson(*p.lineage, now).dump() + "\n"};
-    }
     return {404, "text/plain",
-            "endpoints: /metrics /healthz /readyz /processes /processes/<pid>/tree "
-            "/processes/<pid>/findings\n"};
+            "endpoints: /metrics /healthz /readyz (processes: --detail_listen)\n"};
+  }
+
+  ProcessView View(TracedProcess& p) {
+    return {p.pid,
+            *p.lineage,
+            p.findings,
+            *p.binary->bin,
+            *p.process,
+            {{"binary", p.labels.binary},
+             {"namespace", p.labels.namespace_},
+             {"pod", p.labels.pod},
+             {"container", p.labels.container}}};
+  }
+  void ForEachProcess(absl::FunctionRef<void(const ProcessView&)> fn) override {
+    absl::MutexLock l(&mu_);
+    for (auto& [pid, p] : processes_) fn(View(*p));
+  }
+  bool WithProcess(pid_t pid, absl::FunctionRef<void(const ProcessView&)> fn) override {
+    absl::MutexLock l(&mu_);
+    auto it = processes_.find(pid);
+    if (it == processes_.end()) return false;
+    fn(View(*it->second));
+    return true;
   }
 
   const DaemonOptions& o_;
   absl::Mutex mu_;
   std::unique_ptr<Tracer> tracer_;
-  std::unique_ptr<HttpServer> http_;
   TrapCosts trap_costs_;
   std::unique_ptr<OverheadMeter> meter_;  // per refresh: the exported average
   std::unique_ptr<DutyCycle> duty_;
@@ -565,6 +564,9 @@ class Daemon {
   uint64_t total_tracked_ = 0;
   uint64_t lost_seen_ = 0;
   uint64_t exported_lost_[DROP_REASONS] = {};
+  ProcessEndpoints endpoints_{*this};
+  // Last: stopped (their handlers finished) before anything they read is destroyed.
+  std::unique_ptr<HttpServer> http_, detail_http_;
 };
 
 }  // namespace

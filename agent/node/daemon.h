@@ -35,7 +35,10 @@ bool Selected(const std::vector<Selector>& include, const std::vector<Selector>&
               const ProcessLabels& p);
 
 struct DaemonOptions {
-  std::string listen = "0.0.0.0:9464";
+  std::string listen = "0.0.0.0:9464";  // /metrics, /healthz, /readyz
+  // /processes and /processes/<pid>/...: source paths and function names, so loopback by default;
+  // empty: not served.
+  std::string detail_listen = "127.0.0.1:9465";
   std::vector<Selector> include, exclude;
   std::string host_proc = "/proc";  // the host's /proc (mounted elsewhere in a container)
   std::string log_pods_root = "/var/log/pods";

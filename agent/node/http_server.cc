@@ -1,114 +1,206 @@
 #include "agent/node/http_server.h"
 
 #include <arpa/inet.h>
+#include <microhttpd.h>
 #include <netinet/in.h>
-#include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <deque>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 
 namespace ctxagent {
+
+// A request handed to a worker; its connection stays suspended until the response is ready.
+struct Pending {
+  MHD_Connection* connection;
+  HttpRequest request;
+  HttpResponse response;
+  bool queued = false;            // handed to a worker (touched by the MHD thread only)
+  std::atomic<bool> done{false};  // the worker's response is ready
+};
+
+struct HttpServer::Impl {
+  HttpServerOptions options;
+  Handler handler;
+  MHD_Daemon* daemon = nullptr;
+  absl::Mutex mu;
+  std::deque<Pending*> queue ABSL_GUARDED_BY(mu);
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  std::vector<std::thread> workers;
+
+  void Work();
+  // Hands `p` to a worker (suspending its connection); false when the queue is full or stopping.
+  bool Enqueue(Pending* p);
+};
+
 namespace {
 
-const char* Reason(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Error";
-  }
+MHD_Result Send(MHD_Connection* c, const HttpResponse& r) {
+  MHD_Response* resp = MHD_create_response_from_buffer(
+      r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
+  if (resp == nullptr) return MHD_NO;
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
+  MHD_Result ok = MHD_queue_response(c, static_cast<unsigned>(r.status), resp);
+  MHD_destroy_response(resp);
+  return ok;
 }
 
-}  // namespace
+MHD_Result AddQueryArgument(void* cls, MHD_ValueKind, const char* key, const char* value) {
+  (*static_cast<std::map<std::string, std::string>*>(cls))[key] = value ? value : "";
+  return MHD_YES;
+}
 
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen,
-                                                              Handler handler) {
+// MHD calls this once the request headers are in, again for each piece of body and at its end,
+// and once more after a resume. Responding at the first call would make MHD close the connection
+// (it cannot know the request ended), so a GET is answered at its end, for keep-alive.
+MHD_Result OnRequest(void* cls, MHD_Connection* c, const char* url, const char* method,
+                     const char* version, const char* upload_data, size_t* upload_data_size,
+                     void** req_cls) {
+  auto* impl = static_cast<HttpServer::Impl*>(cls);
+  auto* p = static_cast<Pending*>(*req_cls);
+  if (p == nullptr) {
+    const std::string m = method;
+    if (m != "GET" && m != "HEAD") return Send(c, {405, "text/plain", "only GET\n"});
+    p = new Pending();  // deleted by OnCompleted
+    p->connection = c;
+    p->request.method = m;
+    p->request.path = url;
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, AddQueryArgument, &p->request.query);
+    *req_cls = p;
+    return MHD_YES;
+  }
+  if (*upload_data_size != 0) {
+    *upload_data_size = 0;  // a GET body is ignored
+    return MHD_YES;
+  }
+  if (p->done) return Send(c, p->response);
+  if (p->queued) return MHD_YES;
+  if (impl->options.inline_paths.count(p->request.path) > 0) {
+    return Send(c, impl->handler(p->request));
+  }
+  if (!impl->Enqueue(p)) return Send(c, {503, "text/plain", "busy\n"});
+  return MHD_YES;
+}
+
+void OnCompleted(void*, MHD_Connection*, void** req_cls, MHD_RequestTerminationCode) {
+  delete static_cast<Pending*>(*req_cls);
+  *req_cls = nullptr;
+}
+
+absl::StatusOr<sockaddr_in> ParseListen(const std::string& listen) {
   size_t colon = listen.rfind(':');
   int port = 0;
   if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
       port < 0 || port > 65535) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--listen must be host:port, not \"", listen, "\""));
+        absl::StrCat("listen address must be host:port, not \"", listen, "\""));
   }
   std::string host = listen.substr(0, colon);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
   if (host.empty() || host == "0.0.0.0") {
     addr.sin_addr.s_addr = htonl(INADDR_ANY);
   } else if (host == "localhost") {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   } else if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("--listen: bad IPv4 address \"", host, "\""));
+    return absl::InvalidArgumentError(absl::StrCat("bad IPv4 address \"", host, "\""));
   }
-  std::unique_ptr<HttpServer> s(new HttpServer());
-  s->fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  return addr;
+}
+
+}  // namespace
+
+bool HttpServer::Impl::Enqueue(Pending* p) {
+  absl::MutexLock l(&mu);
+  if (stopping || queue.size() >= static_cast<size_t>(options.max_queued)) return false;
+  // Suspended before any worker can see it, so that its resume cannot come first.
+  MHD_suspend_connection(p->connection);
+  p->queued = true;
+  queue.push_back(p);
+  return true;
+}
+
+void HttpServer::Impl::Work() {
+  while (true) {
+    Pending* p;
+    bool stop;
+    {
+      absl::MutexLock l(&mu);
+      mu.Await(absl::Condition(
+          +[](Impl* i)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(i->mu) { return i->stopping || !i->queue.empty(); },
+          this));
+      if (queue.empty()) return;
+      p = queue.front();
+      queue.pop_front();
+      stop = stopping;
+    }
+    // Stopping, what is still queued is answered at once: MHD cannot stop with suspended requests.
+    p->response = stop ? HttpResponse{503, "text/plain", "shutting down\n"} : handler(p->request);
+    p->done = true;
+    MHD_resume_connection(p->connection);
+  }
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options,
+                                                              Handler handler) {
+  auto addr = ParseListen(options.listen);
+  if (!addr.ok()) return addr.status();
+  // A client that goes away mid-response must not kill the agent with SIGPIPE.
+  signal(SIGPIPE, SIG_IGN);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   int one = 1;
-  setsockopt(s->fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(s->fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::listen(s->fd_, 64) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("cannot listen on ", listen));
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&*addr), sizeof(*addr)) != 0 ||
+      listen(fd, 256) != 0) {
+    absl::Status s = absl::ErrnoToStatus(errno, absl::StrCat("cannot listen on ", options.listen));
+    if (fd >= 0) close(fd);
+    return s;
   }
-  socklen_t len = sizeof(addr);
-  getsockname(s->fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  s->port_ = ntohs(addr.sin_port);
-  s->handler_ = std::move(handler);
-  s->thread_ = std::thread([srv = s.get()] { srv->Serve(); });
+  socklen_t len = sizeof(*addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&*addr), &len);
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->handler = std::move(handler);
+  const unsigned idle_s =
+      static_cast<unsigned>(std::max<int64_t>(1, absl::ToInt64Seconds(options.idle_timeout)));
+  impl->daemon = MHD_start_daemon(
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, nullptr,
+      nullptr, OnRequest, impl.get(), MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd),
+      MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options.max_connections),
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, options.max_header_bytes, MHD_OPTION_CONNECTION_TIMEOUT,
+      idle_s, MHD_OPTION_NOTIFY_COMPLETED, OnCompleted, nullptr, MHD_OPTION_END);
+  if (impl->daemon == nullptr) {
+    close(fd);
+    return absl::InternalError(absl::StrCat("cannot start the HTTP server on ", options.listen));
+  }
+  for (int i = 0; i < std::max(1, options.worker_threads); ++i) {
+    impl->workers.emplace_back([i = impl.get()] { i->Work(); });
+  }
+  std::unique_ptr<HttpServer> s(new HttpServer(std::move(impl)));
+  s->port_ = ntohs(addr->sin_port);
   return s;
 }
 
 HttpServer::~HttpServer() {
-  stop_ = true;
-  if (thread_.joinable()) thread_.join();
-  if (fd_ >= 0) close(fd_);
-}
-
-void HttpServer::Serve() {
-  while (!stop_) {
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, 200) <= 0) continue;
-    int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) continue;
-    timeval tv{5, 0};  // a stalled client cannot hold the server
-    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    std::string req;
-    char buf[4096];
-    while (req.find("\r\n\r\n") == std::string::npos && req.size() < 16384) {
-      ssize_t n = read(c, buf, sizeof(buf));
-      if (n <= 0) break;
-      req.append(buf, n);
-    }
-    HttpResponse resp;
-    std::vector<std::string> first = absl::StrSplit(req.substr(0, req.find("\r\n")), ' ');
-    if (first.size() < 2) {
-      resp = {400, "text/plain", "bad request\n"};
-    } else if (first[0] != "GET") {
-      resp = {405, "text/plain", "only GET\n"};
-    } else {
-      resp = handler_(first[1].substr(0, first[1].find('?')));
-    }
-    std::string out = absl::StrCat(
-        "HTTP/1.1 ", resp.status, " ", Reason(resp.status), "\r\nContent-Type: ", resp.content_type,
-        "\r\nContent-Length: ", resp.body.size(), "\r\nConnection: close\r\n\r\n", resp.body);
-    for (size_t off = 0; off < out.size();) {
-      ssize_t n = write(c, out.data() + off, out.size() - off);
-      if (n <= 0) break;
-      off += n;
-    }
-    close(c);
+  {
+    absl::MutexLock l(&impl_->mu);
+    impl_->stopping = true;
   }
+  for (std::thread& t : impl_->workers) t.join();
+  MHD_stop_daemon(impl_->daemon);  // closes the listening socket too
 }
 
 }  // namespace ctxagent

@@ -1,17 +1,30 @@
-// A minimal HTTP/1.1 server for the daemon's endpoints: GET only, one request per connection,
-// served on its own thread. Enough for Prometheus scrapes and kubelet probes; not a web framework.
+// The HTTP endpoints of the daemon and of `attach --http`, on GNU libmicrohttpd.
+//
+// Why libmicrohttpd: it multiplexes connections on one epoll thread, so an idle or slow client
+// costs a connection slot and a small buffer, never a thread. civetweb (prometheus-cpp's exposer)
+// gives each connection a worker thread until its request arrives: 200 idle connections occupy
+// every worker and /healthz waits behind them. Handlers run on a bounded pool of worker threads
+// (connections are suspended meanwhile), so a handler waiting for the daemon's lock delays no
+// other request; cheap handlers named in `inline_paths` answer on the I/O thread itself.
 #ifndef CTXAGENT_AGENT_NODE_HTTP_SERVER_H_
 #define CTXAGENT_AGENT_NODE_HTTP_SERVER_H_
 
-#include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace ctxagent {
+
+struct HttpRequest {
+  std::string method;                        // "GET", "HEAD"
+  std::string path;                          // percent-decoded, without the query
+  std::map<std::string, std::string> query;  // decoded query arguments
+};
 
 struct HttpResponse {
   int status = 200;
@@ -19,23 +32,31 @@ struct HttpResponse {
   std::string body;
 };
 
+struct HttpServerOptions {
+  std::string listen;  // "host:port" (":port" or "0.0.0.0:port": all addresses; port 0 picks one)
+  int worker_threads = 4;
+  int max_connections = 512;
+  int max_queued = 64;              // requests waiting for a worker; beyond it 503
+  size_t max_header_bytes = 16384;  // request line and headers; a longer URL gets 414
+  absl::Duration idle_timeout = absl::Seconds(10);  // a silent connection (keep-alive) is closed
+  std::set<std::string> inline_paths;               // answered on the I/O thread: must not block
+};
+
 class HttpServer {
  public:
-  using Handler = std::function<HttpResponse(const std::string& path)>;
-  // Listens on "host:port" (":port" or "0.0.0.0:port" for all addresses; port 0 picks one).
-  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& listen,
+  using Handler = std::function<HttpResponse(const HttpRequest& request)>;
+  // Only GET and HEAD reach the handler (others get 405). It may run on several threads at once.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options,
                                                            Handler handler);
   ~HttpServer();
   int port() const { return port_; }
 
+  struct Impl;
+
  private:
-  HttpServer() = default;
-  void Serve();
-  int fd_ = -1;
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
   int port_ = 0;
-  Handler handler_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
 };
 
 }  // namespace ctxagent

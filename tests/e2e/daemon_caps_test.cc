@@ -123,7 +123,7 @@ TEST(DaemonCapsTest, DocumentedCapabilitySetSufficesAsNobody) {
   std::optional<nlohmann::json> entry;
   const absl::Time deadline = absl::Now() + absl::Seconds(40);
   while (absl::Now() < deadline) {
-    entry = testing::ProcessEntry(testing::Processes(daemon.port), target.pid());
+    entry = testing::ProcessEntry(testing::Processes(daemon.detail_port), target.pid());
     if (entry && (*entry)["findings"].get<int>() > 0) break;
     absl::SleepFor(absl::Milliseconds(500));
   }
@@ -132,7 +132,7 @@ TEST(DaemonCapsTest, DocumentedCapabilitySetSufficesAsNobody) {
   EXPECT_GT((*entry)["findings"].get<int>(), 0) << entry->dump();
   EXPECT_GT((*entry)["contexts_live"].get<int>(), 0) << entry->dump();
   testing::HttpResult f =
-      HttpGet(daemon.port, absl::StrCat("/processes/", target.pid(), "/findings"));
+      HttpGet(daemon.detail_port, absl::StrCat("/processes/", target.pid(), "/findings"));
   ASSERT_EQ(f.status, 200);
   auto findings = nlohmann::json::parse(f.body, nullptr, false);
   ASSERT_TRUE(findings.is_array()) << f.body;

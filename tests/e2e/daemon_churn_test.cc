@@ -107,12 +107,14 @@ TEST(DaemonChurnTest, ForgetsExitedProcessesAndGivesBackMemory) {
   ASSERT_TRUE(longlived.WaitForLine("ready", absl::Seconds(10)));
   // Attached (exec event) and evaluated a few times before the baseline is taken.
   absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (absl::Now() < deadline &&
-         !testing::ProcessEntry(testing::Processes(daemon.port), longlived.pid()).has_value()) {
+  while (
+      absl::Now() < deadline &&
+      !testing::ProcessEntry(testing::Processes(daemon.detail_port), longlived.pid()).has_value()) {
     absl::SleepFor(absl::Milliseconds(100));
   }
-  ASSERT_TRUE(testing::ProcessEntry(testing::Processes(daemon.port), longlived.pid()).has_value())
-      << testing::Processes(daemon.port).dump() << "\n"
+  ASSERT_TRUE(
+      testing::ProcessEntry(testing::Processes(daemon.detail_port), longlived.pid()).has_value())
+      << testing::Processes(daemon.detail_port).dump() << "\n"
       << daemon.process->Log();
   absl::SleepFor(absl::Seconds(3));
   EXPECT_EQ(AttachedTotal(daemon.port), 1);
@@ -169,7 +171,7 @@ TEST(DaemonChurnTest, ForgetsExitedProcessesAndGivesBackMemory) {
       ++non_go;
     }
     if (i % 20 == 0) {
-      for (const auto& p : Ours(testing::Processes(daemon.port))) {
+      for (const auto& p : Ours(testing::Processes(daemon.detail_port))) {
         if (p["pid"].get<pid_t>() != longlived.pid()) seen_attached.insert(p["pid"].get<pid_t>());
       }
       peak_kib = std::max(peak_kib, testing::VmRssKiB(dpid));
@@ -186,7 +188,7 @@ TEST(DaemonChurnTest, ForgetsExitedProcessesAndGivesBackMemory) {
   deadline = absl::Now() + absl::Seconds(15);
   do {
     absl::SleepFor(absl::Seconds(1));
-    ours = Ours(testing::Processes(daemon.port));
+    ours = Ours(testing::Processes(daemon.detail_port));
   } while (absl::Now() < deadline && !(ours.size() == 1 && AttachedTotal(daemon.port) == 1));
   ASSERT_TRUE(daemon.process->Running()) << daemon.process->Log();
   EXPECT_EQ(HttpGet(daemon.port, "/healthz").status, 200);
@@ -240,11 +242,13 @@ TEST(DaemonChurnTest, ForgetsExitedProcessesAndGivesBackMemory) {
     testing::Child again = testing::Child::Start({bin, "-loop"});
     ASSERT_TRUE(again.WaitForLine("ready", absl::Seconds(10)));
     deadline = absl::Now() + absl::Seconds(10);
-    while (absl::Now() < deadline &&
-           !testing::ProcessEntry(testing::Processes(daemon.port), again.pid()).has_value()) {
+    while (
+        absl::Now() < deadline &&
+        !testing::ProcessEntry(testing::Processes(daemon.detail_port), again.pid()).has_value()) {
       absl::SleepFor(absl::Milliseconds(100));
     }
-    EXPECT_TRUE(testing::ProcessEntry(testing::Processes(daemon.port), again.pid()).has_value())
+    EXPECT_TRUE(
+        testing::ProcessEntry(testing::Processes(daemon.detail_port), again.pid()).has_value())
         << bin << " is no longer traced after the churn\n"
         << daemon.process->Log();
     again.Kill(SIGTERM);
@@ -291,10 +295,11 @@ TEST(DaemonChurnTest, ProcessesShorterThanARefreshAreCounted) {
   ASSERT_TRUE(anchor.WaitForLine("ready", absl::Seconds(10)));
   absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (absl::Now() < deadline &&
-         !testing::ProcessEntry(testing::Processes(daemon.port), anchor.pid()).has_value()) {
+         !testing::ProcessEntry(testing::Processes(daemon.detail_port), anchor.pid()).has_value()) {
     absl::SleepFor(absl::Milliseconds(100));
   }
-  ASSERT_TRUE(testing::ProcessEntry(testing::Processes(daemon.port), anchor.pid()).has_value());
+  ASSERT_TRUE(
+      testing::ProcessEntry(testing::Processes(daemon.detail_port), anchor.pid()).has_value());
   absl::SleepFor(absl::Milliseconds(2500));
   const double created0 = CounterSum(daemon.port, "ctxagent_contexts_created_total", "ctxshort_b");
   const double cancelled0 =

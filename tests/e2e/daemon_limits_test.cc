@@ -38,7 +38,7 @@ TEST(DaemonLimitsTest, CapsTrackedContextsAndCountsEvictions) {
   auto live = testing::Find(metrics, "ctxagent_contexts_live", {{"binary", "lost_cancel"}});
   ASSERT_EQ(live.size(), 1u);
   EXPECT_LE(live[0].value, 300) << "tracked contexts exceed the cap";
-  auto entry = testing::ProcessEntry(testing::Processes(d.port), target.pid());
+  auto entry = testing::ProcessEntry(testing::Processes(d.detail_port), target.pid());
   ASSERT_TRUE(entry.has_value());
   // What was tracked before the cap is uncertain now: no finding from the gap.
   EXPECT_EQ((*entry)["findings"], 0) << entry->dump();
@@ -62,7 +62,7 @@ TEST(DaemonLimitsTest, OverBudgetSamplesAndStillFindsTheLeak) {
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(500));
-    entry = testing::ProcessEntry(testing::Processes(d.port), target.pid());
+    entry = testing::ProcessEntry(testing::Processes(d.detail_port), target.pid());
     if (entry.has_value() && (*entry)["findings"].get<int>() > 0) break;
   }
   ASSERT_TRUE(entry.has_value()) << d.process->Log();

@@ -254,7 +254,7 @@ TEST(DaemonPrometheusTest, LeakAlertsFireForLeakingProgramsOnly) {
         testing::Find(samples, "ctxagent_findings", {{"binary", binary}, {"kind", kind}}).empty())
         << metrics.body;
   }
-  nlohmann::json processes = testing::Processes(daemon.port);
+  nlohmann::json processes = testing::Processes(daemon.detail_port);
   ASSERT_TRUE(processes.is_array());
   for (auto& [name, child] : programs) {
     auto entry = testing::ProcessEntry(processes, child.pid());
@@ -270,7 +270,7 @@ TEST(DaemonPrometheusTest, LeakAlertsFireForLeakingProgramsOnly) {
       EXPECT_EQ((*entry)["findings"].get<int>(), 0) << entry->dump();
     }
     testing::HttpResult f =
-        HttpGet(daemon.port, absl::StrCat("/processes/", child.pid(), "/findings"));
+        HttpGet(daemon.detail_port, absl::StrCat("/processes/", child.pid(), "/findings"));
     ASSERT_EQ(f.status, 200) << name;
     auto fj = nlohmann::json::parse(f.body, nullptr, false);
     ASSERT_TRUE(fj.is_array()) << f.body;
@@ -281,11 +281,18 @@ TEST(DaemonPrometheusTest, LeakAlertsFireForLeakingProgramsOnly) {
     } else {
       EXPECT_TRUE(fj.empty()) << name << ": " << f.body;
     }
-    testing::HttpResult t = HttpGet(daemon.port, absl::StrCat("/processes/", child.pid(), "/tree"));
+    testing::HttpResult t =
+        HttpGet(daemon.detail_port, absl::StrCat("/processes/", child.pid(), "/tree"));
     ASSERT_EQ(t.status, 200) << name;
     EXPECT_FALSE(nlohmann::json::parse(t.body, nullptr, false).is_discarded()) << t.body;
   }
-  EXPECT_EQ(HttpGet(daemon.port, "/processes/999999999/findings").status, 404);
+  EXPECT_EQ(HttpGet(daemon.detail_port, "/processes/999999999/findings").status, 404);
+  // Posture: what Prometheus scrapes carries no trees, findings or source paths.
+  EXPECT_EQ(HttpGet(daemon.port, "/processes").status, 404);
+  EXPECT_EQ(
+      HttpGet(daemon.port, absl::StrCat("/processes/", programs.begin()->second.pid(), "/tree"))
+          .status,
+      404);
 
   // Stop everything: the daemon exits 0 on SIGTERM, Prometheus shuts down cleanly.
   for (auto& [name, child] : programs) {

@@ -55,16 +55,20 @@ DaemonHandle StartDaemon(const std::string& bin, const std::vector<std::string>&
   DaemonHandle h;
   for (int attempt = 0; attempt < 3; ++attempt) {
     const int port = FreeLoopbackPort();
+    int detail_port = FreeLoopbackPort();
+    while (detail_port == port) detail_port = FreeLoopbackPort();
     std::vector<std::string> argv = prefix;
     argv.push_back(bin);
     argv.push_back("daemon");
     argv.push_back(absl::StrCat("--listen=127.0.0.1:", port));
+    argv.push_back(absl::StrCat("--detail_listen=127.0.0.1:", detail_port));
     argv.insert(argv.end(), flags.begin(), flags.end());
     h.process = LoggedProcess::Start(argv, log_path);
     const absl::Time deadline = absl::Now() + ready_timeout;
     while (absl::Now() < deadline && h.process->Running()) {
       if (HttpGet(port, "/readyz", absl::Seconds(2)).status == 200) {
         h.port = port;
+        h.detail_port = detail_port;
         return h;
       }
       absl::SleepFor(absl::Milliseconds(100));

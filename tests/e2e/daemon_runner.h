@@ -40,11 +40,12 @@ class LoggedProcess {
   std::string log_path_;
 };
 
-// `ctxagent daemon --listen=127.0.0.1:<free port> <flags>`, optionally behind `prefix` (e.g.
-// setpriv).
+// `ctxagent daemon --listen=127.0.0.1:<free port> --detail_listen=127.0.0.1:<another> <flags>`,
+// optionally behind `prefix` (e.g. setpriv).
 struct DaemonHandle {
   std::unique_ptr<LoggedProcess> process;
-  int port = 0;
+  int port = 0;         // /metrics, /healthz, /readyz
+  int detail_port = 0;  // /processes/...
 };
 
 // Starts the daemon and waits for /readyz; retries on another port if the port was taken meanwhile.
