@@ -29,7 +29,7 @@ using G = GoOffsets;
 // The table (amd64). Sources per release, oldest first, each `{since, offset}` holding until the
 // next: [dw] the DWARF of the fixture toolchains (1.19, 1.21-1.24, 1.26, 1.27; go_offsets_test
 // holds every entry to it on every fixture), [src] the runtime and context source of 1.17.13,
-// 1.20.6 and 1.25.3 (1.18 assumed equal to its neighbours 1.17 and 1.19, which agree).
+// 1.18, 1.20.6 and 1.25.3.
 //
 // runtime.g: 1.21 moved the trace fields into g.trace (after startpc) and added parentGoid;
 // 1.23 added syscallbp (+8 from stktopsp on); 1.25 dropped gobuf.ret (-8 from syscallsp on);

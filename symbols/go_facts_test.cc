@@ -87,5 +87,18 @@ TEST(GoFactsTest, SudogWordsFollowTheTraceablePointerChange) {
   EXPECT_EQ(none.SudogChanWord(), -1);
 }
 
+TEST(GoFactsTest, GReadSpanCoversEveryGField) {
+  EXPECT_EQ(GoOffsets().GReadSpan(), 0);
+  for (int minor = kMinGoMinor; minor <= kMaxGoMinor; ++minor) {
+    const GoOffsets o = *OffsetsForVersion(Go(minor));
+    SCOPED_TRACE(minor);
+    for (int32_t f : {o.g_goid, o.g_parent_goid, o.g_gopc, o.g_startpc, o.g_atomicstatus, o.g_m,
+                      o.g_waitsince, o.g_waitreason, o.g_waiting, o.g_sched + o.gobuf_pc}) {
+      EXPECT_LE(f + 8, o.GReadSpan());
+    }
+    EXPECT_EQ(o.GReadSpan(), o.g_waiting + 8);  // the last field read, in every release
+  }
+}
+
 }  // namespace
 }  // namespace ctxagent::symbols

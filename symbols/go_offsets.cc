@@ -7,6 +7,7 @@
 #include <libelf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -29,6 +30,20 @@ std::vector<std::pair<const char*, int32_t>> GoOffsets::Named() const {
 }
 
 bool GoOffsets::operator==(const GoOffsets& o) const { return Named() == o.Named(); }
+
+int32_t GoOffsets::GReadSpan() const {
+  if (g_goid < 0) return 0;
+  int32_t end = 0;
+  for (const OffsetFact& f : OffsetFacts()) {
+    if (f.offset == nullptr) continue;
+    const int32_t off = this->*f.offset;
+    if (std::strcmp(f.type, "runtime.g") == 0) end = std::max(end, off + 8);
+    if (std::strcmp(f.type, "runtime.gobuf") == 0 && g_sched >= 0) {
+      end = std::max(end, g_sched + off + 8);
+    }
+  }
+  return end;
+}
 
 const char* SourceName(GoOffsets::Source source) {
   switch (source) {

@@ -69,6 +69,9 @@ struct GoOffsets {
   // word from 1.26); -1 when unknown.
   int32_t SudogElemWord() const { return TraceableWord(sudog_elem); }
   int32_t SudogChanWord() const { return TraceableWord(sudog_c); }
+  // Bytes from the start of a g that hold every g_* field and g.sched's gobuf_* fields: one read
+  // per goroutine. 0 when g_goid is unknown.
+  int32_t GReadSpan() const;
 
   enum class Source { kDwarf, kTable };
   Source source = Source::kTable;

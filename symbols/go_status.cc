@@ -10,7 +10,7 @@ namespace {
 // [dw] read from each fixture toolchain's binary (go_status_test compares the whole array with the
 // binary's runtime.waitReasonStrings); [src] from the release's runtime2.go.
 // clang-format off: the runtime's order, several per line
-// 1.17-1.19 [src 1.17.13, dw 1.19]
+// 1.17-1.19 [src 1.17.13, 1.18; dw 1.19]
 constexpr const char* kWait17[] = {
     "", "GC assist marking", "IO wait", "chan receive (nil chan)", "chan send (nil chan)",
     "dumping heap", "garbage collection", "garbage collection scan", "panicwait", "select",
