@@ -37,18 +37,21 @@ ABSL_FLAG(uint64_t, max_contexts_per_process, 200000,
 ABSL_FLAG(uint64_t, max_contexts_total, 1000000,
           "daemon: tracked contexts in all before new ones are dropped");
 ABSL_FLAG(int, max_site_labels, 10, "daemon: findings per process exported with their site label");
-ABSL_FLAG(absl::Duration, rescan, absl::Seconds(30),
-          "daemon: /proc rescan period (exec events find new processes)");
-ABSL_FLAG(absl::Duration, poll, absl::Milliseconds(20),
-          "how often the event ring buffer is drained");
-ABSL_FLAG(double, budget, 0.003,
+ABSL_FLAG(absl::Duration, rescan, ctxagent::DaemonOptions{}.rescan,
+          "daemon: /proc rescan period, a safety net (exec events find new processes)");
+ABSL_FLAG(absl::Duration, poll, ctxagent::kDefaultDrainLatency,
+          "longest a probe event waits in the ring buffer while the probes are on");
+ABSL_FLAG(double, budget, ctxagent::kDefaultBudget,
           "share of the node's CPU tracing may use (probes are duty-cycled above it); 0 = trace "
           "everything");
 ABSL_FLAG(
     double, target_budget, 0,
     "attach: share of the target's own CPU tracing may use, on top of --budget; 0 = no such limit");
-ABSL_FLAG(int, ring_buffer_kb, 16384, "attach: BPF ring buffer size in KiB (a power of two)");
-ABSL_FLAG(absl::Duration, refresh, absl::Seconds(1), "attach: live view and evaluation period");
+ABSL_FLAG(int, ring_buffer_kb, ctxagent::Tracer::kDefaultRingBytes / 1024,
+          "BPF ring buffer size in KiB (a power of two)");
+ABSL_FLAG(absl::Duration, refresh, absl::ZeroDuration(),
+          "evaluation period (attach: also the live view; daemon: also the metrics); 0 = the "
+          "command's default (attach 1s, daemon 5s)");
 
 namespace {
 
@@ -107,13 +110,19 @@ int main(int argc, char** argv) {
       return 2;
     }
     opts.duration = absl::GetFlag(FLAGS_duration);
-    opts.refresh = absl::GetFlag(FLAGS_refresh);
+    if (absl::GetFlag(FLAGS_refresh) > absl::ZeroDuration()) {
+      opts.refresh = absl::GetFlag(FLAGS_refresh);
+    }
     opts.poll = absl::GetFlag(FLAGS_poll);
     opts.budget = absl::GetFlag(FLAGS_budget);
     opts.target_budget = absl::GetFlag(FLAGS_target_budget);
     opts.ring_bytes = static_cast<uint32_t>(absl::GetFlag(FLAGS_ring_buffer_kb)) * 1024;
     opts.findings = FindingFlags();
-    return ctxagent::RunAttachCommand(opts);
+    if (absl::Status s = ctxagent::RunAttachCommand(opts); !s.ok()) {
+      fprintf(stderr, "ctxagent attach: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+    return 0;
   }
   if (command == "daemon") {
     if (!positional.empty()) {
@@ -136,7 +145,9 @@ int main(int argc, char** argv) {
     opts.host_proc = absl::GetFlag(FLAGS_host_proc);
     opts.log_pods_root = absl::GetFlag(FLAGS_log_pods_root);
     opts.findings = FindingFlags();
-    opts.refresh = absl::GetFlag(FLAGS_refresh);
+    if (absl::GetFlag(FLAGS_refresh) > absl::ZeroDuration()) {
+      opts.refresh = absl::GetFlag(FLAGS_refresh);
+    }
     opts.poll = absl::GetFlag(FLAGS_poll);
     opts.rescan = absl::GetFlag(FLAGS_rescan);
     opts.max_contexts_per_process = absl::GetFlag(FLAGS_max_contexts_per_process);
@@ -144,7 +155,11 @@ int main(int argc, char** argv) {
     opts.max_site_labels = absl::GetFlag(FLAGS_max_site_labels);
     opts.ring_bytes = static_cast<uint32_t>(absl::GetFlag(FLAGS_ring_buffer_kb)) * 1024;
     opts.budget = absl::GetFlag(FLAGS_budget);
-    return ctxagent::RunDaemon(opts);
+    if (absl::Status s = ctxagent::RunDaemon(opts); !s.ok()) {
+      fprintf(stderr, "ctxagent daemon: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+    return 0;
   }
   fprintf(stderr, "ctxagent: unknown command \"%s\"\n%s", command.c_str(), kUsage);
   return 2;

@@ -27,5 +27,19 @@ TEST(SelectorTest, IncludeAndExclude) {
   EXPECT_FALSE(Selected({sel("pod:web-*")}, {sel("namespace:prod")}, api));
 }
 
+// Before Init and Run: alive, not ready, nothing traced; every endpoint answers.
+TEST(DaemonTest, AnswersBeforeItIsReady) {
+  DaemonOptions o;
+  Daemon d(o);
+  EXPECT_EQ(d.Handle("/healthz").status, 200);
+  EXPECT_EQ(d.Handle("/readyz").status, 503);
+  HttpResponse processes = d.Handle("/processes");
+  EXPECT_EQ(processes.status, 200);
+  EXPECT_EQ(processes.body, "[]\n");
+  EXPECT_EQ(d.Handle("/processes/1/tree").status, 404);
+  EXPECT_EQ(d.Handle("/nothing").status, 404);
+  EXPECT_EQ(d.Handle("/metrics").status, 200);
+}
+
 }  // namespace
 }  // namespace ctxagent
