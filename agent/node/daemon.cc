@@ -22,7 +22,8 @@ namespace ctxagent {
 namespace {
 
 // After a wakeup by the ring, the next drain waits this long: a node busy with short-lived
-// programs (a build) wakes the daemon once per this, not once per exec.
+// programs (a build) wakes the daemon once per this, not once per exec. Longer would miss Go
+// programs that live a few hundred milliseconds (daemon_churn_test).
 constexpr absl::Duration kMinWakeGap = absl::Milliseconds(50);
 
 void Log(const std::string& message) { fprintf(stderr, "ctxagent daemon: %s\n", message.c_str()); }
