@@ -35,3 +35,7 @@ bpf_stats() {
   done
   echo "0 0"
 }
+
+# CPU time of every live thread of a process in ns, from /proc/<pid>/task/*/schedstat (exact, and
+# unaffected by other load on the machine, unlike wall-clock or tick-based measurements).
+sched_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d\n", s}'; }

@@ -82,13 +82,19 @@ static __always_inline struct ctx_event *reserve_go(__u32 type, __u64 goid, __u6
   return reserve(type, goid, g);
 }
 
-// The consumer drains on its own timer: waking it per event would triple the probe's cost.
-static __always_inline void submit(struct ctx_event *e) {
+// The consumer drains on its own timer: waking it per event would triple the probe's cost. It is
+// woken only for what cannot wait for that timer: a ring an eighth full (it would overflow first)
+// and, with `wake`, a new program to look at.
+static __always_inline void submit_and_wake(struct ctx_event *e, bool wake) {
   __u32 zero = 0;
   __u64 *n = bpf_map_lookup_elem(&submitted, &zero);
   if (n) *n += 1;
-  bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+  if (!wake) wake = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >
+                    bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 8;
+  bpf_ringbuf_submit(e, wake ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
+
+static __always_inline void submit(struct ctx_event *e) { submit_and_wake(e, false); }
 
 static __always_inline __u64 read_u64(__u64 addr) {
   __u64 v = 0;
@@ -253,7 +259,7 @@ int ctxagent_probe(struct pt_regs *ctx) {
 SEC("raw_tp/sched_process_exec")
 int ctxagent_exec(void *ctx) {
   struct ctx_event *e = reserve(EV_PROC_EXEC, 0, 0);
-  if (e) submit(e);
+  if (e) submit_and_wake(e, true);
   return 0;
 }
 

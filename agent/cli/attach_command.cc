@@ -1,23 +1,20 @@
 #include "agent/cli/attach_command.h"
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
-#include <variant>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "agent/cli/attach_http.h"
 #include "agent/control/overhead.h"
-#include "agent/control/sampling.h"
+#include "agent/session/probes.h"
+#include "agent/session/session.h"
+#include "agent/session/stop.h"
 #include "agent/trace/capabilities.h"
-#include "agent/trace/decoder.h"
-#include "agent/trace/liveness.h"
-#include "agent/trace/process.h"
 #include "agent/trace/tracer.h"
 #include "agent/view/utf8.h"
 #include "agent/view/views.h"
@@ -26,205 +23,175 @@
 namespace ctxagent {
 namespace {
 
-std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
+// One attach run: the target's binary and session, the probes and what they cost.
+struct AttachRun {
+  explicit AttachRun(const AttachOptions& o) : options(o) {}
 
-void Fail(const std::string& message) { fprintf(stderr, "ctxagent attach: %s\n", message.c_str()); }
+  const AttachOptions& options;
+  std::unique_ptr<symbols::GoBinary> bin;
+  std::unique_ptr<TracingSession> session;
+  std::unique_ptr<Tracer> tracer;
+  TrapCosts trap_costs;
+  std::unique_ptr<ProbeSet> probes;
+  std::unique_ptr<OverheadMeter> run_meter;  // over the whole run, for the report
+  EventClock clock;
+  absl::Time start;
+  bool live = false;
+  bool target_exited = false;
+  absl::Mutex mu;  // held while the session changes; --http requests read it under it
+  std::unique_ptr<AttachHttp> http;
+};
 
-}  // namespace
-
-int RunAttachCommand(const AttachOptions& options) {
-  Process process(options.pid);
-  if (options.pid <= 0 || !process.Alive()) {
-    Fail(absl::StrCat("no process with pid ", options.pid));
-    return 1;
+absl::Status Prepare(AttachRun& r) {
+  const AttachOptions& o = r.options;
+  Process process(o.pid);
+  if (o.pid <= 0 || !process.Alive()) {
+    return absl::NotFoundError(absl::StrCat("no process with pid ", o.pid));
   }
-  if (absl::Status s = CheckOwnCapabilities(); !s.ok()) {
-    Fail(std::string(s.message()));
-    return 1;
-  }
+  if (absl::Status s = CheckOwnCapabilities(); !s.ok()) return s;
   auto bin = symbols::GoBinary::Open(process.exe_path());
   if (!bin.ok()) {
-    Fail(absl::StrCat("pid ", options.pid, ": ", bin.status().message()));
-    return 1;
+    return absl::Status(bin.status().code(),
+                        absl::StrCat("pid ", o.pid, ": ", bin.status().message()));
   }
-  auto bias = process.LoadBias((*bin)->elf());
-  if (!bias.ok()) {
-    Fail(std::string(bias.status().message()));
-    return 1;
-  }
-  absl::Mutex mu;  // the lineage and findings, shared with --http requests
-  ProcessLineage lineage(options.pid);
-  Decoder decoder(**bin, process, *bias, lineage.sites());
-  EventClock clock;
-  uint64_t events = 0, undecodable = 0;
+  r.bin = *std::move(bin);
+  auto session = TracingSession::Create(o.pid, *r.bin, {o.findings, o.refresh});
+  if (!session.ok()) return session.status();
+  r.session = *std::move(session);
   auto tracer = Tracer::Create(
-      [&](const ctx_event& raw) {
-        if (raw.tgid != static_cast<uint32_t>(options.pid)) return;
-        ++events;
-        auto e = decoder.Decode(raw, clock);
-        if (!e.ok()) {
-          ++undecodable;
-          return;
-        }
-        lineage.Apply(*e);
+      [&r](const ctx_event& raw) {
+        if (raw.tgid == static_cast<uint32_t>(r.options.pid)) r.session->Apply(raw, r.clock);
       },
-      options.ring_bytes);
-  if (!tracer.ok()) {
-    Fail(std::string(tracer.status().message()));
-    return 1;
-  }
+      o.ring_bytes);
+  if (!tracer.ok()) return tracer.status();
+  r.tracer = *std::move(tracer);
   // Per-hit trap costs measured here, once, before the probes add to the first measurement: they
   // differ between machines by several times.
-  TrapCosts trap_costs;
   if (auto calibrated = CalibrateTrapCosts(); calibrated.ok()) {
-    trap_costs = *calibrated;
+    r.trap_costs = *calibrated;
   } else {
     fprintf(stderr, "ctxagent: trap cost calibration failed (%s); using defaults\n",
             std::string(calibrated.status().message()).c_str());
   }
-  absl::StatusOr<uint32_t> attachment = (*tracer)->Attach(options.pid, **bin);
-  if (!attachment.ok()) {
-    Fail(std::string(attachment.status().message()));
-    return 1;
-  }
-  OverheadMeter run_meter(trap_costs, (*tracer)->probe_fd(), options.pid);
-  OverheadSample last_interval;
-  signal(SIGINT, OnSignal);
-  signal(SIGTERM, OnSignal);
-  const bool live = options.live && options.output == "tree" && isatty(STDOUT_FILENO);
-  fprintf(stderr, "ctxagent: attached to pid %d (%s, %zu probes); %s\n", options.pid,
-          (*bin)->build_info().version.raw.c_str(), (*tracer)->attached_probes(),
-          live ? "Ctrl-C for the report" : "tracing");
-
-  const absl::Time start = absl::Now();
-  absl::Time next_eval = start + options.refresh;
-  std::vector<Finding> findings;
-  bool target_exited = false;
-  uint64_t lost_seen = 0;
+  r.start = absl::Now();
   // Duty-cycles the probes when full tracing costs more than the budget (agent/sampling.h); what
   // was live at a pause is then checked in the target's memory.
-  DutyCycle duty({.budget = options.budget, .target_budget = options.target_budget},
-                 std::make_unique<OverheadMeter>(trap_costs, (*tracer)->probe_fd(), options.pid),
-                 start);
-  const SamplingController& sampler = duty.controller();
-  MemoryLiveness liveness(process, (*bin)->offsets());
-  bool attached = true, paused_once = false;
-  // Reading the target's memory costs per unobserved node: often enough to keep findings as fresh
-  // as the grace period, not at every refresh.
-  const absl::Duration reconcile_every = std::max(options.refresh, options.findings.grace);
-  absl::Time next_reconcile = start;
-  auto reconcile = [&](absl::Time now) {
-    lineage.Reconcile(now, liveness);
-    next_reconcile = now + reconcile_every;
-  };
-  auto http = std::make_unique<AttachHttp>(mu, options.pid, lineage, findings, **bin, process);
-  if (absl::Status s = options.http.empty() ? absl::OkStatus() : http->Serve(options.http);
-      !s.ok()) {
-    Fail(std::string(s.message()));
-    (*tracer)->Detach(*attachment);
-    return 1;
-  }
-  while (!g_stop) {
-    // Detached, nothing arrives: sleep until the next window or evaluation (briefly, to see a
-    // stop).
-    absl::Duration nap = options.poll;
-    if (!attached) {
-      nap = std::clamp(std::min(sampler.next_switch(), next_eval) - absl::Now(), options.poll,
-                       absl::Milliseconds(200));
-    }
-    absl::SleepFor(nap);
-    absl::MutexLock lock(&mu);
-    (*tracer)->Drain();
-    absl::Time now = absl::Now();
-    if (now - start >= options.duration) break;
-    if (bool want = duty.Tick(now); want != attached) {
-      duty.Switch(now, (*tracer)->hook_hits(), want, [&] {
-        if (want) {
-          attachment = (*tracer)->Attach(options.pid, **bin);
-        } else {
-          (*tracer)->Detach(*attachment);
-        }
-      });
-      if (!want) {
-        (*tracer)->Drain();
-        lineage.OnProbesPaused();
-        paused_once = true;
-      } else if (!attachment.ok()) {
-        if (!process.Alive()) {
-          target_exited = true;
-          break;
-        }
-        Fail(std::string(attachment.status().message()));
-        return 1;
-      }
-      attached = want;
-    }
-    if (now < next_eval) continue;
-    next_eval = now + options.refresh;
-    if (!process.Alive()) {
-      target_exited = true;
+  r.probes = std::make_unique<ProbeSet>(
+      *r.tracer, r.trap_costs,
+      ProbeSet::Options{.sampling = {.budget = o.budget, .target_budget = o.target_budget},
+                        .target = o.pid},
+      r.start);
+  if (auto added = r.probes->Add(o.pid, *r.bin, r.start); !added.ok()) return added.status();
+  r.run_meter = std::make_unique<OverheadMeter>(r.trap_costs, r.tracer->probe_fd(), o.pid);
+  r.live = o.live && o.output == "tree" && isatty(STDOUT_FILENO);
+  fprintf(stderr, "ctxagent: attached to pid %d (%s, %zu probes); %s\n", o.pid,
+          r.bin->build_info().version.raw.c_str(), r.tracer->attached_probes(),
+          r.live ? "Ctrl-C for the report" : "tracing");
+  return absl::OkStatus();
+}
+
+RunInfo Info(const AttachRun& r, absl::Time now, const OverheadSample& overhead) {
+  return {now - r.start, r.session->events(),           r.tracer->counters(), overhead,
+          r.trap_costs,  r.probes->observed_ratio(now), r.probes->plan()};
+}
+
+void Draw(const AttachRun& r, absl::Time now, const OverheadSample& last_interval) {
+  const ProcessLineage& lineage = r.session->lineage();
+  std::string screen = absl::StrCat("\x1b[H\x1b[2J", "ctxagent attach ", r.options.pid, "  ",
+                                    RenderSummary(lineage, Info(r, now, last_interval)), "\n",
+                                    RenderTree(lineage, now, 40), "\n",
+                                    r.session->findings().size(), " finding(s) so far",
+                                    r.probes->attached() ? "" : " (probes paused: sampling)", "\n");
+  screen = EscapeInvalidUtf8(screen);
+  fwrite(screen.data(), 1, screen.size(), stdout);
+  fflush(stdout);
+}
+
+// Traces until a stop, the duration, or the target's exit.
+absl::Status Trace(AttachRun& r) {
+  const AttachOptions& o = r.options;
+  const absl::Time end = r.start + o.duration;
+  absl::Time next_eval = r.start + o.refresh;
+  OverheadSample last_interval;
+  while (!StopRequested()) {
+    absl::ReleasableMutexLock lock(&r.mu);
+    r.tracer->Drain();
+    const absl::Time now = absl::Now();
+    if (now >= end) break;
+    absl::Status s = r.probes->Tick(now, [&r] { r.session->OnProbesPaused(); });
+    if (!s.ok()) {
+      if (r.session->process().Alive()) return s;
+      r.target_exited = true;
       break;
     }
-    if (uint64_t lost = (*tracer)->counters().dropped_total(); lost != lost_seen) {
-      lost_seen = lost;
-      lineage.OnEventsLost();
+    if (now >= next_eval) {
+      next_eval = now + o.refresh;
+      if (!r.session->process().Alive()) {
+        r.target_exited = true;
+        break;
+      }
+      if (r.probes->NewLoss()) r.session->OnEventsLost();
+      last_interval = r.probes->Measure(now);
+      r.session->Refresh(now);
+      if (r.live) Draw(r, now, last_interval);
     }
-    last_interval = duty.Measure(now, (*tracer)->hook_hits());
-    const bool reconciled = paused_once && now >= next_reconcile;
-    if (reconciled) reconcile(now);
-    // Detached, the lineage changes only when memory is read.
-    if (attached || reconciled) {
-      findings = lineage.Evaluate(now, options.findings);
-      lineage.Collect(now, options.findings);
-    }
-    if (live) {
-      RunInfo run{now - start,   events,     (*tracer)->counters(),
-                  last_interval, trap_costs, sampler.observed_ratio(now),
-                  duty.plan()};
-      std::string screen = absl::StrCat(
-          "\x1b[H\x1b[2J", "ctxagent attach ", options.pid, "  ", RenderSummary(lineage, run), "\n",
-          RenderTree(lineage, now, 40), "\n", findings.size(), " finding(s) so far",
-          attached ? "" : " (probes paused: sampling)", "\n");
-      screen = EscapeInvalidUtf8(screen);
-      fwrite(screen.data(), 1, screen.size(), stdout);
-      fflush(stdout);
-    }
+    // Until the next thing due; probe events wait in the ring (the probes never wake us).
+    absl::Time wake = std::min({next_eval, end, r.probes->next_deadline()});
+    if (r.probes->attached()) wake = std::min(wake, now + o.poll);
+    lock.Release();
+    r.tracer->Wait(wake - absl::Now());
   }
-  http.reset();
+  return absl::OkStatus();
+}
+
+void Report(AttachRun& r) {
+  const AttachOptions& o = r.options;
   // Findings as of the stop: detaching can take seconds on a loaded machine, and the state must
   // not age meanwhile. What happens during the detach (ends of what was seen) is still applied.
+  r.http.reset();
   const absl::Time now = absl::Now();
-  if (attached) {
-    (*tracer)->Detach(*attachment);
-    (*tracer)->Drain();
+  RunInfo run = Info(r, now, {});
+  r.probes.reset();  // detaches
+  r.tracer->Drain();
+  r.session->Finish(now, r.target_exited);
+  run.counters = r.tracer->counters();
+  run.overhead = r.run_meter->Update(now, r.tracer->hook_hits());
+  if (r.target_exited) fprintf(stderr, "ctxagent: pid %d exited\n", o.pid);
+  if (r.session->undecodable() > 0) {
+    fprintf(stderr, "ctxagent: %lu events could not be decoded\n", r.session->undecodable());
   }
-  // After the target exited its memory cannot be read: unobserved nodes keep the last evaluation.
-  if (!target_exited || !paused_once) {
-    if (paused_once) reconcile(now);
-    findings = lineage.Evaluate(now, options.findings);
-  }
-  TracerCounters counters = (*tracer)->counters();
-  RunInfo run{now - start, events,
-              counters,    run_meter.Update(now, (*tracer)->hook_hits()),
-              trap_costs,  sampler.observed_ratio(now),
-              duty.plan()};
-  if (target_exited) fprintf(stderr, "ctxagent: pid %d exited\n", options.pid);
-  if (undecodable > 0) fprintf(stderr, "ctxagent: %lu events could not be decoded\n", undecodable);
-
+  const ProcessLineage& lineage = r.session->lineage();
+  const std::vector<Finding>& findings = r.session->findings();
   std::string out;
-  if (options.output == "json") {
+  if (o.output == "json") {
     for (const Finding& f : findings) out += DumpJson(FindingToJson(lineage, f, now)) + "\n";
     out += DumpJson(SummaryToJson(lineage, run)) + "\n";
-  } else if (options.output == "dot") {
+  } else if (o.output == "dot") {
     out = EscapeInvalidUtf8(RenderDot(lineage, findings));
   } else {
-    out = EscapeInvalidUtf8(absl::StrCat(live ? "\x1b[H\x1b[2J" : "", RenderTree(lineage, now, 200),
-                                         "\n", RenderFindings(lineage, findings), "\n",
+    out = EscapeInvalidUtf8(absl::StrCat(r.live ? "\x1b[H\x1b[2J" : "",
+                                         RenderTree(lineage, now, 200), "\n",
+                                         RenderFindings(lineage, findings), "\n",
                                          RenderSummary(lineage, run)));
   }
   fwrite(out.data(), 1, out.size(), stdout);
-  return 0;
+}
+
+}  // namespace
+
+absl::Status RunAttachCommand(const AttachOptions& options) {
+  AttachRun run(options);
+  if (absl::Status s = Prepare(run); !s.ok()) return s;
+  if (!options.http.empty()) {
+    run.http = std::make_unique<AttachHttp>(run.mu, options.pid, run.session->lineage(),
+                                            run.session->findings(), *run.bin,
+                                            run.session->process());
+    if (absl::Status s = run.http->Serve(options.http); !s.ok()) return s;
+  }
+  InstallStopHandlers();
+  if (absl::Status s = Trace(run); !s.ok()) return s;
+  Report(run);
+  return absl::OkStatus();
 }
 
 }  // namespace ctxagent

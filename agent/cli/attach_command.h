@@ -4,8 +4,12 @@
 
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "agent/control/sampling.h"
 #include "agent/lineage/lineage.h"
+#include "agent/session/probes.h"
+#include "agent/trace/tracer.h"
 
 namespace ctxagent {
 
@@ -14,17 +18,17 @@ struct AttachOptions {
   absl::Duration duration = absl::InfiniteDuration();  // stop after this long
   std::string output = "tree";                         // tree | json | dot
   FindingOptions findings;
-  absl::Duration refresh = absl::Seconds(1);     // live view and evaluation period
-  bool live = true;                              // redraw the tree in place (a terminal)
-  absl::Duration poll = absl::Milliseconds(20);  // ring buffer drain period
-  double budget = 0.003;     // share of the node's CPU tracing may use; 0 = trace everything
+  absl::Duration refresh = absl::Seconds(1);   // live view and evaluation period
+  bool live = true;                            // redraw the tree in place (a terminal)
+  absl::Duration poll = kDefaultDrainLatency;  // longest a probe event waits in the ring
+  double budget = kDefaultBudget;  // share of the node's CPU tracing may use; 0 = everything
   double target_budget = 0;  // share of the target's own CPU tracing may use; 0 = no such limit
-  uint32_t ring_bytes = 16 << 20;  // BPF ring buffer size
-  std::string http;                // serve /processes/<pid>/... on this host:port; empty: none
+  uint32_t ring_bytes = Tracer::kDefaultRingBytes;
+  std::string http;  // serve /processes/<pid>/... on this host:port; empty: none
 };
 
-// Returns the process exit code; errors are one line on stderr.
-int RunAttachCommand(const AttachOptions& options);
+// Traces until SIGINT/SIGTERM, the duration or the target's exit, then prints the report.
+absl::Status RunAttachCommand(const AttachOptions& options);
 
 }  // namespace ctxagent
 

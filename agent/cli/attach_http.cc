@@ -10,7 +10,7 @@ namespace ctxagent {
 
 AttachHttp::AttachHttp(absl::Mutex& mu, pid_t pid, const ProcessLineage& lineage,
                        const std::vector<Finding>& findings, const symbols::GoBinary& binary,
-                       Process& process)
+                       const Process& process)
     : mu_(mu),
       pid_(pid),
       lineage_(lineage),

@@ -171,7 +171,11 @@ Command AttachCommand(AttachOptions* o, int* ring_kb) {
         if (!s.ok()) return Fail("attach", std::string(s.message()));
         o->pid = *pid;
         o->ring_bytes = *ring;
-        return RunAttachCommand(*o);
+        if (absl::Status run = RunAttachCommand(*o); !run.ok()) {
+          fprintf(stderr, "ctxagent attach: %s\n", std::string(run.message()).c_str());
+          return 1;
+        }
+        return 0;
       }};
 }
 
@@ -205,7 +209,11 @@ int RunDaemonCommand(DaemonArgs& a, const std::vector<std::string>& positional) 
   }
   if (!s.ok()) return Fail("daemon", std::string(s.message()));
   a.o.ring_bytes = *ring;
-  return RunDaemon(a.o);
+  if (absl::Status run = RunDaemon(a.o); !run.ok()) {
+    fprintf(stderr, "ctxagent daemon: %s\n", std::string(run.message()).c_str());
+    return 1;
+  }
+  return 0;
 }
 
 Command DaemonCommand(DaemonArgs* a) {

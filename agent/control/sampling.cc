@@ -17,6 +17,10 @@ constexpr double kMinRatio = 0.001;
 
 // A first estimate needs this much time: a measurement over a few milliseconds is mostly noise.
 constexpr double kFirstEstimateS = 0.5;
+
+// The agent's CPU per probe hit (decoding, lineage), for the first estimate: ~0.6 us measured on
+// one core at full load (bench/README.md), more at the low rates where each drain is a wakeup.
+constexpr double kAgentSecondsPerHit = 1.5e-6;
 }  // namespace
 
 void SamplingController::Cost::Add(double x, absl::Duration length, double tau_s) {
@@ -77,12 +81,28 @@ void SamplingController::Plan() {
   const bool can = on > off && spare > 0;
   const double r = can ? std::clamp(spare / (on - off), kMinRatio, 1.0) : kMinRatio;
   window_ = std::clamp(options_.max_period * r, options_.min_window, options_.max_window);
-  // The first window ends once its cost is known: the detached cost is measured next.
-  if (cost_off_.value < 0) window_ = options_.min_window;
   const double w = absl::ToDoubleSeconds(window_);
   const double p = can ? (w * (on - off) + switch_cost_) / spare : w / kMinRatio;
   ratio_ = std::clamp(w / p, kMinRatio, 1.0);
   period_ = window_ / ratio_;
+  // The first window ends once its cost is known: the detached cost is measured next. It and the
+  // window after a raised estimate are short, and followed by the steady period: the next window
+  // does not come early.
+  if (cost_off_.value < 0 || short_window_) window_ = std::min(window_, options_.min_window);
+}
+
+void SamplingController::Estimate(double node_ratio, absl::Time window_start) {
+  if (cost_on_.value >= 0 && node_ratio <= cost_on_.value) return;
+  cost_on_.value = node_ratio;
+  cost_on_.pending_sum = cost_on_.pending_s = 0;
+  const bool was_full = ratio_ >= 1;
+  short_window_ = true;
+  Plan();
+  if (ratio_ >= 1) {
+    short_window_ = false;
+  } else if (was_full) {
+    window_start_ = window_start;  // full tracing so far: the window is the probe's
+  }
 }
 
 bool SamplingController::Tick(absl::Time now) {
@@ -93,6 +113,10 @@ bool SamplingController::Tick(absl::Time now) {
     attached_ = true;
   } else if (attached_ && in_period >= window_) {
     attached_ = false;  // the window is over: off for the rest of the period
+    if (short_window_) {
+      short_window_ = false;
+      Plan();
+    }
   } else if (!attached_ && in_period >= period_) {
     attached_ = true;  // a new period
     window_start_ = now;
@@ -123,6 +147,7 @@ DutyCycle::DutyCycle(const SamplingController::Options& options,
 OverheadSample DutyCycle::Measure(absl::Time now, const Hits& hits) {
   OverheadSample s = meter_->Update(now, hits);
   const double length_s = absl::ToDoubleSeconds(now - segment_start_);
+  node_seconds_ += s.node_ratio * std::max(0.0, length_s);
   if (length_s > 0) {
     controller_.ObserveTarget(s.target_cpu_s / ncpu_, now - segment_start_);
     const double switching = segment_switch_cpu_ / length_s / ncpu_;
@@ -142,8 +167,27 @@ SamplingPlan DutyCycle::plan() const {
           controller_.switch_cost()};
 }
 
+OverheadSample DutyCycle::Probe(absl::Time now, const Hits& hits, absl::Time start) {
+  const absl::Duration length = now - segment_start_;
+  OverheadSample s = meter_->Update(now, hits);
+  const double length_s = absl::ToDoubleSeconds(length);
+  node_seconds_ += s.node_ratio * std::max(0.0, length_s);
+  if (length_s > 0) {
+    // A cost model, not the agent's CPU over a tenth of a second: that is mostly one-off work
+    // (reading other new binaries, say). Traps and BPF as measured, the agent per hit as measured
+    // by bench/lifecycle.sh, on top of the agent's detached cost once known.
+    const double per_s = s.trap_cpu_s + s.bpf_cpu_s + s.hits_per_s * kAgentSecondsPerHit;
+    controller_.Estimate(per_s / ncpu_ + std::max(0.0, controller_.cost_detached()), start);
+  }
+  segment_start_ = now;
+  segment_switch_cpu_ = 0;
+  return s;
+}
+
 void DutyCycle::Restart(absl::Time now, const Hits& hits) {
-  meter_->Update(now, hits);
+  // Not the state's cost, but spent all the same.
+  const OverheadSample s = meter_->Update(now, hits);
+  node_seconds_ += s.node_ratio * std::max(0.0, absl::ToDoubleSeconds(now - segment_start_));
   segment_start_ = now;
   segment_switch_cpu_ = 0;
 }

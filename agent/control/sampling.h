@@ -17,6 +17,12 @@
 // is reported leak_after (+ grace, + one refresh) after the window that caught it. The first window
 // opens at attach, so a leak recurring at least once per W is found after leak_after; otherwise the
 // expected time is leak_after + P * (1/q - 1) + W.
+//
+// Within budget from the first second, not only on average: a binary whose probes go on while
+// the cost of full tracing is unknown is first probed briefly (ProbeSet), and the probe's cost is a
+// first estimate (Estimate). Until the detached cost is measured, and after an estimate raised the
+// cost, the window is min_window while the period is the steady one's, so the seconds after a busy
+// target appears hold one short window, not a window sized for a longer average.
 #ifndef CTXAGENT_AGENT_CONTROL_SAMPLING_H_
 #define CTXAGENT_AGENT_CONTROL_SAMPLING_H_
 
@@ -30,6 +36,9 @@
 
 namespace ctxagent {
 
+// The budget promise: a share of the node's CPU (0.3%), for every command.
+inline constexpr double kDefaultBudget = 0.003;
+
 // The controller's plan and what it measured (node shares; switch: node share x seconds).
 struct SamplingPlan {
   double budget = 0, window_s = 0, period_s = 0, cost_attached = 0, cost_detached = 0,
@@ -39,7 +48,7 @@ struct SamplingPlan {
 class SamplingController {
  public:
   struct Options {
-    double budget = 0.003;     // share of the node's CPU; <= 0: no limit
+    double budget = kDefaultBudget;  // share of the node's CPU; <= 0: no limit
     double target_budget = 0;  // share of the traced process's own CPU (attach); <= 0: no limit
     absl::Duration min_window = absl::Milliseconds(250);
     absl::Duration max_window = absl::Seconds(15);
@@ -50,6 +59,10 @@ class SamplingController {
   // The cost (share of the node's CPU) measured over `length` during which the probes were attached
   // or not. The meter is read at every switch, so a measurement never spans both states.
   void Observe(bool attached, double node_ratio, absl::Duration length);
+  // A first estimate of the attached cost from a short probe (a new binary's probes on since
+  // `window_start`); it only ever raises the estimate. The current window counts from
+  // `window_start` and is short (see above).
+  void Estimate(double node_ratio, absl::Time window_start);
   // CPU seconds (as a share of the node: CPU seconds / CPUs) one detach + attach took.
   void ObserveSwitch(double node_seconds);
   // The traced process's own CPU use (share of the node), for a target budget.
@@ -90,6 +103,7 @@ class SamplingController {
   absl::Duration window_;
   absl::Duration period_;
   bool attached_ = true;
+  bool short_window_ = false;  // the window after an estimate raised the cost
 };
 
 // What an agent runs: the controller fed by an overhead meter read at every switch and refresh (so
@@ -106,9 +120,14 @@ class DutyCycle {
   OverheadSample Measure(absl::Time now, const Hits& hits);
   // Forgets the cost since the last read (one-off start-up work).
   void Restart(absl::Time now, const Hits& hits);
+  // Ends a first probe that started at `start` (see SamplingController::Estimate).
+  OverheadSample Probe(absl::Time now, const Hits& hits, absl::Time start);
   // Closes the current segment, then runs `toggle` (the detach, or the attach).
   void Switch(absl::Time now, const Hits& hits, bool on, const std::function<void()>& toggle);
   bool attached() const { return on_; }  // as last switched
+  // What tracing cost since the start, in node share x seconds (start-up work forgotten by
+  // Restart aside): averages over any interval without a meter of their own.
+  double node_seconds() const { return node_seconds_; }
   const SamplingController& controller() const { return controller_; }
   SamplingPlan plan() const;
 
@@ -119,6 +138,7 @@ class DutyCycle {
   bool on_ = true;
   double segment_switch_cpu_ = 0;  // CPU seconds switching inside the current segment
   double pair_cpu_ = 0;            // CPU seconds of the detach awaiting its attach
+  double node_seconds_ = 0;
   int ncpu_;
 };
 

@@ -11,6 +11,18 @@ SiteId SiteTable::Intern(const Site& site) {
   return it->second;
 }
 
+std::string SiteLocation(const Site& site) { return absl::StrCat(site.file, ":", site.line); }
+
+std::string ShortSiteString(const Site& site) {
+  const size_t slash = site.file.rfind('/');
+  return absl::StrCat(slash == std::string::npos ? site.file : site.file.substr(slash + 1), ":",
+                      site.line);
+}
+
+std::string SiteString(const Site& site) {
+  return absl::StrCat(ShortSiteString(site), " (", site.function, ")");
+}
+
 const char* ContextKindName(ContextKind kind) {
   switch (kind) {
     case ContextKind::kCancel:

@@ -20,6 +20,12 @@ struct Site {
   std::string file;
   int line = 0;
 };
+// The ways a site is written: "/src/app/main.go:42" (explanations), "main.go:42" (metric labels),
+// "main.go:42 (main.handler)" (views).
+std::string SiteLocation(const Site& site);
+std::string ShortSiteString(const Site& site);
+std::string SiteString(const Site& site);
+
 using SiteId = uint32_t;
 inline constexpr SiteId kNoSite = 0;
 

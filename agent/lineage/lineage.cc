@@ -108,10 +108,7 @@ struct SiteAgg {
   uint64_t cancelled = 0;
 };
 
-std::string SiteString(const SiteTable& sites, SiteId id) {
-  const Site& s = sites.Get(id);
-  return absl::StrCat(s.file, ":", s.line);
-}
+std::string SiteString(const SiteTable& sites, SiteId id) { return SiteLocation(sites.Get(id)); }
 
 std::string Human(absl::Duration d) {
   return absl::FormatDuration(

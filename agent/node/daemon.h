@@ -1,38 +1,38 @@
 // `ctxagent daemon`: one agent per node. Finds Go processes (running ones at start, new ones from
-// exec events), attaches once per binary, keeps a lineage per process, exports metrics and JSON
-// views over HTTP, and forgets processes that exit.
+// exec events), attaches once per binary, keeps a tracing session per process, exports metrics and
+// JSON views over HTTP, and forgets processes that exit.
 #ifndef CTXAGENT_AGENT_NODE_DAEMON_H_
 #define CTXAGENT_AGENT_NODE_DAEMON_H_
 
+#include <sys/types.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "absl/status/statusor.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "agent/control/overhead.h"
+#include "agent/control/sampling.h"
 #include "agent/lineage/lineage.h"
+#include "agent/node/cgroup.h"
+#include "agent/node/http_server.h"
+#include "agent/node/process_endpoints.h"
+#include "agent/node/metrics.h"
+#include "agent/node/selector.h"
+#include "agent/session/probes.h"
+#include "agent/session/session.h"
+#include "agent/trace/decoder.h"
+#include "agent/trace/tracer.h"
+#include "symbols/go_binary.h"
 
 namespace ctxagent {
-
-// A process selector: "binary:GLOB", "cgroup:SUBSTRING", "namespace:NAME", "pod:GLOB".
-struct Selector {
-  enum class Field { kBinary, kCgroup, kNamespace, kPod } field;
-  std::string pattern;
-  static absl::StatusOr<Selector> Parse(const std::string& text);
-};
-
-// What a selector is matched against.
-struct ProcessLabels {
-  std::string binary;  // executable base name
-  std::string cgroup;  // cgroup path
-  std::string namespace_;
-  std::string pod;
-  std::string container;
-};
-
-bool Matches(const Selector& s, const ProcessLabels& p);
-// Included when no include selector is given or one matches, and no exclude selector matches.
-bool Selected(const std::vector<Selector>& include, const std::vector<Selector>& exclude,
-              const ProcessLabels& p);
 
 struct DaemonOptions {
   std::string listen = "0.0.0.0:9464";  // /metrics, /healthz, /readyz
@@ -43,19 +43,101 @@ struct DaemonOptions {
   std::string host_proc = "/proc";  // the host's /proc (mounted elsewhere in a container)
   std::string log_pods_root = "/var/log/pods";
   FindingOptions findings;
-  absl::Duration refresh = absl::Seconds(5);  // evaluation and metrics period
-  absl::Duration poll = absl::Milliseconds(20);
-  absl::Duration rescan = absl::Seconds(30);  // /proc rescan, a safety net for missed execs
+  absl::Duration refresh = absl::Seconds(5);   // evaluation and metrics period
+  absl::Duration poll = kDefaultDrainLatency;  // longest a probe event waits in the ring
+  // /proc rescan: a safety net for missed exec events (a loss of events rescans at once).
+  absl::Duration rescan = absl::Minutes(5);
   uint64_t max_contexts_per_process = 200000;
   uint64_t max_contexts_total = 1000000;
   int max_site_labels = 10;
-  uint32_t ring_bytes = 16 << 20;
-  double budget =
-      0.003;  // share of the node's CPU tracing may use (duty-cycled above); 0 = no limit
+  uint32_t ring_bytes = Tracer::kDefaultRingBytes;
+  double budget = kDefaultBudget;  // share of the node's CPU tracing may use; 0 = no limit
 };
 
-// Runs until SIGINT/SIGTERM; returns the exit code. Errors are one line on stderr.
-int RunDaemon(const DaemonOptions& options);
+class Daemon : public ProcessProvider {
+ public:
+  explicit Daemon(const DaemonOptions& options);
+  ~Daemon();
+
+  // Loads the BPF programs, watches exec/exit, starts the HTTP server.
+  absl::Status Init();
+  // Traces until StopRequested().
+  void Run();
+  // A request to --listen: /metrics, /healthz, /readyz.
+  HttpResponse Handle(const HttpRequest& request);
+  // Requests to --detail_listen: /processes, /processes/<pid>/...
+  const ProcessEndpoints& endpoints() const { return endpoints_; }
+  int port() const;
+  int detail_port() const;
+
+  void ForEachProcess(absl::FunctionRef<void(const ProcessView&)> fn) override;
+  bool WithProcess(pid_t pid, absl::FunctionRef<void(const ProcessView&)> fn) override;
+
+ private:
+  using FileKey = std::pair<uint64_t, uint64_t>;  // st_dev, st_ino of an executable
+  struct TracedBinary {
+    std::unique_ptr<symbols::GoBinary> bin;
+    std::string name;
+    int probes = -1;  // its id in probes_
+    int processes = 0;
+  };
+  struct TracedProcess {
+    pid_t pid = 0;
+    FileKey key;
+    TracedBinary* binary = nullptr;
+    std::unique_ptr<TracingSession> session;
+    ProcessLabels labels;
+    Metrics::Labels identity;  // labels of its series
+    LineageStats last;         // counters already exported
+    bool capped = false;
+  };
+
+  // The main loop's steps (daemon.cc).
+  absl::Time Step(absl::Time now);
+  void OnEvent(const ctx_event& e);
+  bool Capped(TracedProcess& p);
+  // Discovery (daemon.cc).
+  std::string ProcPath(pid_t pid, const char* leaf) const;
+  void Consider(pid_t pid);
+  void ReleaseBinary(const FileKey& key);
+  void Forget(pid_t pid);
+  ProcessLabels LabelsOf(pid_t pid);
+  void Scan();
+  // Metrics (daemon_metrics.cc).
+  void ExportCounters(TracedProcess& p);
+  void Refresh(absl::Time now);
+  void ExportFindings(const TracedProcess& p, std::map<Metrics::Labels, double>& findings) const;
+  void ExportTotals(absl::Time now);
+  ProcessView View(TracedProcess& p);
+
+  const DaemonOptions& o_;
+  absl::Mutex mu_;
+  std::unique_ptr<Tracer> tracer_;
+  TrapCosts trap_costs_;
+  std::unique_ptr<ProbeSet> probes_;
+  double overhead_avg_ = -1;
+  double exported_node_seconds_ = 0;
+  absl::Time overhead_since_;
+  EventClock clock_;
+  Metrics metrics_;
+  PodResolver pods_{o_.log_pods_root};
+  absl::flat_hash_map<FileKey, std::unique_ptr<TracedBinary>> binaries_;
+  absl::flat_hash_set<FileKey> not_go_;
+  absl::flat_hash_map<pid_t, std::unique_ptr<TracedProcess>> processes_;
+  absl::flat_hash_set<pid_t> ignored_;  // decided not to trace, until it exits or execs
+  std::atomic<bool> ready_{false};
+  absl::Time next_refresh_, next_scan_;
+  uint64_t events_ = 0, exported_events_ = 0;
+  uint64_t evictions_ = 0, exported_evictions_ = 0;
+  uint64_t total_tracked_ = 0;
+  uint64_t exported_lost_[DROP_REASONS] = {};
+  ProcessEndpoints endpoints_{*this};
+  // Last: stopped (their handlers finished) before anything they read is destroyed.
+  std::unique_ptr<HttpServer> http_, detail_http_;
+};
+
+// Runs the daemon until SIGINT/SIGTERM.
+absl::Status RunDaemon(const DaemonOptions& options);
 
 }  // namespace ctxagent
 

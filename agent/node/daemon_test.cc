@@ -27,5 +27,22 @@ TEST(SelectorTest, IncludeAndExclude) {
   EXPECT_FALSE(Selected({sel("pod:web-*")}, {sel("namespace:prod")}, api));
 }
 
+// Before Init and Run: alive, not ready, nothing traced; every endpoint answers, the metrics port
+// serves no process detail.
+TEST(DaemonTest, AnswersBeforeItIsReady) {
+  DaemonOptions o;
+  Daemon d(o);
+  auto get = [](const std::string& path) { return HttpRequest{"GET", path, {}}; };
+  EXPECT_EQ(d.Handle(get("/healthz")).status, 200);
+  EXPECT_EQ(d.Handle(get("/readyz")).status, 503);
+  EXPECT_EQ(d.Handle(get("/metrics")).status, 200);
+  EXPECT_EQ(d.Handle(get("/processes")).status, 404);
+  HttpResponse processes = d.endpoints().Handle(get("/processes"));
+  EXPECT_EQ(processes.status, 200);
+  EXPECT_EQ(processes.body, "[]\n");
+  EXPECT_EQ(d.endpoints().Handle(get("/processes/1/tree")).status, 404);
+  EXPECT_EQ(d.Handle(get("/nothing")).status, 404);
+}
+
 }  // namespace
 }  // namespace ctxagent

@@ -26,7 +26,7 @@ struct ProcessView {
   const ProcessLineage& lineage;
   const std::vector<Finding>& findings;  // as of the last evaluation
   const symbols::GoBinary& binary;
-  Process& process;       // the target's memory
+  const Process& process;  // the target's memory
   nlohmann::json labels;  // identity listed by /processes: binary, and namespace, pod, container
 };
 

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,6 +33,18 @@ go_binary_config ConfigFor(const symbols::GoBinary& bin) {
   c.create_abi = facts.propagate_cancel_method ? CREATE_ABI_METHOD : CREATE_ABI_FUNC;
   c.callergp_arg = facts.newproc1_callergp_arg;
   return c;
+}
+
+const char* DropReasonName(int reason) {
+  switch (reason) {
+    case DROP_RINGBUF_FULL:
+      return "ringbuf_full";
+    case DROP_NO_CONFIG:
+      return "no_config";
+    case DROP_READ_FAILED:
+      return "read_failed";
+  }
+  return "unknown";
 }
 
 uint64_t TracerCounters::dropped_total() const {
@@ -95,12 +108,22 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Create(Handler handler, uint32_t
   t->ring_ =
       ring_buffer__new(bpf_map__fd(t->skel_->maps.events), OnRingEvent, &t->handler_, nullptr);
   if (t->ring_ == nullptr) return absl::InternalError("cannot open the BPF ring buffer");
+  // libbpf's own epoll is level-triggered: it would return at once whenever anything sits in the
+  // ring, turning every wait into a busy drain.
+  t->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev = {};
+  ev.events = EPOLLIN | EPOLLET;
+  if (t->epoll_fd_ < 0 ||
+      epoll_ctl(t->epoll_fd_, EPOLL_CTL_ADD, bpf_map__fd(t->skel_->maps.events), &ev) != 0) {
+    return absl::ErrnoToStatus(errno, "cannot wait on the BPF ring buffer");
+  }
   return t;
 }
 
 Tracer::~Tracer() {
   while (!attachments_.empty()) Detach(attachments_.front().slot);
   for (bpf_link* l : process_links_) bpf_link__destroy(l);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
   if (ring_ != nullptr) ring_buffer__free(ring_);
   if (skel_ != nullptr) ctxagent_bpf__destroy(skel_);
 }
@@ -222,6 +245,14 @@ absl::Status Tracer::WatchProcesses() {
 }
 
 int Tracer::Drain() { return ring_buffer__consume(ring_); }
+
+bool Tracer::Wait(absl::Duration timeout) {
+  if (timeout <= absl::ZeroDuration()) return false;
+  // Rounded up: a wait that ends a little before a deadline would only wake again for nothing.
+  const int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(timeout, absl::Milliseconds(1)));
+  epoll_event ev;
+  return epoll_wait(epoll_fd_, &ev, 1, static_cast<int>(std::min<int64_t>(ms, 1 << 30))) > 0;
+}
 
 TracerCounters Tracer::counters() const {
   TracerCounters c;

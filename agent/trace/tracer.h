@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "bpf/ctxagent.h"
 #include "symbols/go_binary.h"
 
@@ -26,6 +27,9 @@ go_binary_config ConfigFor(const symbols::GoBinary& bin);
 
 // libbpf's debug messages on stderr (its warnings and errors always are).
 void SetLibbpfVerbose(bool verbose);
+
+// "ringbuf_full", "no_config", "read_failed": the label of each enum drop_reason.
+const char* DropReasonName(int reason);
 
 struct TracerCounters {
   uint64_t submitted = 0;
@@ -53,6 +57,9 @@ class Tracer {
   absl::Status WatchProcesses();
   // Drains what the probes wrote so far; returns the number of events handled.
   int Drain();
+  // Sleeps until the ring asks for a drain (an exec event, or the ring filling up: the probes
+  // themselves never wake the agent) or `timeout` passes. True when woken by the ring.
+  bool Wait(absl::Duration timeout);
   TracerCounters counters() const;
   // Cumulative probe hits per hook (enum ctx_hook).
   std::array<uint64_t, CTX_HOOKS> hook_hits() const;
@@ -69,6 +76,7 @@ class Tracer {
   };
   ctxagent_bpf* skel_ = nullptr;
   ring_buffer* ring_ = nullptr;
+  int epoll_fd_ = -1;  // edge-triggered on the ring: only a wakeup the BPF side asks for counts
   Handler handler_;
   std::vector<Attachment> attachments_;
   std::vector<bpf_link*> process_links_;

@@ -43,13 +43,6 @@ nlohmann::json SiteJson(const Site& s) {
 
 }  // namespace
 
-std::string SiteString(const Site& site) {
-  std::string file = site.file;
-  size_t slash = file.rfind('/');
-  if (slash != std::string::npos) file = file.substr(slash + 1);
-  return absl::StrCat(file, ":", site.line, " (", site.function, ")");
-}
-
 std::string RenderTree(const ProcessLineage& lineage, absl::Time now, int max_lines) {
   // Children lists and goroutines per bound context, from the flat node sets.
   absl::flat_hash_map<ContextId, std::vector<ContextId>> children;

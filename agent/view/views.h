@@ -25,8 +25,6 @@ struct RunInfo {
   SamplingPlan plan;
 };
 
-std::string SiteString(const Site& site);  // "main.go:42 (main.handler)"
-
 // Contexts under their parents with their goroutines; at most `max_lines` lines.
 std::string RenderTree(const ProcessLineage& lineage, absl::Time now, int max_lines);
 std::string RenderFindings(const ProcessLineage& lineage, const std::vector<Finding>& findings);

@@ -1,0 +1,108 @@
+#include "agent/session/probes.h"
+
+namespace ctxagent {
+
+ProbeSet::ProbeSet(Tracer& tracer, const TrapCosts& costs, const Options& options, absl::Time now)
+    : tracer_(tracer),
+      options_(options),
+      duty_(options.sampling,
+            std::make_unique<OverheadMeter>(costs, tracer.probe_fd(), options.target), now) {}
+
+ProbeSet::~ProbeSet() {
+  for (auto& [id, b] : binaries_) {
+    if (b.attached) tracer_.Detach(b.attachment);
+  }
+}
+
+absl::StatusOr<int> ProbeSet::Add(pid_t pid, const symbols::GoBinary& bin, absl::Time now) {
+  Binary b{pid, &bin};
+  // While the probes are paused a new binary waits for the next window.
+  if (duty_.attached()) {
+    // What ran before belongs to the state before; attaching is one-off work.
+    duty_.Measure(now, tracer_.hook_hits());
+    auto attachment = tracer_.Attach(pid, bin);
+    if (!attachment.ok()) return attachment.status();
+    b.attachment = *attachment;
+    b.attached = true;
+    probe_start_ = absl::Now();
+    probe_end_ = probe_start_ + options_.first_probe;
+    duty_.Restart(probe_start_, tracer_.hook_hits());
+  }
+  binaries_.emplace(next_id_, b);
+  return next_id_++;
+}
+
+void ProbeSet::Remove(int id) {
+  auto it = binaries_.find(id);
+  if (it == binaries_.end()) return;
+  if (it->second.attached) tracer_.Detach(it->second.attachment);
+  binaries_.erase(it);
+}
+
+absl::Status ProbeSet::AttachAll() {
+  absl::Status status;
+  for (auto& [id, b] : binaries_) {
+    if (b.attached) continue;
+    auto attachment = tracer_.Attach(b.pid, *b.bin);
+    if (!attachment.ok()) {
+      status.Update(attachment.status());
+      continue;
+    }
+    b.attachment = *attachment;
+    b.attached = true;
+  }
+  return status;
+}
+
+absl::Status ProbeSet::Tick(absl::Time now, const std::function<void()>& on_pause) {
+  if (now >= probe_end_) {
+    // What the probe's hits cost is the first estimate of full tracing: a busy target gets a
+    // short first window now, before a full measurement.
+    tracer_.Drain();
+    duty_.Probe(now, tracer_.hook_hits(), probe_start_);
+    probe_end_ = absl::InfiniteFuture();
+  }
+  const bool want = duty_.Tick(now);
+  if (want == duty_.attached()) return absl::OkStatus();
+  absl::Status status;
+  duty_.Switch(now, tracer_.hook_hits(), want, [&] {
+    if (want) {
+      status = AttachAll();
+      return;
+    }
+    for (auto& [id, b] : binaries_) {
+      if (b.attached) tracer_.Detach(b.attachment);
+      b.attached = false;
+    }
+  });
+  if (!want) {
+    probe_end_ = absl::InfiniteFuture();
+    tracer_.Drain();
+    on_pause();
+  }
+  return status;
+}
+
+OverheadSample ProbeSet::Measure(absl::Time now) { return duty_.Measure(now, tracer_.hook_hits()); }
+
+void ProbeSet::Restart(absl::Time now) {
+  duty_.Restart(now, tracer_.hook_hits());
+  // A probe in progress measures from here: the start-up work was not the probes' cost.
+  if (probe_end_ != absl::InfiniteFuture()) {
+    probe_start_ = now;
+    probe_end_ = now + options_.first_probe;
+  }
+}
+
+bool ProbeSet::NewLoss() {
+  const uint64_t lost = tracer_.counters().dropped_total();
+  if (lost == lost_seen_) return false;
+  lost_seen_ = lost;
+  return true;
+}
+
+absl::Time ProbeSet::next_deadline() const {
+  return std::min(probe_end_, duty_.controller().next_switch());
+}
+
+}  // namespace ctxagent

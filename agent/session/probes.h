@@ -1,0 +1,83 @@
+// The probes of a set of binaries, attached and detached together under the CPU budget
+// (agent/control/sampling.h): `attach` has one binary for one process, the daemon every traced
+// binary for all of its processes.
+#ifndef CTXAGENT_AGENT_SESSION_PROBES_H_
+#define CTXAGENT_AGENT_SESSION_PROBES_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/control/overhead.h"
+#include "agent/control/sampling.h"
+#include "agent/trace/tracer.h"
+#include "symbols/go_binary.h"
+
+namespace ctxagent {
+
+// Longest a probe event waits in the ring while the probes are on, in every command (the probes
+// never wake the agent; a filling ring and exec events do).
+inline constexpr absl::Duration kDefaultDrainLatency = absl::Milliseconds(250);
+
+class ProbeSet {
+ public:
+  struct Options {
+    SamplingController::Options sampling;
+    pid_t target = 0;  // the one process whose CPU a target budget is about (attach); 0: none
+    // A new binary's probes are on for this long before the budget plans its first window: a
+    // busy target's hits over it give the cost of full tracing (see Tick).
+    absl::Duration first_probe = absl::Milliseconds(100);
+  };
+  ProbeSet(Tracer& tracer, const TrapCosts& costs, const Options& options, absl::Time now);
+  ~ProbeSet();
+
+  // Adds `bin`'s probes for `pid` (-1: every process running it), attached now unless the duty
+  // cycle has them paused (then at the next window). Returns the binary's id in this set.
+  absl::StatusOr<int> Add(pid_t pid, const symbols::GoBinary& bin, absl::Time now);
+  void Remove(int id);
+
+  // Switches every binary's probes when the duty cycle says so at `now`, and ends a first probe.
+  // After a detach the ring is drained, then `on_pause` runs. An attach that fails is returned
+  // (that binary stays off until the next window); the others are attached all the same.
+  absl::Status Tick(absl::Time now, const std::function<void()>& on_pause);
+  // The cost since the last read, charged to the state the probes were in.
+  OverheadSample Measure(absl::Time now);
+  // Forgets the cost since the last read (one-off start-up work).
+  void Restart(absl::Time now);
+  // Whether events were dropped since the last call.
+  bool NewLoss();
+
+  bool attached() const { return duty_.attached(); }
+  // When Tick next has something to do (InfiniteFuture if nothing is scheduled).
+  absl::Time next_deadline() const;
+  double observed_ratio(absl::Time now) const { return duty_.controller().observed_ratio(now); }
+  SamplingPlan plan() const { return duty_.plan(); }
+  double node_seconds() const { return duty_.node_seconds(); }
+  size_t size() const { return binaries_.size(); }
+
+ private:
+  struct Binary {
+    pid_t pid;
+    const symbols::GoBinary* bin;
+    uint32_t attachment = 0;
+    bool attached = false;
+  };
+  absl::Status AttachAll();
+
+  Tracer& tracer_;
+  Options options_;
+  DutyCycle duty_;
+  std::map<int, Binary> binaries_;
+  int next_id_ = 0;
+  absl::Time probe_end_ = absl::InfiniteFuture();  // of the first probe in progress
+  absl::Time probe_start_;
+  uint64_t lost_seen_ = 0;
+};
+
+}  // namespace ctxagent
+
+#endif  // CTXAGENT_AGENT_SESSION_PROBES_H_

@@ -1,0 +1,94 @@
+#include "agent/session/session.h"
+
+#include <algorithm>
+
+namespace ctxagent {
+namespace {
+
+// With nothing changed, time alone can still withdraw a finding as a deadline comes near (an
+// orphaned context whose deadline is due within grace, a timer no longer far): those instants are
+// not worth tracking per node, an evaluation this often catches them.
+constexpr absl::Duration kQuietEvaluation = absl::Seconds(60);
+
+// What Reconcile can change that findings depend on.
+bool SameEnds(const LineageStats& a, const LineageStats& b) {
+  return a.inferred_cancels == b.inferred_cancels && a.inferred_exits == b.inferred_exits &&
+         a.live_contexts == b.live_contexts && a.live_goroutines == b.live_goroutines;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TracingSession>> TracingSession::Create(
+    pid_t pid, const symbols::GoBinary& bin, const SessionOptions& options) {
+  auto bias = Process(pid).LoadBias(bin.elf());
+  if (!bias.ok()) return bias.status();
+  return std::unique_ptr<TracingSession>(new TracingSession(pid, bin, *bias, options));
+}
+
+TracingSession::TracingSession(pid_t pid, const symbols::GoBinary& bin, uint64_t bias,
+                               const SessionOptions& options)
+    : options_(options),
+      process_(pid),
+      lineage_(pid),
+      decoder_(bin, process_, bias, lineage_.sites()),
+      liveness_(process_, bin.offsets()) {}
+
+void TracingSession::Apply(const ctx_event& raw, const EventClock& clock) {
+  ++events_;
+  auto e = decoder_.Decode(raw, clock);
+  if (!e.ok()) {
+    ++undecodable_;
+    return;
+  }
+  lineage_.Apply(*e);
+  changed_ = true;
+}
+
+void TracingSession::OnProbesPaused() {
+  lineage_.OnProbesPaused();
+  paused_once_ = true;
+  changed_ = true;
+}
+
+void TracingSession::OnEventsLost() {
+  lineage_.OnEventsLost();
+  changed_ = true;
+}
+
+void TracingSession::Reconcile(absl::Time now) {
+  const LineageStats before = lineage_.stats();
+  lineage_.Reconcile(now, liveness_);
+  if (!SameEnds(before, lineage_.stats())) changed_ = true;
+  // Reading memory costs per unobserved node: often enough to keep findings as fresh as the grace
+  // period, not at every refresh.
+  next_reconcile_ = now + std::max(options_.refresh, options_.findings.grace);
+}
+
+void TracingSession::Evaluate(absl::Time now) {
+  // Every node's times are at most `now`: its thresholds (creation or end + grace or leak_after,
+  // collection 2 x grace after its end) pass by then.
+  if (changed_) {
+    settled_after_ = now + std::max(2 * options_.findings.grace, options_.findings.leak_after);
+  }
+  changed_ = false;
+  findings_ = lineage_.Evaluate(now, options_.findings);
+  lineage_.Collect(now, options_.findings);
+  last_evaluation_ = now;
+  ++evaluations_;
+}
+
+bool TracingSession::Refresh(absl::Time now) {
+  if (paused_once_ && now >= next_reconcile_) Reconcile(now);
+  const bool due = changed_ || now <= settled_after_ + options_.refresh ||
+                   now - last_evaluation_ >= kQuietEvaluation;
+  if (due) Evaluate(now);
+  return due;
+}
+
+void TracingSession::Finish(absl::Time now, bool target_exited) {
+  if (target_exited && paused_once_) return;
+  if (paused_once_) Reconcile(now);
+  findings_ = lineage_.Evaluate(now, options_.findings);
+}
+
+}  // namespace ctxagent

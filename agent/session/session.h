@@ -1,0 +1,85 @@
+// One traced process, as both `attach` and the daemon trace it: the decoder of its probe events,
+// its lineage, the memory checks that cover what the probes did not watch, and its findings as of
+// the last evaluation.
+#ifndef CTXAGENT_AGENT_SESSION_SESSION_H_
+#define CTXAGENT_AGENT_SESSION_SESSION_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/lineage/lineage.h"
+#include "agent/trace/decoder.h"
+#include "agent/trace/liveness.h"
+#include "agent/trace/process.h"
+#include "bpf/ctxagent.h"
+#include "symbols/go_binary.h"
+
+namespace ctxagent {
+
+struct SessionOptions {
+  FindingOptions findings;
+  absl::Duration refresh = absl::Seconds(1);  // how often Refresh is called
+};
+
+class TracingSession {
+ public:
+  // `bin` is the process's executable, opened once; it must outlive the session.
+  static absl::StatusOr<std::unique_ptr<TracingSession>> Create(pid_t pid,
+                                                                const symbols::GoBinary& bin,
+                                                                const SessionOptions& options);
+
+  pid_t pid() const { return process_.pid(); }
+  const Process& process() const { return process_; }
+  const ProcessLineage& lineage() const { return lineage_; }
+  const std::vector<Finding>& findings() const { return findings_; }  // as of the last evaluation
+  uint64_t events() const { return events_; }
+  uint64_t undecodable() const { return undecodable_; }
+  uint64_t evaluations() const { return evaluations_; }
+
+  // One probe event of this process.
+  void Apply(const ctx_event& raw, const EventClock& clock);
+  // The probes were detached: what is live may end unseen, and is read from memory from now on.
+  void OnProbesPaused();
+  // Events were dropped: what is live may have ended unseen and no longer counts.
+  void OnEventsLost();
+  // Marks what is tracked now uncertain once (the tracker's memory cap; see ProcessLineage).
+  void OnCapped() { OnEventsLost(); }
+
+  // The periodic work at `now`: reads what the probes did not watch from memory (as often as the
+  // grace period needs), then evaluates and collects, but only when the result can differ from
+  // the last evaluation: something changed since, or one of the findings' time thresholds (grace,
+  // leak_after) may have passed since that change. Returns whether it evaluated.
+  bool Refresh(absl::Time now);
+  // The findings at a stop. After the target exited its memory cannot be read: unobserved nodes
+  // keep the last evaluation.
+  void Finish(absl::Time now, bool target_exited);
+
+ private:
+  TracingSession(pid_t pid, const symbols::GoBinary& bin, uint64_t bias,
+                 const SessionOptions& options);
+  void Reconcile(absl::Time now);
+  void Evaluate(absl::Time now);
+
+  SessionOptions options_;
+  Process process_;
+  ProcessLineage lineage_;
+  Decoder decoder_;
+  MemoryLiveness liveness_;
+  std::vector<Finding> findings_;
+  uint64_t events_ = 0, undecodable_ = 0, evaluations_ = 0;
+  bool paused_once_ = false;  // its lineage has nodes the probes did not watch
+  bool changed_ = true;       // since the last evaluation
+  absl::Time next_reconcile_ = absl::InfinitePast();
+  // Past this, with nothing changed, no threshold can flip a finding (see Refresh).
+  absl::Time settled_after_ = absl::InfiniteFuture();
+  absl::Time last_evaluation_ = absl::InfinitePast();
+};
+
+}  // namespace ctxagent
+
+#endif  // CTXAGENT_AGENT_SESSION_SESSION_H_

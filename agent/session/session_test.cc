@@ -1,0 +1,80 @@
+// TracingSession against a real Go process (no probes: the events are what a test feeds it).
+#include "agent/session/session.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+
+namespace ctxagent {
+namespace {
+
+class SessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string path = std::string(CTXAGENT_GO_FIXTURE_DIR) + "/ctxprog/go1.22/default";
+    auto bin = symbols::GoBinary::Open(path);
+    ASSERT_TRUE(bin.ok()) << path << ": " << bin.status();
+    bin_ = *std::move(bin);
+    pid_ = fork();
+    if (pid_ == 0) {
+      execl(path.c_str(), path.c_str(), "-loop", "-n", "1", "-sleep", "1s", nullptr);
+      _exit(127);
+    }
+    // Until the child has exec'd, its executable is this test.
+    for (int i = 0; i < 200; ++i) {
+      if (Process(pid_).LoadBias(bin_->elf()).ok()) break;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+  void TearDown() override {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  std::unique_ptr<symbols::GoBinary> bin_;
+  pid_t pid_ = 0;
+};
+
+TEST_F(SessionTest, EvaluatesOnlyWhatCanHaveChanged) {
+  SessionOptions o;
+  o.refresh = absl::Seconds(1);
+  o.findings.grace = absl::Seconds(2);
+  o.findings.leak_after = absl::Seconds(3);
+  auto session = TracingSession::Create(pid_, *bin_, o);
+  ASSERT_TRUE(session.ok()) << session.status();
+  TracingSession& s = **session;
+  absl::Time t = absl::Now();
+  // A new session evaluates, then keeps evaluating until every threshold counted from the last
+  // change (2 x grace = 4 s here) plus one refresh has passed.
+  int evaluated = 0;
+  for (int i = 0; i <= 5; ++i) evaluated += s.Refresh(t + absl::Seconds(i));
+  EXPECT_EQ(evaluated, 6);
+  EXPECT_FALSE(s.Refresh(t + absl::Seconds(6)));
+  EXPECT_FALSE(s.Refresh(t + absl::Seconds(30)));
+  // A change (here lost events) makes the next refresh evaluate again.
+  s.OnEventsLost();
+  EXPECT_TRUE(s.Refresh(t + absl::Seconds(31)));
+  EXPECT_TRUE(s.Refresh(t + absl::Seconds(32)));
+  EXPECT_FALSE(s.Refresh(t + absl::Seconds(37)));
+  // With nothing changed, one evaluation a minute still sees deadlines come near.
+  EXPECT_TRUE(s.Refresh(t + absl::Seconds(93)));
+  EXPECT_EQ(s.evaluations(), 9u);
+}
+
+TEST_F(SessionTest, CountsWhatItCannotDecode) {
+  auto session = TracingSession::Create(pid_, *bin_, {});
+  ASSERT_TRUE(session.ok()) << session.status();
+  ctx_event e = {};
+  e.type = 999;
+  e.tgid = static_cast<uint32_t>(pid_);
+  (*session)->Apply(e, EventClock());
+  EXPECT_EQ((*session)->events(), 1u);
+  EXPECT_EQ((*session)->undecodable(), 1u);
+}
+
+}  // namespace
+}  // namespace ctxagent

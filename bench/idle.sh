@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# What `ctxagent daemon` costs when there is little to trace, from the daemon's per-thread CPU time
+# (/proc/<pid>/task/*/schedstat: exact, and robust to other load on the machine):
+#   1. no Go process selected, MEASURE s (default 60);
+#   2. SERVICES (20) idle Go services (bench/idlesvc: one short-lived context a second each);
+#   3. the scaling curve: daemon CPU with SCALE_PROCS (1 10 50) idle services, and with one service
+#      holding SCALE_CONTEXTS (10000 100000) live contexts, each waited on by a goroutine (full
+#      tracing, --budget=0, so that every context is tracked), SCALE_SECONDS (30) each.
+# Only bench/idlesvc processes are selected (--include=binary:idlesvc*), so other Go programs on a
+# shared machine are not traced; the daemon still sees every exec on the node.
+#   sudo bench/idle.sh [build/ctxagent]      # ~7 min; SKIP_SCALE=1 for phases 1-2 only
+set -euo pipefail
+
+die() { echo "idle: error: $*" >&2; exit 1; }
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+ctxagent=$(realpath "${1:-$here/../build/ctxagent}")
+[[ -x $ctxagent ]] || die "$ctxagent is not executable (build it, or pass its path)"
+bench_prereqs python3 curl
+MEASURE=${MEASURE:-60} SERVICES=${SERVICES:-20} SETTLE=${SETTLE:-10}
+SCALE_PROCS=${SCALE_PROCS:-"1 10 50"} SCALE_CONTEXTS=${SCALE_CONTEXTS:-"10000 100000"}
+SCALE_SECONDS=${SCALE_SECONDS:-30}
+NCPU=$(nproc)
+
+work=$(mktemp -d /tmp/ctxagent-idle.XXXXXX)
+pids=()
+daemon_pid=""
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+(cd "$here" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off CGO_ENABLED=0 \
+  "$GO" build -o "$work/idlesvc" ./idlesvc) || die "go build failed"
+
+start_daemon() {  # extra daemon flags...
+  "$ctxagent" daemon --listen=127.0.0.1:0 '--include=binary:idlesvc*' "$@" 2>"$work/daemon.err" &
+  daemon_pid=$!
+  pids+=("$daemon_pid")
+  for _ in $(seq 300); do grep -q "listening on port" "$work/daemon.err" 2>/dev/null && break; sleep 0.1; done
+  port=$(awk '/listening on port/ {print $NF}' "$work/daemon.err")
+  [[ -n $port ]] || die "daemon did not start: $(cat "$work/daemon.err")"
+  for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+}
+stop_all() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+}
+processes_json() { curl -s "http://127.0.0.1:$port/processes"; }
+wait_traced() {  # count [min live contexts]
+  local n
+  for _ in $(seq 600); do
+    n=$(processes_json | python3 -c "import json,sys; p=json.load(sys.stdin); print(sum(1 for x in p if x['contexts_live'] >= ${2:-0}))" 2>/dev/null || echo 0)
+    [[ $n -ge $1 ]] && return
+    sleep 0.5
+  done
+  die "only $n of $1 processes traced: $(processes_json)"
+}
+start_services() {  # count idlesvc-args...
+  local n=$1 i
+  shift
+  for i in $(seq "$n"); do
+    "$work/idlesvc" "$@" >/dev/null &
+    pids+=($!)
+  done
+}
+measure() {  # label seconds target-% -> one result line
+  local c0 c1
+  sleep "$SETTLE"
+  c0=$(sched_ns "$daemon_pid")
+  sleep "$2"
+  c1=$(sched_ns "$daemon_pid")
+  python3 - "$1" "$2" "$c0" "$c1" "$NCPU" "$3" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+import sys
+label, secs, c0, c1, ncpu, target, load = sys.argv[1:]
+cpu_s = (int(c1) - int(c0)) / 1e9
+ratio = cpu_s / (float(secs) * int(ncpu)) * 100
+verdict = "" if target == "-" else ("  (target <= %s%%: %s)" % (target, "met" if ratio <= float(target) else "NOT MET"))
+print("%-44s %8.2f ms CPU in %s s = %.4f%% of the node%s  [loadavg %s]" % (label, cpu_s * 1e3, secs, ratio, verdict, load))
+PY
+}
+
+echo "ctxagent idle: $NCPU CPUs, daemon $(basename "$ctxagent"), loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+start_daemon
+measure "no Go process" "$MEASURE" 0.01
+start_services "$SERVICES" -per_sec 1
+wait_traced "$SERVICES"
+measure "$SERVICES idle Go services (1 context/s each)" "$MEASURE" 0.02
+stop_all
+[[ -n ${SKIP_SCALE:-} ]] && exit 0
+
+for n in $SCALE_PROCS; do
+  start_daemon
+  start_services "$n" -per_sec 1
+  wait_traced "$n"
+  measure "scaling: $n idle processes" "$SCALE_SECONDS" -
+  stop_all
+done
+for c in $SCALE_CONTEXTS; do
+  start_daemon --budget=0
+  start_services 1 -per_sec 1 -hold "$c"
+  wait_traced 1 "$c"
+  measure "scaling: 1 process, $c live contexts" "$SCALE_SECONDS" -
+  stop_all
+done
