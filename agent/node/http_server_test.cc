@@ -159,7 +159,7 @@ TEST(HttpServerTest, NoClientOrHandlerStallsHealthz) {
   for (int fd : idle) close(fd);
   close(loris);
   std::sort(took.begin(), took.end());
-  // Stalls were seconds long; one request late by a scheduler hiccup on a loaded machine is not one.
+  // Stalls were seconds long; one request late by a scheduler hiccup on a loaded machine is not.
   EXPECT_LT(took[took.size() - 2], absl::Milliseconds(100)) << "second slowest of 30 requests";
   EXPECT_LT(took.back(), absl::Seconds(1)) << "slowest of 30 requests";
 }
