@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <deque>
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -36,8 +37,21 @@ struct HttpServer::Impl {
   std::deque<Pending*> queue ABSL_GUARDED_BY(mu);
   bool stopping ABSL_GUARDED_BY(mu) = false;
   std::vector<std::thread> workers;
+  // Open connections (from libmicrohttpd's start notification to its close notification, which
+  // comes before it closes the socket): their socket, and since when they wait for a request.
+  struct Open {
+    int fd;
+    absl::Time waiting_since;  // InfiniteFuture while a request is being answered
+  };
+  absl::Mutex conn_mu;
+  std::map<MHD_Connection*, Open> open ABSL_GUARDED_BY(conn_mu);
+  std::thread sweeper;
 
   void Work();
+  // Shuts down the sockets of connections whose request is overdue; libmicrohttpd then closes them.
+  void Sweep();
+  void SetWaiting(MHD_Connection* c, bool waiting_for_request);
+  void OnConnection(MHD_Connection* c, bool started);
   // Hands `p` to a worker (suspending its connection); false when the queue is full or stopping.
   bool Enqueue(Pending* p);
 };
@@ -76,6 +90,7 @@ MHD_Result OnRequest(void* cls, MHD_Connection* c, const char* url, const char* 
     p->request.path = url;
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, AddQueryArgument, &p->request.query);
     *req_cls = p;
+    impl->SetWaiting(c, false);
     return MHD_YES;
   }
   if (*upload_data_size != 0) {
@@ -91,9 +106,14 @@ MHD_Result OnRequest(void* cls, MHD_Connection* c, const char* url, const char* 
   return MHD_YES;
 }
 
-void OnCompleted(void*, MHD_Connection*, void** req_cls, MHD_RequestTerminationCode) {
+void OnCompleted(void* cls, MHD_Connection* c, void** req_cls, MHD_RequestTerminationCode) {
   delete static_cast<Pending*>(*req_cls);
   *req_cls = nullptr;
+  static_cast<HttpServer::Impl*>(cls)->SetWaiting(c, true);  // for the next keep-alive request
+}
+
+void OnConnection(void* cls, MHD_Connection* c, void**, MHD_ConnectionNotificationCode code) {
+  static_cast<HttpServer::Impl*>(cls)->OnConnection(c, code == MHD_CONNECTION_NOTIFY_STARTED);
 }
 
 absl::StatusOr<sockaddr_in> ParseListen(const std::string& listen) {
@@ -128,6 +148,39 @@ bool HttpServer::Impl::Enqueue(Pending* p) {
   p->queued = true;
   queue.push_back(p);
   return true;
+}
+
+void HttpServer::Impl::OnConnection(MHD_Connection* c, bool started) {
+  absl::MutexLock l(&conn_mu);
+  if (!started) {
+    open.erase(c);  // from now on the socket may be closed and its number reused
+    return;
+  }
+  const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (info != nullptr) open[c] = {info->connect_fd, absl::Now()};
+}
+
+void HttpServer::Impl::SetWaiting(MHD_Connection* c, bool waiting_for_request) {
+  absl::MutexLock l(&conn_mu);
+  if (auto it = open.find(c); it != open.end()) {
+    it->second.waiting_since = waiting_for_request ? absl::Now() : absl::InfiniteFuture();
+  }
+}
+
+void HttpServer::Impl::Sweep() {
+  while (true) {
+    {
+      absl::MutexLock l(&mu);
+      if (mu.AwaitWithTimeout(absl::Condition(&stopping), absl::Milliseconds(250))) return;
+    }
+    const absl::Time overdue = absl::Now() - options.request_timeout;
+    absl::MutexLock l(&conn_mu);
+    for (auto& [connection, o] : open) {
+      if (o.waiting_since > overdue) continue;
+      shutdown(o.fd, SHUT_RDWR);
+      o.waiting_since = absl::InfiniteFuture();  // once
+    }
+  }
 }
 
 void HttpServer::Impl::Work() {
@@ -181,7 +234,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
       nullptr, OnRequest, impl.get(), MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd),
       MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options.max_connections),
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, options.max_header_bytes, MHD_OPTION_CONNECTION_TIMEOUT,
-      idle_s, MHD_OPTION_NOTIFY_COMPLETED, OnCompleted, nullptr, MHD_OPTION_END);
+      idle_s, MHD_OPTION_NOTIFY_COMPLETED, OnCompleted, impl.get(), MHD_OPTION_NOTIFY_CONNECTION,
+      OnConnection, impl.get(), MHD_OPTION_END);
   if (impl->daemon == nullptr) {
     close(fd);
     return absl::InternalError(absl::StrCat("cannot start the HTTP server on ", options.listen));
@@ -189,6 +243,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
   for (int i = 0; i < std::max(1, options.worker_threads); ++i) {
     impl->workers.emplace_back([i = impl.get()] { i->Work(); });
   }
+  impl->sweeper = std::thread([i = impl.get()] { i->Sweep(); });
   std::unique_ptr<HttpServer> s(new HttpServer(std::move(impl)));
   s->port_ = ntohs(addr->sin_port);
   return s;
@@ -200,6 +255,7 @@ HttpServer::~HttpServer() {
     impl_->stopping = true;
   }
   for (std::thread& t : impl_->workers) t.join();
+  impl_->sweeper.join();
   MHD_stop_daemon(impl_->daemon);  // closes the listening socket too
 }
 

@@ -5,7 +5,8 @@
 // gives each connection a worker thread until its request arrives: 200 idle connections occupy
 // every worker and /healthz waits behind them. Handlers run on a bounded pool of worker threads
 // (connections are suspended meanwhile), so a handler waiting for the daemon's lock delays no
-// other request; cheap handlers named in `inline_paths` answer on the I/O thread itself.
+// other request; cheap handlers named in `inline_paths` answer on the I/O thread itself. What
+// libmicrohttpd lacks, a deadline for the whole request, a sweeper thread adds.
 #ifndef CTXAGENT_AGENT_NODE_HTTP_SERVER_H_
 #define CTXAGENT_AGENT_NODE_HTTP_SERVER_H_
 
@@ -38,8 +39,11 @@ struct HttpServerOptions {
   int max_connections = 512;
   int max_queued = 64;              // requests waiting for a worker; beyond it 503
   size_t max_header_bytes = 16384;  // request line and headers; a longer URL gets 414
-  absl::Duration idle_timeout = absl::Seconds(10);  // a silent connection (keep-alive) is closed
-  std::set<std::string> inline_paths;               // answered on the I/O thread: must not block
+  absl::Duration idle_timeout = absl::Seconds(10);  // a silent connection is closed
+  // From a connection's start, or its previous response, until its request is complete (headers
+  // read): a client sending a byte a second is cut off here; also the keep-alive timeout.
+  absl::Duration request_timeout = absl::Seconds(5);
+  std::set<std::string> inline_paths;  // answered on the I/O thread: must not block
 };
 
 class HttpServer {
