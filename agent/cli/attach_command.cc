@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <variant>
 
 #include "absl/strings/str_cat.h"
@@ -17,7 +20,9 @@
 #include "agent/trace/liveness.h"
 #include "agent/trace/process.h"
 #include "agent/trace/tracer.h"
+#include "agent/view/top_view.h"
 #include "agent/view/views.h"
+#include "agent/view/web_page.h"
 #include "symbols/go_binary.h"
 
 namespace ctxagent {
@@ -110,6 +115,7 @@ int RunAttachCommand(const AttachOptions& options) {
   // as the grace period, not at every refresh.
   const absl::Duration reconcile_every = std::max(options.refresh, options.findings.grace);
   absl::Time next_reconcile = start;
+  SiteGrowth growth;  // the top view's growth rates
   auto reconcile = [&](absl::Time now) {
     lineage.Reconcile(now, liveness);
     next_reconcile = now + reconcile_every;
@@ -170,10 +176,15 @@ int RunAttachCommand(const AttachOptions& options) {
       RunInfo run{now - start,   events,     (*tracer)->counters(),
                   last_interval, trap_costs, sampler.observed_ratio(now),
                   duty.plan()};
-      std::string screen = absl::StrCat(
-          "\x1b[H\x1b[2J", "ctxagent attach ", options.pid, "  ", RenderSummary(lineage, run), "\n",
-          RenderTree(lineage, now, 40), "\n", findings.size(), " finding(s) so far",
-          attached ? "" : " (probes paused: sampling)", "\n");
+      std::string screen =
+          options.view == "contexts"
+              ? absl::StrCat("\x1b[H\x1b[2J", "ctxagent attach ", options.pid, "  ",
+                             RenderSummary(lineage, run), "\n", RenderTree(lineage, now, 40), "\n",
+                             findings.size(), " finding(s) so far",
+                             attached ? "" : " (probes paused: sampling)", "\n")
+              : absl::StrCat("\x1b[H\x1b[2J",
+                             RenderLiveTop(lineage, findings, run, now, !attached, growth,
+                                           QueryTerminalSize(STDOUT_FILENO)));
       fwrite(screen.data(), 1, screen.size(), stdout);
       fflush(stdout);
     }
@@ -203,10 +214,27 @@ int RunAttachCommand(const AttachOptions& options) {
     for (const Finding& f : findings) out += FindingToJson(lineage, f, now).dump() + "\n";
     out += SummaryToJson(lineage, run).dump() + "\n";
   } else if (options.output == "dot") {
-    out = RenderDot(lineage, findings);
+    out = options.view == "contexts" ? RenderDot(lineage, findings)
+                                     : RenderSiteDot(BuildSiteGraph(lineage, findings, now));
+  } else if (options.output == "html") {
+    std::string name;  // empty once the target exited
+    std::ifstream(absl::StrCat("/proc/", options.pid, "/comm")) >> name;
+    out = ExportHtml(lineage, findings, name, now);
   } else {
-    out = absl::StrCat(live ? "\x1b[H\x1b[2J" : "", RenderTree(lineage, now, 200), "\n",
-                       RenderFindings(lineage, findings), "\n", RenderSummary(lineage, run));
+    out = absl::StrCat(live ? "\x1b[H\x1b[2J" : "",
+                       options.view == "contexts"
+                           ? RenderTree(lineage, now, 200)
+                           : RenderSiteTree(BuildSiteGraph(lineage, findings, now), 160, 200),
+                       "\n", RenderFindings(lineage, findings), "\n", RenderSummary(lineage, run));
+  }
+  if (!options.output_file.empty()) {
+    FILE* f = fopen(options.output_file.c_str(), "w");
+    const bool ok = f != nullptr && fwrite(out.data(), 1, out.size(), f) == out.size();
+    if (f == nullptr || fclose(f) != 0 || !ok) {
+      Fail(absl::StrCat("cannot write ", options.output_file, ": ", strerror(errno)));
+      return 1;
+    }
+    return 0;
   }
   fwrite(out.data(), 1, out.size(), stdout);
   return 0;

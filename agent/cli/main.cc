@@ -14,7 +14,10 @@
 #include "agent/node/daemon.h"
 
 ABSL_FLAG(std::string, o, "",
-          "output format: symbols: text|json (default text); attach: tree|json|dot (default tree)");
+          "output format: symbols: text|json (default text); attach: tree|json|dot|html (default "
+          "tree; html: one self-contained page of the final state)");
+ABSL_FLAG(std::string, view, "sites",
+          "attach: sites (live top view and report by creation site) or contexts (every context)");
 ABSL_FLAG(absl::Duration, duration, absl::InfiniteDuration(), "attach: stop after this long");
 ABSL_FLAG(absl::Duration, grace, absl::Seconds(5),
           "attach: time a goroutine has to react to a cancellation");
@@ -63,8 +66,10 @@ ctxagent::FindingOptions FindingFlags() {
 constexpr char kUsage[] =
     "usage:\n"
     "  ctxagent symbols <binary-or-pid> [-o text|json]   Go version, offsets and probe plan\n"
-    "  ctxagent attach <pid> [--duration D] [-o tree|json|dot] [--grace D] [--leak_after D]\n"
-    "                                                    live lineage tree, then the findings\n"
+    "  ctxagent attach <pid> [FILE] [-o tree|json|dot|html] [--view sites|contexts]\n"
+    "                  [--duration D] [--grace D] [--leak_after D]\n"
+    "                                                    live top view by site, then the findings\n"
+    "                                                    (the report to FILE, else to stdout)\n"
     "  ctxagent daemon [--listen ADDR] [--include S,...] [--exclude S,...]\n"
     "                                                    node agent: every Go process, metrics\n";
 
@@ -97,13 +102,21 @@ int main(int argc, char** argv) {
   }
   if (command == "attach") {
     ctxagent::AttachOptions opts;
-    if (positional.size() != 1 || !absl::SimpleAtoi(positional[0], &opts.pid)) {
-      fputs("ctxagent attach: expected one pid\n", stderr);
+    if (positional.empty() || positional.size() > 2 ||
+        !absl::SimpleAtoi(positional[0], &opts.pid)) {
+      fputs("ctxagent attach: expected one pid (and optionally the report's file)\n", stderr);
       return 2;
     }
+    if (positional.size() == 2) opts.output_file = positional[1];
     opts.output = absl::GetFlag(FLAGS_o).empty() ? "tree" : absl::GetFlag(FLAGS_o);
-    if (opts.output != "tree" && opts.output != "json" && opts.output != "dot") {
-      fputs("ctxagent attach: -o must be tree, json or dot\n", stderr);
+    if (opts.output != "tree" && opts.output != "json" && opts.output != "dot" &&
+        opts.output != "html") {
+      fputs("ctxagent attach: -o must be tree, json, dot or html\n", stderr);
+      return 2;
+    }
+    opts.view = absl::GetFlag(FLAGS_view);
+    if (opts.view != "sites" && opts.view != "contexts") {
+      fputs("ctxagent attach: --view must be sites or contexts\n", stderr);
       return 2;
     }
     opts.duration = absl::GetFlag(FLAGS_duration);

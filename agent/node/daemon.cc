@@ -34,6 +34,7 @@
 #include "agent/trace/process.h"
 #include "agent/trace/tracer.h"
 #include "agent/view/views.h"
+#include "agent/view/web_page.h"
 #include "nlohmann/json.hpp"
 #include "symbols/go_binary.h"
 
@@ -111,6 +112,7 @@ struct TracedProcess {
   LineageStats last;  // counters already exported
   std::vector<Finding> findings;
   bool capped = false;
+  SiteGrowth growth;  // the site graph's growth rates (agent/view/site_graph.h)
 };
 
 Metrics::Labels IdentityLabels(const ProcessLabels& p) {
@@ -502,6 +504,13 @@ class Daemon {
                     : HttpResponse{503, "text/plain", "scanning processes\n"};
     }
     absl::MutexLock l(&mu_);
+    // The page, /processes/<pid>/graph and /processes/<pid>/sites/<id> (agent/view/web_page.h).
+    auto graph = ServeGraphRoute(path, absl::Now(), [this](int pid) -> std::optional<GraphProcess> {
+      auto it = processes_.find(pid);
+      if (it == processes_.end()) return std::nullopt;
+      return GraphProcess{it->second->lineage.get(), &it->second->findings, &it->second->growth};
+    });
+    if (graph) return {graph->status, graph->content_type, graph->body};
     if (path == "/metrics") {
       return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_.Serialize()};
     }
@@ -538,8 +547,8 @@ class Daemon {
         return {200, "application/json", TreeToJson(*p.lineage, now).dump() + "\n"};
     }
     return {404, "text/plain",
-            "endpoints: /metrics /healthz /readyz /processes /processes/<pid>/tree "
-            "/processes/<pid>/findings\n"};
+            "endpoints: / /metrics /healthz /readyz /processes /processes/<pid>/tree "
+            "/processes/<pid>/findings /processes/<pid>/graph /processes/<pid>/sites/<id>\n"};
   }
 
   const DaemonOptions& o_;

@@ -37,11 +37,11 @@ std::string State(const ContextNode& c, absl::Time now) {
   return s;
 }
 
+}  // namespace
+
 nlohmann::json SiteJson(const Site& s) {
   return {{"file", s.file}, {"line", s.line}, {"function", s.function}};
 }
-
-}  // namespace
 
 std::string SiteString(const Site& site) {
   std::string file = site.file;

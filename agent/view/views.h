@@ -25,7 +25,8 @@ struct RunInfo {
   SamplingPlan plan;
 };
 
-std::string SiteString(const Site& site);  // "main.go:42 (main.handler)"
+std::string SiteString(const Site& site);   // "main.go:42 (main.handler)"
+nlohmann::json SiteJson(const Site& site);  // {"file", "line", "function"}
 
 // Contexts under their parents with their goroutines; at most `max_lines` lines.
 std::string RenderTree(const ProcessLineage& lineage, absl::Time now, int max_lines);
