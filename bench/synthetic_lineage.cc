@@ -63,8 +63,8 @@ SyntheticLineage MakeSyntheticLineage(int contexts, int handlers) {
       for (size_t k = 1; k < chain.size(); ++k) {
         l.OnContextCancelled({t, g, chain[k], CancelCause::kParent, kNoSite});
       }
-      l.OnGoroutineExited({t, g});
     }
+    l.OnGoroutineExited({t, g});
     t += absl::Microseconds(50);
   }
   out.now = t + absl::Minutes(1);

@@ -240,42 +240,84 @@ void SiteGrowth::Update(SiteGraph& graph) {
   samples_.push_back(std::move(s));
 }
 
-SiteDetail DetailOf(const ProcessLineage& lineage, const SiteNode& node, size_t max) {
-  SiteDetail d;
-  absl::flat_hash_set<ContextId> mine;  // the node's contexts (contexts nodes)
-  absl::flat_hash_set<uint64_t> creators;
-  if (node.type == SiteNodeType::kContexts) {
-    std::deque<ContextNode> newest;
-    lineage.ForEachContext([&](const ContextNode& c) {
-      if (c.site != node.site_id) return;
-      mine.insert(c.id);
-      creators.insert(c.creator_goid);
-      newest.push_back(c);
-      if (newest.size() > max) newest.pop_front();
-    });
-    d.more_contexts = mine.size() - newest.size();
-    d.contexts.assign(newest.rbegin(), newest.rend());
+namespace {
+
+// Details of `nodes` in one pass over the contexts and one over the goroutines.
+std::vector<SiteDetail> Details(const ProcessLineage& lineage,
+                                const std::vector<const SiteNode*>& nodes, size_t max) {
+  std::vector<SiteDetail> out(nodes.size());
+  absl::flat_hash_map<SiteId, size_t> by_site, by_go_site;  // -> index into `nodes`
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    (nodes[i]->type == SiteNodeType::kContexts ? by_site : by_go_site)[nodes[i]->site_id] = i;
   }
-  std::vector<GoroutineNode> gs;
+  absl::flat_hash_map<ContextId, size_t> context_node;
+  absl::flat_hash_map<uint64_t, absl::flat_hash_set<size_t>> creator_of;
+  // Ids only while scanning (views are copied for the few listed): a scan sees every context.
+  std::vector<std::deque<ContextId>> newest(nodes.size());
+  std::vector<size_t> total(nodes.size());
+  lineage.ForEachContext([&](const ContextNode& c) {
+    auto it = by_site.find(c.site);
+    if (it == by_site.end()) return;
+    context_node[c.id] = it->second;
+    creator_of[c.creator_goid].insert(it->second);
+    ++total[it->second];
+    std::deque<ContextId>& q = newest[it->second];
+    q.push_back(c.id);
+    if (q.size() > max) q.pop_front();
+  });
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    out[i].more_contexts = total[i] - newest[i].size();
+    for (auto id = newest[i].rbegin(); id != newest[i].rend(); ++id) {
+      if (const ContextNode* c = lineage.FindContext(*id)) out[i].contexts.push_back(*c);
+    }
+  }
+  // A goroutine belongs to its group, and to the sites whose contexts it created, was started
+  // under or was handed. Live first, then newest.
+  using Key = std::tuple<bool, absl::Duration, uint64_t>;  // exited, -start time, goid
+  std::vector<std::vector<Key>> gs(nodes.size());
   lineage.ForEachGoroutine([&](const GoroutineNode& g) {
-    bool in = node.type == SiteNodeType::kGoroutines
-                  ? g.go_site == node.site_id
-                  : creators.contains(g.goid) || mine.contains(g.spawner_context) ||
-                        std::any_of(g.bound.begin(), g.bound.end(),
-                                    [&](ContextId b) { return mine.contains(b); });
-    if (in) gs.push_back(g);
+    absl::flat_hash_set<size_t> in;
+    if (auto it = by_go_site.find(g.go_site); g.go_site != kNoSite && it != by_go_site.end()) {
+      in.insert(it->second);
+    }
+    if (auto it = creator_of.find(g.goid); it != creator_of.end()) {
+      in.insert(it->second.begin(), it->second.end());
+    }
+    if (auto it = context_node.find(g.spawner_context); it != context_node.end()) {
+      in.insert(it->second);
+    }
+    for (ContextId b : g.bound) {
+      if (auto it = context_node.find(b); it != context_node.end()) in.insert(it->second);
+    }
+    for (size_t i : in)
+      gs[i].emplace_back(g.exited.has_value(), absl::UnixEpoch() - g.started, g.goid);
   });
-  std::sort(gs.begin(), gs.end(), [](const GoroutineNode& a, const GoroutineNode& b) {
-    if (a.exited.has_value() != b.exited.has_value()) return !a.exited.has_value();
-    return a.started > b.started;
-  });
-  if (gs.size() > max) {
-    d.more_goroutines = gs.size() - max;
-    gs.resize(max);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    std::vector<Key>& v = gs[i];
+    const size_t keep = std::min(v.size(), max);
+    std::partial_sort(v.begin(), v.begin() + keep, v.end());
+    out[i].more_goroutines = v.size() - keep;
+    for (size_t k = 0; k < keep; ++k) {
+      if (const GoroutineNode* g = lineage.FindGoroutine(std::get<2>(v[k]))) {
+        out[i].goroutines.push_back(*g);
+        out[i].wait_states.push_back(WaitStateOf(*g));
+      }
+    }
   }
-  for (const GoroutineNode& g : gs) d.wait_states.push_back(WaitStateOf(g));
-  d.goroutines = std::move(gs);
-  return d;
+  return out;
+}
+
+}  // namespace
+
+SiteDetail DetailOf(const ProcessLineage& lineage, const SiteNode& node, size_t max) {
+  return std::move(Details(lineage, {&node}, max).front());
+}
+
+std::vector<SiteDetail> DetailsOf(const ProcessLineage& lineage, const SiteGraph& graph,
+                                  size_t max) {
+  std::vector<const SiteNode*> nodes;
+  for (const SiteNode& n : graph.nodes) nodes.push_back(&n);
+  return Details(lineage, nodes, max);
 }
 
 }  // namespace ctxagent

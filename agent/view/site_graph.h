@@ -6,7 +6,7 @@
 //   SiteGrowth growth;                            // one per process, kept between builds
 //   SiteGraph g = BuildSiteGraph(lineage, findings, now);
 //   growth.Update(g);                             // fills growth_per_s
-//   SiteDetail d = DetailOf(lineage, g, *g.Find("s12"), now, 50);
+//   SiteDetail d = DetailOf(lineage, *g.Find("s12"), 50);
 #ifndef CTXAGENT_AGENT_VIEW_SITE_GRAPH_H_
 #define CTXAGENT_AGENT_VIEW_SITE_GRAPH_H_
 
@@ -119,6 +119,9 @@ struct SiteDetail {
   size_t more_goroutines = 0;
 };
 SiteDetail DetailOf(const ProcessLineage& lineage, const SiteNode& node, size_t max);
+// Every node's, in graph.nodes' order: one pass over the lineage, not one per node.
+std::vector<SiteDetail> DetailsOf(const ProcessLineage& lineage, const SiteGraph& graph,
+                                  size_t max);
 
 // The goroutine's wait reason ("chan receive", ...) once the lineage's GoroutineNode carries one
 // (field `wait_reason`); empty until then.

@@ -152,6 +152,28 @@ TEST_F(SiteGraphTest, DetailListsASitesContextsAndGoroutines) {
   EXPECT_EQ(group.goroutines[0].start_function, "main.audit");
 }
 
+TEST_F(SiteGraphTest, DetailsOfEveryNodeMatchOneByOne) {
+  SiteGraph g = BuildSiteGraph(lin_, findings_, t_);
+  std::vector<SiteDetail> all = DetailsOf(lin_, g, 2);
+  ASSERT_EQ(all.size(), g.nodes.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    SiteDetail one = DetailOf(lin_, g.nodes[i], 2);
+    ASSERT_EQ(all[i].contexts.size(), one.contexts.size()) << g.nodes[i].id;
+    for (size_t k = 0; k < one.contexts.size(); ++k) {
+      EXPECT_EQ(all[i].contexts[k].id, one.contexts[k].id);
+    }
+    ASSERT_EQ(all[i].goroutines.size(), one.goroutines.size()) << g.nodes[i].id;
+    for (size_t k = 0; k < one.goroutines.size(); ++k) {
+      EXPECT_EQ(all[i].goroutines[k].goid, one.goroutines[k].goid);
+    }
+    EXPECT_EQ(all[i].more_contexts, one.more_contexts);
+    EXPECT_EQ(all[i].more_goroutines, one.more_goroutines);
+  }
+  // The request site's goroutines: g2 (their creator) and the audits started under them.
+  const SiteDetail& req = all[g.index.at(S(req_))];
+  EXPECT_EQ(req.goroutines.size() + req.more_goroutines, 4u);
+}
+
 TEST(SiteGraphScaleTest, SizeFollowsSitesNotContexts) {
   ProcessLineage lin(1);
   absl::Time t = absl::FromUnixSeconds(1795564800);

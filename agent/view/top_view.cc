@@ -95,12 +95,13 @@ std::string TopHeader(const SiteGraph& graph, const RunInfo& run, bool probes_pa
     sampled = absl::StrFormat(" | sampled %.0f%%%s", run.sampling_ratio * 100,
                               probes_paused ? " (paused)" : "");
   }
+  // Most important first: a narrow terminal cuts the end.
   return absl::StrFormat(
-      "ctxagent pid %d | %s live / %s contexts | %s goroutines | %s events, %s lost | cpu "
-      "%.2f%%%s | %ds",
-      graph.pid, Short(graph.live_contexts), Short(graph.tracked_contexts),
-      Short(graph.live_goroutines), Short(run.events), Short(run.counters.dropped_total()),
-      run.overhead.node_ratio * 100, sampled, absl::ToInt64Seconds(run.elapsed));
+      "ctxagent pid %d | %ds | contexts %s live of %s | goroutines %s | events %s, %s lost%s | "
+      "cpu %.2f%%",
+      graph.pid, absl::ToInt64Seconds(run.elapsed), Short(graph.live_contexts),
+      Short(graph.tracked_contexts), Short(graph.live_goroutines), Short(run.events),
+      Short(run.counters.dropped_total()), sampled, run.overhead.node_ratio * 100);
 }
 
 std::string RenderSiteTree(const SiteGraph& g, int columns, int max_lines) {
@@ -206,6 +207,11 @@ std::string RenderTop(const SiteGraph& g, const std::string& header, TerminalSiz
     std::string why = absl::StrReplaceAll(f.explanation, {{"\n", " "}});
     for (int k = 1; k < per && !why.empty(); ++k) {
       std::string part = Fit(why, width - 4);
+      // Break at a space when there is one in the second half of the line.
+      if (part.size() < why.size()) {
+        const size_t space = part.rfind(' ');
+        if (space != std::string::npos && space > part.size() / 2) part.resize(space + 1);
+      }
       why = why.substr(part.size());
       out += absl::StrCat("    ", part, "\n");
       ++lines;

@@ -13,7 +13,8 @@
 namespace ctxagent {
 namespace {
 
-constexpr size_t kDetailMax = 50;  // contexts and goroutines listed per node
+constexpr size_t kDetailMax = 50;        // contexts and goroutines listed per node
+constexpr size_t kExportDetailMax = 20;  // the same in an export, which holds every node's
 
 nlohmann::json NodeToJson(const SiteNode& n, size_t rank) {
   nlohmann::json j = {{"id", n.id},
@@ -175,8 +176,9 @@ std::string ExportHtml(const ProcessLineage& lineage, const std::vector<Finding>
   const SiteGraph graph = BuildSiteGraph(lineage, findings, now);
   const LineageStats st = lineage.stats();
   nlohmann::json details = nlohmann::json::object();
-  for (const SiteNode& n : graph.nodes) {
-    details[n.id] = DetailToJson(lineage, graph, n, DetailOf(lineage, n, kDetailMax), now);
+  const std::vector<SiteDetail> all = DetailsOf(lineage, graph, kExportDetailMax);
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    details[graph.nodes[i].id] = DetailToJson(lineage, graph, graph.nodes[i], all[i], now);
   }
   const std::string pid = absl::StrCat(lineage.pid());
   nlohmann::json data = {{"processes",

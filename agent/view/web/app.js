@@ -23,6 +23,8 @@
   };
 
   const state = { pid: null, graph: null, key: '', layout: null, selected: null, bytes: 0, draws: 0 };
+  // A link to one site: #pid=<pid>&node=<id> (what selecting a site puts in the address bar).
+  let linkedNode = (location.hash.match(/node=(\w+)/) || [])[1];
 
   function el(tag, attrs, text) {
     const e = tag.startsWith('svg:') ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
@@ -95,8 +97,12 @@
     const t1 = performance.now();
     const lay = state.layout, svg = $('graph');
     svg.replaceChildren();
-    svg.setAttribute('width', Math.max(lay.width, 200));
-    svg.setAttribute('height', Math.max(lay.height, 100));
+    // Shrunk (down to 60%) to fit the pane's width before it scrolls.
+    const room = $('graph-wrap').clientWidth || lay.width;
+    const scale = Math.min(1, Math.max(0.6, room / lay.width));
+    svg.setAttribute('viewBox', '0 0 ' + lay.width + ' ' + lay.height);
+    svg.setAttribute('width', Math.max(lay.width * scale, 200));
+    svg.setAttribute('height', Math.max(lay.height * scale, 100));
     const defs = el('svg:defs');
     [['arrow-green', '#2a9d3a'], ['arrow-gray', '#8a94a6'], ['arrow-red', 'red']].forEach(([id, c]) => {
       const m = el('svg:marker', { id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' });
@@ -176,8 +182,8 @@
     if (n.type === 'contexts') {
       body.append(el('h2', {}, 'Counts'));
       const c = n.cancel_causes;
-      body.append(table(['live', 'tracked', 'created', 'cancelled', 'own', 'parent', 'deadline'],
-        [['counts', [n.live, n.tracked, n.created, n.cancelled, c.own, c.parent, c.deadline]]]));
+      body.append(table(['live', 'tracked', 'created', 'cancelled', 'own/parent/deadline'],
+        [['counts', [n.live, n.tracked, n.created, n.cancelled, c.own + '/' + c.parent + '/' + c.deadline]]]));
       body.append(el('h2', {}, 'Contexts (' + d.contexts.length + (d.more_contexts ? ' of ' + (d.contexts.length + d.more_contexts) : '') + ')'));
       body.append(table(['#', 'state', 'age', 'cause / deadline', 'parent'], d.contexts.map((x) => ['context-row', [
         x.id, x.state, age(x.age_s),
@@ -192,6 +198,7 @@
 
   function selectNode(id, scroll) {
     state.selected = id;
+    history.replaceState(null, '', '#pid=' + state.pid + '&node=' + id);
     document.querySelectorAll('.node.selected').forEach((e) => e.classList.remove('selected'));
     const n = document.getElementById('node-' + id);
     if (n) {
@@ -223,6 +230,11 @@
       state.graph = g;
       renderFindings(g);
       drawGraph(g);
+      if (linkedNode && g.nodes.some((n) => n.id === linkedNode)) {
+        const id = linkedNode;
+        linkedNode = undefined;
+        return selectNode(id, true);
+      }
       if (state.selected) return api.detail(pid, state.selected).then(renderDetail);
     });
   }
