@@ -1,8 +1,8 @@
 // The web page end to end: `ctxagent daemon` traces the demo (demo/leakysvc) and the broken_chain
 // scenario; headless Chromium loads the page it serves. Asserts the graph JSON (the broken edge
 // between the right sites, the orphaned site's live contexts) and the DOM (that edge drawn red
-// dashed, the live count on the orphaned site, a real click on a site listing its goroutines), and
-// leaves a screenshot per program in the build directory.
+// dashed, the live count on the orphaned site, a real click on a site listing its goroutines), the
+// page `attach -o html FILE` exports, and leaves a screenshot per program in the build directory.
 #include <signal.h>
 
 #include <fstream>
@@ -226,6 +226,32 @@ TEST_F(WebPageE2e, DemoAndBrokenChainScenario) {
   printf("[web] leakysvc graph: %zu nodes, %zu edges, %zu bytes of JSON\n", g["nodes"].size(),
          g["edges"].size(), g.dump().size());
   CheckPage(demo_->pid(), demo, g);
+
+  // `attach -o html FILE`: the final state as one self-contained page, loaded from the file.
+  const std::string exported = std::string(CTXAGENT_WEB_OUT) + "/leakysvc_export.html";
+  Child agent = Child::Start({CTXAGENT_BIN, "attach", std::to_string(demo_->pid()), exported, "-o",
+                              "html", "--duration=6s", "--grace=1s", "--leak_after=2s",
+                              "--min_count=3", "--budget=0", "--refresh=500ms"},
+                             /*merge_stderr=*/true);
+  const std::string agent_out = agent.ReadAll(absl::Seconds(60));
+  ASSERT_EQ(agent.Wait(absl::Seconds(10)), 0) << agent_out;
+  auto browser = Browser::Launch(CTXAGENT_CHROMIUM, 1600, 1000);
+  ASSERT_TRUE(browser.ok()) << browser.status();
+  ASSERT_TRUE((*browser)->Navigate("file://" + exported).ok());
+  // Node ids are the exporting agent's own: the broken edge is found by its ends' sites.
+  auto ends = (*browser)->WaitFor(
+      "(() => { const e = document.querySelector('path.edge.broken'); if (!e) return null; "
+      "const site = (id) => document.querySelector('#node-' + id + ' > title').textContent"
+      ".split('\\n')[0]; return [site(e.dataset.from), site(e.dataset.to), "
+      "document.getElementById('status').textContent]; })()",
+      absl::Seconds(20));
+  ASSERT_TRUE(ends.ok()) << ends.status();
+  EXPECT_TRUE(absl::EndsWith((*ends)[0].get<std::string>(), absl::StrCat("/main.go:", demo.from)))
+      << ends->dump();
+  EXPECT_TRUE(absl::EndsWith((*ends)[1].get<std::string>(), absl::StrCat("/main.go:", demo.to)))
+      << ends->dump();
+  EXPECT_EQ((*ends)[2], "exported snapshot");
+  browser->reset();
 
   nlohmann::json s = GraphWithFindings(scenario_->pid(), scenario);
   ASSERT_TRUE(s.is_object());
