@@ -7,7 +7,10 @@ set -euo pipefail
 
 BUILD_PKGS=(cmake make g++ clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libabsl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libzydis-dev libdw-dev nlohmann-json3-dev
-  libclang-rt-14-dev pkg-config prometheus libmicrohttpd-dev)
+  libclang-rt-14-dev pkg-config prometheus libmicrohttpd-dev
+  # The web page's and terminal view's tests: headless Chromium (run --no-sandbox as root), fonts
+  # for its screenshots, tmux for the terminal sizes.
+  chromium fonts-dejavu-core tmux)
 # Go toolchains the tests build fixtures with, and the suite each comes from.
 declare -A GO_SUITES=([1.19]=bookworm [1.21]=bookworm-backports [1.22]=bookworm-backports
   [1.23]=bookworm-backports [1.24]=trixie [1.26]=sid [1.27]=sid)

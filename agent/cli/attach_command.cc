@@ -3,7 +3,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -16,8 +19,10 @@
 #include "agent/session/stop.h"
 #include "agent/trace/capabilities.h"
 #include "agent/trace/tracer.h"
+#include "agent/view/top_view.h"
 #include "agent/view/utf8.h"
 #include "agent/view/views.h"
+#include "agent/view/web_page.h"
 #include "symbols/go_binary.h"
 
 namespace ctxagent {
@@ -38,6 +43,7 @@ struct AttachRun {
   absl::Time start;
   bool live = false;
   bool target_exited = false;
+  SiteGrowth growth;  // the top view's growth rates
   absl::Mutex mu;  // held while the session changes; --http requests read it under it
   std::unique_ptr<AttachHttp> http;
 };
@@ -95,13 +101,19 @@ RunInfo Info(const AttachRun& r, absl::Time now, const OverheadSample& overhead)
           r.trap_costs,  r.probes->observed_ratio(now), r.probes->plan()};
 }
 
-void Draw(const AttachRun& r, absl::Time now, const OverheadSample& last_interval) {
+void Draw(AttachRun& r, absl::Time now, const OverheadSample& last_interval) {
   const ProcessLineage& lineage = r.session->lineage();
-  std::string screen = absl::StrCat("\x1b[H\x1b[2J", "ctxagent attach ", r.options.pid, "  ",
-                                    RenderSummary(lineage, Info(r, now, last_interval)), "\n",
-                                    RenderTree(lineage, now, 40), "\n",
-                                    r.session->findings().size(), " finding(s) so far",
-                                    r.probes->attached() ? "" : " (probes paused: sampling)", "\n");
+  const RunInfo run = Info(r, now, last_interval);
+  std::string screen =
+      r.options.view == "contexts"
+          ? absl::StrCat("\x1b[H\x1b[2J", "ctxagent attach ", r.options.pid, "  ",
+                         RenderSummary(lineage, run), "\n", RenderTree(lineage, now, 40), "\n",
+                         r.session->findings().size(), " finding(s) so far",
+                         r.probes->attached() ? "" : " (probes paused: sampling)", "\n")
+          : absl::StrCat("\x1b[H\x1b[2J",
+                         RenderLiveTop(lineage, r.session->findings(), run, now,
+                                       !r.probes->attached(), r.growth,
+                                       QueryTerminalSize(STDOUT_FILENO)));
   screen = EscapeInvalidUtf8(screen);
   fwrite(screen.data(), 1, screen.size(), stdout);
   fflush(stdout);
@@ -144,7 +156,7 @@ absl::Status Trace(AttachRun& r) {
   return absl::OkStatus();
 }
 
-void Report(AttachRun& r) {
+absl::Status Report(AttachRun& r) {
   const AttachOptions& o = r.options;
   // Findings as of the stop: detaching can take seconds on a loaded machine, and the state must
   // not age meanwhile. What happens during the detach (ends of what was seen) is still applied.
@@ -167,14 +179,30 @@ void Report(AttachRun& r) {
     for (const Finding& f : findings) out += DumpJson(FindingToJson(lineage, f, now)) + "\n";
     out += DumpJson(SummaryToJson(lineage, run)) + "\n";
   } else if (o.output == "dot") {
-    out = EscapeInvalidUtf8(RenderDot(lineage, findings));
+    out = EscapeInvalidUtf8(o.view == "contexts"
+                                ? RenderDot(lineage, findings)
+                                : RenderSiteDot(BuildSiteGraph(lineage, findings, now)));
+  } else if (o.output == "html") {
+    std::string name;  // empty once the target exited
+    std::ifstream(absl::StrCat("/proc/", o.pid, "/comm")) >> name;
+    out = ExportHtml(lineage, findings, name, now);
   } else {
-    out = EscapeInvalidUtf8(absl::StrCat(r.live ? "\x1b[H\x1b[2J" : "",
-                                         RenderTree(lineage, now, 200), "\n",
-                                         RenderFindings(lineage, findings), "\n",
-                                         RenderSummary(lineage, run)));
+    out = EscapeInvalidUtf8(absl::StrCat(
+        r.live ? "\x1b[H\x1b[2J" : "",
+        o.view == "contexts" ? RenderTree(lineage, now, 200)
+                             : RenderSiteTree(BuildSiteGraph(lineage, findings, now), 160, 200),
+        "\n", RenderFindings(lineage, findings), "\n", RenderSummary(lineage, run)));
   }
-  fwrite(out.data(), 1, out.size(), stdout);
+  if (o.output_file.empty()) {
+    fwrite(out.data(), 1, out.size(), stdout);
+    return absl::OkStatus();
+  }
+  FILE* f = fopen(o.output_file.c_str(), "w");
+  const bool ok = f != nullptr && fwrite(out.data(), 1, out.size(), f) == out.size();
+  if (f == nullptr || fclose(f) != 0 || !ok) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot write ", o.output_file));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -185,13 +213,12 @@ absl::Status RunAttachCommand(const AttachOptions& options) {
   if (!options.http.empty()) {
     run.http = std::make_unique<AttachHttp>(run.mu, options.pid, run.session->lineage(),
                                             run.session->findings(), *run.bin,
-                                            run.session->process());
+                                            run.session->process(), &run.growth);
     if (absl::Status s = run.http->Serve(options.http); !s.ok()) return s;
   }
   InstallStopHandlers();
   if (absl::Status s = Trace(run); !s.ok()) return s;
-  Report(run);
-  return absl::OkStatus();
+  return Report(run);
 }
 
 }  // namespace ctxagent

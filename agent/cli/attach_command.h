@@ -16,7 +16,9 @@ namespace ctxagent {
 struct AttachOptions {
   int pid = 0;
   absl::Duration duration = absl::InfiniteDuration();  // stop after this long
-  std::string output = "tree";                         // tree | json | dot
+  std::string output = "tree";                         // tree | json | dot | html
+  std::string output_file;                             // write the report there, not to stdout
+  std::string view = "sites";  // live view and report: sites (site graph) | contexts (each one)
   FindingOptions findings;
   absl::Duration refresh = absl::Seconds(1);   // live view and evaluation period
   bool live = true;                            // redraw the tree in place (a terminal)

@@ -17,7 +17,11 @@
 
 // Defaults here are placeholders: each command's defaults are its options struct's (see
 // agent/cli/command_line.h), and `ctxagent <command> --help` shows them.
-ABSL_FLAG(std::string, o, "", "output format (symbols: text or json; attach: tree, json or dot)");
+ABSL_FLAG(std::string, o, "",
+          "output format (symbols: text or json; attach: tree, json, dot or html, html being one "
+          "self-contained page of the final state)");
+ABSL_FLAG(std::string, view, "",
+          "sites (live top view and report by creation site) or contexts (every context)");
 ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(), "stop after this long");
 ABSL_FLAG(absl::Duration, grace, absl::ZeroDuration(),
           "time a goroutine has to react to a cancellation");
@@ -147,20 +151,27 @@ Command SymbolsCommand(std::string* format) {
 Command AttachCommand(AttachOptions* o, int* ring_kb) {
   *ring_kb = static_cast<int>(o->ring_bytes / 1024);
   return {
-      "attach <pid> [flags]",
+      "attach <pid> [FILE] [flags]   (the report to FILE, else to stdout)",
       {Bind(FLAGS_o, &o->output), Bind(FLAGS_duration, &o->duration),
        Bind(FLAGS_grace, &o->findings.grace), Bind(FLAGS_leak_after, &o->findings.leak_after),
        Bind(FLAGS_min_count, &o->findings.min_count), Bind(FLAGS_refresh, &o->refresh),
        Bind(FLAGS_poll, &o->poll), Bind(FLAGS_budget, &o->budget),
        Bind(FLAGS_target_budget, &o->target_budget), Bind(FLAGS_ring_buffer_kb, ring_kb),
-       Bind(FLAGS_http, &o->http)},
+       Bind(FLAGS_http, &o->http), Bind(FLAGS_view, &o->view)},
       [o, ring_kb](const std::vector<std::string>& positional) {
-        if (positional.size() != 1) return Fail("attach", "expected one pid");
+        if (positional.empty() || positional.size() > 2) {
+          return Fail("attach", "expected one pid (and optionally the report's file)");
+        }
+        if (positional.size() == 2) o->output_file = positional[1];
         auto pid = ParsePid(positional[0]);
         auto ring = RingBytes(*ring_kb);
         absl::Status s = !pid.ok() ? pid.status() : ring.status();
-        if (s.ok() && o->output != "tree" && o->output != "json" && o->output != "dot") {
-          s = absl::InvalidArgumentError("-o must be tree, json or dot");
+        if (s.ok() && o->output != "tree" && o->output != "json" && o->output != "dot" &&
+            o->output != "html") {
+          s = absl::InvalidArgumentError("-o must be tree, json, dot or html");
+        }
+        if (s.ok() && o->view != "sites" && o->view != "contexts") {
+          s = absl::InvalidArgumentError("--view must be sites or contexts");
         }
         for (absl::Status c :
              {CheckPositive("duration", o->duration, true), CheckPositive("refresh", o->refresh),

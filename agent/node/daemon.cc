@@ -322,6 +322,7 @@ ProcessView Daemon::View(TracedProcess& p) {
           p.session->findings(),
           *p.binary->bin,
           p.session->process(),
+          &p.growth,
           {{"binary", p.labels.binary},
            {"namespace", p.labels.namespace_},
            {"pod", p.labels.pod},

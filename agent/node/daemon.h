@@ -90,6 +90,7 @@ class Daemon : public ProcessProvider {
     Metrics::Labels identity;  // labels of its series
     LineageStats last;         // counters already exported
     bool capped = false;
+    SiteGrowth growth;  // the site graph's growth rates (agent/view/site_graph.h)
   };
 
   // The main loop's steps (daemon.cc).

@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "agent/view/utf8.h"
 #include "agent/view/views.h"
+#include "agent/view/web_page.h"
 
 namespace ctxagent {
 
@@ -35,6 +36,15 @@ void ProcessEndpoints::AddPage(const std::string& path, Page page) {
 }
 
 HttpResponse ProcessEndpoints::Handle(const HttpRequest& request) const {
+  // The lineage page, /processes/<pid>/graph and /processes/<pid>/sites/<id>.
+  auto graph = ServeGraphRoute(
+      request.path, absl::Now(),
+      [this](int pid, const std::function<void(const GraphProcess&)>& fn) {
+        return provider_.WithProcess(pid, [&](const ProcessView& p) {
+          fn(GraphProcess{&p.lineage, &p.findings, p.growth});
+        });
+      });
+  if (graph) return {graph->status, graph->content_type, graph->body};
   if (auto page = pages_.find(request.path); page != pages_.end()) {
     return page->second(provider_, request);
   }

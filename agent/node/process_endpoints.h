@@ -14,6 +14,7 @@
 #include "absl/functional/function_ref.h"
 #include "agent/lineage/lineage.h"
 #include "agent/node/http_server.h"
+#include "agent/view/site_graph.h"
 #include "agent/trace/process.h"
 #include "nlohmann/json.hpp"
 #include "symbols/go_binary.h"
@@ -27,6 +28,7 @@ struct ProcessView {
   const std::vector<Finding>& findings;  // as of the last evaluation
   const symbols::GoBinary& binary;
   const Process& process;  // the target's memory
+  SiteGrowth* growth;      // the site graph's growth rates (null: none)
   nlohmann::json labels;  // identity listed by /processes: binary, and namespace, pod, container
 };
 

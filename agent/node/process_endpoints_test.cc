@@ -35,7 +35,7 @@ class FakeProvider : public ProcessProvider {
 
  private:
   ProcessView View() {
-    return {42, lineage_, findings_, *bin_, process_, {{"binary", "ctx\xffprog"}}};
+    return {42, lineage_, findings_, *bin_, process_, nullptr, {{"binary", "ctx\xffprog"}}};
   }
   ProcessLineage lineage_{42};
   std::vector<Finding> findings_;

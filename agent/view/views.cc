@@ -37,11 +37,12 @@ std::string State(const ContextNode& c, absl::Time now) {
   return s;
 }
 
+}  // namespace
+
 nlohmann::json SiteJson(const Site& s) {
   return {{"file", s.file}, {"line", s.line}, {"function", s.function}};
 }
 
-}  // namespace
 
 std::string RenderTree(const ProcessLineage& lineage, absl::Time now, int max_lines) {
   // Children lists and goroutines per bound context, from the flat node sets.

@@ -25,6 +25,8 @@ struct RunInfo {
   SamplingPlan plan;
 };
 
+nlohmann::json SiteJson(const Site& site);  // {"file", "line", "function"}
+
 // Contexts under their parents with their goroutines; at most `max_lines` lines.
 std::string RenderTree(const ProcessLineage& lineage, absl::Time now, int max_lines);
 std::string RenderFindings(const ProcessLineage& lineage, const std::vector<Finding>& findings);
