@@ -8,7 +8,8 @@
 #      tracing, --budget=0, so that every context is tracked), SCALE_SECONDS (30) each.
 # Only bench/idlesvc processes are selected (--include=binary:idlesvc*), so other Go programs on a
 # shared machine are not traced; the daemon still sees every exec on the node.
-#   sudo bench/idle.sh [build/ctxagent]      # ~7 min; SKIP_SCALE=1 for phases 1-2 only
+#   sudo bench/idle.sh [build/ctxagent]      # ~7 min; SKIP_SCALE=1: phases 1-2 only; SKIP_IDLE=1:
+#   phase 3 only (SCALE_PROCS="" for the contexts alone)
 set -euo pipefail
 
 die() { echo "idle: error: $*" >&2; exit 1; }
@@ -85,12 +86,14 @@ PY
 }
 
 echo "ctxagent idle: $NCPU CPUs, daemon $(basename "$ctxagent"), loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
-start_daemon
-measure "no Go process" "$MEASURE" 0.01
-start_services "$SERVICES" -per_sec 1
-wait_traced "$SERVICES"
-measure "$SERVICES idle Go services (1 context/s each)" "$MEASURE" 0.02
-stop_all
+if [[ -z ${SKIP_IDLE:-} ]]; then
+  start_daemon
+  measure "no Go process" "$MEASURE" 0.01
+  start_services "$SERVICES" -per_sec 1
+  wait_traced "$SERVICES"
+  measure "$SERVICES idle Go services (1 context/s each)" "$MEASURE" 0.02
+  stop_all
+fi
 [[ -n ${SKIP_SCALE:-} ]] && exit 0
 
 for n in $SCALE_PROCS; do

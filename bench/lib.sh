@@ -38,4 +38,4 @@ bpf_stats() {
 
 # CPU time of every live thread of a process in ns, from /proc/<pid>/task/*/schedstat (exact, and
 # unaffected by other load on the machine, unlike wall-clock or tick-based measurements).
-sched_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d\n", s}'; }
+sched_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }  # %d saturates at 2^31 in mawk

@@ -144,7 +144,7 @@ absl::Status Trace(AttachRun& r) {
       }
       if (r.probes->NewLoss()) r.session->OnEventsLost();
       last_interval = r.probes->Measure(now);
-      r.session->Refresh(now);
+      r.session->Refresh(now, r.probes->attached());
       if (r.live) Draw(r, now, last_interval);
     }
     // Until the next thing due; probe events wait in the ring (the probes never wake us).

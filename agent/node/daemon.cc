@@ -79,7 +79,7 @@ void Daemon::Run() {
   ready_ = true;
   next_refresh_ = absl::Now();
   next_scan_ = absl::Now() + o_.rescan;
-  bool woken = false;
+  absl::Time woken[2] = {absl::InfinitePast(), absl::InfinitePast()};  // the last two ring wakeups
   while (!StopRequested()) {
     absl::Time wake;
     {
@@ -87,13 +87,18 @@ void Daemon::Run() {
       tracer_->Drain();
       wake = Step(absl::Now());
     }
-    // Nothing to do until the next deadline, an exec, or a filling ring.
+    // Nothing to do until the next deadline, an exec, or a filling ring. Wakeups closer than the
+    // gap (a burst of execs) are batched; a lone exec costs one.
     absl::Duration left = wake - absl::Now();
-    if (woken) {
+    if (woken[1] - woken[0] < kMinWakeGap) {
       absl::SleepFor(std::min(left, kMinWakeGap));
       left = wake - absl::Now();
+      woken[0] = absl::InfinitePast();
     }
-    woken = tracer_->Wait(left);
+    if (tracer_->Wait(left)) {
+      woken[0] = woken[1];
+      woken[1] = absl::Now();
+    }
   }
 }
 
@@ -169,12 +174,16 @@ void Daemon::Consider(pid_t pid) {
   struct stat st;
   if (stat(exe.c_str(), &st) != 0) return;  // gone, or a kernel thread
   const FileKey key{st.st_dev, st.st_ino};
-  if (not_go_.contains(key)) {
+  if (not_go_.contains(key) || unselected_.contains(key)) {
     ignored_.insert(pid);
     return;
   }
   ProcessLabels labels = LabelsOf(pid);
   if (!Selected(o_.include, o_.exclude, labels)) {
+    // Decided by the binary's name alone: once per file, not at every exec of a busy node.
+    if (OnlyBinarySelectors(o_.include, o_.exclude) && unselected_.size() < 100000) {
+      unselected_.insert(key);
+    }
     ignored_.insert(pid);
     return;
   }

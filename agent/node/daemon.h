@@ -124,6 +124,7 @@ class Daemon : public ProcessProvider {
   PodResolver pods_{o_.log_pods_root};
   absl::flat_hash_map<FileKey, std::unique_ptr<TracedBinary>> binaries_;
   absl::flat_hash_set<FileKey> not_go_;
+  absl::flat_hash_set<FileKey> unselected_;  // rejected by binary selectors alone
   absl::flat_hash_map<pid_t, std::unique_ptr<TracedProcess>> processes_;
   absl::flat_hash_set<pid_t> ignored_;  // decided not to trace, until it exits or execs
   std::atomic<bool> ready_{false};

@@ -64,7 +64,7 @@ void Daemon::Refresh(absl::Time now) {
   for (auto& [pid, pp] : processes_) {
     TracedProcess& p = *pp;
     if (lost) p.session->OnEventsLost();
-    p.session->Refresh(now);
+    p.session->Refresh(now, probes_->attached());
     LineageStats st = p.session->lineage().stats();
     total_tracked_ += st.tracked_contexts;
     ExportCounters(p);

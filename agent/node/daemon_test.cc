@@ -27,6 +27,14 @@ TEST(SelectorTest, IncludeAndExclude) {
   EXPECT_FALSE(Selected({sel("pod:web-*")}, {sel("namespace:prod")}, api));
 }
 
+TEST(SelectorTest, KnowsWhenTheBinaryAloneDecides) {
+  auto sel = [](const char* s) { return *Selector::Parse(s); };
+  EXPECT_TRUE(OnlyBinarySelectors({}, {}));
+  EXPECT_TRUE(OnlyBinarySelectors({sel("binary:api-*")}, {sel("binary:batch")}));
+  EXPECT_FALSE(OnlyBinarySelectors({sel("binary:api-*")}, {sel("namespace:prod")}));
+  EXPECT_FALSE(OnlyBinarySelectors({sel("pod:web-*")}, {}));
+}
+
 // Before Init and Run: alive, not ready, nothing traced; every endpoint answers, the metrics port
 // serves no process detail.
 TEST(DaemonTest, AnswersBeforeItIsReady) {

@@ -52,4 +52,14 @@ bool Selected(const std::vector<Selector>& include, const std::vector<Selector>&
   return in;
 }
 
+bool OnlyBinarySelectors(const std::vector<Selector>& include,
+                         const std::vector<Selector>& exclude) {
+  for (const auto* list : {&include, &exclude}) {
+    for (const Selector& s : *list) {
+      if (s.field != Selector::Field::kBinary) return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace ctxagent

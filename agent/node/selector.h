@@ -29,6 +29,10 @@ bool Matches(const Selector& s, const ProcessLabels& p);
 // Included when no include selector is given or one matches, and no exclude selector matches.
 bool Selected(const std::vector<Selector>& include, const std::vector<Selector>& exclude,
               const ProcessLabels& p);
+// Whether the decision depends on the binary's name only (then it holds for every process of a
+// file).
+bool OnlyBinarySelectors(const std::vector<Selector>& include,
+                         const std::vector<Selector>& exclude);
 
 }  // namespace ctxagent
 

@@ -18,8 +18,8 @@ absl::StatusOr<int> ProbeSet::Add(pid_t pid, const symbols::GoBinary& bin, absl:
   Binary b{pid, &bin};
   // While the probes are paused a new binary waits for the next window.
   if (duty_.attached()) {
-    // What ran before belongs to the state before; attaching is one-off work.
-    duty_.Measure(now, tracer_.hook_hits());
+    // Reading the new binary and attaching are one-off work, not the cost of either state
+    // (Restart below forgets them for the controller).
     auto attachment = tracer_.Attach(pid, bin);
     if (!attachment.ok()) return attachment.status();
     b.attachment = *attachment;

@@ -77,10 +77,13 @@ void TracingSession::Evaluate(absl::Time now) {
   ++evaluations_;
 }
 
-bool TracingSession::Refresh(absl::Time now) {
-  if (paused_once_ && now >= next_reconcile_) Reconcile(now);
-  const bool due = changed_ || now <= settled_after_ + options_.refresh ||
-                   now - last_evaluation_ >= kQuietEvaluation;
+bool TracingSession::Refresh(absl::Time now, bool probes_attached) {
+  const bool reconcile = paused_once_ && now >= next_reconcile_;
+  if (reconcile) Reconcile(now);
+  // Detached, the lineage changes only when memory is read: the last findings stand meanwhile.
+  const bool due =
+      (probes_attached || reconcile) && (changed_ || now <= settled_after_ + options_.refresh ||
+                                         now - last_evaluation_ >= kQuietEvaluation);
   if (due) Evaluate(now);
   return due;
 }

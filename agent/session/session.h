@@ -54,7 +54,8 @@ class TracingSession {
   // grace period needs), then evaluates and collects, but only when the result can differ from
   // the last evaluation: something changed since, or one of the findings' time thresholds (grace,
   // leak_after) may have passed since that change. Returns whether it evaluated.
-  bool Refresh(absl::Time now);
+  // While the probes are detached it evaluates only after reading memory.
+  bool Refresh(absl::Time now, bool probes_attached);
   // The findings at a stop. After the target exited its memory cannot be read: unobserved nodes
   // keep the last evaluation.
   void Finish(absl::Time now, bool target_exited);

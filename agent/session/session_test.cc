@@ -51,17 +51,20 @@ TEST_F(SessionTest, EvaluatesOnlyWhatCanHaveChanged) {
   // A new session evaluates, then keeps evaluating until every threshold counted from the last
   // change (2 x grace = 4 s here) plus one refresh has passed.
   int evaluated = 0;
-  for (int i = 0; i <= 5; ++i) evaluated += s.Refresh(t + absl::Seconds(i));
+  for (int i = 0; i <= 5; ++i) evaluated += s.Refresh(t + absl::Seconds(i), true);
   EXPECT_EQ(evaluated, 6);
-  EXPECT_FALSE(s.Refresh(t + absl::Seconds(6)));
-  EXPECT_FALSE(s.Refresh(t + absl::Seconds(30)));
+  EXPECT_FALSE(s.Refresh(t + absl::Seconds(6), true));
+  EXPECT_FALSE(s.Refresh(t + absl::Seconds(30), true));
   // A change (here lost events) makes the next refresh evaluate again.
   s.OnEventsLost();
-  EXPECT_TRUE(s.Refresh(t + absl::Seconds(31)));
-  EXPECT_TRUE(s.Refresh(t + absl::Seconds(32)));
-  EXPECT_FALSE(s.Refresh(t + absl::Seconds(37)));
+  EXPECT_TRUE(s.Refresh(t + absl::Seconds(31), true));
+  EXPECT_TRUE(s.Refresh(t + absl::Seconds(32), true));
+  EXPECT_FALSE(s.Refresh(t + absl::Seconds(37), true));
   // With nothing changed, one evaluation a minute still sees deadlines come near.
-  EXPECT_TRUE(s.Refresh(t + absl::Seconds(93)));
+  EXPECT_TRUE(s.Refresh(t + absl::Seconds(93), true));
+  // Detached, nothing is evaluated until memory was read, whatever changed.
+  s.OnEventsLost();
+  EXPECT_FALSE(s.Refresh(t + absl::Seconds(94), false));
   EXPECT_EQ(s.evaluations(), 9u);
 }
 

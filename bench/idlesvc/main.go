@@ -14,9 +14,11 @@ import (
 func main() {
 	hold := flag.Int("hold", 0, "live contexts held (each waited on by a goroutine)")
 	perSec := flag.Float64("per_sec", 1, "short-lived contexts per second")
+	holdAfter := flag.Duration("hold_after", 2*time.Second, "create the held contexts after this long (once the daemon traces the process)")
 	flag.Parse()
 	root, stop := context.WithCancel(context.Background())
 	defer stop()
+	time.Sleep(*holdAfter)
 	for i := 0; i < *hold; i++ {
 		ctx, cancel := context.WithCancel(root)
 		_ = cancel // cancelled with root
