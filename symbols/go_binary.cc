@@ -30,9 +30,9 @@ absl::StatusOr<std::unique_ptr<GoBinary>> GoBinary::Open(const std::string& path
   bin->build_info_ = *std::move(info);
   const GoVersion& v = bin->build_info_.version;
   if (!IsSupportedGoVersion(v)) {
-    return absl::UnimplementedError(absl::StrCat(path, ": Go version ", v.raw,
-                                                 " is not supported (supported: ",
-                                                 SupportedGoVersions(), ")"));
+    return absl::UnimplementedError(
+        absl::StrCat(path, ": Go version ", v.raw,
+                     " is not supported (supported: ", SupportedGoVersions(), ")"));
   }
   auto pcln = Pclntab::Parse(*bin->elf_);
   if (!pcln.ok()) return Annotate(pcln.status(), path);

@@ -84,8 +84,8 @@ int64_t MemberOffset(Dwarf_Die* member) {
   }
   Dwarf_Op* ops = nullptr;
   size_t nops = 0;
-  if (dwarf_getlocation(&attr, &ops, &nops) == 0 && nops == 1 &&
-      ops[0].atom == DW_OP_plus_uconst && ops[0].number <= kMaxSaneOffset) {
+  if (dwarf_getlocation(&attr, &ops, &nops) == 0 && nops == 1 && ops[0].atom == DW_OP_plus_uconst &&
+      ops[0].number <= kMaxSaneOffset) {
     return static_cast<int64_t>(ops[0].number);
   }
   return -1;
@@ -225,8 +225,8 @@ absl::StatusOr<GoOffsets> OffsetsFromDwarf(const std::string& path) {
 absl::StatusOr<GoOffsets> OffsetsForVersion(const GoVersion& version) {
   if (!IsSupportedGoVersion(version)) {
     return absl::UnimplementedError(absl::StrCat("no offset table for go", version.major, ".",
-                                                 version.minor, " (supported: ",
-                                                 SupportedGoVersions(), ")"));
+                                                 version.minor,
+                                                 " (supported: ", SupportedGoVersions(), ")"));
   }
   GoOffsets o;
   o.source = GoOffsets::Source::kTable;

@@ -6,8 +6,8 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
-#include "absl/types/span.h"
 #include "symbols/buildinfo.h"
 
 namespace ctxagent::symbols {
@@ -30,7 +30,7 @@ enum GoStatus : uint32_t {
 inline constexpr uint32_t kGoScanBit = 0x1000;
 
 // runtime.waitReasonStrings of a release, indexed by waitReason; empty outside the supported range.
-absl::Span<const char* const> WaitReasonStrings(const GoVersion& version);
+std::vector<std::string> WaitReasonStrings(const GoVersion& version);
 
 // waitReason(reason).String() of that release: "chan receive", "select", "sleep", "IO wait",
 // "semacquire", "sync.Mutex.Lock" (1.20+), ...; "" for waitReasonZero and "unknown wait reason"

@@ -98,7 +98,7 @@ TEST(GoStatusTest, WaitReasonTableEqualsTheBinary) {
     SCOPED_TRACE(f.path);
     const GoVersion v = Go(MinorOf(f.go_version));
     std::vector<std::string> binary = StringArray(f.path, "runtime.waitReasonStrings");
-    absl::Span<const char* const> table = WaitReasonStrings(v);
+    const std::vector<std::string> table = WaitReasonStrings(v);
     ASSERT_EQ(binary.size(), table.size());
     for (size_t i = 0; i < table.size(); ++i) {
       EXPECT_EQ(binary[i], table[i]) << "waitReason " << i;
@@ -151,6 +151,21 @@ TEST(GoStatusTest, KnownReasons) {
   EXPECT_EQ(WaitReasonString(Go(27), 0), "");
   EXPECT_TRUE(WaitReasonStrings(Go(16)).empty());
   EXPECT_TRUE(WaitReasonStrings(Go(28)).empty());
+}
+
+// Every release, fixtures or not: values 0..n-1 each named once.
+TEST(GoStatusTest, EveryReleaseHasADenseEnum) {
+  for (int minor = 17; minor <= 27; ++minor) {
+    SCOPED_TRACE(minor);
+    const std::vector<std::string> table = WaitReasonStrings(Go(minor));
+    ASSERT_GE(table.size(), 27u);
+    EXPECT_EQ(table[0], "");
+    EXPECT_EQ(std::set<std::string>(table.begin(), table.end()).size(), table.size());
+    for (const std::string& s : table) EXPECT_NE(s, "?");
+  }
+  EXPECT_EQ(WaitReasonStrings(Go(17)).size(), 27u);
+  EXPECT_EQ(WaitReasonStrings(Go(20)).size(), 32u);
+  EXPECT_EQ(WaitReasonStrings(Go(25)).size(), 47u);
 }
 
 TEST(GoStatusTest, StateStrings) {

@@ -188,8 +188,8 @@ const char* HookKindName(HookKind kind) {
 // a release has comes from the facts table (go_facts.h).
 std::vector<HookSpec> HooksForVersion(const GoVersion& v) {
   absl::StatusOr<GoRuntimeFacts> facts = RuntimeFactsForVersion(v);
-  if (!facts.ok()) return {};  // releases after the newest are unverified
-  const bool cause = facts->cancel_has_cause;          // cancel() gained `cause error`
+  if (!facts.ok()) return {};                         // releases after the newest are unverified
+  const bool cause = facts->cancel_has_cause;         // cancel() gained `cause error`
   const bool go121 = facts->propagate_cancel_method;  // propagateCancel a method; AfterFunc etc.
   std::vector<HookSpec> hooks;
 
@@ -316,7 +316,7 @@ absl::StatusOr<std::vector<ProbeSite>> FindCallSites(absl::string_view code, uin
 }
 
 absl::StatusOr<std::vector<DataReference>> DecodeDataReferences(absl::string_view code,
-                                                                 uint64_t entry) {
+                                                                uint64_t entry) {
   const Decoder& decoder = GetDecoder();
   std::vector<DataReference> out;
   for (size_t offset = 0; offset < code.size();) {
