@@ -31,9 +31,10 @@ void Fail(const std::string& message) { fprintf(stderr, "ctxagent attach: %s\n",
 }  // namespace
 
 int RunAttachCommand(const AttachOptions& options) {
+  // Its start time is recorded here, before its executable is opened: every attach checks both.
   Process process(options.pid);
-  if (options.pid <= 0 || !process.Alive()) {
-    Fail(absl::StrCat("no process with pid ", options.pid));
+  if (absl::Status s = process.CheckIsProcess(); !s.ok()) {
+    Fail(std::string(s.message()));
     return 1;
   }
   if (absl::Status s = CheckOwnCapabilities(); !s.ok()) {
@@ -79,7 +80,7 @@ int RunAttachCommand(const AttachOptions& options) {
     fprintf(stderr, "ctxagent: trap cost calibration failed (%s); using defaults\n",
             std::string(calibrated.status().message()).c_str());
   }
-  absl::StatusOr<uint32_t> attachment = (*tracer)->Attach(options.pid, **bin);
+  absl::StatusOr<uint32_t> attachment = (*tracer)->Attach(process, **bin);
   if (!attachment.ok()) {
     Fail(std::string(attachment.status().message()));
     return 1;
@@ -129,7 +130,7 @@ int RunAttachCommand(const AttachOptions& options) {
     if (bool want = duty.Tick(now); want != attached) {
       duty.Switch(now, (*tracer)->hook_hits(), want, [&] {
         if (want) {
-          attachment = (*tracer)->Attach(options.pid, **bin);
+          attachment = (*tracer)->Attach(process, **bin);
         } else {
           (*tracer)->Detach(*attachment);
         }
@@ -153,6 +154,11 @@ int RunAttachCommand(const AttachOptions& options) {
     if (!process.Alive()) {
       target_exited = true;
       break;
+    }
+    // After an exec the lineage is of a program no longer there.
+    if (absl::Status s = process.CheckRuns((*bin)->identity()); absl::IsFailedPrecondition(s)) {
+      Fail(std::string(s.message()));
+      return 1;
     }
     if (uint64_t lost = (*tracer)->counters().dropped_total(); lost != lost_seen) {
       lost_seen = lost;

@@ -1,4 +1,6 @@
 // ctxagent: finds where context cancellation stops propagating in running Go programs.
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -80,6 +82,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string command = argv[1];
+  // absl would read "-1" as a flag named "1".
+  for (int i = 2; command == "attach" && i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.size() > 1 && a[0] == '-' && std::all_of(a.begin() + 1, a.end(), ::isdigit)) {
+      fprintf(stderr, "ctxagent attach: a pid is a positive number, not %s\n", a.c_str());
+      return 2;
+    }
+  }
   // Flags follow the subcommand; parse them with the subcommand removed.
   std::vector<char*> args = {argv[0]};
   for (int i = 2; i < argc; ++i) args.push_back(argv[i]);

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fnmatch.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +25,7 @@
 #include "agent/control/overhead.h"
 #include "agent/control/sampling.h"
 #include "agent/node/cgroup.h"
+#include "agent/node/discovery.h"
 #include "agent/node/http_server.h"
 #include "agent/node/metrics.h"
 #include "agent/trace/capabilities.h"
@@ -88,19 +88,9 @@ namespace {
 std::atomic<bool> g_stop{false};
 void OnSignal(int) { g_stop = true; }
 
-using FileKey = std::pair<uint64_t, uint64_t>;  // st_dev, st_ino of an executable
-
-struct TracedBinary {
-  std::unique_ptr<symbols::GoBinary> bin;
-  std::string name;
-  uint32_t attachment = 0;
-  bool attached = false;  // false while sampling has the probes paused
-  int processes = 0;
-};
-
 struct TracedProcess {
   pid_t pid = 0;
-  FileKey key;
+  RunningExecutable exe;  // what it ran when it was met
   TracedBinary* binary = nullptr;
   std::unique_ptr<Process> process;
   std::unique_ptr<ProcessLineage> lineage;
@@ -186,7 +176,7 @@ class Daemon {
   // the node's. What is live at a pause is reconciled from each process's memory at evaluation.
   void SwitchProbes(absl::Time now, bool on) {
     duty_->Switch(now, tracer_->hook_hits(), on, [&] {
-      for (auto& [key, b] : binaries_) {
+      for (auto& [key, b] : catalog_.binaries()) {
         if (on) {
           AttachBinary(*b);
         } else if (b->attached) {
@@ -204,7 +194,7 @@ class Daemon {
   }
 
   bool AttachBinary(TracedBinary& b) {
-    auto attachment = tracer_->Attach(-1, *b.bin);
+    auto attachment = tracer_->AttachEveryProcess(*b.bin);
     if (!attachment.ok()) {
       fprintf(stderr, "ctxagent daemon: %s: %s\n", b.name.c_str(),
               std::string(attachment.status().message()).c_str());
@@ -263,11 +253,9 @@ class Daemon {
 
   void Consider(pid_t pid) {
     if (pid == getpid() || processes_.contains(pid) || ignored_.contains(pid)) return;
-    const std::string exe = ProcPath(pid, "exe");
-    struct stat st;
-    if (stat(exe.c_str(), &st) != 0) return;  // gone, or a kernel thread
-    const FileKey key{st.st_dev, st.st_ino};
-    if (not_go_.contains(key)) {
+    absl::StatusOr<RunningExecutable> exe = IdentifyExecutable(o_.host_proc, pid);
+    if (!exe.ok()) return;  // gone, or a kernel thread
+    if (catalog_.Untraceable(exe->file)) {
       ignored_.insert(pid);
       return;
     }
@@ -276,85 +264,59 @@ class Daemon {
       ignored_.insert(pid);
       return;
     }
-    TracedBinary* binary = nullptr;
-    if (auto it = binaries_.find(key); it != binaries_.end()) {
-      binary = it->second.get();
-    } else {
-      auto bin = symbols::GoBinary::Open(exe);
-      if (!bin.ok()) {
-        // Not Go, or a Go we cannot trace: decided once per file. Anything else (the process
-        // vanished mid-read, say) concerns this process only.
-        struct stat again;
-        const bool still_there = stat(exe.c_str(), &again) == 0 && again.st_ino == st.st_ino;
-        if (still_there &&
-            (absl::IsNotFound(bin.status()) || absl::IsUnimplemented(bin.status()) ||
-             absl::IsFailedPrecondition(bin.status()) || absl::IsInvalidArgument(bin.status()))) {
-          if (not_go_.size() > 100000) not_go_.clear();
-          not_go_.insert(key);
-        }
+    bool opened = false;
+    absl::StatusOr<TracedBinary*> binary = catalog_.Acquire(pid, *exe, &opened);
+    // Not Go, a Go we cannot trace, or the process moved on (its exec or exit event follows).
+    if (!binary.ok()) {
+      ignored_.insert(pid);
+      if (!absl::IsNotFound(binary.status())) {
+        fprintf(stderr, "ctxagent daemon: pid %d skipped: %s\n", pid,
+                std::string(binary.status().message()).c_str());
+      }
+      return;
+    }
+    if (opened) {
+      (*binary)->name = labels.binary;
+      // While the probes are paused a new binary waits for the next window.
+      if (duty_->attached() && !AttachBinary(**binary)) {
         ignored_.insert(pid);
-        if (!absl::IsNotFound(bin.status())) {
-          fprintf(stderr, "ctxagent daemon: pid %d skipped: %s\n", pid,
-                  std::string(bin.status().message()).c_str());
-        }
+        catalog_.Release(exe->file, [](TracedBinary&) {});
         return;
       }
-      auto b = std::make_unique<TracedBinary>();
-      // While the probes are paused a new binary waits for the next window.
-      if (duty_->attached()) {
-        auto attachment = tracer_->Attach(-1, **bin);
-        if (!attachment.ok()) {
-          // A process that exits while being attached is no error worth a line.
-          if (!absl::IsNotFound(attachment.status())) {
-            fprintf(stderr, "ctxagent daemon: pid %d: %s\n", pid,
-                    std::string(attachment.status().message()).c_str());
-          }
-          ignored_.insert(pid);
-          return;
-        }
-        b->attachment = *attachment;
-        b->attached = true;
-      }
-      b->bin = *std::move(bin);
-      b->name = labels.binary;
-      binary = b.get();
-      binaries_.emplace(key, std::move(b));
     }
     auto p = std::make_unique<TracedProcess>();
     p->pid = pid;
-    p->key = key;
-    p->binary = binary;
+    p->exe = *exe;
+    p->binary = *binary;
     p->process = std::make_unique<Process>(pid);
-    auto bias = p->process->LoadBias(binary->bin->elf());
+    auto bias = p->process->LoadBias(p->binary->bin->elf());
     if (!bias.ok()) {
       ignored_.insert(pid);
-      ReleaseBinary(key);
+      ReleaseBinary(exe->file);
       return;
     }
     p->lineage = std::make_unique<ProcessLineage>(pid);
-    p->decoder = std::make_unique<Decoder>(*binary->bin, *p->process, *bias, p->lineage->sites());
-    p->liveness = std::make_unique<MemoryLiveness>(*p->process, binary->bin->offsets());
+    p->decoder = std::make_unique<Decoder>(*p->binary->bin, *p->process, *bias, p->lineage->sites());
+    p->liveness = std::make_unique<MemoryLiveness>(*p->process, p->binary->bin->offsets());
     p->labels = std::move(labels);
-    ++binary->processes;
     processes_.emplace(pid, std::move(p));
   }
 
-  void ReleaseBinary(const FileKey& key) {
-    auto it = binaries_.find(key);
-    if (it == binaries_.end() || it->second->processes > 0) return;
-    if (it->second->attached) tracer_->Detach(it->second->attachment);
-    binaries_.erase(it);
+  // The binary's last process gone: its probes go too.
+  void ReleaseBinary(const symbols::FileIdentity& file) {
+    catalog_.Release(file, [&](TracedBinary& b) {
+      if (b.attached) tracer_->Detach(b.attachment);
+    });
   }
 
   void Forget(pid_t pid) {
     auto it = processes_.find(pid);
     if (it == processes_.end()) return;
-    FileKey key = it->second->key;
+    const symbols::FileIdentity file = it->second->exe.file;
     // Its last counts: a process that lived less than a refresh would otherwise never be counted.
     ExportCounters(*it->second);
-    --it->second->binary->processes;
     processes_.erase(it);
-    ReleaseBinary(key);  // the last process of a binary: its probes go too
+    ReleaseBinary(file);
   }
 
   ProcessLabels LabelsOf(pid_t pid) {
@@ -393,13 +355,21 @@ class Daemon {
     }
     closedir(d);
     absl::flat_hash_set<pid_t> present(pids.begin(), pids.end());
-    for (pid_t pid : pids) Consider(pid);
-    // Processes whose exit was missed (events lost).
+    // Processes whose exit or exec was missed (events lost), or whose pid was reused: forgotten
+    // first, so that what runs under their pid now is considered afresh below.
     std::vector<pid_t> gone;
     for (const auto& [pid, p] : processes_) {
-      if (!present.contains(pid) || !p->process->Alive()) gone.push_back(pid);
+      absl::StatusOr<RunningExecutable> now = IdentifyExecutable(o_.host_proc, pid);
+      if (!present.contains(pid) || !p->process->Alive() || !now.ok() ||
+          now->start_time != p->exe.start_time || !now->file.SameInode(p->exe.file)) {
+        gone.push_back(pid);
+      }
     }
-    for (pid_t pid : gone) Forget(pid);
+    for (pid_t pid : gone) {
+      Forget(pid);
+      ignored_.erase(pid);
+    }
+    for (pid_t pid : pids) Consider(pid);
     absl::erase_if(ignored_, [&](pid_t pid) { return !present.contains(pid); });
   }
 
@@ -555,8 +525,7 @@ class Daemon {
   EventClock clock_;
   Metrics metrics_;
   PodResolver pods_{o_.log_pods_root};
-  absl::flat_hash_map<FileKey, std::unique_ptr<TracedBinary>> binaries_;
-  absl::flat_hash_set<FileKey> not_go_;
+  BinaryCatalog catalog_{o_.host_proc};
   absl::flat_hash_map<pid_t, std::unique_ptr<TracedProcess>> processes_;
   absl::flat_hash_set<pid_t> ignored_;  // decided not to trace, until it exits or execs
   std::atomic<bool> ready_{false};
