@@ -62,14 +62,15 @@ double ThreadCpuSeconds() {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-absl::StatusOr<std::vector<ctx_event>> Record(pid_t pid, const symbols::GoBinary& bin,
+absl::StatusOr<std::vector<ctx_event>> Record(const Process& process, const symbols::GoBinary& bin,
                                               absl::Duration duration) {
+  const pid_t pid = process.pid();
   std::vector<ctx_event> stream;
   stream.reserve(1 << 20);
   ASSIGN_OR_RETURN(std::unique_ptr<Tracer> tracer, Tracer::Create([&](const ctx_event& raw) {
                      if (raw.tgid == static_cast<uint32_t>(pid)) stream.push_back(raw);
                    }));
-  ASSIGN_OR_RETURN(uint32_t attachment, tracer->Attach(pid, bin));
+  ASSIGN_OR_RETURN(uint32_t attachment, tracer->Attach(process, bin));
   const absl::Time end = absl::Now() + duration;
   while (absl::Now() < end) {
     absl::SleepFor(absl::Milliseconds(20));
@@ -173,7 +174,7 @@ absl::Status RunReplay(pid_t pid) {
     printf("read %zu events from %s\n", stream.size(), in.c_str());
   } else {
     const int seconds = absl::GetFlag(FLAGS_record_seconds);
-    ASSIGN_OR_RETURN(stream, Record(pid, *bin, absl::Seconds(seconds)));
+    ASSIGN_OR_RETURN(stream, Record(process, *bin, absl::Seconds(seconds)));
     printf("recorded %zu events of pid %d in %d s (%.0f events/s)\n", stream.size(), pid, seconds,
            static_cast<double>(stream.size()) / seconds);
     if (const std::string out = absl::GetFlag(FLAGS_out); !out.empty()) {

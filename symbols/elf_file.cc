@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "absl/status/status.h"
@@ -45,30 +45,34 @@ absl::StatusOr<absl::string_view> Slice(absl::string_view data, uint64_t offset,
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ElfFile>> ElfFile::Open(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer before the type check.
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     int err = errno;
     return absl::ErrnoToStatus(err, absl::StrCat("cannot open ", path));
   }
+  absl::StatusOr<std::unique_ptr<ElfFile>> elf = OpenFd(fd, path);
+  close(fd);
+  return elf;
+}
+
+absl::StatusOr<std::unique_ptr<ElfFile>> ElfFile::OpenFd(int fd, const std::string& name) {
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+    return absl::InvalidArgumentError(absl::StrCat(name, ": not a regular file"));
   }
   std::unique_ptr<ElfFile> elf(new ElfFile());
-  elf->name_ = path;
+  elf->name_ = name;
   if (st.st_size > 0) {
     void* map = mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) {
       int err = errno;
-      close(fd);
-      return absl::ErrnoToStatus(err, absl::StrCat("cannot map ", path));
+      return absl::ErrnoToStatus(err, absl::StrCat("cannot map ", name));
     }
     elf->map_ = map;
     elf->map_size_ = st.st_size;
     elf->data_ = absl::string_view(static_cast<const char*>(map), st.st_size);
   }
-  close(fd);
   RETURN_IF_ERROR(elf->Parse());
   return elf;
 }
@@ -109,8 +113,9 @@ absl::Status ElfFile::Parse() {
     return absl::InvalidArgumentError(absl::StrCat(name_, ": unexpected program header size"));
   }
   for (uint64_t i = 0; i < eh.e_phnum; ++i) {
-    ASSIGN_OR_RETURN(Elf64_Phdr ph, ReadStruct<Elf64_Phdr>(data_, eh.e_phoff + i * sizeof(Elf64_Phdr),
-                                                          "program header"));
+    ASSIGN_OR_RETURN(
+        Elf64_Phdr ph,
+        ReadStruct<Elf64_Phdr>(data_, eh.e_phoff + i * sizeof(Elf64_Phdr), "program header"));
     segments_.push_back({ph.p_type, ph.p_flags, ph.p_offset, ph.p_vaddr, ph.p_filesz, ph.p_memsz});
   }
 
@@ -121,12 +126,14 @@ absl::Status ElfFile::Parse() {
   std::vector<Elf64_Shdr> raw;
   raw.reserve(eh.e_shnum);
   for (uint64_t i = 0; i < eh.e_shnum; ++i) {
-    ASSIGN_OR_RETURN(Elf64_Shdr sh, ReadStruct<Elf64_Shdr>(data_, eh.e_shoff + i * sizeof(Elf64_Shdr),
-                                                          "section header"));
+    ASSIGN_OR_RETURN(
+        Elf64_Shdr sh,
+        ReadStruct<Elf64_Shdr>(data_, eh.e_shoff + i * sizeof(Elf64_Shdr), "section header"));
     raw.push_back(sh);
   }
   if (eh.e_shstrndx >= raw.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(name_, ": section name table index out of range"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(name_, ": section name table index out of range"));
   }
   const Elf64_Shdr& strtab = raw[eh.e_shstrndx];
   ASSIGN_OR_RETURN(absl::string_view names,

@@ -1,6 +1,6 @@
-// Read-only view of an ELF64 little-endian executable: sections, segments, .symtab, address mapping.
-// Every accessor is bounds-checked against the file: a truncated or hostile file yields an error, never a
-// read outside the mapping or an allocation sized by an untrusted header field.
+// Read-only view of an ELF64 little-endian executable: sections, segments, .symtab, address
+// mapping. Every accessor is bounds-checked against the file: a truncated or hostile file yields an
+// error, never a read outside the mapping or an allocation sized by an untrusted header field.
 #ifndef CTXAGENT_SYMBOLS_ELF_FILE_H_
 #define CTXAGENT_SYMBOLS_ELF_FILE_H_
 
@@ -43,9 +43,11 @@ struct ElfSymbol {
 
 class ElfFile {
  public:
-  // Maps the file read-only. Errors: NotFound/PermissionDenied from open, InvalidArgument for non-ELF or
-  // malformed headers, Unimplemented for ELF32 / big-endian.
+  // Maps the file read-only. Errors: NotFound/PermissionDenied from open, InvalidArgument for
+  // non-ELF or malformed headers, Unimplemented for ELF32 / big-endian.
   static absl::StatusOr<std::unique_ptr<ElfFile>> Open(const std::string& path);
+  // Maps the file open as `fd` (which stays the caller's); `name` appears in error messages.
+  static absl::StatusOr<std::unique_ptr<ElfFile>> OpenFd(int fd, const std::string& name);
   // Parses an in-memory image (tests, fuzzing). `name` only appears in error messages.
   static absl::StatusOr<std::unique_ptr<ElfFile>> FromBuffer(std::string data,
                                                              std::string name = "<buffer>");
@@ -55,9 +57,9 @@ class ElfFile {
 
   const std::string& name() const { return name_; }
   absl::string_view data() const { return data_; }
-  uint16_t machine() const { return machine_; }  // EM_*
+  uint16_t machine() const { return machine_; }    // EM_*
   uint16_t elf_type() const { return elf_type_; }  // ET_*
-  bool is_pie() const;                              // ET_DYN
+  bool is_pie() const;                             // ET_DYN
   uint64_t entry() const { return entry_; }
 
   absl::Span<const ElfSection> sections() const { return sections_; }
@@ -92,8 +94,8 @@ class ElfFile {
   absl::Status LoadRelocations() const;
 
   std::string name_;
-  std::string owned_;               // backing store for FromBuffer
-  void* map_ = nullptr;             // backing store for Open
+  std::string owned_;    // backing store for FromBuffer
+  void* map_ = nullptr;  // backing store for Open
   size_t map_size_ = 0;
   absl::string_view data_;
   uint16_t machine_ = 0;

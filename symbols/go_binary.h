@@ -3,6 +3,9 @@
 #ifndef CTXAGENT_SYMBOLS_GO_BINARY_H_
 #define CTXAGENT_SYMBOLS_GO_BINARY_H_
 
+#include <sys/stat.h>
+
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -17,13 +20,47 @@
 
 namespace ctxagent::symbols {
 
+// Which file a path named when it was looked at. dev+ino name the file while anyone holds it open;
+// size and times tell a file that later got the same inode number (or was rewritten) from it.
+struct FileIdentity {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  int64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+
+  static FileIdentity Of(const struct stat& st);
+  bool SameInode(const FileIdentity& o) const { return dev == o.dev && ino == o.ino; }
+  bool operator==(const FileIdentity& o) const {
+    return SameInode(o) && size == o.size && mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns;
+  }
+  template <typename H>
+  friend H AbslHashValue(H h, const FileIdentity& f) {
+    return H::combine(std::move(h), f.dev, f.ino, f.size, f.mtime_ns, f.ctime_ns);
+  }
+};
+
+// One Go executable, opened once: the descriptor stays open for the object's life, so everything
+// read (and every probe attached through fd_path()) concerns this very file, whatever its path
+// (e.g. /proc/<pid>/exe, which follows exec and pid reuse) names later.
 class GoBinary {
  public:
-  // `path` is an executable, or "/proc/<pid>/exe". Errors name the file and the reason: not ELF,
-  // not x86-64, not Go, unsupported Go version, no pclntab, a required hook missing.
+  // `path` is an executable, or "/proc/<pid>/exe". Errors name the file and the reason: not a
+  // regular file, not ELF, not x86-64, not Go, unsupported Go version, no pclntab, a required hook
+  // missing.
   static absl::StatusOr<std::unique_ptr<GoBinary>> Open(const std::string& path);
+  ~GoBinary();
+  GoBinary(const GoBinary&) = delete;
+  GoBinary& operator=(const GoBinary&) = delete;
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return path_; }  // as opened, for messages
+  const FileIdentity& identity() const { return identity_; }
+  // "/proc/self/fd/N": names the opened file for as long as this object lives.
+  std::string fd_path() const;
+  // Checks, reading the file through the kept descriptor, that every planned probe site still
+  // holds the instruction bytes it was planned on. FailedPrecondition naming the first that
+  // does not (the file was rewritten in place).
+  absl::Status VerifyProbeSites() const;
   const ElfFile& elf() const { return *elf_; }
   const BuildInfo& build_info() const { return build_info_; }
   const Pclntab& pclntab() const { return *pclntab_; }
@@ -41,6 +78,8 @@ class GoBinary {
  private:
   GoBinary() = default;
   std::string path_;
+  int fd_ = -1;
+  FileIdentity identity_;
   std::unique_ptr<ElfFile> elf_;
   BuildInfo build_info_;
   std::unique_ptr<Pclntab> pclntab_;

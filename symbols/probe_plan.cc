@@ -151,10 +151,12 @@ bool KernelEmulates(const Decoded& d, const char* bytes) {
   }
 }
 
-ProbeSite MakeSite(const Decoded& d, uint64_t address, bool emulated) {
+// `bytes` starts at the instruction.
+ProbeSite MakeSite(const Decoded& d, uint64_t address, const char* bytes, bool emulated) {
   ProbeSite site;
   site.address = address;
   site.instruction = GetDecoder().Format(d, address);
+  site.bytes.assign(bytes, d.insn.length);
   site.emulated = emulated;
   return site;
 }
@@ -178,7 +180,16 @@ const char* HookKindName(HookKind kind) {
     case HookKind::kContextCancel: return "context_cancel";
     case HookKind::kGoroutineCreate: return "goroutine_create";
     case HookKind::kGoroutineExit: return "goroutine_exit";
-    case HookKind::kConstructor: return "constructor";
+  }
+  return "unknown";
+}
+
+const char* SiteKindName(SiteKind kind) {
+  switch (kind) {
+    case SiteKind::kStackCheck: return "stack_check";
+    case SiteKind::kEntry: return "entry";
+    case SiteKind::kReturn: return "return";
+    case SiteKind::kHandoff: return "handoff";
   }
   return "unknown";
 }
@@ -203,12 +214,8 @@ std::vector<HookSpec> HooksForVersion(const GoVersion& v) {
 
   const std::string cancel_args =
       cause ? "c=AX removeFromParent=BL err=CX:DI cause=SI:R8" : "c=AX removeFromParent=BL err=CX:DI";
+  // timerCtx and afterFuncCtx cancel through (*cancelCtx).cancel: one probe sees them all.
   hooks.push_back(Hook("context.(*cancelCtx).cancel", HookKind::kContextCancel, true, cancel_args));
-  hooks.push_back(Hook("context.(*timerCtx).cancel", HookKind::kContextCancel, false, cancel_args));
-  if (go121) {
-    hooks.push_back(Hook("context.(*afterFuncCtx).cancel", HookKind::kContextCancel, false,
-                         "a=AX removeFromParent=BL err=CX:DI cause=SI:R8"));
-  }
 
   // The new g is only known at return: RET sites give it in AX.
   std::string newproc_args;
@@ -224,23 +231,6 @@ std::vector<HookSpec> HooksForVersion(const GoVersion& v) {
   // 1.22 split goexit0 into gdestroy + schedule; gdestroy also covers coroutine exits.
   hooks.push_back(Hook(facts->exit_hook_gdestroy ? "runtime.gdestroy" : "runtime.goexit0",
                        HookKind::kGoroutineExit, true, "gp=AX"));
-
-  hooks.push_back(Hook("context.WithCancel", HookKind::kConstructor, false, "parent=AX:BX"));
-  // From 1.21 WithDeadline is a wrapper of WithDeadlineCause and is usually inlined away.
-  hooks.push_back(Hook("context.WithDeadline", HookKind::kConstructor, false,
-                       "parent=AX:BX d.wall=CX d.ext=DI d.loc=SI"));
-  hooks.push_back(
-      Hook("context.WithTimeout", HookKind::kConstructor, false, "parent=AX:BX timeout=CX"));
-  if (cause) {
-    hooks.push_back(Hook("context.WithCancelCause", HookKind::kConstructor, false, "parent=AX:BX"));
-  }
-  if (go121) {
-    hooks.push_back(Hook("context.WithDeadlineCause", HookKind::kConstructor, false,
-                         "parent=AX:BX d.wall=CX d.ext=DI d.loc=SI cause=R8:R9"));
-    hooks.push_back(Hook("context.WithTimeoutCause", HookKind::kConstructor, false,
-                         "parent=AX:BX timeout=CX cause=DI:SI"));
-    hooks.push_back(Hook("context.AfterFunc", HookKind::kConstructor, false, "ctx=AX:BX f=CX"));
-  }
   return hooks;
 }
 
@@ -255,7 +245,8 @@ absl::StatusOr<ProbeSite> FindStackCheckBranch(absl::string_view code, uint64_t 
       // JBE is what Go emits; JB is accepted as the same unsigned bound test.
       if ((d.insn.mnemonic == ZYDIS_MNEMONIC_JBE || d.insn.mnemonic == ZYDIS_MNEMONIC_JB) &&
           (d.insn.attributes & ZYDIS_ATTRIB_IS_RELATIVE)) {
-        return MakeSite(d, entry + offset, KernelEmulates(d, code.data() + offset));
+        return MakeSite(d, entry + offset, code.data() + offset,
+                        KernelEmulates(d, code.data() + offset));
       }
       return absl::NotFoundError(absl::StrFormat(
           "stack-bound CMP at %#x is not followed by JBE/JB", entry + offset));
@@ -287,7 +278,7 @@ absl::StatusOr<std::vector<ProbeSite>> ScanSites(
     Decoded d;
     RETURN_IF_ERROR(decoder.Decode(code, offset, entry + offset, &d));
     if (std::optional<bool> emulated = pick(d, entry + offset)) {
-      sites.push_back(MakeSite(d, entry + offset, *emulated));
+      sites.push_back(MakeSite(d, entry + offset, code.data() + offset, *emulated));
     }
     offset += d.insn.length;
   }
@@ -363,7 +354,7 @@ absl::StatusOr<std::vector<DataReference>> DecodeDataReferences(absl::string_vie
 absl::StatusOr<ProbeSite> DecodeProbeSite(absl::string_view code, uint64_t address) {
   Decoded d;
   RETURN_IF_ERROR(GetDecoder().Decode(code, 0, address, &d));
-  return MakeSite(d, address, KernelEmulates(d, code.data()));
+  return MakeSite(d, address, code.data(), KernelEmulates(d, code.data()));
 }
 
 namespace {
@@ -388,8 +379,89 @@ absl::StatusOr<std::vector<ProbeSite>> FindHandoffSites(const ElfFile& elf, cons
 
 }  // namespace
 
+namespace {
+
+// The probe on a function's own code: its stack-check branch, or its entry (NOSPLIT).
+absl::StatusOr<Probe> FunctionProbe(const ElfFile& elf, const Function& fn, absl::string_view code,
+                                    HookKind hook, ctx_hook handler, ProbePlan& plan) {
+  Probe p{hook, SiteKind::kStackCheck, handler, fn.name, {}};
+  absl::StatusOr<ProbeSite> branch = FindStackCheckBranch(code, fn.entry);
+  if (branch.ok()) {
+    p.site = *std::move(branch);
+  } else if (absl::IsNotFound(branch.status())) {
+    // The entry is always an instruction boundary.
+    ASSIGN_OR_RETURN(p.site, DecodeProbeSite(code, fn.entry));
+    p.kind = SiteKind::kEntry;
+    ++plan.entry_fallbacks;
+  } else {
+    return absl::Status(branch.status().code(),
+                        absl::StrCat(fn.name, ": ", branch.status().message()));
+  }
+  ASSIGN_OR_RETURN(p.site.file_offset, elf.VaddrToFileOffset(p.site.address));
+  return p;
+}
+
+// Goroutine creation: the creator from newproc1's entry when g has no parentGoid, and the new g
+// where newproc.func1 hands it to runqput, or (a runtime shaped otherwise) at newproc1's RETs.
+absl::Status PlanGoroutineCreate(const ElfFile& elf, const Pclntab& pclntab, const Function& fn,
+                                 absl::string_view code, bool g_has_parent_goid, ProbePlan& plan) {
+  const HookKind hook = HookKind::kGoroutineCreate;
+  if (!g_has_parent_goid) {
+    ASSIGN_OR_RETURN(Probe entry, FunctionProbe(elf, fn, code, hook, HOOK_GO_CREATE_ENTRY, plan));
+    plan.probes.push_back(std::move(entry));
+  }
+  ASSIGN_OR_RETURN(std::vector<ProbeSite> handoffs, FindHandoffSites(elf, pclntab));
+  for (ProbeSite& site : handoffs) {
+    plan.probes.push_back(
+        {hook, SiteKind::kHandoff, HOOK_GO_CREATE_HANDOFF, "runtime.newproc.func1", std::move(site)});
+  }
+  if (!handoffs.empty()) return absl::OkStatus();
+  absl::StatusOr<std::vector<ProbeSite>> rets = FindRetSites(code, fn.entry);
+  if (!rets.ok()) {
+    return absl::Status(rets.status().code(), absl::StrCat(fn.name, ": ", rets.status().message()));
+  }
+  if (rets->empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(fn.name, " has no RET instruction to probe"));
+  }
+  for (ProbeSite& site : *rets) {
+    ASSIGN_OR_RETURN(site.file_offset, elf.VaddrToFileOffset(site.address));
+    plan.probes.push_back({hook, SiteKind::kReturn, HOOK_GO_CREATE_RET, fn.name, std::move(site)});
+  }
+  return absl::OkStatus();
+}
+
+// The probes of one hooked function.
+absl::Status PlanHook(const ElfFile& elf, const Pclntab& pclntab, const HookSpec& hook,
+                      const Function& fn, bool g_has_parent_goid, ProbePlan& plan) {
+  ASSIGN_OR_RETURN(absl::string_view code, elf.ReadAt(fn.entry, fn.end - fn.entry));
+  ctx_hook handler = HOOK_GO_EXIT;
+  switch (hook.kind) {
+    case HookKind::kGoroutineCreate:
+      return PlanGoroutineCreate(elf, pclntab, fn, code, g_has_parent_goid, plan);
+    case HookKind::kContextCreate:
+      handler = HOOK_CTX_CREATE;
+      break;
+    case HookKind::kContextCancel:
+      handler = HOOK_CTX_CANCEL;
+      break;
+    case HookKind::kGoroutineExit:
+      handler = HOOK_GO_EXIT;
+      break;
+  }
+  ASSIGN_OR_RETURN(Probe p, FunctionProbe(elf, fn, code, hook.kind, handler, plan));
+  plan.probes.push_back(std::move(p));
+  return absl::OkStatus();
+}
+
+// Endings first (see ProbePlan::probes).
+int AttachRank(HookKind k) {
+  return k == HookKind::kGoroutineExit ? 0 : k == HookKind::kContextCancel ? 1 : 2;
+}
+
+}  // namespace
+
 absl::StatusOr<ProbePlan> PlanProbes(const ElfFile& elf, const Pclntab& pclntab,
-                                     const GoVersion& version) {
+                                     const GoVersion& version, bool g_has_parent_goid) {
   std::vector<HookSpec> hooks = HooksForVersion(version);
   if (hooks.empty()) {
     return absl::UnimplementedError(
@@ -417,46 +489,14 @@ absl::StatusOr<ProbePlan> PlanProbes(const ElfFile& elf, const Pclntab& pclntab,
       return absl::DataLossError(absl::StrFormat("%s has implausible bounds [%#x, %#x)",
                                                  fn->name, fn->entry, fn->end));
     }
-    ASSIGN_OR_RETURN(absl::string_view code, elf.ReadAt(fn->entry, fn->end - fn->entry));
-
-    PlannedProbe probe;
-    probe.function = *fn;
-    ASSIGN_OR_RETURN(probe.entry_file_offset, elf.VaddrToFileOffset(fn->entry));
-    absl::StatusOr<ProbeSite> branch = FindStackCheckBranch(code, fn->entry);
-    if (branch.ok()) {
-      probe.probe = *std::move(branch);
-      probe.at_stack_check = true;
-    } else if (absl::IsNotFound(branch.status())) {
-      // NOSPLIT: probe the entry, which is always an instruction boundary.
-      ASSIGN_OR_RETURN(probe.probe, DecodeProbeSite(code, fn->entry));
-      ++plan.entry_fallbacks;
-    } else {
-      return absl::Status(branch.status().code(),
-                          absl::StrCat(hook.function, ": ", branch.status().message()));
-    }
-    ASSIGN_OR_RETURN(probe.probe.file_offset, elf.VaddrToFileOffset(probe.probe.address));
-
-    if (hook.needs_ret) {
-      absl::StatusOr<std::vector<ProbeSite>> rets = FindRetSites(code, fn->entry);
-      if (!rets.ok()) {
-        return absl::Status(rets.status().code(),
-                            absl::StrCat(hook.function, ": ", rets.status().message()));
-      }
-      if (rets->empty()) {
-        return absl::FailedPreconditionError(
-            absl::StrCat(hook.function, " has no RET instruction to probe"));
-      }
-      for (ProbeSite& site : *rets) {
-        ASSIGN_OR_RETURN(site.file_offset, elf.VaddrToFileOffset(site.address));
-      }
-      probe.ret_sites = *std::move(rets);
-    }
-    if (hook.kind == HookKind::kGoroutineCreate) {
-      ASSIGN_OR_RETURN(probe.handoff_sites, FindHandoffSites(elf, pclntab));
-    }
-    probe.hook = std::move(hook);
-    plan.probes.push_back(std::move(probe));
+    RETURN_IF_ERROR(PlanHook(elf, pclntab, hook, *fn, g_has_parent_goid, plan));
+    PlannedHook planned{std::move(hook), *fn, 0};
+    ASSIGN_OR_RETURN(planned.entry_file_offset, elf.VaddrToFileOffset(fn->entry));
+    plan.hooks.push_back(std::move(planned));
   }
+  std::stable_sort(plan.probes.begin(), plan.probes.end(), [](const Probe& a, const Probe& b) {
+    return AttachRank(a.hook) < AttachRank(b.hook);
+  });
   return plan;
 }
 

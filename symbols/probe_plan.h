@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "bpf/ctxagent.h"  // enum ctx_hook only: what the BPF program does at a probe
 #include "symbols/buildinfo.h"
 #include "symbols/elf_file.h"
 #include "symbols/pclntab.h"
@@ -19,7 +20,6 @@ enum class HookKind {
   kContextCancel,    // (*cancelCtx).cancel and friends
   kGoroutineCreate,  // runtime.newproc1
   kGoroutineExit,    // runtime.goexit0 / gdestroy
-  kConstructor,      // public constructors: creation site and kind, deadline
 };
 const char* HookKindName(HookKind kind);
 
@@ -27,9 +27,9 @@ const char* HookKindName(HookKind kind);
 struct HookSpec {
   std::string function;
   HookKind kind;
-  bool required = false;  // a binary that uses context but lacks it cannot be traced
-  std::string args;       // human-readable register map, e.g. "c=AX parent=BX:CX child=DI:SI"
-  bool needs_ret = false; // the agent also probes its RET instructions
+  bool required = false;   // a binary that uses context but lacks it cannot be traced
+  std::string args;        // human-readable register map, e.g. "c=AX parent=BX:CX child=DI:SI"
+  bool needs_ret = false;  // its result matters: its RET instructions, or where it is handed on
 };
 
 // The hooks for `version`, in a fixed order. Empty for unsupported versions.
@@ -39,23 +39,41 @@ struct ProbeSite {
   uint64_t address = 0;      // link-time virtual address
   uint64_t file_offset = 0;  // what a uprobe is attached at
   std::string instruction;   // Intel syntax, for humans
+  std::string bytes;         // the instruction's encoding, checked in the file before attaching
   bool emulated = false;     // the kernel emulates it (cheap) rather than single-stepping it
 };
 
-struct PlannedProbe {
+// Where in its function a probe sits.
+enum class SiteKind {
+  kStackCheck,  // the stack-bound check's conditional branch: arguments still in registers
+  kEntry,       // the entry (NOSPLIT functions have no stack check)
+  kReturn,      // a RET
+  kHandoff,     // runtime.newproc.func1's `CALL runtime.runqput` right after newproc1 returned:
+                // the new g is in BX and the kernel emulates the CALL (a RET is single-stepped)
+};
+const char* SiteKindName(SiteKind kind);
+
+// One uprobe, exactly as the tracer attaches it.
+struct Probe {
+  HookKind hook;
+  SiteKind kind;
+  ctx_hook handler;      // what the BPF program does when it fires
+  std::string function;  // whose code the site is in
+  ProbeSite site;
+};
+
+// A hooked function, found in the binary.
+struct PlannedHook {
   HookSpec hook;
   Function function;
   uint64_t entry_file_offset = 0;
-  ProbeSite probe;                   // chosen instruction
-  bool at_stack_check = false;       // the stack-bound check's conditional branch (else the entry)
-  std::vector<ProbeSite> ret_sites;  // filled when hook.needs_ret
-  // Goroutine creation: the `CALL runtime.runqput` in runtime.newproc.func1 right after newproc1
-  // returns; the new g is in BX there and the kernel emulates the CALL (vs single-stepping a RET).
-  std::vector<ProbeSite> handoff_sites;
 };
 
 struct ProbePlan {
-  std::vector<PlannedProbe> probes;
+  std::vector<PlannedHook> hooks;
+  // Every probe to attach, in attach order: endings (goroutine exit, cancel) before beginnings, so
+  // that whatever is seen starting is seen ending too while the rest are being attached.
+  std::vector<Probe> probes;
   std::vector<std::string> missing;  // optional hooks the binary does not contain (not linked in)
   int entry_fallbacks = 0;           // probes placed on the entry because no stack check was found
 };
@@ -89,9 +107,11 @@ struct DataReference {
 absl::StatusOr<std::vector<DataReference>> DecodeDataReferences(absl::string_view code,
                                                                 uint64_t entry);
 
-// The full plan. FailedPrecondition when a required hook is missing (binary does not use context).
+// The full plan. `g_has_parent_goid`: the runtime records a goroutine's creator in g.parentGoid
+// (else newproc1's entry is probed for it). FailedPrecondition when a required hook is missing
+// (binary does not use context).
 absl::StatusOr<ProbePlan> PlanProbes(const ElfFile& elf, const Pclntab& pclntab,
-                                     const GoVersion& version);
+                                     const GoVersion& version, bool g_has_parent_goid);
 
 }  // namespace ctxagent::symbols
 

@@ -255,9 +255,9 @@ TEST(HooksForVersion, RequiredHooksPerVersion) {
     ASSERT_NE(newproc, nullptr);
     EXPECT_TRUE(newproc->needs_ret);
     EXPECT_EQ(newproc->args.find("parked=DI") != std::string::npos, minor >= 23);
-    EXPECT_EQ(FindHook(hooks, "context.(*afterFuncCtx).cancel") != nullptr, minor >= 21);
-    EXPECT_EQ(FindHook(hooks, "context.WithCancelCause") != nullptr, minor >= 20);
-    EXPECT_EQ(FindHook(hooks, "context.AfterFunc") != nullptr, minor >= 21);
+    // Only what is probed: timerCtx and afterFuncCtx cancel through (*cancelCtx).cancel, and the
+    // creation hook's stack names a constructor's caller.
+    EXPECT_EQ(hooks.size(), want.size());
     for (const HookSpec& h : hooks) {
       EXPECT_EQ(h.needs_ret, h.function == "runtime.newproc1") << h.function;
       EXPECT_FALSE(h.args.empty()) << h.function;
@@ -418,71 +418,80 @@ TEST(ProbePlanFixtures, PlanMatchesObjdump) {
     absl::StatusOr<std::unique_ptr<Pclntab>> pcln = Pclntab::Parse(**elf);
     ASSERT_TRUE(pcln.ok()) << pcln.status();
     const GoVersion version = FixtureVersion(f);
-    absl::StatusOr<ProbePlan> plan = PlanProbes(**elf, **pcln, version);
+    const bool parent_goid = version.AtLeast(21);
+    absl::StatusOr<ProbePlan> plan = PlanProbes(**elf, **pcln, version, parent_goid);
     ASSERT_TRUE(plan.ok()) << plan.status();
 
     const std::string twin = UnstrippedTwin(f);
     std::vector<HookSpec> hooks = HooksForVersion(version);
     auto nm = Nm(f, twin);
-    Disassembly dis = Objdump(f, twin, HookNames(hooks));
+    std::vector<std::string> names = HookNames(hooks);
+    names.push_back("runtime.newproc.func1");
+    Disassembly dis = Objdump(f, twin, names);
 
     // Every hook is either planned or reported missing, exactly as the symbol table says.
-    EXPECT_EQ(plan->probes.size() + plan->missing.size(), hooks.size());
+    EXPECT_EQ(plan->hooks.size() + plan->missing.size(), hooks.size());
     for (const std::string& missing : plan->missing) {
       EXPECT_EQ(nm.count(missing), 0u) << missing << " is in the binary but reported missing";
     }
+    for (const PlannedHook& h : plan->hooks) {
+      SCOPED_TRACE(h.hook.function);
+      EXPECT_EQ(h.function.name, h.hook.function);
+      ASSERT_EQ(nm.count(h.hook.function), 1u);
+      EXPECT_EQ(h.function.entry, nm[h.hook.function].first);
+      absl::StatusOr<uint64_t> entry_off = (*elf)->VaddrToFileOffset(h.function.entry);
+      ASSERT_TRUE(entry_off.ok());
+      EXPECT_EQ(h.entry_file_offset, *entry_off);
+    }
 
     std::vector<std::string> not_at_check;
-    int fallbacks = 0;
-    for (const PlannedProbe& p : plan->probes) {
-      SCOPED_TRACE(p.hook.function);
-      EXPECT_EQ(p.function.name, p.hook.function);
-      ASSERT_EQ(nm.count(p.hook.function), 1u);
-      EXPECT_EQ(p.function.entry, nm[p.hook.function].first);
-      const auto& insns = dis[p.hook.function];
+    int fallbacks = 0, rank = 0;
+    std::map<ctx_hook, int> handlers;
+    for (const Probe& p : plan->probes) {
+      SCOPED_TRACE(absl::StrCat(p.function, " ", SiteKindName(p.kind)));
+      // Endings first: exit, then cancel, then the beginnings.
+      const int r = p.hook == HookKind::kGoroutineExit ? 0 : p.hook == HookKind::kContextCancel ? 1 : 2;
+      EXPECT_GE(r, rank);
+      rank = r;
+      ++handlers[p.handler];
+      const auto& insns = dis[p.function];
       ASSERT_FALSE(insns.empty());
-      EXPECT_EQ(p.function.entry, insns.begin()->first);
-
-      // On an instruction boundary inside the function.
-      EXPECT_GE(p.probe.address, p.function.entry);
-      EXPECT_LT(p.probe.address, p.function.end);
-      auto insn = insns.find(p.probe.address);
-      ASSERT_NE(insn, insns.end()) << std::hex << p.probe.address << " is not an instruction";
-      if (p.at_stack_check) {
-        EXPECT_THAT(insn->second.text, StartsWith("JBE "));
-        EXPECT_TRUE(p.probe.emulated);
-      } else {
-        EXPECT_EQ(p.probe.address, p.function.entry);
-        ++fallbacks;
-        if (p.hook.required) not_at_check.push_back(p.hook.function + " (" + p.probe.instruction + ")");
-      }
-
-      // File offsets point at the same bytes as the addresses.
-      absl::StatusOr<absl::string_view> at_addr = (*elf)->ReadAt(p.probe.address, 4);
+      auto insn = insns.find(p.site.address);
+      ASSERT_NE(insn, insns.end()) << std::hex << p.site.address << " is not an instruction";
+      // The recorded bytes are the file's at both the address and the file offset.
+      absl::StatusOr<absl::string_view> at_addr = (*elf)->ReadAt(p.site.address, p.site.bytes.size());
       ASSERT_TRUE(at_addr.ok()) << at_addr.status();
-      ASSERT_LE(p.probe.file_offset + 4, (*elf)->data().size());
-      EXPECT_EQ((*elf)->data().substr(p.probe.file_offset, 4), *at_addr);
-      absl::StatusOr<uint64_t> entry_off = (*elf)->VaddrToFileOffset(p.function.entry);
-      ASSERT_TRUE(entry_off.ok());
-      EXPECT_EQ(p.entry_file_offset, *entry_off);
-      EXPECT_EQ(p.probe.file_offset - p.entry_file_offset, p.probe.address - p.function.entry);
-
-      if (p.hook.needs_ret) {
-        std::set<uint64_t> got, want;
-        for (const ProbeSite& r : p.ret_sites) {
-          got.insert(r.address);
-          EXPECT_FALSE(r.emulated);
-          EXPECT_EQ(r.file_offset - p.entry_file_offset, r.address - p.function.entry);
-        }
-        for (const auto& [addr, i] : insns) {
-          if (i.text == "RET") want.insert(addr);
-        }
-        EXPECT_GE(got.size(), 1u);
-        EXPECT_EQ(got, want);
-      } else {
-        EXPECT_TRUE(p.ret_sites.empty());
+      EXPECT_EQ(*at_addr, p.site.bytes);
+      EXPECT_EQ((*elf)->data().substr(p.site.file_offset, p.site.bytes.size()), p.site.bytes);
+      switch (p.kind) {
+        case SiteKind::kStackCheck:
+          EXPECT_THAT(insn->second.text, StartsWith("JBE "));
+          EXPECT_TRUE(p.site.emulated);
+          break;
+        case SiteKind::kEntry:
+          EXPECT_EQ(p.site.address, insns.begin()->first);
+          ++fallbacks;
+          not_at_check.push_back(p.function + " (" + p.site.instruction + ")");
+          break;
+        case SiteKind::kReturn:
+          EXPECT_EQ(insn->second.text, "RET");
+          EXPECT_FALSE(p.site.emulated);
+          break;
+        case SiteKind::kHandoff:
+          EXPECT_EQ(p.function, "runtime.newproc.func1");
+          EXPECT_THAT(insn->second.text, HasSubstr("CALL runtime.runqput(SB)"));
+          EXPECT_TRUE(p.site.emulated);
+          break;
       }
     }
+    // Each hook once, the new g where it is handed on (so no RET is single-stepped), and the
+    // creator at newproc1's entry only where g has no parentGoid.
+    EXPECT_EQ(handlers[HOOK_CTX_CREATE], 1);
+    EXPECT_EQ(handlers[HOOK_CTX_CANCEL], 1);
+    EXPECT_EQ(handlers[HOOK_GO_EXIT], 1);
+    EXPECT_GE(handlers[HOOK_GO_CREATE_HANDOFF], 1);
+    EXPECT_EQ(handlers[HOOK_GO_CREATE_RET], 0);
+    EXPECT_EQ(handlers[HOOK_GO_CREATE_ENTRY], parent_goid ? 0 : 1);
     EXPECT_EQ(plan->entry_fallbacks, fallbacks);
     std::cout << f.go_version << "/" << f.variant << ": " << plan->probes.size() << " probes, "
               << fallbacks << " entry fallbacks, missing [" << absl::StrJoin(plan->missing, " ")
@@ -524,11 +533,11 @@ TEST(ProbePlanFixtures, MissingRequiredHookIsFailedPrecondition) {
     ASSERT_TRUE(elf.ok()) << elf.status();
     absl::StatusOr<std::unique_ptr<Pclntab>> pcln = Pclntab::Parse(**elf);
     ASSERT_TRUE(pcln.ok()) << pcln.status();
-    absl::StatusOr<ProbePlan> plan = PlanProbes(**elf, **pcln, Go(19));
+    absl::StatusOr<ProbePlan> plan = PlanProbes(**elf, **pcln, Go(19), false);
     EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition) << plan.status();
     EXPECT_THAT(plan.status().message(), HasSubstr("context.propagateCancel"));
     EXPECT_THAT(plan.status().message(), HasSubstr("binary does not use context.WithCancel"));
-    EXPECT_EQ(PlanProbes(**elf, **pcln, Go(28)).status().code(), absl::StatusCode::kUnimplemented);
+    EXPECT_EQ(PlanProbes(**elf, **pcln, Go(28), true).status().code(), absl::StatusCode::kUnimplemented);
     return;
   }
 }

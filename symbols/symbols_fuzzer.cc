@@ -29,6 +29,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)(*pcln)->Symbolize(f->entry + 1);
   }
   (void)(*pcln)->FindFunction("runtime.main");
-  if (info.ok()) (void)PlanProbes(**elf, **pcln, info->version);
+  if (info.ok()) (void)PlanProbes(**elf, **pcln, info->version, info->version.AtLeast(21));
   return 0;
 }

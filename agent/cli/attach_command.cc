@@ -51,9 +51,7 @@ struct AttachRun {
 absl::Status Prepare(AttachRun& r) {
   const AttachOptions& o = r.options;
   Process process(o.pid);
-  if (o.pid <= 0 || !process.Alive()) {
-    return absl::NotFoundError(absl::StrCat("no process with pid ", o.pid));
-  }
+  if (absl::Status s = process.CheckIsProcess(); !s.ok()) return s;
   if (absl::Status s = CheckOwnCapabilities(); !s.ok()) return s;
   auto bin = symbols::GoBinary::Open(process.exe_path());
   if (!bin.ok()) {
@@ -87,7 +85,7 @@ absl::Status Prepare(AttachRun& r) {
       ProbeSet::Options{.sampling = {.budget = o.budget, .target_budget = o.target_budget},
                         .target = o.pid},
       r.start);
-  if (auto added = r.probes->Add(o.pid, *r.bin, r.start); !added.ok()) return added.status();
+  if (auto added = r.probes->Add(&r.session->process(), *r.bin, r.start); !added.ok()) return added.status();
   r.run_meter = std::make_unique<OverheadMeter>(r.trap_costs, r.tracer->probe_fd(), o.pid);
   r.live = o.live && o.output == "tree" && isatty(STDOUT_FILENO);
   fprintf(stderr, "ctxagent: attached to pid %d (%s, %zu probes); %s\n", o.pid,
@@ -141,6 +139,11 @@ absl::Status Trace(AttachRun& r) {
       if (!r.session->process().Alive()) {
         r.target_exited = true;
         break;
+      }
+      // After an exec the lineage is of a program no longer there: stop, never re-attach.
+      if (absl::Status s = r.session->process().CheckRuns(r.bin->identity());
+          absl::IsFailedPrecondition(s)) {
+        return s;
       }
       if (r.probes->NewLoss()) r.session->OnEventsLost();
       last_interval = r.probes->Measure(now);

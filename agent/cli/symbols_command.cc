@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -12,7 +13,8 @@ namespace ctxagent {
 
 using symbols::GoBinary;
 using symbols::GoOffsets;
-using symbols::PlannedProbe;
+using symbols::PlannedHook;
+using symbols::Probe;
 
 std::string ResolveTarget(const std::string& binary_or_pid) {
   if (!binary_or_pid.empty() &&
@@ -34,29 +36,26 @@ nlohmann::json OffsetsToJson(const GoOffsets& o) {
 
 nlohmann::json SymbolsToJson(const GoBinary& bin) {
   nlohmann::json functions = nlohmann::json::array();
-  for (const PlannedProbe& p : bin.plan().probes) {
-    nlohmann::json rets = nlohmann::json::array();
-    for (const auto& r : p.ret_sites) {
-      rets.push_back({{"address", r.address}, {"file_offset", r.file_offset}});
-    }
-    nlohmann::json handoffs = nlohmann::json::array();
-    for (const auto& h : p.handoff_sites) {
-      handoffs.push_back({{"address", h.address}, {"file_offset", h.file_offset}});
-    }
-    functions.push_back({{"name", p.function.name},
-                         {"hook", symbols::HookKindName(p.hook.kind)},
-                         {"required", p.hook.required},
-                         {"args", p.hook.args},
-                         {"address", p.function.entry},
-                         {"size", p.function.end - p.function.entry},
-                         {"file_offset", p.entry_file_offset},
-                         {"probe_address", p.probe.address},
-                         {"probe_offset", p.probe.file_offset},
-                         {"probe_instruction", p.probe.instruction},
-                         {"emulated", p.probe.emulated},
-                         {"at_stack_check", p.at_stack_check},
-                         {"ret_sites", rets},
-                         {"handoff_sites", handoffs}});
+  for (const PlannedHook& h : bin.plan().hooks) {
+    functions.push_back({{"name", h.function.name},
+                         {"hook", symbols::HookKindName(h.hook.kind)},
+                         {"required", h.hook.required},
+                         {"args", h.hook.args},
+                         {"address", h.function.entry},
+                         {"size", h.function.end - h.function.entry},
+                         {"file_offset", h.entry_file_offset}});
+  }
+  nlohmann::json probes = nlohmann::json::array();
+  for (const Probe& p : bin.plan().probes) {
+    probes.push_back({{"function", p.function},
+                      {"hook", symbols::HookKindName(p.hook)},
+                      {"site", symbols::SiteKindName(p.kind)},
+                      {"handler", static_cast<int>(p.handler)},
+                      {"address", p.site.address},
+                      {"file_offset", p.site.file_offset},
+                      {"instruction", p.site.instruction},
+                      {"bytes", absl::BytesToHexString(p.site.bytes)},
+                      {"emulated", p.site.emulated}});
   }
   const auto& info = bin.build_info();
   return {{"binary", bin.path()},
@@ -74,6 +73,7 @@ nlohmann::json SymbolsToJson(const GoBinary& bin) {
           {"offsets_source", symbols::SourceName(bin.offsets().source)},
           {"offsets", OffsetsToJson(bin.offsets())},
           {"functions", functions},
+          {"probes", probes},
           {"missing_optional", bin.plan().missing},
           {"entry_fallbacks", bin.plan().entry_fallbacks}};
 }
@@ -93,23 +93,20 @@ std::string SymbolsToText(const GoBinary& bin) {
       bin.pclntab().num_functions(), bin.pclntab().text_start(),
       symbols::SourceName(bin.offsets().source), bin.offsets().g_goid, bin.offsets().g_parent_goid,
       bin.offsets().cancelctx_err, bin.offsets().timerctx_deadline);
-  absl::StrAppendFormat(&out, "%-42s %-16s %-10s %-10s %-10s %s\n", "FUNCTION", "HOOK", "ADDRESS",
-                        "OFFSET", "PROBE@", "INSTRUCTION");
-  for (const PlannedProbe& p : bin.plan().probes) {
-    absl::StrAppendFormat(&out, "%-42s %-16s 0x%-8x 0x%-8x +%-9d %s%s\n", p.function.name,
-                          symbols::HookKindName(p.hook.kind), p.function.entry, p.entry_file_offset,
-                          p.probe.address - p.function.entry, p.probe.instruction,
-                          p.probe.emulated ? " (emulated)" : " (single-stepped)");
-    absl::StrAppendFormat(&out, "%-42s   args: %s\n", "", p.hook.args);
-    if (!p.ret_sites.empty()) {
-      std::vector<std::string> rets;
-      for (const auto& r : p.ret_sites) rets.push_back(absl::StrFormat("0x%x", r.address));
-      absl::StrAppendFormat(&out, "%-42s   RET at: %s\n", "", absl::StrJoin(rets, " "));
-    }
-    for (const auto& h : p.handoff_sites) {
-      absl::StrAppendFormat(&out, "%-42s   new g handed to runqput at 0x%x: %s (emulated)\n", "",
-                            h.address, h.instruction);
-    }
+  absl::StrAppendFormat(&out, "%-42s %-16s %-10s %-10s %s\n", "FUNCTION", "HOOK", "ADDRESS",
+                        "OFFSET", "ARGS");
+  for (const PlannedHook& h : bin.plan().hooks) {
+    absl::StrAppendFormat(&out, "%-42s %-16s 0x%-8x 0x%-8x %s\n", h.function.name,
+                          symbols::HookKindName(h.hook.kind), h.function.entry, h.entry_file_offset,
+                          h.hook.args);
+  }
+  absl::StrAppendFormat(&out, "\nprobes, in attach order:\n%-42s %-12s %-10s %-10s %s\n",
+                        "FUNCTION", "SITE", "ADDRESS", "OFFSET", "INSTRUCTION");
+  for (const Probe& p : bin.plan().probes) {
+    absl::StrAppendFormat(&out, "%-42s %-12s 0x%-8x 0x%-8x %s%s\n", p.function,
+                          symbols::SiteKindName(p.kind), p.site.address, p.site.file_offset,
+                          p.site.instruction,
+                          p.site.emulated ? " (emulated)" : " (single-stepped)");
   }
   if (!bin.plan().missing.empty()) {
     absl::StrAppend(&out, "\nnot linked in (optional): ", absl::StrJoin(bin.plan().missing, ", "),

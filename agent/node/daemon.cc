@@ -170,11 +170,9 @@ std::string Daemon::ProcPath(pid_t pid, const char* leaf) const {
 
 void Daemon::Consider(pid_t pid) {
   if (pid == getpid() || processes_.contains(pid) || ignored_.contains(pid)) return;
-  const std::string exe = ProcPath(pid, "exe");
-  struct stat st;
-  if (stat(exe.c_str(), &st) != 0) return;  // gone, or a kernel thread
-  const FileKey key{st.st_dev, st.st_ino};
-  if (not_go_.contains(key) || unselected_.contains(key)) {
+  absl::StatusOr<RunningExecutable> exe = IdentifyExecutable(o_.host_proc, pid);
+  if (!exe.ok()) return;  // gone, or a kernel thread
+  if (catalog_.Untraceable(exe->file) || unselected_.contains(exe->file)) {
     ignored_.insert(pid);
     return;
   }
@@ -182,60 +180,45 @@ void Daemon::Consider(pid_t pid) {
   if (!Selected(o_.include, o_.exclude, labels)) {
     // Decided by the binary's name alone: once per file, not at every exec of a busy node.
     if (OnlyBinarySelectors(o_.include, o_.exclude) && unselected_.size() < 100000) {
-      unselected_.insert(key);
+      unselected_.insert(exe->file);
     }
     ignored_.insert(pid);
     return;
   }
-  TracedBinary* binary = nullptr;
-  if (auto it = binaries_.find(key); it != binaries_.end()) {
-    binary = it->second.get();
-  } else {
-    auto bin = symbols::GoBinary::Open(exe);
-    if (!bin.ok()) {
-      // Not Go, or a Go we cannot trace: decided once per file. Anything else (the process
-      // vanished mid-read, say) concerns this process only.
-      struct stat again;
-      const bool still_there = stat(exe.c_str(), &again) == 0 && again.st_ino == st.st_ino;
-      if (still_there &&
-          (absl::IsNotFound(bin.status()) || absl::IsUnimplemented(bin.status()) ||
-           absl::IsFailedPrecondition(bin.status()) || absl::IsInvalidArgument(bin.status()))) {
-        if (not_go_.size() > 100000) not_go_.clear();
-        not_go_.insert(key);
-      }
-      ignored_.insert(pid);
-      if (!absl::IsNotFound(bin.status())) {
-        fprintf(stderr, "ctxagent daemon: pid %d skipped: %s\n", pid,
-                std::string(bin.status().message()).c_str());
-      }
-      return;
+  bool opened = false;
+  absl::StatusOr<TracedBinary*> binary = catalog_.Acquire(pid, *exe, &opened);
+  // Not Go, a Go we cannot trace, or the process moved on (its exec or exit event follows).
+  if (!binary.ok()) {
+    ignored_.insert(pid);
+    if (!absl::IsNotFound(binary.status())) {
+      Log(absl::StrCat("pid ", pid, " skipped: ", binary.status().message()));
     }
-    auto b = std::make_unique<TracedBinary>();
-    b->bin = *std::move(bin);
+    return;
+  }
+  if (opened) {
+    (*binary)->name = labels.binary;
+    // Through the file the catalog holds open: every process running it, and nothing else.
     // While the probes are paused a new binary waits for the next window.
-    auto probes = probes_->Add(-1, *b->bin, absl::Now());
+    auto probes = probes_->Add(nullptr, *(*binary)->bin, absl::Now());
     if (!probes.ok()) {
       // A process that exits while being attached is no error worth a line.
       if (!absl::IsNotFound(probes.status())) {
-        fprintf(stderr, "ctxagent daemon: pid %d: %s\n", pid,
-                std::string(probes.status().message()).c_str());
+        Log(absl::StrCat("pid ", pid, ": ", probes.status().message()));
       }
       ignored_.insert(pid);
+      catalog_.Release(exe->file, [](TracedBinary&) {});
       return;
     }
-    b->probes = *probes;
-    b->name = labels.binary;
-    binary = b.get();
-    binaries_.emplace(key, std::move(b));
+    (*binary)->probes = *probes;
   }
   auto p = std::make_unique<TracedProcess>();
   p->pid = pid;
-  p->key = key;
-  p->binary = binary;
-  auto session = TracingSession::Create(pid, *binary->bin, {o_.findings, o_.refresh});
+  p->exe = *exe;
+  p->binary = *binary;
+  auto session = TracingSession::Create(pid, *p->binary->bin, {o_.findings, o_.refresh});
   if (!session.ok()) {
     ignored_.insert(pid);
-    ReleaseBinary(key);
+    ReleaseBinary(exe->file);
     return;
   }
   p->session = *std::move(session);
@@ -244,26 +227,22 @@ void Daemon::Consider(pid_t pid) {
                  {"pod", p->labels.pod},
                  {"container", p->labels.container},
                  {"binary", p->labels.binary}};
-  ++binary->processes;
   processes_.emplace(pid, std::move(p));
 }
 
-void Daemon::ReleaseBinary(const FileKey& key) {
-  auto it = binaries_.find(key);
-  if (it == binaries_.end() || it->second->processes > 0) return;
-  probes_->Remove(it->second->probes);
-  binaries_.erase(it);
+// The binary's last process gone: its probes go too.
+void Daemon::ReleaseBinary(const symbols::FileIdentity& file) {
+  catalog_.Release(file, [&](TracedBinary& b) { probes_->Remove(b.probes); });
 }
 
 void Daemon::Forget(pid_t pid) {
   auto it = processes_.find(pid);
   if (it == processes_.end()) return;
-  FileKey key = it->second->key;
+  const symbols::FileIdentity file = it->second->exe.file;
   // Its last counts: a process that lived less than a refresh would otherwise never be counted.
   ExportCounters(*it->second);
-  --it->second->binary->processes;
   processes_.erase(it);
-  ReleaseBinary(key);  // the last process of a binary: its probes go too
+  ReleaseBinary(file);
 }
 
 ProcessLabels Daemon::LabelsOf(pid_t pid) {
@@ -302,13 +281,21 @@ void Daemon::Scan() {
   }
   closedir(d);
   absl::flat_hash_set<pid_t> present(pids.begin(), pids.end());
-  for (pid_t pid : pids) Consider(pid);
-  // Processes whose exit was missed (events lost).
+  // Processes whose exit or exec was missed (events lost), or whose pid was reused: forgotten
+  // first, so that what runs under their pid now is considered afresh below.
   std::vector<pid_t> gone;
   for (const auto& [pid, p] : processes_) {
-    if (!present.contains(pid) || !p->session->process().Alive()) gone.push_back(pid);
+    absl::StatusOr<RunningExecutable> now = IdentifyExecutable(o_.host_proc, pid);
+    if (!present.contains(pid) || !p->session->process().Alive() || !now.ok() ||
+        now->start_time != p->exe.start_time || !now->file.SameInode(p->exe.file)) {
+      gone.push_back(pid);
+    }
   }
-  for (pid_t pid : gone) Forget(pid);
+  for (pid_t pid : gone) {
+    Forget(pid);
+    ignored_.erase(pid);
+  }
+  for (pid_t pid : pids) Consider(pid);
   absl::erase_if(ignored_, [&](pid_t pid) { return !present.contains(pid); });
 }
 

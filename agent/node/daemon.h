@@ -22,6 +22,7 @@
 #include "agent/control/sampling.h"
 #include "agent/lineage/lineage.h"
 #include "agent/node/cgroup.h"
+#include "agent/node/discovery.h"
 #include "agent/node/http_server.h"
 #include "agent/node/process_endpoints.h"
 #include "agent/node/metrics.h"
@@ -74,16 +75,9 @@ class Daemon : public ProcessProvider {
   bool WithProcess(pid_t pid, absl::FunctionRef<void(const ProcessView&)> fn) override;
 
  private:
-  using FileKey = std::pair<uint64_t, uint64_t>;  // st_dev, st_ino of an executable
-  struct TracedBinary {
-    std::unique_ptr<symbols::GoBinary> bin;
-    std::string name;
-    int probes = -1;  // its id in probes_
-    int processes = 0;
-  };
   struct TracedProcess {
     pid_t pid = 0;
-    FileKey key;
+    RunningExecutable exe;  // what it ran when it was met
     TracedBinary* binary = nullptr;
     std::unique_ptr<TracingSession> session;
     ProcessLabels labels;
@@ -100,7 +94,7 @@ class Daemon : public ProcessProvider {
   // Discovery (daemon.cc).
   std::string ProcPath(pid_t pid, const char* leaf) const;
   void Consider(pid_t pid);
-  void ReleaseBinary(const FileKey& key);
+  void ReleaseBinary(const symbols::FileIdentity& file);
   void Forget(pid_t pid);
   ProcessLabels LabelsOf(pid_t pid);
   void Scan();
@@ -122,9 +116,8 @@ class Daemon : public ProcessProvider {
   EventClock clock_;
   Metrics metrics_;
   PodResolver pods_{o_.log_pods_root};
-  absl::flat_hash_map<FileKey, std::unique_ptr<TracedBinary>> binaries_;
-  absl::flat_hash_set<FileKey> not_go_;
-  absl::flat_hash_set<FileKey> unselected_;  // rejected by binary selectors alone
+  BinaryCatalog catalog_{o_.host_proc};
+  absl::flat_hash_set<symbols::FileIdentity> unselected_;  // rejected by binary selectors alone
   absl::flat_hash_map<pid_t, std::unique_ptr<TracedProcess>> processes_;
   absl::flat_hash_set<pid_t> ignored_;  // decided not to trace, until it exits or execs
   std::atomic<bool> ready_{false};

@@ -14,13 +14,14 @@ ProbeSet::~ProbeSet() {
   }
 }
 
-absl::StatusOr<int> ProbeSet::Add(pid_t pid, const symbols::GoBinary& bin, absl::Time now) {
-  Binary b{pid, &bin};
+absl::StatusOr<int> ProbeSet::Add(const Process* process, const symbols::GoBinary& bin,
+                                  absl::Time now) {
+  Binary b{process, &bin};
   // While the probes are paused a new binary waits for the next window.
   if (duty_.attached()) {
     // Reading the new binary and attaching are one-off work, not the cost of either state
     // (Restart below forgets them for the controller).
-    auto attachment = tracer_.Attach(pid, bin);
+    auto attachment = AttachOne(b);
     if (!attachment.ok()) return attachment.status();
     b.attachment = *attachment;
     b.attached = true;
@@ -39,11 +40,16 @@ void ProbeSet::Remove(int id) {
   binaries_.erase(it);
 }
 
+absl::StatusOr<uint32_t> ProbeSet::AttachOne(const Binary& b) {
+  return b.process != nullptr ? tracer_.Attach(*b.process, *b.bin)
+                              : tracer_.AttachEveryProcess(*b.bin);
+}
+
 absl::Status ProbeSet::AttachAll() {
   absl::Status status;
   for (auto& [id, b] : binaries_) {
     if (b.attached) continue;
-    auto attachment = tracer_.Attach(b.pid, *b.bin);
+    auto attachment = AttachOne(b);
     if (!attachment.ok()) {
       status.Update(attachment.status());
       continue;

@@ -35,9 +35,10 @@ class ProbeSet {
   ProbeSet(Tracer& tracer, const TrapCosts& costs, const Options& options, absl::Time now);
   ~ProbeSet();
 
-  // Adds `bin`'s probes for `pid` (-1: every process running it), attached now unless the duty
+  // Adds `bin`'s probes for `process` (null: every process running it; else it must outlive the
+  // set, and every attach first checks it still runs `bin`), attached now unless the duty
   // cycle has them paused (then at the next window). Returns the binary's id in this set.
-  absl::StatusOr<int> Add(pid_t pid, const symbols::GoBinary& bin, absl::Time now);
+  absl::StatusOr<int> Add(const Process* process, const symbols::GoBinary& bin, absl::Time now);
   void Remove(int id);
 
   // Switches every binary's probes when the duty cycle says so at `now`, and ends a first probe.
@@ -61,12 +62,13 @@ class ProbeSet {
 
  private:
   struct Binary {
-    pid_t pid;
+    const Process* process;
     const symbols::GoBinary* bin;
     uint32_t attachment = 0;
     bool attached = false;
   };
   absl::Status AttachAll();
+  absl::StatusOr<uint32_t> AttachOne(const Binary& b);
 
   Tracer& tracer_;
   Options options_;

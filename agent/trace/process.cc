@@ -11,22 +11,91 @@
 #include <sstream>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace ctxagent {
+
+namespace {
+
+// The fields of /proc/<pid>/stat after "pid (comm)": the name may hold spaces and parentheses.
+absl::StatusOr<std::vector<std::string>> StatFields(pid_t pid, const std::string& proc) {
+  std::ifstream stat(absl::StrCat(proc, "/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(stat, line)) return absl::NotFoundError(absl::StrCat("pid ", pid, " is gone"));
+  size_t paren = line.rfind(')');
+  if (paren == std::string::npos) {
+    return absl::DataLossError(absl::StrCat("pid ", pid, ": unreadable /proc/", pid, "/stat"));
+  }
+  return absl::StrSplit(absl::string_view(line).substr(paren + 1), ' ', absl::SkipEmpty());
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> ProcessStartTime(pid_t pid, const std::string& proc) {
+  absl::StatusOr<std::vector<std::string>> f = StatFields(pid, proc);
+  if (!f.ok()) return f.status();
+  uint64_t start = 0;
+  // Field 22 is the 20th after "pid (comm)", the state being field 3.
+  if (f->size() < 20 || !absl::SimpleAtoi((*f)[19], &start)) {
+    return absl::DataLossError(
+        absl::StrCat("pid ", pid, ": no start time in /proc/", pid, "/stat"));
+  }
+  return start;
+}
+
+Process::Process(pid_t pid) : pid_(pid) {
+  if (pid > 0) start_time_ = ProcessStartTime(pid).value_or(0);
+}
 
 std::string Process::exe_path() const { return absl::StrCat("/proc/", pid_, "/exe"); }
 
 bool Process::Alive() const {
-  // A zombie still answers kill(pid, 0): read its state instead ("pid (comm) S ...").
-  std::ifstream stat(absl::StrCat("/proc/", pid_, "/stat"));
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  size_t paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z' &&
-         line[paren + 2] != 'X';
+  // A zombie still answers kill(pid, 0): read its state instead.
+  absl::StatusOr<std::vector<std::string>> f = StatFields(pid_, "/proc");
+  if (!f.ok() || f->size() < 20 || (*f)[0] == "Z" || (*f)[0] == "X") return false;
+  return start_time_ != 0 && (*f)[19] == absl::StrCat(start_time_);
+}
+
+absl::Status Process::CheckIsProcess() const {
+  std::ifstream status(absl::StrCat("/proc/", pid_, "/status"));
+  if (pid_ <= 0 || !status) return absl::NotFoundError(absl::StrCat("no process with pid ", pid_));
+  for (std::string line; std::getline(status, line);) {
+    absl::string_view rest = line;
+    pid_t tgid = 0;
+    if (!absl::ConsumePrefix(&rest, "Tgid:") ||
+        !absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &tgid)) {
+      continue;
+    }
+    if (tgid == pid_) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(pid_, " is a thread of process ", tgid,
+                                                   ", not a process: give its pid, ", tgid));
+  }
+  return absl::NotFoundError(absl::StrCat("no process with pid ", pid_));
+}
+
+absl::Status Process::CheckRuns(const symbols::FileIdentity& exe) const {
+  // Start time first: once it matches, the exe read next is this process's.
+  absl::StatusOr<uint64_t> start = ProcessStartTime(pid_);
+  if (!start.ok() || start_time_ == 0) {
+    return absl::NotFoundError(absl::StrCat("pid ", pid_, " has exited"));
+  }
+  if (*start != start_time_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("pid ", pid_, " was reused: another process has its number now"));
+  }
+  struct stat st;
+  if (stat(exe_path().c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("pid ", pid_, " has exited"));
+  }
+  if (!symbols::FileIdentity::Of(st).SameInode(exe)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("pid ", pid_, " now runs another binary (it called exec)"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> Process::LoadBias(const symbols::ElfFile& exe) const {

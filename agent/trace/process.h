@@ -10,15 +10,28 @@
 
 #include "absl/status/statusor.h"
 #include "symbols/elf_file.h"
+#include "symbols/go_binary.h"
 
 namespace ctxagent {
 
+// A pid number is reused once its process is gone; the start time it is constructed with tells
+// this process from a later one with the same number.
 class Process {
  public:
-  explicit Process(pid_t pid) : pid_(pid) {}
+  explicit Process(pid_t pid);
   pid_t pid() const { return pid_; }
+  // Clock ticks after boot (field 22 of /proc/<pid>/stat); 0 when the pid was gone at construction.
+  uint64_t start_time() const { return start_time_; }
   std::string exe_path() const;  // /proc/<pid>/exe: opens the right file inside containers too
+  // Still running (not a zombie), and not a later process that got the same pid.
   bool Alive() const;
+  // OK when the pid names a process (a thread group leader), not one of its other threads.
+  // NotFound without such a pid; InvalidArgument for a thread, naming its process.
+  absl::Status CheckIsProcess() const;
+  // OK when this process still runs the file `exe` (it did not exec another program since), and
+  // the pid was not reused: FailedPrecondition "pid N now runs another binary" / "pid N was
+  // reused", NotFound once it is gone.
+  absl::Status CheckRuns(const symbols::FileIdentity& exe) const;
   // Load bias of the main executable (0 for non-PIE): runtime address = link address + bias.
   absl::StatusOr<uint64_t> LoadBias(const symbols::ElfFile& exe) const;
   // Reads `len` bytes of the target's memory (process_vm_readv); the target keeps running, so what
@@ -38,7 +51,11 @@ class Process {
 
  private:
   pid_t pid_;
+  uint64_t start_time_ = 0;
 };
+
+// Field 22 of <proc>/<pid>/stat (the start time in clock ticks); NotFound when `pid` is gone.
+absl::StatusOr<uint64_t> ProcessStartTime(pid_t pid, const std::string& proc = "/proc");
 
 }  // namespace ctxagent
 

@@ -6,7 +6,6 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -15,8 +14,6 @@
 #include "symbols/status_macros.h"
 
 namespace ctxagent {
-
-using symbols::HookKind;
 
 go_binary_config ConfigFor(const symbols::GoBinary& bin) {
   const symbols::GoOffsets& o = bin.offsets();
@@ -128,7 +125,17 @@ Tracer::~Tracer() {
   if (skel_ != nullptr) ctxagent_bpf__destroy(skel_);
 }
 
-absl::StatusOr<uint32_t> Tracer::Attach(pid_t pid, const symbols::GoBinary& bin) {
+absl::StatusOr<uint32_t> Tracer::Attach(const Process& process, const symbols::GoBinary& bin) {
+  if (absl::Status s = process.CheckRuns(bin.identity()); !s.ok()) return s;
+  return AttachPlan(process.pid(), bin);
+}
+
+absl::StatusOr<uint32_t> Tracer::AttachEveryProcess(const symbols::GoBinary& bin) {
+  return AttachPlan(-1, bin);
+}
+
+absl::StatusOr<uint32_t> Tracer::AttachPlan(pid_t pid, const symbols::GoBinary& bin) {
+  if (absl::Status s = bin.VerifyProbeSites(); !s.ok()) return s;
   uint32_t slot;
   if (!free_slots_.empty()) {
     slot = free_slots_.back();
@@ -141,78 +148,27 @@ absl::StatusOr<uint32_t> Tracer::Attach(pid_t pid, const symbols::GoBinary& bin)
   go_binary_config cfg = ConfigFor(bin);
   if (bpf_map__update_elem(skel_->maps.binaries, &slot, sizeof(slot), &cfg, sizeof(cfg), BPF_ANY) !=
       0) {
+    free_slots_.push_back(slot);
     return absl::ErrnoToStatus(errno, "cannot write the binary's configuration");
   }
-  // The probes go on the file behind an open descriptor: /proc/<pid>/exe (the only path that
-  // names it from here when it lives in a container) disappears when that process exits.
-  int fd = open(bin.path().c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    free_slots_.push_back(slot);
-    return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", bin.path()));
-  }
-  const std::string target = absl::StrCat("/proc/self/fd/", fd);
-  Attachment a{pid, slot, fd, {}};
-  auto attach = [&](uint64_t file_offset, ctx_hook hook, const std::string& what) -> absl::Status {
-    LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = CTX_COOKIE(slot, hook));
+  const std::string target = bin.fd_path();
+  Attachment a{pid, slot, {}};
+  absl::Status status;
+  for (const symbols::Probe& p : bin.plan().probes) {
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = CTX_COOKIE(slot, p.handler));
     bpf_link* l = bpf_program__attach_uprobe_opts(skel_->progs.ctxagent_probe, pid, target.c_str(),
-                                                  file_offset, &opts);
+                                                  p.site.file_offset, &opts);
     if (l == nullptr) {
       int err = errno;
-      return absl::ErrnoToStatus(err, absl::StrCat("cannot attach a uprobe to ", what, " in ",
-                                                   bin.path(), " (pid ", pid, ")"));
+      status = absl::ErrnoToStatus(err, absl::StrCat("cannot attach a uprobe to ", p.function, " (",
+                                                     symbols::SiteKindName(p.kind), ") in ",
+                                                     bin.path(), " (pid ", pid, ")"));
+      break;
     }
     a.links.push_back(l);
-    return absl::OkStatus();
-  };
-  // Endings before beginnings: a goroutine or context whose start is seen must have its end seen
-  // too, even when it ends while the remaining probes are still being attached.
-  std::vector<const symbols::PlannedProbe*> ordered;
-  for (const symbols::PlannedProbe& p : bin.plan().probes) ordered.push_back(&p);
-  auto rank = [](HookKind k) {
-    return k == HookKind::kGoroutineExit ? 0 : k == HookKind::kContextCancel ? 1 : 2;
-  };
-  std::stable_sort(ordered.begin(), ordered.end(), [&](const auto* a, const auto* b) {
-    return rank(a->hook.kind) < rank(b->hook.kind);
-  });
-  absl::Status status;
-  for (const symbols::PlannedProbe* pp : ordered) {
-    const symbols::PlannedProbe& p = *pp;
-    switch (p.hook.kind) {
-      case HookKind::kContextCreate:
-        status.Update(attach(p.probe.file_offset, HOOK_CTX_CREATE, p.function.name));
-        break;
-      case HookKind::kContextCancel:
-        // timerCtx and afterFuncCtx cancel through (*cancelCtx).cancel: one probe sees them all.
-        if (p.function.name == "context.(*cancelCtx).cancel") {
-          status.Update(attach(p.probe.file_offset, HOOK_CTX_CANCEL, p.function.name));
-        }
-        break;
-      case HookKind::kGoroutineCreate:
-        if (cfg.g_parent_goid < 0) {
-          status.Update(attach(p.probe.file_offset, HOOK_GO_CREATE_ENTRY, p.function.name));
-        }
-        // The hand-off CALL is emulated; a RET is single-stepped (~15x the cost).
-        if (!p.handoff_sites.empty()) {
-          for (const auto& h : p.handoff_sites) {
-            status.Update(attach(h.file_offset, HOOK_GO_CREATE_HANDOFF, "runtime.newproc.func1"));
-          }
-        } else {
-          for (const auto& r : p.ret_sites) {
-            status.Update(attach(r.file_offset, HOOK_GO_CREATE_RET, p.function.name + " RET"));
-          }
-        }
-        break;
-      case HookKind::kGoroutineExit:
-        status.Update(attach(p.probe.file_offset, HOOK_GO_EXIT, p.function.name));
-        break;
-      case HookKind::kConstructor:
-        break;  // the creation hook's stack names the constructor's caller: no second probe
-    }
-    if (!status.ok()) break;
   }
   if (!status.ok()) {
     for (auto l = a.links.rbegin(); l != a.links.rend(); ++l) bpf_link__destroy(*l);
-    close(fd);
     free_slots_.push_back(slot);
     return status;
   }
@@ -226,7 +182,6 @@ void Tracer::Detach(uint32_t attachment) {
       // Reverse attach order: beginnings go first, so nothing starts unseen while its end is
       // still watched.
       for (auto l = it->links.rbegin(); l != it->links.rend(); ++l) bpf_link__destroy(*l);
-      close(it->exe_fd);
       free_slots_.push_back(it->slot);
       it = attachments_.erase(it);
     } else {

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/trace/process.h"
 #include "bpf/ctxagent.h"
 #include "symbols/go_binary.h"
 
@@ -47,10 +48,19 @@ class Tracer {
   static absl::StatusOr<std::unique_ptr<Tracer>> Create(Handler handler,
                                                         uint32_t ring_bytes = kDefaultRingBytes);
   ~Tracer();
+  Tracer(const Tracer&) = delete;  // owns libbpf objects
+  Tracer& operator=(const Tracer&) = delete;
 
-  // Attaches every planned probe of `bin` (opened from /proc/<pid>/exe), for `pid` only, or for
-  // every process running that file with pid -1. Returns the attachment's id.
-  absl::StatusOr<uint32_t> Attach(pid_t pid, const symbols::GoBinary& bin);
+  // Attaches every planned probe of `bin`, in plan order, for `process` only, through the file
+  // `bin` keeps open (never a path, which exec or pid reuse can make name another file). First
+  // checks that the process still runs that file and is the process it was (FailedPrecondition
+  // "pid N now runs another binary" / "pid N was reused"), and that every probe site still holds
+  // its planned instruction; on any error nothing is attached. `bin` must outlive the attachment.
+  // Returns the attachment's id.
+  absl::StatusOr<uint32_t> Attach(const Process& process, const symbols::GoBinary& bin);
+  // The same for every process running `bin`'s file, now or later (the kernel puts the probes in
+  // each mapping of that very file only).
+  absl::StatusOr<uint32_t> AttachEveryProcess(const symbols::GoBinary& bin);
   // Removes an attachment's probes; the targets keep running untouched.
   void Detach(uint32_t attachment);
   // Exec and exit events of every process (EV_PROC_EXEC / EV_PROC_EXIT), for the daemon.
@@ -68,10 +78,10 @@ class Tracer {
 
  private:
   Tracer() = default;
+  absl::StatusOr<uint32_t> AttachPlan(pid_t pid, const symbols::GoBinary& bin);
   struct Attachment {
     pid_t pid;
     uint32_t slot;
-    int exe_fd;  // keeps the file reachable: /proc/<pid>/exe vanishes with the process
     std::vector<bpf_link*> links;
   };
   ctxagent_bpf* skel_ = nullptr;

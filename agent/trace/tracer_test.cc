@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <string>
@@ -45,7 +46,7 @@ TEST_P(TracerTest, DecodesARealProgram) {
   auto tracer = Tracer::Create([&](const ctx_event& e) { raw.push_back(e); });
   ASSERT_TRUE(tracer.ok()) << tracer.status();
   // Every process running the file (pid -1): attached before the program starts.
-  auto attachment = (*tracer)->Attach(-1, **bin);
+  auto attachment = (*tracer)->AttachEveryProcess(**bin);
   ASSERT_TRUE(attachment.ok()) << attachment.status();
 
   pid_t pid = fork();
@@ -138,6 +139,88 @@ TEST_P(TracerTest, DecodesARealProgram) {
   }
   EXPECT_GT(short_, full) << "repeated sites should send only their key frames";
   (*tracer)->Detach(*attachment);
+}
+
+pid_t StartQuiet(const std::string& path) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, STDOUT_FILENO);
+    execl(path.c_str(), path.c_str(), "-loop", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+// Waits until `pid` has exec'd `path` (until then it runs this test's binary).
+bool WaitForExec(pid_t pid, const std::string& path) {
+  for (int i = 0; i < 500; ++i) {
+    char exe[4096] = {};
+    if (readlink(absl::StrCat("/proc/", pid, "/exe").c_str(), exe, sizeof(exe) - 1) > 0 &&
+        std::string(exe) == path) {
+      return true;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return false;
+}
+
+// A file rewritten after it was planned: no probe of it is attached, not even those before the
+// changed site in attach order.
+TEST(TracerSafetyTest, ChangedProbeSiteAttachesNothing) {
+  CTXAGENT_REQUIRE_BPF();
+  const std::string path = ::testing::TempDir() + "tracer_changed_copy";
+  ASSERT_EQ(system(("cp " CTXAGENT_GO_FIXTURE_DIR "/ctxprog/go1.27/default " + path).c_str()), 0);
+  auto bin = symbols::GoBinary::Open(path);
+  ASSERT_TRUE(bin.ok()) << bin.status();
+  auto tracer = Tracer::Create([](const ctx_event&) {});
+  ASSERT_TRUE(tracer.ok()) << tracer.status();
+  const symbols::ProbeSite& last = (*bin)->plan().probes.back().site;
+  int fd = open(path.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  // The same length, another instruction: a NOP where the planned one was.
+  ASSERT_EQ(pwrite(fd, "\x90", 1, static_cast<off_t>(last.file_offset)), 1);
+  close(fd);
+  auto attachment = (*tracer)->AttachEveryProcess(**bin);
+  EXPECT_EQ(attachment.status().code(), absl::StatusCode::kFailedPrecondition)
+      << attachment.status();
+  EXPECT_EQ((*tracer)->attached_probes(), 0u);
+  unlink(path.c_str());
+}
+
+// Probes planned for one file are never attached to a process that runs another.
+TEST(TracerSafetyTest, ProcessRunningAnotherBinaryIsRefused) {
+  CTXAGENT_REQUIRE_BPF();
+  const std::string a = CTXAGENT_GO_FIXTURE_DIR "/ctxprog/go1.27/default";
+  const std::string b = CTXAGENT_GO_FIXTURE_DIR "/ctxprog/go1.19/default";
+  auto bin = symbols::GoBinary::Open(a);
+  ASSERT_TRUE(bin.ok()) << bin.status();
+  auto tracer = Tracer::Create([](const ctx_event&) {});
+  ASSERT_TRUE(tracer.ok()) << tracer.status();
+  for (const std::string& runs : {a, b}) {
+    pid_t pid = StartQuiet(runs);
+    ASSERT_TRUE(WaitForExec(pid, runs));
+    Process process(pid);
+    auto attachment = (*tracer)->Attach(process, **bin);
+    if (runs == a) {
+      ASSERT_TRUE(attachment.ok()) << attachment.status();
+      EXPECT_EQ((*tracer)->attached_probes(), (*bin)->plan().probes.size());
+      (*tracer)->Detach(*attachment);
+    } else {
+      EXPECT_EQ(attachment.status().code(), absl::StatusCode::kFailedPrecondition);
+      EXPECT_EQ(attachment.status().message(),
+                absl::StrCat("pid ", pid, " now runs another binary (it called exec)"));
+    }
+    EXPECT_EQ((*tracer)->attached_probes(), 0u);
+    absl::SleepFor(absl::Milliseconds(300));  // its SIGTERM handler is installed
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << runs << ": " << status;
+    // Gone: a clear NotFound, nothing attached.
+    EXPECT_EQ((*tracer)->Attach(process, **bin).status().code(), absl::StatusCode::kNotFound);
+  }
+  EXPECT_EQ((*tracer)->attached_probes(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TracerTest,

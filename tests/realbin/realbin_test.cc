@@ -88,28 +88,26 @@ TEST_P(RealBinaryTest, OpensAndPlansProbes) {
 
   const ProbePlan& plan = g.plan();
   std::vector<std::string> planned;
-  int at_check = 0, rets = 0;
-  for (const PlannedProbe& p : plan.probes) {
-    planned.push_back(p.hook.function);
-    const Function& fn = p.function;
-    EXPECT_EQ(fn.name, p.hook.function);
-    EXPECT_LT(fn.entry, fn.end) << fn.name;
-    EXPECT_GE(p.probe.address, fn.entry) << fn.name << " probe before the function";
-    EXPECT_LT(p.probe.address, fn.end) << fn.name << " probe past the function";
-    EXPECT_FALSE(p.probe.instruction.empty()) << fn.name;
-    absl::StatusOr<uint64_t> off = g.elf().VaddrToFileOffset(p.probe.address);
-    ASSERT_TRUE(off.ok()) << fn.name << ": " << off.status();
-    EXPECT_EQ(p.probe.file_offset, *off) << fn.name;
-    if (p.hook.needs_ret) {
-      EXPECT_FALSE(p.ret_sites.empty()) << fn.name << " needs RET probes but has none";
-    }
-    for (const ProbeSite& r : p.ret_sites) {
-      EXPECT_GE(r.address, fn.entry) << fn.name;
-      EXPECT_LT(r.address, fn.end) << fn.name;
-    }
-    at_check += p.at_stack_check ? 1 : 0;
-    rets += static_cast<int>(p.ret_sites.size());
+  for (const PlannedHook& h : plan.hooks) {
+    planned.push_back(h.hook.function);
+    EXPECT_EQ(h.function.name, h.hook.function);
+    EXPECT_LT(h.function.entry, h.function.end) << h.function.name;
   }
+  int at_check = 0, rets = 0;
+  for (const Probe& p : plan.probes) {
+    EXPECT_FALSE(p.site.instruction.empty()) << p.function;
+    EXPECT_FALSE(p.site.bytes.empty()) << p.function;
+    absl::StatusOr<uint64_t> off = g.elf().VaddrToFileOffset(p.site.address);
+    ASSERT_TRUE(off.ok()) << p.function << ": " << off.status();
+    EXPECT_EQ(p.site.file_offset, *off) << p.function;
+    absl::StatusOr<Function> fn = g.pclntab().FindFunction(p.function);
+    ASSERT_TRUE(fn.ok()) << p.function << ": " << fn.status();
+    EXPECT_GE(p.site.address, fn->entry) << p.function << " probe before the function";
+    EXPECT_LT(p.site.address, fn->end) << p.function << " probe past the function";
+    at_check += p.kind == SiteKind::kStackCheck ? 1 : 0;
+    rets += p.kind == SiteKind::kReturn ? 1 : 0;
+  }
+  EXPECT_TRUE(g.VerifyProbeSites().ok()) << g.VerifyProbeSites();
 
   const std::vector<HookSpec> hooks = HooksForVersion(g.build_info().version);
   EXPECT_FALSE(hooks.empty()) << "no hooks for " << b.go_version;
