@@ -181,10 +181,11 @@ static __always_inline int on_cancel(struct pt_regs *ctx, const struct go_binary
 
 static __always_inline int on_go_create_entry(struct pt_regs *ctx,
                                               const struct go_binary_config *cfg) {
-  // newproc1(fn AX, callergp BX, callerpc CX, ...) since Go 1.18; 1.17 passed callergp in DI.
+  // newproc1's callergp: the argument number comes from the facts table (BX since Go 1.18, DI in
+  // 1.17). Both candidates are loaded first: the verifier rejects a ctx access at a computed offset.
   __u64 tid = bpf_get_current_pid_tgid();
   __u64 bx = GO_ARG2(ctx), di = GO_ARG4(ctx);
-  __u64 parent = goid_of(cfg, cfg->callergp_arg == 4 ? di : bx);
+  __u64 parent = goid_of(cfg, cfg->callergp_arg == GO_ARGNUM_DI ? di : bx);
   bpf_map_update_elem(&spawning, &tid, &parent, BPF_ANY);
   return 0;
 }

@@ -43,7 +43,8 @@ struct go_binary_config {
   __s32 g_sched_ctxt;       /* g.sched.ctxt: the funcval the goroutine starts with */
   __s32 timerctx_deadline;
   __u32 create_abi;         /* enum ctx_create_abi */
-  __u32 callergp_arg;       /* newproc1's callergp argument: 2 (BX) since 1.18, 4 (DI) in 1.17 */
+  __u32 callergp_arg;       /* newproc1's callergp argument number (1 = AX, 2 = BX, 4 = DI): from
+                               GoRuntimeFacts::newproc1_callergp_arg */
 };
 
 enum ctx_event_type {

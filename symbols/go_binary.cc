@@ -29,10 +29,10 @@ absl::StatusOr<std::unique_ptr<GoBinary>> GoBinary::Open(const std::string& path
   if (!info.ok()) return Annotate(info.status(), path);
   bin->build_info_ = *std::move(info);
   const GoVersion& v = bin->build_info_.version;
-  if (v.major != 1 || v.minor < kMinGoMinor || v.minor > kMaxGoMinor) {
+  if (!IsSupportedGoVersion(v)) {
     return absl::UnimplementedError(absl::StrCat(path, ": Go version ", v.raw,
-                                                 " is not supported (supported: go1.", kMinGoMinor,
-                                                 " to go1.", kMaxGoMinor, ")"));
+                                                 " is not supported (supported: ",
+                                                 SupportedGoVersions(), ")"));
   }
   auto pcln = Pclntab::Parse(*bin->elf_);
   if (!pcln.ok()) return Annotate(pcln.status(), path);
@@ -49,7 +49,20 @@ absl::StatusOr<std::unique_ptr<GoBinary>> GoBinary::Open(const std::string& path
   auto plan = PlanProbes(*bin->elf_, *bin->pclntab_, v);
   if (!plan.ok()) return Annotate(plan.status(), path);
   bin->plan_ = *std::move(plan);
+  // Not fatal: only the goroutine enumeration needs them.
+  bin->allg_vars_ = FindAllgVars(*bin->elf_, *bin->pclntab_);
+  if (!bin->allg_vars_.ok()) bin->allg_vars_ = Annotate(bin->allg_vars_.status(), path);
   return bin;
+}
+
+absl::StatusOr<uint64_t> GoBinary::AllgsAddress() const {
+  if (!allg_vars_.ok()) return allg_vars_.status();
+  return allg_vars_->allgs;
+}
+
+absl::StatusOr<uint64_t> GoBinary::AllglenAddress() const {
+  if (!allg_vars_.ok()) return allg_vars_.status();
+  return allg_vars_->allglen;
 }
 
 }  // namespace ctxagent::symbols

@@ -9,15 +9,13 @@
 #include "absl/status/statusor.h"
 #include "symbols/buildinfo.h"
 #include "symbols/elf_file.h"
+#include "symbols/go_facts.h"
 #include "symbols/go_offsets.h"
 #include "symbols/pclntab.h"
 #include "symbols/probe_plan.h"
+#include "symbols/runtime_vars.h"
 
 namespace ctxagent::symbols {
-
-// Oldest and newest Go minor versions whose layouts the table knows (1.17 .. 1.27).
-inline constexpr int kMinGoMinor = 17;
-inline constexpr int kMaxGoMinor = 27;
 
 class GoBinary {
  public:
@@ -34,6 +32,11 @@ class GoBinary {
   bool stripped() const { return !elf_->has_symtab(); }
   bool has_dwarf() const { return has_dwarf_; }
   bool pie() const { return elf_->is_pie(); }
+  // Link-time addresses of runtime.allgs ([]*g) and runtime.allglen (uintptr), from .symtab or,
+  // in stripped binaries, from runtime.allgadd's code (runtime_vars.h). A reader takes allglen
+  // first, then allgs' array: the runtime stores the grown array before the length.
+  absl::StatusOr<uint64_t> AllgsAddress() const;
+  absl::StatusOr<uint64_t> AllglenAddress() const;
 
  private:
   GoBinary() = default;
@@ -44,6 +47,7 @@ class GoBinary {
   GoOffsets offsets_;
   ProbePlan plan_;
   bool has_dwarf_ = false;
+  absl::StatusOr<AllgVars> allg_vars_ = absl::UnknownError("not looked up");
 };
 
 }  // namespace ctxagent::symbols

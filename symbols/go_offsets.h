@@ -13,16 +13,24 @@
 
 namespace ctxagent::symbols {
 
-// Byte offsets; -1 where the field does not exist in that Go version.
+// Byte offsets; -1 where the field does not exist in that Go version. The per-version values and
+// where DWARF describes each field are in go_facts.cc (OffsetFacts()).
 struct GoOffsets {
   // runtime.g
   int32_t g_goid = -1;
   int32_t g_parent_goid = -1;  // 1.21+
-  int32_t g_gopc = -1;
-  int32_t g_startpc = -1;
-  int32_t g_atomicstatus = -1;
-  int32_t g_sched = -1;        // gobuf the goroutine starts from
-  int32_t gobuf_ctxt = -1;     // gobuf.ctxt: the funcval a new goroutine starts with
+  int32_t g_gopc = -1;         // PC of the `go` statement
+  int32_t g_startpc = -1;      // the goroutine's function
+  int32_t g_atomicstatus = -1; // uint32: _Gidle.. (go_status.h), | _Gscan while the GC scans it
+  int32_t g_sched = -1;        // gobuf the goroutine resumes from
+  int32_t g_m = -1;            // *m running it (nil unless running or in a syscall)
+  int32_t g_waitsince = -1;    // int64 nanotime: set by the first GC that sees it blocked, else 0
+  int32_t g_waitreason = -1;   // uint8 waitReason (go_status.h), meaningful while _Gwaiting
+  int32_t g_waiting = -1;      // *sudog list it is parked on (linked by sudog.waitlink)
+  // runtime.gobuf
+  int32_t gobuf_sp = -1;
+  int32_t gobuf_pc = -1;
+  int32_t gobuf_ctxt = -1;     // the funcval a new goroutine starts with
   // context.cancelCtx (the parent Context interface is at 0 in every context type)
   int32_t cancelctx_done = -1;      // atomic.Value (1.17+; a chan before); data word at +8 of it
   int32_t cancelctx_children = -1;
@@ -36,10 +44,34 @@ struct GoOffsets {
   int32_t timerctx_deadline = -1;
   // context.valueCtx
   int32_t valuectx_context = -1;
-  // runtime.hchan / runtime.sudog
-  int32_t hchan_closed = -1;
-  int32_t hchan_recvq = -1;
+  // runtime.hchan and its wait queues (runtime.waitq {first, last *sudog})
+  int32_t hchan_qcount = -1;
+  int32_t hchan_closed = -1;   // uint32
+  int32_t hchan_recvq = -1;    // waiting receivers
+  int32_t hchan_sendq = -1;    // waiting senders
+  int32_t waitq_first = -1;
+  int32_t waitq_last = -1;
+  // runtime.sudog: one per (goroutine, object waited on)
   int32_t sudog_g = -1;
+  int32_t sudog_next = -1;     // next waiter on the same channel queue
+  int32_t sudog_prev = -1;
+  int32_t sudog_elem = -1;     // data element; a maybeTraceablePtr in 1.26+ (see SudogElemWord)
+  int32_t sudog_isselect = -1; // bool: part of a select (one sudog per case, on g.waiting)
+  int32_t sudog_waitlink = -1; // next sudog of the same goroutine (g.waiting list)
+  int32_t sudog_c = -1;        // *hchan; a maybeTraceableChan in 1.26+ (see SudogChanWord)
+  // runtime.maybeTraceablePtr {vp unsafe.Pointer; vu uintptr} (1.26+): vu always holds the address,
+  // vp is cleared while the GC hides the pointer (goroutine leak detection). -1 before 1.26.
+  int32_t traceable_ptr_vu = -1;
+  // runtime.itab / internal/abi.ITab: the method table after {inter, _type, hash, _}
+  int32_t itab_fun = -1;
+
+  // Offsets of the words holding sudog.elem's and sudog.c's address in every version (the `vu`
+  // word from 1.26); -1 when unknown.
+  int32_t SudogElemWord() const { return TraceableWord(sudog_elem); }
+  int32_t SudogChanWord() const { return TraceableWord(sudog_c); }
+  // Bytes from the start of a g that hold every g_* field and g.sched's gobuf_* fields: one read
+  // per goroutine. 0 when g_goid is unknown.
+  int32_t GReadSpan() const;
 
   enum class Source { kDwarf, kTable };
   Source source = Source::kTable;
@@ -47,6 +79,11 @@ struct GoOffsets {
   bool operator==(const GoOffsets& o) const;  // compares the offsets, not `source`
   // Every offset with its name, in declaration order (reports and comparisons).
   std::vector<std::pair<const char*, int32_t>> Named() const;
+
+ private:
+  int32_t TraceableWord(int32_t field) const {
+    return field < 0 ? -1 : field + (traceable_ptr_vu > 0 ? traceable_ptr_vu : 0);
+  }
 };
 
 const char* SourceName(GoOffsets::Source source);

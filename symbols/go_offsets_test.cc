@@ -101,6 +101,12 @@ TEST(GoOffsetsTest, DwarfMatchesTableForEveryFixture) {
     EXPECT_EQ(table->source, GoOffsets::Source::kTable);
     EXPECT_EQ(Diff(*dwarf, *table), "") << "go" << f.go_version << " " << f.variant;
     EXPECT_TRUE(*dwarf == *table);
+    // The goroutine-state fields are in every runtime.
+    for (int32_t off : {dwarf->g_waitreason, dwarf->g_waiting, dwarf->hchan_sendq, dwarf->sudog_c,
+                        dwarf->waitq_last, dwarf->gobuf_pc, dwarf->itab_fun}) {
+      EXPECT_GE(off, 0);
+    }
+    EXPECT_EQ(dwarf->traceable_ptr_vu >= 0, MinorOf(f.go_version) >= 26);
     // ctxprog links context: every context field must have been found.
     EXPECT_GE(dwarf->cancelctx_done, 0);
     EXPECT_GE(dwarf->timerctx_deadline, 0);
@@ -315,7 +321,27 @@ TEST(GoOffsetsTest, TableEntriesFromSource) {
   EXPECT_EQ(go120.cancelctx_cause, 64);
   EXPECT_EQ(go120.hchan_recvq, 56);
 
+  // Goroutine-state fields: 1.17 and 1.20 as 1.19 (same g, sudog and hchan field lists).
+  for (const GoOffsets& o : {go117, go120}) {
+    EXPECT_EQ(o.g_waitsince, 168);
+    EXPECT_EQ(o.g_waitreason, 176);
+    EXPECT_EQ(o.g_waiting, 328);
+    EXPECT_EQ(o.hchan_sendq, 72);
+    EXPECT_EQ(o.sudog_c, 80);
+    EXPECT_EQ(o.sudog_waitlink, 64);
+    EXPECT_EQ(o.traceable_ptr_vu, -1);
+  }
+
   GoOffsets go125 = *OffsetsForVersion(Version(25));
+  // 1.25.3: g as 1.22 up to waiting (gobuf.ret gone cancels syscallbp); sudog with plain pointers;
+  // hchan with timer (and bubble after sendq).
+  EXPECT_EQ(go125.g_waitsince, 168);
+  EXPECT_EQ(go125.g_waitreason, 176);
+  EXPECT_EQ(go125.g_waiting, 312);
+  EXPECT_EQ(go125.hchan_sendq, 80);
+  EXPECT_EQ(go125.sudog_isselect, 52);
+  EXPECT_EQ(go125.sudog_c, 80);
+  EXPECT_EQ(go125.traceable_ptr_vu, -1);
   EXPECT_EQ(go125.g_goid, 152);
   EXPECT_EQ(go125.g_atomicstatus, 144);
   EXPECT_EQ(go125.g_parent_goid, 272);
@@ -337,7 +363,13 @@ TEST(GoOffsetsTest, EqualityIgnoresSourceButNotFields) {
       &GoOffsets::cancelctx_children, &GoOffsets::cancelctx_err,   &GoOffsets::cancelctx_cause,
       &GoOffsets::timerctx_cancelctx, &GoOffsets::timerctx_deadline, &GoOffsets::valuectx_context,
       &GoOffsets::hchan_closed,     &GoOffsets::hchan_recvq,       &GoOffsets::sudog_g,
-      &GoOffsets::g_sched,          &GoOffsets::gobuf_ctxt};
+      &GoOffsets::g_sched,          &GoOffsets::gobuf_ctxt,        &GoOffsets::g_m,
+      &GoOffsets::g_waitsince,      &GoOffsets::g_waitreason,      &GoOffsets::g_waiting,
+      &GoOffsets::gobuf_sp,         &GoOffsets::gobuf_pc,          &GoOffsets::hchan_qcount,
+      &GoOffsets::hchan_sendq,      &GoOffsets::waitq_first,       &GoOffsets::waitq_last,
+      &GoOffsets::sudog_next,       &GoOffsets::sudog_prev,        &GoOffsets::sudog_elem,
+      &GoOffsets::sudog_isselect,   &GoOffsets::sudog_waitlink,    &GoOffsets::sudog_c,
+      &GoOffsets::traceable_ptr_vu, &GoOffsets::itab_fun};
   for (auto field : kInts) {
     GoOffsets c = a;
     c.*field += 1;

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "symbols/go_facts.h"
 #include "symbols/status_macros.h"
 
 namespace ctxagent::symbols {
@@ -183,12 +184,13 @@ const char* HookKindName(HookKind kind) {
 }
 
 // Registers verified against each toolchain's source and, for 1.19-1.27, the DWARF location lists
-// and disassembly of the ctxprog fixtures (probe_plan_test checks the function set).
+// and disassembly of the ctxprog fixtures (probe_plan_test checks the function set). Which variant
+// a release has comes from the facts table (go_facts.h).
 std::vector<HookSpec> HooksForVersion(const GoVersion& v) {
-  // Register ABI (amd64) starts in 1.17; releases after 1.27 are unverified.
-  if (v.major != 1 || v.minor < 17 || v.minor > 27) return {};
-  const bool cause = v.AtLeast(20);  // cancel() gained `cause error`
-  const bool go121 = v.AtLeast(21);  // propagateCancel became a method; AfterFunc etc.
+  absl::StatusOr<GoRuntimeFacts> facts = RuntimeFactsForVersion(v);
+  if (!facts.ok()) return {};  // releases after the newest are unverified
+  const bool cause = facts->cancel_has_cause;          // cancel() gained `cause error`
+  const bool go121 = facts->propagate_cancel_method;  // propagateCancel a method; AfterFunc etc.
   std::vector<HookSpec> hooks;
 
   if (go121) {
@@ -210,9 +212,9 @@ std::vector<HookSpec> HooksForVersion(const GoVersion& v) {
 
   // The new g is only known at return: RET sites give it in AX.
   std::string newproc_args;
-  if (v.minor == 17) {
+  if (facts->newproc1_callergp_arg == 4) {
     newproc_args = "fn=AX argp=BX narg=CX callergp=DI callerpc=SI ret:newg=AX";
-  } else if (v.AtLeast(23)) {
+  } else if (facts->newproc1_has_parked) {
     newproc_args = "fn=AX callergp=BX callerpc=CX parked=DI waitreason=SI ret:newg=AX";
   } else {
     newproc_args = "fn=AX callergp=BX callerpc=CX ret:newg=AX";
@@ -220,7 +222,7 @@ std::vector<HookSpec> HooksForVersion(const GoVersion& v) {
   hooks.push_back(
       Hook("runtime.newproc1", HookKind::kGoroutineCreate, true, newproc_args, /*needs_ret=*/true));
   // 1.22 split goexit0 into gdestroy + schedule; gdestroy also covers coroutine exits.
-  hooks.push_back(Hook(v.AtLeast(22) ? "runtime.gdestroy" : "runtime.goexit0",
+  hooks.push_back(Hook(facts->exit_hook_gdestroy ? "runtime.gdestroy" : "runtime.goexit0",
                        HookKind::kGoroutineExit, true, "gp=AX"));
 
   hooks.push_back(Hook("context.WithCancel", HookKind::kConstructor, false, "parent=AX:BX"));
@@ -311,6 +313,51 @@ absl::StatusOr<std::vector<ProbeSite>> FindCallSites(absl::string_view code, uin
     }
     return std::nullopt;
   });
+}
+
+absl::StatusOr<std::vector<DataReference>> DecodeDataReferences(absl::string_view code,
+                                                                 uint64_t entry) {
+  const Decoder& decoder = GetDecoder();
+  std::vector<DataReference> out;
+  for (size_t offset = 0; offset < code.size();) {
+    Decoded d;
+    const uint64_t pc = entry + offset;
+    RETURN_IF_ERROR(decoder.Decode(code, offset, pc, &d));
+    offset += d.insn.length;
+    DataReference r;
+    r.address = pc;
+    for (int i = 0; i < d.insn.operand_count_visible; ++i) {
+      const ZydisDecodedOperand& op = d.ops[i];
+      if (op.type == ZYDIS_OPERAND_TYPE_REGISTER && r.reg == 0) {
+        r.reg = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, op.reg.value);
+      } else if (op.type == ZYDIS_OPERAND_TYPE_MEMORY && op.mem.base == ZYDIS_REGISTER_RIP) {
+        ZyanU64 target = 0;
+        if (ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(&d.insn, &op, pc, &target))) r.target = target;
+      } else if (op.type == ZYDIS_OPERAND_TYPE_MEMORY && op.mem.index == ZYDIS_REGISTER_NONE &&
+                 op.mem.disp.value == 0) {
+        r.base = op.mem.base;
+      }
+    }
+    switch (d.insn.mnemonic) {
+      case ZYDIS_MNEMONIC_LEA:
+        r.kind = DataReference::Kind::kLea;
+        break;
+      case ZYDIS_MNEMONIC_XCHG:
+        r.kind = DataReference::Kind::kXchg;
+        break;
+      case ZYDIS_MNEMONIC_CALL:
+        r.kind = DataReference::Kind::kCall;
+        break;
+      case ZYDIS_MNEMONIC_MOV:  // a load when the register is the destination
+        r.kind = d.ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER ? DataReference::Kind::kLoad
+                                                              : DataReference::Kind::kOther;
+        break;
+      default:
+        break;
+    }
+    out.push_back(r);
+  }
+  return out;
 }
 
 absl::StatusOr<ProbeSite> DecodeProbeSite(absl::string_view code, uint64_t address) {

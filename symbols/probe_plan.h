@@ -75,6 +75,20 @@ absl::StatusOr<ProbeSite> DecodeProbeSite(absl::string_view code, uint64_t addre
 absl::StatusOr<std::vector<ProbeSite>> FindCallSites(absl::string_view code, uint64_t entry,
                                                      uint64_t target);
 
+// One instruction of a function body reduced to the data it references (for locating runtime
+// variables in stripped binaries, see runtime_vars.h).
+struct DataReference {
+  enum class Kind { kLoad, kLea, kXchg, kCall, kOther };
+  uint64_t address = 0;     // of the instruction
+  Kind kind = Kind::kOther; // kLoad: MOV reg, [mem]
+  uint64_t target = 0;      // absolute address of its [RIP+disp] operand; 0 without one
+  int reg = 0;              // its first register operand, widened to 64 bits (ZydisRegister); 0: none
+  int base = 0;             // base register of a plain [reg] memory operand (ZydisRegister); 0: none
+};
+// Every instruction of `code` (a function body at `entry`), in order (linear sweep).
+absl::StatusOr<std::vector<DataReference>> DecodeDataReferences(absl::string_view code,
+                                                                 uint64_t entry);
+
 // The full plan. FailedPrecondition when a required hook is missing (binary does not use context).
 absl::StatusOr<ProbePlan> PlanProbes(const ElfFile& elf, const Pclntab& pclntab,
                                      const GoVersion& version);

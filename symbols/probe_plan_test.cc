@@ -124,6 +124,34 @@ TEST(FindStackCheckBranch, TruncatedIsAnErrorNotNotFound) {
 // ---------------------------------------------------------------------------------------------
 // FindRetSites.
 
+// DecodeDataReferences on allgadd's `atomic.Storeuintptr(&allglen, len(allgs))` and a store.
+TEST(DecodeDataReferences, LoadLeaXchgAndStores) {
+  std::string code = Bytes({
+      0x48, 0x8b, 0x0d, 0x10, 0x00, 0x00, 0x00,  // mov rcx, [rip+0x10]
+      0x48, 0x8d, 0x15, 0x20, 0x00, 0x00, 0x00,  // lea rdx, [rip+0x20]
+      0x48, 0x87, 0x0a,                          // xchg [rdx], rcx
+      0x48, 0x89, 0x05, 0x08, 0x00, 0x00, 0x00,  // mov [rip+0x8], rax
+      0xe8, 0x00, 0x00, 0x00, 0x00,              // call rel32
+  });
+  absl::StatusOr<std::vector<DataReference>> refs = DecodeDataReferences(code, kEntry);
+  ASSERT_TRUE(refs.ok()) << refs.status();
+  ASSERT_EQ(refs->size(), 5u);
+  const std::vector<DataReference>& r = *refs;
+  EXPECT_EQ(r[0].kind, DataReference::Kind::kLoad);
+  EXPECT_EQ(r[0].target, kEntry + 7 + 0x10);
+  EXPECT_EQ(r[1].kind, DataReference::Kind::kLea);
+  EXPECT_EQ(r[1].target, kEntry + 14 + 0x20);
+  EXPECT_EQ(r[2].kind, DataReference::Kind::kXchg);
+  EXPECT_EQ(r[2].base, r[1].reg);  // through the LEA'd register
+  EXPECT_EQ(r[2].reg, r[0].reg);   // the loaded value
+  EXPECT_EQ(r[2].target, 0u);
+  EXPECT_EQ(r[3].kind, DataReference::Kind::kOther);  // a store, not a load
+  EXPECT_EQ(r[3].target, kEntry + 24 + 0x8);
+  EXPECT_EQ(r[4].kind, DataReference::Kind::kCall);
+  EXPECT_EQ(r[4].address, kEntry + 24);
+  EXPECT_FALSE(DecodeDataReferences(Bytes({0x48, 0x8b}), kEntry).ok());  // truncated
+}
+
 TEST(FindRetSites, EveryRetNotBytesInsideInstructions) {
   std::string code = Bytes({
       0x49, 0x3b, 0x66, 0x10,        // 0  cmp rsp,[r14+0x10]

@@ -93,7 +93,7 @@ std::string Decoder::ItabType(uint64_t itab) {
   // runtime.unreachableMethod, so look at the first few (Context has four).
   std::string type;
   uint64_t fun[4] = {};
-  if (process_.Read(itab + 24, fun, sizeof(fun)).ok()) {
+  if (process_.Read(itab + bin_.offsets().itab_fun, fun, sizeof(fun)).ok()) {
     for (uint64_t pc : fun) {
       auto f = bin_.pclntab().FunctionForPC(pc - bias_);
       if (!f.ok()) break;

@@ -3,13 +3,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "symbols/go_status.h"
+
 namespace ctxagent {
-namespace {
 
-constexpr uint32_t kGoDead = 6;          // runtime._Gdead
-constexpr uint32_t kGoScanBit = 0x1000;  // runtime._Gscan, or'ed into the status while the GC scans
-
-}  // namespace
+using symbols::kGoDead;
+using symbols::kGoScanBit;
 
 std::vector<LivenessOracle::State> MemoryLiveness::Contexts(
     const std::vector<ContextQuery>& queries) {

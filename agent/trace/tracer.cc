@@ -19,7 +19,9 @@ using symbols::HookKind;
 
 go_binary_config ConfigFor(const symbols::GoBinary& bin) {
   const symbols::GoOffsets& o = bin.offsets();
-  const symbols::GoVersion& v = bin.build_info().version;
+  // GoBinary::Open only accepts releases the facts table covers.
+  const symbols::GoRuntimeFacts facts =
+      symbols::RuntimeFactsForVersion(bin.build_info().version).value_or(symbols::GoRuntimeFacts{});
   go_binary_config c{};
   c.g_goid = o.g_goid;
   c.g_parent_goid = o.g_parent_goid;
@@ -27,8 +29,8 @@ go_binary_config ConfigFor(const symbols::GoBinary& bin) {
   c.g_startpc = o.g_startpc;
   c.g_sched_ctxt = o.g_sched + o.gobuf_ctxt;
   c.timerctx_deadline = o.timerctx_deadline;
-  c.create_abi = v.AtLeast(21) ? CREATE_ABI_METHOD : CREATE_ABI_FUNC;
-  c.callergp_arg = v.AtLeast(18) ? 2 : 4;
+  c.create_abi = facts.propagate_cancel_method ? CREATE_ABI_METHOD : CREATE_ABI_FUNC;
+  c.callergp_arg = facts.newproc1_callergp_arg;
   return c;
 }
 

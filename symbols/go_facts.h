@@ -1,0 +1,76 @@
+// Go-version facts as data: every runtime/context struct offset and calling-convention fact
+// ctxagent relies on, each with the Go release it applies from (amd64). Read by the DWARF reader
+// and the offset table (go_offsets.h), the BPF configuration and the agent.
+#ifndef CTXAGENT_SYMBOLS_GO_FACTS_H_
+#define CTXAGENT_SYMBOLS_GO_FACTS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "symbols/buildinfo.h"
+#include "symbols/go_offsets.h"
+
+namespace ctxagent::symbols {
+
+// Oldest and newest Go 1.x minor versions whose facts are known (the register ABI starts in 1.17).
+inline constexpr int kMinGoMinor = 17;
+inline constexpr int kMaxGoMinor = 27;
+
+// True for go1.kMinGoMinor .. go1.kMaxGoMinor, whatever the patch level.
+bool IsSupportedGoVersion(const GoVersion& version);
+// "go1.17 to go1.27", for error messages.
+std::string SupportedGoVersions();
+
+// A value that holds from Go 1.`minor` until the next entry's release. minor == 0 ends a list.
+struct Since {
+  int minor = 0;
+  int32_t value = -1;
+};
+inline constexpr int kMaxHistory = 5;
+
+// The value of `history` for Go 1.`minor`: the last entry with entry.minor <= minor, or -1.
+int32_t ValueAt(const Since (&history)[kMaxHistory], int minor);
+
+// One GoOffsets field: its offset per release and where DWARF describes it. -1 = no such field.
+struct OffsetFact {
+  const char* name;            // as GoOffsets::Named() reports it, e.g. "g_goid"
+  int32_t GoOffsets::*offset;  // the field filled; null for a `flag` fact
+  Since history[kMaxHistory];
+  const char* type;                  // DWARF type, e.g. "runtime.g"
+  const char* member;                // its member, e.g. "goid"
+  const char* alt_type = nullptr;    // the same field under another name in other releases
+  const char* alt_member = nullptr;  // (runtime.itab.fun is internal/abi.ITab.Fun), or null
+  bool GoOffsets::*flag = nullptr;   // a yes/no fact instead: "the member is a pointer" (1) or not
+};
+
+// Every offset fact, in GoOffsets declaration order.
+absl::Span<const OffsetFact> OffsetFacts();
+
+// Calling-convention and runtime facts that DWARF does not describe (from each release's source
+// and disassembly; see docs/internals.md "Go-version facts").
+struct GoRuntimeFacts {
+  // context.propagateCancel: 0 = func(parent AX:BX, child CX:DI) (<= 1.20), 1 = method
+  // (c AX).propagateCancel(parent BX:CX, child DI:SI) (1.21+).
+  int32_t propagate_cancel_method = 0;
+  // (*cancelCtx).cancel takes `cause error` after err (1.20+).
+  int32_t cancel_has_cause = 0;
+  // runtime.newproc1's callergp argument, as a Go ABI integer argument number (1 = AX, 2 = BX,
+  // 3 = CX, 4 = DI, 5 = SI, 6 = R8): 4 in 1.17 (fn, argp, narg, callergp, callerpc), 2 from 1.18.
+  int32_t newproc1_callergp_arg = 0;
+  // newproc1 also takes (parked bool DI, waitreason SI) (1.23+).
+  int32_t newproc1_has_parked = 0;
+  // The goroutine exit hook is runtime.gdestroy (1.22+), else runtime.goexit0.
+  int32_t exit_hook_gdestroy = 0;
+  // g.atomicstatus values added after 1.17 (-1 where absent): _Gleaked, _Gdeadextra (both 1.26).
+  int32_t g_status_leaked = -1;
+  int32_t g_status_dead_extra = -1;
+};
+
+// The facts for a release; Unimplemented outside the supported range.
+absl::StatusOr<GoRuntimeFacts> RuntimeFactsForVersion(const GoVersion& version);
+
+}  // namespace ctxagent::symbols
+
+#endif  // CTXAGENT_SYMBOLS_GO_FACTS_H_
