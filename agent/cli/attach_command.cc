@@ -14,6 +14,7 @@
 #include "agent/control/sampling.h"
 #include "agent/trace/capabilities.h"
 #include "agent/trace/decoder.h"
+#include "agent/trace/goroutines.h"
 #include "agent/trace/liveness.h"
 #include "agent/trace/process.h"
 #include "agent/trace/tracer.h"
@@ -84,6 +85,9 @@ int RunAttachCommand(const AttachOptions& options) {
     Fail(std::string(attachment.status().message()));
     return 1;
   }
+  // Every goroutine, those that predate the probes included, read from memory once attached.
+  GoroutineReader goroutines(**bin, process, *bias, decoder, clock);
+  lineage.ObserveGoroutines(absl::Now(), goroutines);
   OverheadMeter run_meter(trap_costs, (*tracer)->probe_fd(), options.pid);
   OverheadSample last_interval;
   signal(SIGINT, OnSignal);
@@ -111,7 +115,8 @@ int RunAttachCommand(const AttachOptions& options) {
   const absl::Duration reconcile_every = std::max(options.refresh, options.findings.grace);
   absl::Time next_reconcile = start;
   auto reconcile = [&](absl::Time now) {
-    lineage.Reconcile(now, liveness);
+    if (paused_once) lineage.Reconcile(now, liveness);
+    lineage.ObserveGoroutines(now, goroutines);
     next_reconcile = now + reconcile_every;
   };
   while (!g_stop) {
@@ -159,7 +164,7 @@ int RunAttachCommand(const AttachOptions& options) {
       lineage.OnEventsLost();
     }
     last_interval = duty.Measure(now, (*tracer)->hook_hits());
-    const bool reconciled = paused_once && now >= next_reconcile;
+    const bool reconciled = now >= next_reconcile;
     if (reconciled) reconcile(now);
     // Detached, the lineage changes only when memory is read.
     if (attached || reconciled) {
@@ -187,7 +192,7 @@ int RunAttachCommand(const AttachOptions& options) {
   }
   // After the target exited its memory cannot be read: unobserved nodes keep the last evaluation.
   if (!target_exited || !paused_once) {
-    if (paused_once) reconcile(now);
+    if (!target_exited) reconcile(now);
     findings = lineage.Evaluate(now, options.findings);
   }
   TracerCounters counters = (*tracer)->counters();
@@ -201,6 +206,9 @@ int RunAttachCommand(const AttachOptions& options) {
   std::string out;
   if (options.output == "json") {
     for (const Finding& f : findings) out += FindingToJson(lineage, f, now).dump() + "\n";
+    nlohmann::json goroutines = GoroutinesToJson(lineage, now, 10000);
+    goroutines["type"] = "goroutines";
+    out += goroutines.dump() + "\n";
     out += SummaryToJson(lineage, run).dump() + "\n";
   } else if (options.output == "dot") {
     out = RenderDot(lineage, findings);

@@ -30,6 +30,7 @@
 #include "agent/node/metrics.h"
 #include "agent/trace/capabilities.h"
 #include "agent/trace/decoder.h"
+#include "agent/trace/goroutines.h"
 #include "agent/trace/liveness.h"
 #include "agent/trace/process.h"
 #include "agent/trace/tracer.h"
@@ -106,6 +107,7 @@ struct TracedProcess {
   std::unique_ptr<ProcessLineage> lineage;
   std::unique_ptr<Decoder> decoder;
   std::unique_ptr<MemoryLiveness> liveness;
+  std::unique_ptr<GoroutineReader> goroutines;
   bool paused_once = false;  // its lineage has unobserved nodes to reconcile
   ProcessLabels labels;
   LineageStats last;  // counters already exported
@@ -334,6 +336,9 @@ class Daemon {
     p->lineage = std::make_unique<ProcessLineage>(pid);
     p->decoder = std::make_unique<Decoder>(*binary->bin, *p->process, *bias, p->lineage->sites());
     p->liveness = std::make_unique<MemoryLiveness>(*p->process, binary->bin->offsets());
+    p->goroutines = std::make_unique<GoroutineReader>(*binary->bin, *p->process, *bias,
+                                                      *p->decoder, clock_);
+    p->lineage->ObserveGoroutines(absl::Now(), *p->goroutines);  // those that predate the probes
     p->labels = std::move(labels);
     ++binary->processes;
     processes_.emplace(pid, std::move(p));
@@ -437,6 +442,7 @@ class Daemon {
     for (auto& [pid, pp] : processes_) {
       TracedProcess& p = *pp;
       if (p.paused_once && reconcile) p.lineage->Reconcile(now, *p.liveness);
+      if (reconcile) p.lineage->ObserveGoroutines(now, *p.goroutines);
       // Paused, a lineage changes only when memory is read.
       if (duty_->attached() || reconcile) {
         p.findings = p.lineage->Evaluate(now, o_.findings);
@@ -536,10 +542,12 @@ class Daemon {
       }
       if (parts[2] == "tree")
         return {200, "application/json", TreeToJson(*p.lineage, now).dump() + "\n"};
+      if (parts[2] == "goroutines")
+        return {200, "application/json", GoroutinesToJson(*p.lineage, now).dump() + "\n"};
     }
     return {404, "text/plain",
             "endpoints: /metrics /healthz /readyz /processes /processes/<pid>/tree "
-            "/processes/<pid>/findings\n"};
+            "/processes/<pid>/findings /processes/<pid>/goroutines\n"};
   }
 
   const DaemonOptions& o_;
