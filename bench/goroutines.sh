@@ -3,7 +3,7 @@
 # Usage: bench/goroutines.sh [build dir]   (needs root: process_vm_readv on another process)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-build=${1:-$here/../build}
+build=$(cd "${1:-$here/../build}" && pwd)
 go=$(ls -d /usr/lib/go-1.* | sort -V | tail -n 1)/bin/go
 (cd "$here" && GOTOOLCHAIN=local GOFLAGS=-mod=mod "$go" build -o "$build/bench_parked" ./parked)
 for n in 10000 100000; do
