@@ -188,6 +188,8 @@ static __always_inline int on_cancel(struct pt_regs *ctx, const struct go_binary
   e->cancel.ctx = GO_ARG1(ctx);
   e->cancel.remove_from_parent = GO_ARG2(ctx) & 0xff;
   e->cancel.err_itab = GO_ARG3(ctx);
+  // Tells this context from an earlier one the GC freed at the same address while detached.
+  e->cancel.parent_data = read_u64(e->cancel.ctx + 8);
   e->cancel.nframes = read_frames(ctx, e->cancel.frames);
   submit(e);
   return 0;

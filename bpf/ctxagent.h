@@ -84,6 +84,7 @@ struct ctx_event {
       __u64 ctx;
       __u64 err_itab;
       __u64 remove_from_parent;
+      __u64 parent_data;  /* the word at ctx+8 (its parent Context's data word; 1.20 timerCtx: not) */
       __u32 nframes;
       __u32 pad;
       __u64 frames[CTX_MAX_FRAMES];

@@ -180,6 +180,9 @@ absl::Status Report(AttachRun& r) {
   std::string out;
   if (o.output == "json") {
     for (const Finding& f : findings) out += DumpJson(FindingToJson(lineage, f, now)) + "\n";
+    nlohmann::json goroutines = GoroutinesToJson(lineage, now, 10000);
+    goroutines["type"] = "goroutines";
+    out += DumpJson(goroutines) + "\n";
     out += DumpJson(SummaryToJson(lineage, run)) + "\n";
   } else if (o.output == "dot") {
     out = EscapeInvalidUtf8(o.view == "contexts"

@@ -82,6 +82,9 @@ struct ContextCancelled {
   uint64_t addr = 0;
   CancelCause cause = CancelCause::kOwnCancel;
   SiteId site = kNoSite;  // for kOwnCancel: where the CancelFunc was called
+  // The cancelled context's parent data word at the cancel (0: not read). It tells a context from
+  // another one the GC placed at its address while the probes were detached.
+  uint64_t parent_word = 0;
 };
 
 struct GoroutineCreated {
@@ -91,7 +94,10 @@ struct GoroutineCreated {
   SiteId go_site = kNoSite;        // the `go` statement
   std::string start_function;      // e.g. "main.watch" or "main.main.func1"
   std::vector<uint64_t> captured;  // words captured by its function value
-  uint64_t g = 0;                  // its runtime.g (0: unknown)
+  // It captured a Context that no cancellation can reach: WithValue layers over Background/TODO
+  // (`context.WithValue(context.Background(), k, v)` where `WithCancel(ctx)` was meant).
+  bool captured_background = false;
+  uint64_t g = 0;  // its runtime.g (0: unknown)
 };
 
 struct GoroutineExited {

@@ -1,255 +1,14 @@
 #include "agent/lineage/lineage.h"
 
 #include <algorithm>
-#include <limits>
 #include <utility>
 #include <variant>
 
-#include "absl/container/inlined_vector.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include "agent/lineage/lineage_state.h"
 
 namespace ctxagent {
-namespace {
 
-// Times are stored as Unix nanoseconds (8 bytes instead of absl::Time's 16).
-constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
-constexpr int64_t kPast = std::numeric_limits<int64_t>::min();
-
-int64_t ToNs(absl::Time t) {
-  if (t == absl::InfiniteFuture()) return kNever;
-  if (t == absl::InfinitePast()) return kPast;
-  return absl::ToUnixNanos(t);
-}
-absl::Time FromNs(int64_t ns) {
-  if (ns == kNever) return absl::InfiniteFuture();
-  if (ns == kPast) return absl::InfinitePast();
-  return absl::FromUnixNanos(ns);
-}
-int64_t Ns(absl::Duration d) { return absl::ToInt64Nanoseconds(d); }
-
-constexpr size_t kMaxFindingGoroutines = 20;
-constexpr size_t kMaxFindingGoSites = 20;
-
-enum CtxFlag : uint8_t {
-  kCancelled = 1,
-  kGone = 2,           // its address was reused: the GC freed it
-  kUntrackedLink = 4,  // an untracked cancelable context (made before attach) sits in its chain
-  kUncertain = 8,      // live when events were lost: its cancel may have been among them
-  kUnobserved = 16,    // live when the probes paused: Reconcile reads its state from memory
-};
-
-// Compact context record (80 bytes; 88 with its key in the table). The public ContextNode is built
-// on demand for views.
-struct Ctx {
-  uint64_t addr = 0;
-  ContextId parent = 0;
-  uint64_t creator_goid = 0;
-  // Live: the parent Context's data word at creation, which a memory check compares to tell this
-  // context from a new object at its address. Cancelled: the goroutine that cancelled it. One field
-  // for both keeps a context in 80 bytes.
-  uint64_t aux = 0;
-  int64_t created = 0;
-  int64_t deadline = kNever;
-  int64_t cancelled = kNever;
-  SiteId site = kNoSite;
-  SiteId cancel_site = kNoSite;
-  uint32_t children = 0;    // tracked children (pointing at this one)
-  uint32_t bound_live = 0;  // live goroutines started with it
-  uint32_t spawn_refs = 0;  // live goroutines whose spawner worked under it (broken-chain evidence)
-  uint8_t kind = 0;         // ContextKind
-  uint8_t root = 0;         // RootKind
-  uint8_t cause = 0;        // CancelCause
-  uint8_t flags = 0;        // CtxFlag
-
-  bool is_cancelled() const { return flags & kCancelled; }
-  bool gone() const { return flags & kGone; }
-  bool live() const { return !(flags & (kCancelled | kGone)); }
-  ContextKind ckind() const { return static_cast<ContextKind>(kind); }
-  RootKind rkind() const { return static_cast<RootKind>(root); }
-};
-
-// Most recent cancelable contexts a goroutine created or was started with: where its "current"
-// context is looked for when it spawns. Two slots: the latest may be a short-lived child already
-// cancelled.
-constexpr int kRecent = 2;
-
-struct Go {
-  uint64_t parent_goid = 0;
-  uint64_t g = 0;  // its runtime.g, when a probe saw it (0: unknown)
-  int64_t started = 0;
-  int64_t exited = kNever;
-  ContextId spawner_context = 0;
-  ContextId recent[kRecent] = {};
-  // Contexts created directly from Background/TODO: first and latest, so a goroutine that re-roots
-  // in a loop costs nothing per context.
-  ContextId first_rooted = 0;
-  ContextId last_rooted = 0;
-  SiteId first_rooted_site = kNoSite;
-  SiteId go_site = kNoSite;
-  uint32_t start_function = 0;  // index into State::functions
-  absl::InlinedVector<ContextId, 1> bound;
-  bool uncertain = false;   // alive when events were lost: its exit may have been among them
-  bool unobserved = false;  // alive when the probes paused: Reconcile reads its state from memory
-
-  bool alive() const { return exited == kNever; }
-  void PushRecent(ContextId id) {
-    if (recent[0] == id) return;
-    for (int i = kRecent - 1; i > 0; --i) recent[i] = recent[i - 1];
-    recent[0] = id;
-  }
-};
-
-// Per-site history kept across evaluations (sites are bounded by the program's code).
-struct SiteAgg {
-  uint64_t prev_lost = 0;
-  uint64_t prev_timer = 0;
-  uint64_t created = 0;
-  uint64_t cancelled = 0;
-};
-
-std::string SiteString(const SiteTable& sites, SiteId id) { return SiteLocation(sites.Get(id)); }
-
-std::string Human(absl::Duration d) {
-  return absl::FormatDuration(
-      absl::Trunc(d, d >= absl::Seconds(1) ? absl::Seconds(1) : absl::Milliseconds(1)));
-}
-
-}  // namespace
-
-struct ProcessLineage::State {
-  absl::flat_hash_map<ContextId, Ctx> contexts;
-  absl::flat_hash_map<uint64_t, ContextId> by_addr;  // newest non-gone context per address
-  absl::flat_hash_map<uint64_t, Go> goroutines;
-  absl::flat_hash_map<SiteId, SiteAgg> site_aggs;
-  std::vector<std::string> functions{""};
-  absl::flat_hash_map<std::string, uint32_t> function_index;
-  ContextId next_id = 0;
-  LineageStats counters;  // monotonic counters; sizes are filled in stats()
-  uint64_t live_contexts = 0;
-  uint64_t live_goroutines = 0;
-
-  // View caches, dropped on any mutation.
-  bool cached = false;  // something below is filled
-  bool children_built = false;
-  absl::flat_hash_map<ContextId, std::vector<ContextId>> children_index;
-  absl::flat_hash_map<ContextId, std::unique_ptr<ContextNode>> context_views;
-  absl::flat_hash_map<uint64_t, std::unique_ptr<GoroutineNode>> goroutine_views;
-
-  void Invalidate() {
-    if (!cached) return;
-    cached = children_built = false;
-    children_index.clear();
-    context_views.clear();
-    goroutine_views.clear();
-  }
-  void EnsureChildrenIndex() {
-    cached = true;
-    if (children_built) return;
-    for (const auto& [id, c] : contexts) {
-      if (c.parent != 0) children_index[c.parent].push_back(id);
-    }
-    for (auto& [id, v] : children_index) std::sort(v.begin(), v.end());
-    children_built = true;
-  }
-
-  Ctx* FindCtx(ContextId id) {
-    if (id == 0) return nullptr;
-    auto it = contexts.find(id);
-    return it == contexts.end() ? nullptr : &it->second;
-  }
-  Go* FindGo(uint64_t goid) {
-    auto it = goroutines.find(goid);
-    return it == goroutines.end() ? nullptr : &it->second;
-  }
-  // Goroutines made before attach appear first as creators of contexts.
-  Go& GetGo(uint64_t goid, uint64_t g, int64_t now) {
-    auto [it, inserted] = goroutines.try_emplace(goid);
-    if (inserted) {
-      it->second.started = now;
-      ++counters.goroutines_seen;
-      ++live_goroutines;
-    }
-    if (g != 0) it->second.g = g;
-    return it->second;
-  }
-  uint32_t InternFunction(const std::string& name) {
-    auto [it, inserted] = function_index.try_emplace(name, static_cast<uint32_t>(functions.size()));
-    if (inserted) functions.push_back(name);
-    return it->second;
-  }
-
-  // The live cancelable context `g` works under: its most recent one, or that one's nearest live
-  // ancestor when it was already cancelled (a `defer cancel()` child ended before the `go`).
-  ContextId Current(const Go& g) {
-    for (ContextId id : g.recent) {
-      for (const Ctx* c = FindCtx(id); c != nullptr; c = FindCtx(c->parent)) {
-        if (c->live()) return id;
-        id = c->parent;
-      }
-    }
-    return 0;
-  }
-
-  // When `id` was cancelled, directly or through its nearest cancelled ancestor (a cancelled
-  // ancestor implies the descendant is done, even if that event was lost). Returns the cancelled
-  // context too.
-  std::pair<int64_t, const Ctx*> EffectiveCancel(ContextId id) {
-    for (const Ctx* c = FindCtx(id); c != nullptr; c = FindCtx(c->parent)) {
-      if (c->is_cancelled()) return {c->cancelled, c};
-    }
-    return {kNever, nullptr};
-  }
-
-  // For a cancel propagated from an ancestor: the nearest ancestor cancelled no later than `c`. Not
-  // stored: a cancel reaches every descendant at once, so this is what the event saw.
-  ContextId CancelledBy(const Ctx& c) {
-    if (!c.is_cancelled() || static_cast<CancelCause>(c.cause) != CancelCause::kParent) return 0;
-    ContextId id = c.parent;
-    for (const Ctx* a = FindCtx(id); a != nullptr; id = a->parent, a = FindCtx(id)) {
-      if (a->is_cancelled() && a->cancelled <= c.cancelled) return id;
-    }
-    return 0;
-  }
-
-  // Where the cancel that ended `c` was called: follows parent propagation to its origin.
-  SiteId OriginCancelSite(const Ctx* c) {
-    for (int depth = 0; c != nullptr && depth < 64; ++depth) {
-      if (c->cancel_site != kNoSite || static_cast<CancelCause>(c->cause) != CancelCause::kParent) {
-        return c->cancel_site;
-      }
-      c = FindCtx(CancelledBy(*c));
-    }
-    return kNoSite;
-  }
-
-  // A goroutine's creator is gone when it exited (its record is freed only after it exited).
-  bool CreatorGone(uint64_t goid, int64_t before) {
-    const Go* g = FindGo(goid);
-    return g == nullptr || g->exited <= before;
-  }
-
-  void FillGoroutineView(uint64_t goid, const Go& g, GoroutineNode& n);
-
-  void Exit(Go& g, int64_t when) {
-    g.exited = when;
-    --live_goroutines;
-    for (ContextId id : g.bound) {
-      if (Ctx* c = FindCtx(id); c != nullptr && c->bound_live > 0) --c->bound_live;
-    }
-    if (Ctx* c = FindCtx(g.spawner_context); c != nullptr && c->spawn_refs > 0) --c->spawn_refs;
-  }
-
-  void Free(absl::flat_hash_map<ContextId, Ctx>::iterator it) {
-    const Ctx& c = it->second;
-    auto a = by_addr.find(c.addr);
-    if (a != by_addr.end() && a->second == it->first) by_addr.erase(a);
-    if (Ctx* p = FindCtx(c.parent); p != nullptr && p->children > 0) --p->children;
-    if (c.live()) --live_contexts;
-    ++counters.freed_contexts;
-    contexts.erase(it);
-  }
-};
+using namespace lineage_internal;  // NOLINT: the lineage's own internals
 
 const char* FindingKindName(FindingKind kind) {
   switch (kind) {
@@ -359,6 +118,13 @@ void ProcessLineage::OnContextCancelled(const ContextCancelled& e) {
   Ctx* c = s.FindCtx(ait->second);
   if (c == nullptr || c->is_cancelled()) return;  // Go ignores a second cancel too
   s.Invalidate();
+  // Another context at its address: the GC freed this one and reused the memory while the probes
+  // were detached (its creation unseen). The cancel is not this one's.
+  if (e.parent_word != 0 && c->aux != 0 && e.parent_word != c->aux) {
+    s.MarkGone(ait->second, *c);
+    ++s.counters.unknown_cancels;
+    return;
+  }
   c->flags |= kCancelled;
   --s.live_contexts;
   ++s.site_aggs[c->site].cancelled;
@@ -394,6 +160,8 @@ void ProcessLineage::OnGoroutineCreated(const GoroutineCreated& e) {
   g.started = now;
   g.go_site = e.go_site;
   g.start_function = s.InternFunction(e.start_function);
+  g.captured_background = e.captured_background;
+  g.before_attach = false;
   if (g.spawner_context == 0) {
     if (Go* spawner = s.FindGo(e.parent_goid)) {
       g.spawner_context = s.Current(*spawner);
@@ -443,302 +211,6 @@ void ProcessLineage::OnGoroutineExited(const GoroutineExited& e) {
   s.Exit(*g, ToNs(e.time));
 }
 
-namespace {
-
-// Accumulates one (kind, site) finding.
-struct Group {
-  Finding f;
-  int64_t oldest = kNever;  // earliest reference time
-  int64_t newest = kPast;
-  int goroutine_total = 0;
-  uint64_t grew = 0;  // lost cancel / timer build-up: contexts added since the previous evaluation
-  absl::flat_hash_set<SiteId> go_sites;
-
-  void AddTime(int64_t t) {
-    oldest = std::min(oldest, t);
-    newest = std::max(newest, t);
-  }
-  void AddExample(ContextId id, ContextKind kind) {
-    if (id > f.example) {
-      f.example = id;
-      f.example_kind = kind;
-    }
-  }
-  void AddGoroutine(uint64_t goid, SiteId go_site) {
-    ++goroutine_total;
-    if (f.goroutines.size() < kMaxFindingGoroutines) f.goroutines.push_back(goid);
-    if (go_site != kNoSite && f.go_sites.size() < kMaxFindingGoSites &&
-        go_sites.insert(go_site).second) {
-      f.go_sites.push_back(go_site);
-    }
-  }
-};
-
-}  // namespace
-
-std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const FindingOptions& options) {
-  State& s = *state_;
-  const int64_t now = ToNs(now_time);
-  const int64_t grace = Ns(options.grace);
-  const int64_t settled = now - grace;  // events before this are past the grace period
-  const int64_t leak_before = now - Ns(options.leak_after);
-
-  std::vector<std::pair<FindingKind, SiteId>> order;
-  absl::flat_hash_map<std::pair<FindingKind, SiteId>, Group> groups;
-  auto group = [&](FindingKind kind, SiteId site) -> Group& {
-    auto [it, inserted] = groups.try_emplace(std::make_pair(kind, site));
-    if (inserted) {
-      it->second.f.kind = kind;
-      it->second.f.site = site;
-      order.emplace_back(kind, site);
-    }
-    return it->second;
-  };
-  absl::flat_hash_set<uint64_t> used_goroutines;
-  absl::flat_hash_set<ContextId> used_contexts;
-
-  // Live goroutines by bound context, in goid order for stable output.
-  std::vector<uint64_t> live;
-  for (const auto& [goid, g] : s.goroutines) {
-    if (g.alive() && !g.uncertain) live.push_back(goid);
-  }
-  std::sort(live.begin(), live.end());
-
-  // 3. Broken chain (most specific): the goroutine re-rooted at Background/TODO, and the context
-  // its spawner worked under was cancelled past the grace period while it still runs.
-  for (uint64_t goid : live) {
-    const Go& g = s.goroutines[goid];
-    if (g.first_rooted == 0 || g.spawner_context == 0) continue;
-    auto [cancelled_at, by] = s.EffectiveCancel(g.spawner_context);
-    if (by == nullptr || cancelled_at > settled) continue;
-    const Ctx* spawner_ctx = s.FindCtx(g.spawner_context);  // pinned by spawn_refs
-    if (spawner_ctx == nullptr) continue;
-    Group& gr = group(FindingKind::kBrokenChain, g.first_rooted_site);
-    if (gr.f.related_site == kNoSite) gr.f.related_site = spawner_ctx->site;
-    gr.f.count++;
-    gr.AddGoroutine(goid, g.go_site);
-    gr.AddTime(cancelled_at);
-    const ContextId example =
-        g.last_rooted != 0 && s.FindCtx(g.last_rooted) ? g.last_rooted : g.first_rooted;
-    if (const Ctx* r = s.FindCtx(example)) gr.AddExample(example, r->ckind());
-    used_goroutines.insert(goid);
-    used_contexts.insert(g.first_rooted);
-    used_contexts.insert(g.last_rooted);
-  }
-
-  // Live goroutines started with each context (those not already explained).
-  absl::flat_hash_map<ContextId, absl::InlinedVector<uint64_t, 2>> waiters;
-  for (uint64_t goid : live) {
-    if (used_goroutines.contains(goid)) continue;
-    for (ContextId id : s.goroutines[goid].bound) waiters[id].push_back(goid);
-  }
-
-  // 1. Orphaned Done: waited on, and nothing live can cancel it: freed uncancelled, or every
-  // cancelable link up to the root is uncancelled, its creator exited past the grace period (or
-  // moved on, below), and no deadline is due within grace. A creator that is still alive has "moved
-  // on" when it made several such contexts at one site, old enough, each still waited on: a
-  // server's connection goroutine opening a session per request and dropping it is the same leak as
-  // a short-lived goroutine doing it once.
-  absl::flat_hash_map<std::pair<uint64_t, SiteId>, uint32_t> waited_per_creator;
-  for (const auto& [id, w] : waiters) {
-    const Ctx* c = s.FindCtx(id);
-    if (c != nullptr && c->live() && c->created <= leak_before) {
-      ++waited_per_creator[std::make_pair(c->creator_goid, c->site)];
-    }
-  }
-  auto creator_done = [&](const Ctx& c) {
-    if (s.CreatorGone(c.creator_goid, settled)) return true;
-    auto it = waited_per_creator.find(std::make_pair(c.creator_goid, c.site));
-    return c.created <= leak_before && it != waited_per_creator.end() && it->second >= 2;
-  };
-  auto orphaned = [&](const Ctx& x) {
-    // Freed by the GC and never cancelled: nothing holds it, its CancelFunc included (which refers
-    // to it), so nothing can ever close the channel its waiters block on.
-    if (x.gone() && !x.is_cancelled()) return !(x.flags & kUncertain) && x.created <= settled;
-    const Ctx* c = &x;
-    while (true) {
-      if (!c->live() || (c->flags & (kUntrackedLink | kUncertain))) return false;
-      if (!creator_done(*c)) return false;
-      if (c->deadline <= now + grace) return false;
-      if (c->parent == 0) {
-        return c->rkind() == RootKind::kBackground || c->rkind() == RootKind::kWithoutCancel;
-      }
-      c = s.FindCtx(c->parent);
-      if (c == nullptr) return false;  // freed ancestor: it was cancelled, events are inconsistent
-    }
-  };
-  std::vector<ContextId> waited;
-  for (const auto& [id, w] : waiters) waited.push_back(id);
-  std::sort(waited.begin(), waited.end());
-  for (ContextId id : waited) {
-    const Ctx* c = s.FindCtx(id);
-    if (c == nullptr || c->is_cancelled() || used_contexts.contains(id) || !orphaned(*c)) continue;
-    Group& gr = group(FindingKind::kOrphanedDone, c->site);
-    gr.f.count++;
-    gr.AddTime(c->created);
-    gr.AddExample(id, c->ckind());
-    used_contexts.insert(id);
-    for (uint64_t goid : waiters[id]) {
-      if (!used_goroutines.insert(goid).second) continue;
-      gr.AddGoroutine(goid, s.goroutines[goid].go_site);
-    }
-  }
-
-  // 4. Ignored cancellation: a goroutine outlives the grace period after the cancel of a context it
-  // was started with (or of that context's ancestor). Attributed to the first such context it
-  // holds.
-  for (uint64_t goid : live) {
-    if (used_goroutines.contains(goid)) continue;
-    const Go& g = s.goroutines[goid];
-    for (ContextId id : g.bound) {
-      auto [cancelled_at, by] = s.EffectiveCancel(id);
-      if (by == nullptr || cancelled_at > settled) continue;
-      const Ctx* c = s.FindCtx(id);
-      Group& gr = group(FindingKind::kIgnoredCancel, c->site);
-      if (gr.f.related_site == kNoSite) gr.f.related_site = s.OriginCancelSite(by);
-      gr.f.count++;
-      gr.AddGoroutine(goid, g.go_site);
-      gr.AddTime(cancelled_at);
-      gr.AddExample(id, c->ckind());
-      used_goroutines.insert(goid);
-      used_contexts.insert(id);
-      break;
-    }
-  }
-
-  // 2 and 5. Lost cancel / timer build-up: uncancelled, unwaited contexts whose creator is gone, or
-  // that are old and whose creator still holds several from the same site (one long-lived context
-  // per goroutine and site, like main's root or a connection's context, is normal).
-  auto timer_far = [&](const Ctx& c) {
-    return c.ckind() == ContextKind::kTimer && c.deadline != kNever &&
-           c.deadline >= now + Ns(options.far_deadline);
-  };
-  // A never-cancelled WithCancel is only held (and leaked) by a live cancelable parent's children
-  // map; one rooted at Background/WithoutCancel is garbage once dropped. A far timer is held by
-  // its timer whatever its root.
-  auto retained = [&](const Ctx& c) {
-    if (c.ckind() != ContextKind::kCancel) return timer_far(c);
-    if (c.flags & kUntrackedLink) return true;  // under a cancelable parent made before attach
-    const Ctx* p = s.FindCtx(c.parent);
-    return p != nullptr && p->live();
-  };
-  auto eligible = [&](ContextId id, const Ctx& c) {
-    // Younger than grace: its cancel may still be on its way from another goroutine.
-    return c.live() && !(c.flags & kUncertain) && c.bound_live == 0 && c.created <= settled &&
-           retained(c) && !used_contexts.contains(id);
-  };
-  absl::flat_hash_map<std::pair<uint64_t, SiteId>, uint32_t> old_per_creator;
-  for (const auto& [id, c] : s.contexts) {
-    if (eligible(id, c) && c.created <= leak_before && !s.CreatorGone(c.creator_goid, now)) {
-      ++old_per_creator[std::make_pair(c.creator_goid, c.site)];
-    }
-  }
-  struct Candidates {
-    uint64_t lost = 0, timer = 0;
-  };
-  absl::flat_hash_map<SiteId, Candidates> per_site;
-  std::vector<std::pair<ContextId, const Ctx*>> candidates;
-  for (const auto& [id, c] : s.contexts) {
-    if (!eligible(id, c)) continue;
-    bool candidate = s.CreatorGone(c.creator_goid, now);
-    if (!candidate && c.created <= leak_before) {
-      auto it = old_per_creator.find(std::make_pair(c.creator_goid, c.site));
-      candidate = it != old_per_creator.end() && it->second >= 2;
-    }
-    if (!candidate) continue;
-    Candidates& n = per_site[c.site];
-    (c.ckind() == ContextKind::kCancel ? n.lost : n.timer)++;
-    candidates.emplace_back(id, &c);
-  }
-  for (const auto& [site, n] : per_site) s.site_aggs.try_emplace(site);
-  absl::flat_hash_set<std::pair<FindingKind, SiteId>> reported;
-  for (auto& [site, agg] : s.site_aggs) {
-    const Candidates n = per_site.contains(site) ? per_site[site] : Candidates{};
-    const uint64_t lost = n.lost;
-    if (lost >= static_cast<uint64_t>(options.min_count) && lost > agg.prev_lost) {
-      reported.insert(std::make_pair(FindingKind::kLostCancel, site));
-      Group& gr = group(FindingKind::kLostCancel, site);
-      gr.f.count = static_cast<int>(lost);
-      gr.grew = lost - agg.prev_lost;
-    }
-    if (n.timer >= static_cast<uint64_t>(options.min_count) && n.timer > agg.prev_timer) {
-      reported.insert(std::make_pair(FindingKind::kTimerBuildup, site));
-      Group& gr = group(FindingKind::kTimerBuildup, site);
-      gr.f.count = static_cast<int>(n.timer);
-      gr.grew = n.timer - agg.prev_timer;
-    }
-    agg.prev_lost = lost;
-    agg.prev_timer = n.timer;
-  }
-  for (const auto& [id, c] : candidates) {
-    const FindingKind kind =
-        c->ckind() == ContextKind::kCancel ? FindingKind::kLostCancel : FindingKind::kTimerBuildup;
-    if (!reported.contains(std::make_pair(kind, c->site))) continue;
-    Group& gr = groups[std::make_pair(kind, c->site)];
-    gr.AddTime(c->created);
-    gr.AddExample(id, c->ckind());
-  }
-
-  // Explanations, in a stable order: by kind, then site.
-  std::sort(order.begin(), order.end());
-  std::vector<Finding> out;
-  out.reserve(order.size());
-  for (const auto& key : order) {
-    Group& gr = groups[key];
-    Finding& f = gr.f;
-    if (gr.oldest != kNever) {
-      f.oldest_age = now_time - FromNs(gr.oldest);
-      f.newest_age = now_time - FromNs(gr.newest);
-    }
-    const std::string here = SiteString(sites_, f.site);
-    switch (f.kind) {
-      case FindingKind::kOrphanedDone:
-        f.explanation = absl::StrFormat(
-            "%d context%s created at %s can no longer be cancelled (creator goroutine exited "
-            "without "
-            "cancelling, no deadline due, no live cancelable ancestor) but %d goroutine%s still "
-            "wait%s on %s: they will never wake",
-            f.count, f.count == 1 ? "" : "s", here, gr.goroutine_total,
-            gr.goroutine_total == 1 ? "" : "s", gr.goroutine_total == 1 ? "s" : "",
-            f.count == 1 ? "it" : "them");
-        break;
-      case FindingKind::kLostCancel:
-        f.explanation = absl::StrFormat(
-            "%d contexts created at %s were never cancelled after their creators were done (%d "
-            "more "
-            "since the last check): the CancelFunc is dropped or never called, and each stays in "
-            "its "
-            "parent's children until the parent ends",
-            f.count, here, gr.grew);
-        break;
-      case FindingKind::kBrokenChain:
-        f.explanation = absl::StrFormat(
-            "context from %s was cancelled %s ago but %d goroutine%s started under it still run%s: "
-            "%s roots a new context at Background/TODO instead of deriving from it, so the "
-            "cancellation cannot reach %s",
-            SiteString(sites_, f.related_site), Human(f.newest_age), gr.goroutine_total,
-            gr.goroutine_total == 1 ? "" : "s", gr.goroutine_total == 1 ? "s" : "", here,
-            gr.goroutine_total == 1 ? "it" : "them");
-        break;
-      case FindingKind::kIgnoredCancel:
-        f.explanation = absl::StrFormat(
-            "context from %s cancelled %s ago but %d goroutine%s started with it %s still running: "
-            "a select without <-ctx.Done()?",
-            here, Human(f.newest_age), gr.goroutine_total, gr.goroutine_total == 1 ? "" : "s",
-            gr.goroutine_total == 1 ? "is" : "are");
-        break;
-      case FindingKind::kTimerBuildup:
-        f.explanation = absl::StrFormat(
-            "%d timer contexts created at %s with deadlines at least %s away are never cancelled "
-            "(%d more since the last check): their timers pile up until they fire",
-            f.count, here, Human(options.far_deadline), gr.grew);
-        break;
-    }
-    out.push_back(std::move(f));
-  }
-  return out;
-}
-
 void ProcessLineage::OnEventsLost() {
   State& s = *state_;
   s.Invalidate();
@@ -766,83 +238,6 @@ void ProcessLineage::OnProbesPaused() {
   });
   for (auto& [goid, g] : s.goroutines) {
     if (g.alive()) g.unobserved = true;
-  }
-}
-
-void ProcessLineage::Reconcile(absl::Time now_time, LivenessOracle& oracle) {
-  State& s = *state_;
-  const int64_t now = ToNs(now_time);
-  std::vector<ContextId> ids;
-  std::vector<LivenessOracle::ContextQuery> context_queries;
-  for (const auto& [id, c] : s.contexts) {
-    if (c.live() && (c.flags & kUnobserved) && !(c.flags & kUncertain)) {
-      ids.push_back(id);
-      context_queries.push_back({c.addr, c.ckind(), c.aux});
-    }
-  }
-  std::vector<uint64_t> goids;
-  std::vector<LivenessOracle::GoroutineQuery> goroutine_queries;
-  for (auto& [goid, g] : s.goroutines) {
-    if (!g.alive() || !g.unobserved || g.uncertain) continue;
-    if (g.g == 0) {
-      g.uncertain = true;  // no probe named its runtime.g: nothing to read
-      s.Invalidate();
-      continue;
-    }
-    goids.push_back(goid);
-    goroutine_queries.push_back({goid, g.g});
-  }
-  if (ids.empty() && goids.empty()) return;
-  s.Invalidate();
-  using St = LivenessOracle::State;
-  const std::vector<St> contexts = oracle.Contexts(context_queries);
-  std::vector<Ctx*> cancelled;
-  for (size_t i = 0; i < ids.size() && i < contexts.size(); ++i) {
-    Ctx& c = s.contexts.find(ids[i])->second;
-    if (contexts[i] == St::kEnded || contexts[i] == St::kGone) {
-      auto a = s.by_addr.find(c.addr);  // its address may be reused unseen from now on
-      if (a != s.by_addr.end() && a->second == ids[i]) s.by_addr.erase(a);
-    }
-    switch (contexts[i]) {
-      case St::kLive:
-        break;
-      case St::kEnded:
-        c.flags |= kCancelled;
-        c.cancelled = now;
-        c.aux = 0;
-        --s.live_contexts;
-        ++s.site_aggs[c.site].cancelled;
-        ++s.counters.inferred_cancels;
-        cancelled.push_back(&c);
-        break;
-      case St::kGone:  // unreachable: no one can cancel it any more, as with a reused address
-        c.flags |= kGone;
-        --s.live_contexts;
-        break;
-      case St::kUnknown:
-        c.flags |= kUncertain;
-        break;
-    }
-  }
-  // Causes once every cancel is marked: an ancestor found cancelled too explains its descendants.
-  for (Ctx* c : cancelled) {
-    CancelCause cause = CancelCause::kOwnCancel;
-    if (c->deadline <= now) {
-      cause = CancelCause::kDeadline;
-    } else if (s.EffectiveCancel(c->parent).second != nullptr) {
-      cause = CancelCause::kParent;
-    }
-    c->cause = static_cast<uint8_t>(cause);
-  }
-  const std::vector<St> goroutines = oracle.Goroutines(goroutine_queries);
-  for (size_t i = 0; i < goids.size() && i < goroutines.size(); ++i) {
-    Go& g = s.goroutines.find(goids[i])->second;
-    if (goroutines[i] == St::kEnded || goroutines[i] == St::kGone) {
-      s.Exit(g, now);
-      ++s.counters.inferred_exits;
-    } else if (goroutines[i] == St::kUnknown) {
-      g.uncertain = true;
-    }
   }
 }
 
@@ -904,7 +299,7 @@ const ContextNode* ProcessLineage::FindContext(ContextId id) const {
   return view.get();
 }
 
-void ProcessLineage::State::FillGoroutineView(uint64_t goid, const Go& g, GoroutineNode& n) {
+void State::FillGoroutineView(uint64_t goid, const Go& g, GoroutineNode& n) {
   n.goid = goid;
   n.parent_goid = g.parent_goid;
   n.go_site = g.go_site;
@@ -921,6 +316,19 @@ void ProcessLineage::State::FillGoroutineView(uint64_t goid, const Go& g, Gorout
       n.rooted.push_back(id);
     }
   }
+  n.before_attach = g.before_attach;
+  n.captured_background = g.captured_background;
+  FillStateView(goid, n);
+}
+
+void State::FillStateView(uint64_t goid, GoroutineNode& n) const {
+  n.state = StateOf(goid);
+  n.parked_on.clear();
+  if (n.state == nullptr) return;
+  for (const auto& [id, goids] : parked) {
+    if (std::binary_search(goids.begin(), goids.end(), goid)) n.parked_on.push_back(id);
+  }
+  std::sort(n.parked_on.begin(), n.parked_on.end());
 }
 
 const GoroutineNode* ProcessLineage::FindGoroutine(uint64_t goid) const {
@@ -969,6 +377,22 @@ void ProcessLineage::ForEachGoroutine(const std::function<void(const GoroutineNo
   for (uint64_t goid : goids) {
     s.FillGoroutineView(goid, s.goroutines.find(goid)->second, view);
     fn(view);
+  }
+}
+
+void ProcessLineage::ForEachGoroutineState(
+    const std::function<void(const GoroutineState&, const GoroutineNode*)>& fn) const {
+  State& s = *state_;
+  std::vector<uint64_t> goids;
+  goids.reserve(s.states.size());
+  for (const auto& [goid, st] : s.states) goids.push_back(goid);
+  std::sort(goids.begin(), goids.end());
+  GoroutineNode view;
+  for (uint64_t goid : goids) {
+    const GoroutineState& st = s.states.find(goid)->second;
+    const Go* g = s.FindGo(goid);
+    if (g != nullptr) s.FillGoroutineView(goid, *g, view);
+    fn(st, g != nullptr ? &view : nullptr);
   }
 }
 

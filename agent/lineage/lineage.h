@@ -14,8 +14,12 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
 #include "agent/lineage/events.h"
+#include "agent/lineage/goroutine_state.h"
 
 namespace ctxagent {
+namespace lineage_internal {
+struct State;
+}  // namespace lineage_internal
 
 using ContextId = uint64_t;  // creation sequence number within the process: survives address reuse
 
@@ -48,6 +52,12 @@ struct GoroutineNode {
   ContextId spawner_context = 0;  // live cancelable context the spawner worked under at the `go`
   std::vector<ContextId>
       rooted;  // contexts it created rooted at Background/TODO (first and latest tracked)
+  bool before_attach = false;        // known from memory only: it predates the probes
+  bool captured_background = false;  // started with a WithValue chain over Background/TODO
+  // What it is doing, as last read from memory (null when not read); the contexts whose Done
+  // channel it is parked on.
+  const GoroutineState* state = nullptr;
+  std::vector<ContextId> parked_on;
 };
 
 enum class FindingKind { kOrphanedDone, kLostCancel, kBrokenChain, kIgnoredCancel, kTimerBuildup };
@@ -72,7 +82,8 @@ struct Finding {
   int count = 0;                  // contexts (or goroutines) involved, see above
   std::vector<uint64_t> goroutines;  // goids, capped
   std::vector<SiteId> go_sites;      // `go` statements of those goroutines, deduplicated
-  ContextId example = 0;             // latest example context
+  int parked = 0;  // of those, goroutines found parked on the contexts' Done channels (memory)
+  ContextId example = 0;  // latest example context
   ContextKind example_kind = ContextKind::kUnknown;
   absl::Duration oldest_age;
   absl::Duration newest_age;
@@ -160,6 +171,11 @@ class ProcessLineage {
   // again.
   void Reconcile(absl::Time now, LivenessOracle& oracle);
 
+  // Reads what every goroutine is doing from the target's memory (runtime.allgs) and which
+  // tracked contexts' Done channels they are parked on; findings use it. The first call also adds
+  // the goroutines that predate the probes to the tree. Call before Evaluate, after Reconcile.
+  void ObserveGoroutines(absl::Time now, GoroutineStateReader& reader);
+
   // Findings at `now`. Keeps per-site history between calls (lost cancel / timer build-up need a
   // count that grows across evaluations), so call it periodically.
   std::vector<Finding> Evaluate(absl::Time now, const FindingOptions& options);
@@ -179,16 +195,19 @@ class ProcessLineage {
   // Tracked contexts in creation order / tracked goroutines (for views).
   void ForEachContext(const std::function<void(const ContextNode&)>& fn) const;
   void ForEachGoroutine(const std::function<void(const GoroutineNode&)>& fn) const;
+  // Goroutines as last read by ObserveGoroutines, in goid order, with the lineage's node for each
+  // (null for goroutines it never tracked).
+  void ForEachGoroutineState(
+      const std::function<void(const GoroutineState&, const GoroutineNode*)>& fn) const;
   LineageStats stats() const;
   size_t tracked_contexts() const;  // stats().tracked_contexts, without the copy (per-event check)
   // Creation sites by number of contexts created, most first.
   std::vector<SiteCount> SiteCounts() const;
 
  private:
-  struct State;
   int pid_;
   SiteTable sites_;
-  std::unique_ptr<State> state_;
+  std::unique_ptr<lineage_internal::State> state_;
 };
 
 }  // namespace ctxagent

@@ -51,8 +51,8 @@ class LineageTest : public ::testing::Test {
     return e.addr;
   }
   void Cancel(uint64_t addr, uint64_t goid, CancelCause cause = CancelCause::kOwnCancel,
-              SiteId site = kNoSite) {
-    lin_.OnContextCancelled(ContextCancelled{now_, goid, addr, cause, site});
+              SiteId site = kNoSite, uint64_t parent_word = 0) {
+    lin_.OnContextCancelled(ContextCancelled{now_, goid, addr, cause, site, parent_word});
   }
   void Go(uint64_t goid, uint64_t parent, SiteId go_site, std::vector<uint64_t> ctx_addrs = {},
           const std::string& fn = "main.worker") {
@@ -828,6 +828,217 @@ TEST_F(LineageTest, LostCancelsFoundAcrossPausesAsWithFullTracing) {
   Advance(absl::Seconds(40));
   lin_.Reconcile(now_, memory);
   EXPECT_THAT(Kinds(Eval()), ElementsAre(std::make_pair("lost_cancel", 40)));
+}
+
+// Goroutine state as the memory reader reports it.
+class FakeGoroutines : public GoroutineStateReader {
+ public:
+  std::vector<GoroutineState> all;
+  absl::flat_hash_map<uint64_t, uint64_t> done;  // context address -> its Done channel
+  int reads = 0;
+
+  GoroutineState& Add(uint64_t goid, const std::string& state, std::vector<uint64_t> channels = {},
+                      bool select = false) {
+    GoroutineState st;
+    st.goid = goid;
+    st.g = 0xc000800000 + goid * 0x200;
+    st.known = true;
+    st.waiting = state != "running" && state != "runnable";
+    st.state = state;
+    st.channels = std::move(channels);
+    st.in_select = select;
+    st.start_function = "main.worker";
+    all.push_back(st);
+    return all.back();
+  }
+  std::vector<GoroutineState> Read(const std::vector<Query>& q) override {
+    std::vector<GoroutineState> out;
+    for (const Query& x : q) {
+      GoroutineState st;
+      for (const auto& a : all) {
+        if (a.goid == x.goid) st = a;
+      }
+      out.push_back(st);
+    }
+    return out;
+  }
+  std::vector<GoroutineState> ReadAll() override {
+    ++reads;
+    return all;
+  }
+  std::vector<uint64_t> DoneChannels(const std::vector<ContextQuery>& q) override {
+    std::vector<uint64_t> out;
+    for (const ContextQuery& c : q) out.push_back(done.contains(c.addr) ? done[c.addr] : 0);
+    return out;
+  }
+};
+
+// The demo's false finding (issue 10): a session context (never cancelled) is freed by the GC while
+// the probes are detached and a connection context takes its address unseen; the connection's
+// cancel in the next window must not be taken for the session's, which would make its watcher an
+// ignored cancellation of a context nobody cancelled.
+TEST_F(LineageTest, CancelOfAContextReusingAnAddressIsNotTheOldOnes) {
+  SiteId session = At(48, "main.handleSession");
+  Go(2, kMain, At(3000, "net/http.(*Server).Serve"), {}, "net/http.(*conn).serve");
+  const uint64_t a = Create(2, session, Bg());
+  Go(100, 2, At(50, "main.handleSession"), {a}, "main.(*session).watch");
+  lin_.OnProbesPaused();
+  Advance(absl::Seconds(3));
+  // Next window: the connection context now at `a` (its parent word differs) is cancelled.
+  Cancel(a, 7, CancelCause::kOwnCancel, At(2159, "net/http.(*conn).serve"), 0xc000777000);
+  Advance(absl::Seconds(6));
+  auto f = Eval();
+  for (const Finding& x : f) EXPECT_NE(x.kind, FindingKind::kIgnoredCancel) << Describe(f);
+  EXPECT_EQ(lin_.stats().unknown_cancels, 1u);
+  EXPECT_EQ(lin_.ContextAt(a), 0u) << "its address holds another context now";
+  // The same parent word is the context itself: its cancel counts.
+  const uint64_t b = Create(3, At(60), Bg());
+  Go(101, 3, At(61), {b}, "main.sleeper");
+  Cancel(b, 3, CancelCause::kOwnCancel, At(62), kBackgroundAddr);
+  Advance(absl::Seconds(6));
+  EXPECT_THAT(Kinds(Eval()), testing::Contains(std::make_pair(std::string("ignored_cancel"), 60)));
+}
+
+// Class 1 of issue 10: contexts under a long-lived root, their cancel funcs dropped with the struct
+// that held them, each with a goroutine parked on its Done channel.
+TEST_F(LineageTest, LostCancelCountsGoroutinesParkedOnTheDoneChannels) {
+  SiteId conn = At(60, "main.(*server).open");
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  FakeGoroutines mem;
+  std::vector<uint64_t> ctxs;
+  auto leak = [&](uint64_t i) {
+    Go(10 + i, kMain, At(70, "main.main"), {}, "main.(*server).open");
+    ctxs.push_back(Create(10 + i, conn, Under(root)));
+    Go(100 + i, 10 + i, At(62, "main.(*server).open"), {ctxs.back()}, "main.(*conn).wait");
+    Exit(10 + i);
+    mem.done[ctxs.back()] = 0xc000900000 + i * 0x60;
+    mem.Add(100 + i, "chan receive", {mem.done[ctxs.back()]});
+  };
+  for (uint64_t i = 0; i < 4; ++i) leak(i);
+  Advance(absl::Seconds(31));
+  EXPECT_THAT(Eval(), IsEmpty()) << "bound goroutines, state unknown: they may still cancel";
+  lin_.ObserveGoroutines(now_, mem);
+  auto f = Eval();
+  ASSERT_EQ(f.size(), 1u) << Describe(f);
+  EXPECT_EQ(f[0].kind, FindingKind::kLostCancel);
+  EXPECT_EQ(f[0].count, 4);
+  EXPECT_EQ(f[0].parked, 4);
+  EXPECT_THAT(f[0].goroutines, UnorderedElementsAre(100, 101, 102, 103));
+  EXPECT_THAT(f[0].explanation, HasSubstr("4 goroutines are parked on their Done channels"));
+  EXPECT_EQ(lin_.FindGoroutine(100)->parked_on, std::vector<ContextId>{Id(ctxs[0])});
+  EXPECT_EQ(lin_.FindGoroutine(100)->state->state, "chan receive");
+  // A running goroutine (not parked on it) may still cancel: its context is not counted.
+  leak(4);
+  mem.all.back().waiting = false;
+  mem.all.back().state = "running";
+  leak(5);
+  Advance(absl::Seconds(31));
+  lin_.ObserveGoroutines(now_, mem);
+  f = Eval();
+  ASSERT_EQ(f.size(), 1u) << Describe(f);
+  EXPECT_EQ(f[0].count, 5);
+}
+
+// Healthy counterpart: connection contexts held by live handlers, a heartbeat honouring Done.
+TEST_F(LineageTest, LiveHandlersWithHeartbeatsParkedInSelectAreHealthy) {
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  FakeGoroutines mem;
+  for (uint64_t i = 0; i < 4; ++i) {
+    Go(10 + i, kMain, At(70, "main.main"), {}, "main.handle");
+    const uint64_t c = Create(10 + i, At(60), Under(root));
+    Go(100 + i, 10 + i, At(62), {c}, "main.heartbeat");
+    mem.done[c] = 0xc000900000 + i * 0x60;
+    mem.Add(100 + i, "select", {mem.done[c], 0xc000a00000 + i}, true);
+    mem.Add(10 + i, "IO wait");
+  }
+  for (int k = 0; k < 3; ++k) {
+    Advance(absl::Seconds(20));
+    lin_.ObserveGoroutines(now_, mem);
+    EXPECT_THAT(Eval(), IsEmpty()) << Describe(Eval());
+  }
+}
+
+// Class 2 of issue 10: `go worker(context.WithValue(context.Background(), k, v))` from a handler
+// working under a request context that is then cancelled.
+TEST_F(LineageTest, GoroutineHandedABackgroundValueChainIsABrokenChain) {
+  SiteId request = At(30, "main.serve");
+  SiteId go_site = At(45, "main.handle");
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  Go(2, kMain, At(11, "main.main"), {}, "main.serve");
+  uint64_t req = Create(2, request, Under(root));
+  Go(3, 2, At(31, "main.serve"), {req}, "main.handle");
+  GoroutineCreated e;
+  e.time = now_;
+  e.goid = 4;
+  e.parent_goid = 3;
+  e.go_site = go_site;
+  e.start_function = "main.worker";
+  e.g = GAddr(4);
+  e.captured_background = true;
+  lin_.OnGoroutineCreated(e);
+  // A goroutine handed the same chain that ends within grace is fine.
+  e.goid = 5;
+  e.g = GAddr(5);
+  lin_.OnGoroutineCreated(e);
+  Cancel(req, 2, CancelCause::kOwnCancel, At(33, "main.serve"));
+  Exit(3);
+  Advance(absl::Seconds(1));
+  Exit(5);
+  Advance(absl::Seconds(5));
+  auto f = Eval();
+  ASSERT_EQ(f.size(), 1u) << Describe(f);
+  EXPECT_EQ(f[0].kind, FindingKind::kBrokenChain);
+  EXPECT_EQ(f[0].site, go_site);
+  EXPECT_EQ(f[0].related_site, request);
+  EXPECT_THAT(f[0].goroutines, ElementsAre(4));
+  EXPECT_THAT(f[0].explanation, HasSubstr("context.Background()"));
+}
+
+TEST_F(LineageTest, IgnoredCancellationSaysWhatTheGoroutineDoes) {
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  uint64_t ctx = Create(kMain, At(30), Under(root));
+  Go(3, kMain, At(35), {ctx}, "main.poll");
+  uint64_t ctx2 = Create(kMain, At(40), Under(root));
+  Go(4, kMain, At(45), {ctx2}, "main.loop");
+  FakeGoroutines mem;
+  mem.Add(3, "sleep");
+  mem.done[ctx2] = 0xc000900000;
+  mem.Add(4, "select", {0xc000a00000, 0xc000a00100}, true);
+  Cancel(ctx, kMain);
+  Cancel(ctx2, kMain);
+  Advance(absl::Seconds(6));
+  lin_.ObserveGoroutines(now_, mem);
+  auto f = Eval();
+  ASSERT_EQ(f.size(), 2u) << Describe(f);
+  EXPECT_THAT(f[0].explanation, HasSubstr("sleeping in time.Sleep"));
+  EXPECT_THAT(f[1].explanation, HasSubstr("blocked in select without this context's Done"));
+}
+
+// Goroutines that predate the attach join the tree from memory at the first look, with their
+// state; later looks only refresh states.
+TEST_F(LineageTest, GoroutinesBeforeTheAttachComeFromMemory) {
+  FakeGoroutines mem;
+  mem.Add(7, "chan receive", {0xc000900000}).go_site = At(50, "main.main");
+  mem.Add(8, "running");
+  mem.all.back().system = true;
+  lin_.ObserveGoroutines(now_, mem);
+  const GoroutineNode* g = lin_.FindGoroutine(7);
+  ASSERT_NE(g, nullptr);
+  EXPECT_TRUE(g->before_attach);
+  EXPECT_EQ(lin_.sites().Get(g->go_site).line, 50);
+  ASSERT_NE(g->state, nullptr);
+  EXPECT_EQ(g->state->state, "chan receive");
+  EXPECT_EQ(lin_.FindGoroutine(8), nullptr) << "system goroutines stay out";
+  mem.Add(9, "sleep");
+  lin_.ObserveGoroutines(now_, mem);
+  EXPECT_EQ(lin_.FindGoroutine(9), nullptr) << "made unseen after the attach: no node";
+  int states = 0;
+  lin_.ForEachGoroutineState([&](const GoroutineState& st, const GoroutineNode* n) {
+    ++states;
+    if (st.goid == 7) EXPECT_NE(n, nullptr);
+  });
+  EXPECT_EQ(states, 2);
+  EXPECT_THAT(Eval(), IsEmpty());
 }
 
 }  // namespace

@@ -25,6 +25,10 @@ ProcessEndpoints::ProcessEndpoints(ProcessProvider& provider) : provider_(provid
     for (const Finding& f : p.findings) out.push_back(FindingToJson(p.lineage, f, now));
     return JsonResponse(out);
   });
+  // Every goroutine: goid, wait reason as pprof prints it, `go` site, contexts bound or parked on.
+  AddLeaf("goroutines", [](const ProcessView& p, const HttpRequest&) {
+    return JsonResponse(GoroutinesToJson(p.lineage, absl::Now()));
+  });
 }
 
 void ProcessEndpoints::AddLeaf(const std::string& name, Leaf leaf) {

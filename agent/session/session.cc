@@ -10,19 +10,17 @@ namespace {
 // not worth tracking per node, an evaluation this often catches them.
 constexpr absl::Duration kQuietEvaluation = absl::Seconds(60);
 
-// What Reconcile can change that findings depend on.
-bool SameEnds(const LineageStats& a, const LineageStats& b) {
-  return a.inferred_cancels == b.inferred_cancels && a.inferred_exits == b.inferred_exits &&
-         a.live_contexts == b.live_contexts && a.live_goroutines == b.live_goroutines;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<TracingSession>> TracingSession::Create(
     pid_t pid, const symbols::GoBinary& bin, const SessionOptions& options) {
   auto bias = Process(pid).LoadBias(bin.elf());
   if (!bias.ok()) return bias.status();
-  return std::unique_ptr<TracingSession>(new TracingSession(pid, bin, *bias, options));
+  auto session = std::unique_ptr<TracingSession>(new TracingSession(pid, bin, *bias, options));
+  // Every goroutine, those that predate the probes included: a process that leaked for days shows
+  // its parked goroutines in the first evaluation.
+  session->lineage_.ObserveGoroutines(absl::Now(), session->goroutines_);
+  return session;
 }
 
 TracingSession::TracingSession(pid_t pid, const symbols::GoBinary& bin, uint64_t bias,
@@ -31,7 +29,8 @@ TracingSession::TracingSession(pid_t pid, const symbols::GoBinary& bin, uint64_t
       process_(pid),
       lineage_(pid),
       decoder_(bin, process_, bias, lineage_.sites()),
-      liveness_(process_, bin.offsets()) {}
+      liveness_(process_, bin.offsets()),
+      goroutines_(bin, process_, bias, decoder_, clock_) {}
 
 void TracingSession::Apply(const ctx_event& raw, const EventClock& clock) {
   ++events_;
@@ -56,9 +55,10 @@ void TracingSession::OnEventsLost() {
 }
 
 void TracingSession::Reconcile(absl::Time now) {
-  const LineageStats before = lineage_.stats();
-  lineage_.Reconcile(now, liveness_);
-  if (!SameEnds(before, lineage_.stats())) changed_ = true;
+  if (paused_once_) lineage_.Reconcile(now, liveness_);
+  // What goroutines wait on changes findings without any probe event.
+  lineage_.ObserveGoroutines(now, goroutines_);
+  changed_ = true;
   // Reading memory costs per unobserved node: often enough to keep findings as fresh as the grace
   // period, not at every refresh.
   next_reconcile_ = now + std::max(options_.refresh, options_.findings.grace);
@@ -78,7 +78,7 @@ void TracingSession::Evaluate(absl::Time now) {
 }
 
 bool TracingSession::Refresh(absl::Time now, bool probes_attached) {
-  const bool reconcile = paused_once_ && now >= next_reconcile_;
+  const bool reconcile = now >= next_reconcile_;
   if (reconcile) Reconcile(now);
   // Detached, the lineage changes only when memory is read: the last findings stand meanwhile.
   const bool due =
@@ -90,7 +90,7 @@ bool TracingSession::Refresh(absl::Time now, bool probes_attached) {
 
 void TracingSession::Finish(absl::Time now, bool target_exited) {
   if (target_exited && paused_once_) return;
-  if (paused_once_) Reconcile(now);
+  if (!target_exited) Reconcile(now);
   findings_ = lineage_.Evaluate(now, options_.findings);
 }
 

@@ -1,6 +1,6 @@
 // One traced process, as both `attach` and the daemon trace it: the decoder of its probe events,
-// its lineage, the memory checks that cover what the probes did not watch, and its findings as of
-// the last evaluation.
+// its lineage, the memory checks that cover what the probes did not watch (contexts, and every
+// goroutine's state: what it waits on), and its findings as of the last evaluation.
 #ifndef CTXAGENT_AGENT_SESSION_SESSION_H_
 #define CTXAGENT_AGENT_SESSION_SESSION_H_
 
@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "agent/lineage/lineage.h"
 #include "agent/trace/decoder.h"
+#include "agent/trace/goroutines.h"
 #include "agent/trace/liveness.h"
 #include "agent/trace/process.h"
 #include "bpf/ctxagent.h"
@@ -71,6 +72,8 @@ class TracingSession {
   ProcessLineage lineage_;
   Decoder decoder_;
   MemoryLiveness liveness_;
+  EventClock clock_;
+  GoroutineReader goroutines_;  // every goroutine's state, those that predate the probes included
   std::vector<Finding> findings_;
   uint64_t events_ = 0, undecodable_ = 0, evaluations_ = 0;
   bool paused_once_ = false;  // its lineage has nodes the probes did not watch

@@ -106,6 +106,11 @@ std::string Decoder::ItabType(uint64_t itab) {
   return type;
 }
 
+std::string Decoder::FunctionName(uint64_t pc) {
+  auto f = bin_.pclntab().FunctionForPC(pc - bias_);
+  return f.ok() ? f->name : "?";
+}
+
 ParentLink::Type Decoder::ClassifyItab(uint64_t itab) {
   std::string t = ItabType(itab);
   if (t == "*context.cancelCtx" || t == "*context.timerCtx" || t == "*context.afterFuncCtx") {
@@ -162,7 +167,7 @@ CancelCause Decoder::ClassifyCancel(const __u64* frames, uint32_t n, uint64_t er
   return CancelCause::kOwnCancel;
 }
 
-std::vector<uint64_t> Decoder::CapturedContexts(const __u64* words) {
+std::vector<uint64_t> Decoder::CapturedContexts(const __u64* words, bool* background) {
   // A captured context.Context is an {itab, data} pair among the closure's words. Matching bare
   // words against context addresses would also match any pointer into memory the GC has reused.
   std::vector<uint64_t> out;
@@ -177,6 +182,10 @@ std::vector<uint64_t> Decoder::CapturedContexts(const __u64* words) {
       if (t == ParentLink::Type::kCancelable) {
         out.push_back(data);
         break;
+      }
+      // A value chain ending at Background: the spawner handed over a context nothing can cancel.
+      if (t == ParentLink::Type::kBackground && depth > 0 && background != nullptr) {
+        *background = true;
       }
       if (t != ParentLink::Type::kValue) break;
       uint64_t next[2] = {0, 0};
@@ -223,6 +232,8 @@ absl::StatusOr<DecodedEvent> Decoder::Decode(const ctx_event& raw, const EventCl
       e.addr = raw.cancel.ctx;
       uint32_t n = std::min<uint32_t>(raw.cancel.nframes, CTX_MAX_FRAMES);
       e.cause = ClassifyCancel(raw.cancel.frames, n, raw.cancel.err_itab, &e.site);
+      // Go 1.20's timerCtx holds a *cancelCtx at +0: its +8 is no parent word.
+      if (!bin_.offsets().timerctx_cancelctx_is_ptr) e.parent_word = raw.cancel.parent_data;
       return e;
     }
     case EV_GO_CREATE: {
@@ -232,10 +243,9 @@ absl::StatusOr<DecodedEvent> Decoder::Decode(const ctx_event& raw, const EventCl
       e.g = raw.g;
       e.parent_goid = raw.go_create.parent_goid;
       // The `go` statement itself, even inside a library: that is where the goroutine came from.
-      if (raw.go_create.gopc != 0) e.go_site = Lookup(raw.go_create.gopc).site;
-      auto f = bin_.pclntab().FunctionForPC(raw.go_create.startpc - bias_);
-      e.start_function = f.ok() ? f->name : "?";
-      e.captured = CapturedContexts(raw.go_create.words);
+      if (raw.go_create.gopc != 0) e.go_site = GoSite(raw.go_create.gopc);
+      e.start_function = FunctionName(raw.go_create.startpc);
+      e.captured = CapturedContexts(raw.go_create.words, &e.captured_background);
       return e;
     }
     case EV_GO_EXIT:

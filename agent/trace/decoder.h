@@ -42,9 +42,16 @@ class Decoder {
 
   // Exposed for tests.
   ParentLink::Type ClassifyItab(uint64_t itab);
-  // The cancelable contexts among a new goroutine's captured words.
-  std::vector<uint64_t> CapturedContexts(const __u64* words);
+  // The cancelable contexts among a new goroutine's captured words. `background` (may be null) is
+  // set when one of them is a Context whose chain holds no cancelable context: WithValue layers
+  // over Background/TODO.
+  std::vector<uint64_t> CapturedContexts(const __u64* words, bool* background = nullptr);
   CancelCause ClassifyCancel(const __u64* frames, uint32_t n, uint64_t err_itab, SiteId* site);
+
+  // The site of a `go` statement from its g.gopc (a return address into the spawner), and the name
+  // of the function at a runtime PC ("?" when unknown): shared with the goroutine-state reader.
+  SiteId GoSite(uint64_t gopc) { return Lookup(gopc).site; }
+  std::string FunctionName(uint64_t pc);
 
  private:
   struct PcInfo {

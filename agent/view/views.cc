@@ -37,6 +37,23 @@ std::string State(const ContextNode& c, absl::Time now) {
   return s;
 }
 
+// What a goroutine is doing, as read from memory: wait reason, how long, the channels.
+void AddStateJson(const GoroutineState& st, absl::Time now, nlohmann::json& j) {
+  j["wait_reason"] = st.state;
+  if (st.waiting_since != absl::InfinitePast()) {
+    j["waiting_s"] = absl::ToDoubleSeconds(now - st.waiting_since);
+  }
+  if (!st.channels.empty()) j["channels"] = st.channels;
+  if (st.in_select) j["in_select"] = true;
+}
+
+// " [chan receive]" (or " [sleep, 3m]") for the tree.
+std::string StateTag(const GoroutineState* st, absl::Time now) {
+  if (st == nullptr) return "";
+  if (st->waiting_since == absl::InfinitePast()) return absl::StrCat(" [", st->state, "]");
+  return absl::StrCat(" [", st->state, ", ", Age(now - st->waiting_since), "]");
+}
+
 }  // namespace
 
 nlohmann::json SiteJson(const Site& s) {
@@ -55,10 +72,14 @@ std::string RenderTree(const ProcessLineage& lineage, absl::Time now, int max_li
       roots.push_back(c.id);
     }
   });
-  absl::flat_hash_map<ContextId, std::vector<uint64_t>> bound;
+  absl::flat_hash_map<ContextId, std::vector<std::string>> bound;
   lineage.ForEachGoroutine([&](const GoroutineNode& g) {
     if (g.exited) return;
-    for (ContextId c : g.bound) bound[c].push_back(g.goid);
+    const std::string label = absl::StrCat("g", g.goid, StateTag(g.state, now));
+    for (ContextId c : g.bound) bound[c].push_back(label);
+    for (ContextId c : g.parked_on) {
+      if (std::find(g.bound.begin(), g.bound.end(), c) == g.bound.end()) bound[c].push_back(label);
+    }
   });
   std::string out;
   int lines = 0;
@@ -72,8 +93,7 @@ std::string RenderTree(const ProcessLineage& lineage, absl::Time now, int max_li
       std::string gs;
       auto it = bound.find(id);
       if (it != bound.end()) {
-        std::vector<std::string> ids;
-        for (uint64_t g : it->second) ids.push_back(absl::StrCat("g", g));
+        std::vector<std::string> ids = it->second;
         if (ids.size() > 6) {
           size_t more = ids.size() - 6;
           ids.resize(6);
@@ -100,6 +120,39 @@ std::string RenderTree(const ProcessLineage& lineage, absl::Time now, int max_li
     visit(r, 0);
   }
   if (hidden > 0) absl::StrAppend(&out, "... ", hidden, " more contexts\n");
+  absl::StrAppend(&out, RenderGoroutineGroups(lineage, now, 10));
+  return out;
+}
+
+std::string RenderGoroutineGroups(const ProcessLineage& lineage, absl::Time now, int max_lines) {
+  // By `go` site and wait reason, largest first, with the longest wait.
+  struct Group {
+    int count = 0;
+    absl::Time since = absl::InfiniteFuture();
+    int before_attach = 0;
+  };
+  absl::flat_hash_map<std::pair<SiteId, std::string>, Group> groups;
+  lineage.ForEachGoroutineState([&](const GoroutineState& st, const GoroutineNode* n) {
+    Group& g = groups[std::make_pair(st.go_site, st.state)];
+    ++g.count;
+    g.since = std::min(g.since, st.waiting_since == absl::InfinitePast() ? absl::InfiniteFuture()
+                                                                         : st.waiting_since);
+    if (n != nullptr && n->before_attach) ++g.before_attach;
+  });
+  if (groups.empty()) return "";
+  std::vector<std::pair<std::pair<SiteId, std::string>, Group>> order(groups.begin(), groups.end());
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    return a.second.count != b.second.count ? a.second.count > b.second.count : a.first < b.first;
+  });
+  std::string out = "goroutines by go statement and state:\n";
+  for (int i = 0; i < static_cast<int>(order.size()) && i < max_lines; ++i) {
+    const auto& [key, g] = order[i];
+    absl::StrAppendFormat(
+        &out, "  %6d  [%s]%s  %s%s\n", g.count, key.second,
+        g.since == absl::InfiniteFuture() ? "" : absl::StrCat(", >=", Age(now - g.since)),
+        SiteString(lineage.sites().Get(key.first)),
+        g.before_attach > 0 ? absl::StrCat("  (", g.before_attach, " before attach)") : "");
+  }
   return out;
 }
 
@@ -150,6 +203,7 @@ nlohmann::json FindingToJson(const ProcessLineage& lineage, const Finding& f, ab
     if (const GoroutineNode* n = lineage.FindGoroutine(g)) {
       j["go_site"] = SiteJson(lineage.sites().Get(n->go_site));
       j["function"] = n->start_function;
+      if (n->state != nullptr) AddStateJson(*n->state, now, j);
     }
     goroutines.push_back(j);
   }
@@ -166,6 +220,7 @@ nlohmann::json FindingToJson(const ProcessLineage& lineage, const Finding& f, ab
                       {"goroutines", goroutines},
                       {"context", ctx},
                       {"oldest_age_s", absl::ToDoubleSeconds(f.oldest_age)},
+                      {"parked_goroutines", f.parked},
                       {"explanation", f.explanation}};
   if (f.related_site != kNoSite) j["related_site"] = SiteJson(lineage.sites().Get(f.related_site));
   return j;
@@ -229,6 +284,43 @@ nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run) 
           {"counts_exact", run.counters.dropped_total() == 0 && run.sampling_ratio >= 1.0}};
 }
 
+nlohmann::json GoroutineJson(const ProcessLineage& lineage, const GoroutineNode& g,
+                             absl::Time now) {
+  nlohmann::json j = {{"goid", g.goid},
+                      {"parent_goid", g.parent_goid},
+                      {"function", g.start_function},
+                      {"go_site", SiteJson(lineage.sites().Get(g.go_site))},
+                      {"bound", g.bound},
+                      {"parked_on", g.parked_on}};
+  if (g.before_attach) j["before_attach"] = true;
+  if (g.state != nullptr) AddStateJson(*g.state, now, j);
+  return j;
+}
+
+nlohmann::json GoroutinesToJson(const ProcessLineage& lineage, absl::Time now, size_t max) {
+  nlohmann::json out = nlohmann::json::array();
+  size_t omitted = 0;
+  lineage.ForEachGoroutineState([&](const GoroutineState& st, const GoroutineNode* n) {
+    if (out.size() >= max) {
+      ++omitted;
+      return;
+    }
+    if (n != nullptr) {
+      out.push_back(GoroutineJson(lineage, *n, now));
+      return;
+    }
+    nlohmann::json j = {{"goid", st.goid},
+                        {"parent_goid", st.parent_goid},
+                        {"function", st.start_function},
+                        {"go_site", SiteJson(lineage.sites().Get(st.go_site))},
+                        {"bound", nlohmann::json::array()},
+                        {"parked_on", nlohmann::json::array()}};
+    AddStateJson(st, now, j);
+    out.push_back(std::move(j));
+  });
+  return {{"pid", lineage.pid()}, {"goroutines", out}, {"omitted", omitted}};
+}
+
 nlohmann::json TreeToJson(const ProcessLineage& lineage, absl::Time now, size_t max_nodes) {
   nlohmann::json contexts = nlohmann::json::array();
   size_t omitted = 0;
@@ -253,11 +345,7 @@ nlohmann::json TreeToJson(const ProcessLineage& lineage, absl::Time now, size_t 
   nlohmann::json goroutines = nlohmann::json::array();
   lineage.ForEachGoroutine([&](const GoroutineNode& g) {
     if (g.exited || goroutines.size() >= max_nodes) return;
-    goroutines.push_back({{"goid", g.goid},
-                          {"parent_goid", g.parent_goid},
-                          {"function", g.start_function},
-                          {"go_site", SiteJson(lineage.sites().Get(g.go_site))},
-                          {"bound", g.bound}});
+    goroutines.push_back(GoroutineJson(lineage, g, now));
   });
   return {{"pid", lineage.pid()},
           {"contexts", contexts},

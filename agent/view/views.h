@@ -37,6 +37,14 @@ nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run);
 // The tracked contexts (parent ids, kind, site, age, state) and live goroutines, at most
 // `max_nodes` contexts.
 nlohmann::json TreeToJson(const ProcessLineage& lineage, absl::Time now, size_t max_nodes = 5000);
+// One goroutine: goid, `go` site, start function, the contexts it is bound to and parked on, and
+// its state read from memory (wait_reason as pprof prints it, waiting_s, channels).
+nlohmann::json GoroutineJson(const ProcessLineage& lineage, const GoroutineNode& g, absl::Time now);
+// GET /processes/<pid>/goroutines: {"pid", "goroutines": [...], "omitted"}, every goroutine last
+// read from memory (ProcessLineage::ObserveGoroutines), at most `max`.
+nlohmann::json GoroutinesToJson(const ProcessLineage& lineage, absl::Time now, size_t max = 100000);
+// "goroutines by go statement and state:" with counts and the longest wait, at most `max_lines`.
+std::string RenderGoroutineGroups(const ProcessLineage& lineage, absl::Time now, int max_lines);
 // The lineage graph; edges of broken links (broken chains, roots under a cancelled spawner) dashed
 // red.
 std::string RenderDot(const ProcessLineage& lineage, const std::vector<Finding>& findings);

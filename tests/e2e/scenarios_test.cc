@@ -66,11 +66,12 @@ struct Outcome {
   std::string raw;
 };
 
-class ScenarioSuite : public ::testing::TestWithParam<std::string> {};
+// (toolchain, budget): "0" traces everything, "" keeps the default budget (sampling on).
+class ScenarioSuite : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(ScenarioSuite, FindingsMatchExpectations) {
   CTXAGENT_REQUIRE_BPF();
-  const std::string version = GetParam();
+  const auto& [version, budget] = GetParam();
   const std::string bin_dir = absl::StrCat(CTXAGENT_SCENARIO_BIN, "/go", version);
   std::vector<std::string> scenarios = Scenarios();
   ASSERT_GE(scenarios.size(), 10u);
@@ -82,10 +83,18 @@ TEST_P(ScenarioSuite, FindingsMatchExpectations) {
     ASSERT_TRUE(programs.back().WaitForLine("ready", absl::Seconds(20))) << s << " did not start";
   }
   for (size_t i = 0; i < scenarios.size(); ++i) {
-    agents.push_back(testing::Child::Start(
-        {CTXAGENT_BIN, "attach", std::to_string(programs[i].pid()), "-o", "json",
-         "--duration=" CTXAGENT_E2E_DURATION, "--grace=1s", "--leak_after=2s", "--min_count=3",
-         "--budget=0", "--refresh=500ms"}));
+    std::vector<std::string> argv = {CTXAGENT_BIN,
+                                     "attach",
+                                     std::to_string(programs[i].pid()),
+                                     "-o",
+                                     "json",
+                                     "--duration=" CTXAGENT_E2E_DURATION,
+                                     "--grace=1s",
+                                     "--leak_after=2s",
+                                     "--min_count=3",
+                                     "--refresh=500ms"};
+    if (!budget.empty()) argv.push_back("--budget=" + budget);
+    agents.push_back(testing::Child::Start(argv));
   }
   std::vector<Outcome> outcomes;
   for (size_t i = 0; i < scenarios.size(); ++i) {
@@ -125,10 +134,10 @@ TEST_P(ScenarioSuite, FindingsMatchExpectations) {
                                  << o.raw;
   }
   printf(
-      "[accuracy] go%s: %d true positives, %d false positives, %d missed; precision %.2f recall "
-      "%.2f\n",
-      version.c_str(), tp, fp, fn, tp + fp ? double(tp) / (tp + fp) : 1.0,
-      tp + fn ? double(tp) / (tp + fn) : 1.0);
+      "[accuracy] go%s %s: %d true positives, %d false positives, %d missed; precision %.2f "
+      "recall %.2f\n",
+      version.c_str(), budget.empty() ? "sampled" : "full", tp, fp, fn,
+      tp + fp ? double(tp) / (tp + fp) : 1.0, tp + fn ? double(tp) / (tp + fn) : 1.0);
 }
 
 std::vector<std::string> Versions() {
@@ -136,11 +145,13 @@ std::vector<std::string> Versions() {
   return v;
 }
 
-INSTANTIATE_TEST_SUITE_P(Toolchains, ScenarioSuite, ::testing::ValuesIn(Versions()),
+INSTANTIATE_TEST_SUITE_P(Toolchains, ScenarioSuite,
+                         ::testing::Combine(::testing::ValuesIn(Versions()),
+                                            ::testing::Values("0", "")),
                          [](const auto& info) {
-                           std::string n = "go" + info.param;
+                           std::string n = "go" + std::get<0>(info.param);
                            std::replace(n.begin(), n.end(), '.', '_');
-                           return n;
+                           return n + (std::get<1>(info.param).empty() ? "_sampled" : "_full");
                          });
 
 }  // namespace

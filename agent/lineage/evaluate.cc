@@ -1,0 +1,108 @@
+// ProcessLineage::Evaluate: the findings, most specific first (finding_*.cc), then their
+// explanations; and what the goroutines are doing, read from memory before it.
+#include "agent/lineage/lineage_state.h"
+
+namespace ctxagent {
+
+using namespace lineage_internal;  // NOLINT: the lineage's own internals
+
+std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const FindingOptions& options) {
+  State& s = *state_;
+  Evaluation ev{s, sites_, options};
+  ev.now = ToNs(now_time);
+  ev.grace = Ns(options.grace);
+  ev.settled = ev.now - ev.grace;
+  ev.leak_before = ev.now - Ns(options.leak_after);
+  for (const auto& [goid, g] : s.goroutines) {
+    if (g.alive() && !g.uncertain) ev.live.push_back(goid);
+  }
+  std::sort(ev.live.begin(), ev.live.end());
+
+  FindBrokenChains(ev);
+  FindOrphanedDone(ev);
+  FindIgnoredCancels(ev);
+  FindLostCancels(ev);
+
+  // In a stable order: by kind, then site.
+  std::sort(ev.order.begin(), ev.order.end());
+  std::vector<Finding> out;
+  out.reserve(ev.order.size());
+  for (const auto& key : ev.order) {
+    Group& gr = ev.groups[key];
+    Finding& f = gr.f;
+    if (gr.oldest != kNever) {
+      f.oldest_age = now_time - FromNs(gr.oldest);
+      f.newest_age = now_time - FromNs(gr.newest);
+    }
+    switch (f.kind) {
+      case FindingKind::kOrphanedDone:
+        f.explanation = ExplainOrphanedDone(ev, gr);
+        break;
+      case FindingKind::kLostCancel:
+        f.explanation = ExplainLostCancel(ev, gr);
+        break;
+      case FindingKind::kBrokenChain:
+        f.explanation = ExplainBrokenChain(ev, gr);
+        break;
+      case FindingKind::kIgnoredCancel:
+        f.explanation = ExplainIgnoredCancel(ev, gr);
+        break;
+      case FindingKind::kTimerBuildup:
+        f.explanation = ExplainTimerBuildup(ev, gr);
+        break;
+    }
+    f.parked = gr.parked;
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+void ProcessLineage::ObserveGoroutines(absl::Time now_time, GoroutineStateReader& reader) {
+  State& s = *state_;
+  s.Invalidate();
+  const int64_t now = ToNs(now_time);
+  const bool first = !s.observed;
+  s.observed = true;
+  s.states.clear();
+  for (GoroutineState& st : reader.ReadAll()) {
+    if (!st.known || st.system) continue;
+    // At the first look every goroutine predates the probes: it joins the tree from memory.
+    if (first && !s.goroutines.contains(st.goid)) {
+      Go& g = s.GetGo(st.goid, st.g, now);
+      g.before_attach = true;
+      g.parent_goid = st.parent_goid;
+      g.go_site = st.go_site;
+      g.start_function = s.InternFunction(st.start_function);
+    }
+    const uint64_t goid = st.goid;
+    s.states.emplace(goid, std::move(st));
+  }
+  // Done channels of the contexts that can be waited on: a channel stays the same for the
+  // context's life, and outlives it while goroutines are parked on it.
+  std::vector<ContextId> ids;
+  std::vector<GoroutineStateReader::ContextQuery> queries;
+  for (const auto& [id, c] : s.contexts) {
+    if (!c.live() || (c.flags & kUncertain)) continue;
+    if (auto d = s.done_channels.find(id); d != s.done_channels.end() && d->second != 0) continue;
+    ids.push_back(id);
+    queries.push_back({c.addr, c.ckind()});
+  }
+  const std::vector<uint64_t> done = reader.DoneChannels(queries);
+  absl::flat_hash_map<uint64_t, ContextId> by_channel;
+  for (size_t i = 0; i < ids.size() && i < done.size(); ++i) {
+    if (done[i] != 0) s.done_channels[ids[i]] = done[i];
+  }
+  absl::erase_if(s.done_channels, [&](const auto& kv) { return !s.contexts.contains(kv.first); });
+  for (const auto& [id, chan] : s.done_channels) by_channel.emplace(chan, id);
+  s.parked.clear();
+  for (const auto& [goid, st] : s.states) {
+    if (!st.waiting) continue;
+    for (uint64_t chan : st.channels) {
+      if (auto it = by_channel.find(chan); it != by_channel.end())
+        s.parked[it->second].push_back(goid);
+    }
+  }
+  for (auto& [id, goids] : s.parked) std::sort(goids.begin(), goids.end());
+}
+
+}  // namespace ctxagent

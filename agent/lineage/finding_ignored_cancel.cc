@@ -1,0 +1,63 @@
+// Ignored cancellation (docs/diagnoses.md #4): goroutines started with a context (or a descendant
+// of it) still run past the grace period after it was cancelled; what they do instead is read
+// from memory.
+#include "agent/lineage/lineage_state.h"
+
+namespace ctxagent::lineage_internal {
+namespace {
+
+// What a goroutine does instead of returning on `id`'s cancellation, from its state in memory.
+std::string Doing(const State& s, uint64_t goid, ContextId id) {
+  const GoroutineState* st = s.StateOf(goid);
+  if (st == nullptr) return "";
+  if (!st->waiting) return st->state;  // running, runnable, syscall
+  if (st->state == "sleep") return "sleeping in time.Sleep";
+  if (st->in_select) {
+    auto d = s.done_channels.find(id);
+    const bool has_done =
+        d != s.done_channels.end() &&
+        std::find(st->channels.begin(), st->channels.end(), d->second) != st->channels.end();
+    return has_done ? "blocked in select" : "blocked in select without this context's Done";
+  }
+  return absl::StrCat("blocked (", st->state, ")");
+}
+
+}  // namespace
+
+// Attributed to the first such context the goroutine holds.
+void FindIgnoredCancels(Evaluation& ev) {
+  State& s = ev.s;
+  for (uint64_t goid : ev.live) {
+    if (ev.used_goroutines.contains(goid)) continue;
+    const Go& g = s.goroutines[goid];
+    for (ContextId id : g.bound) {
+      auto [cancelled_at, by] = s.EffectiveCancel(id);
+      if (by == nullptr || cancelled_at > ev.settled) continue;
+      const Ctx* c = s.FindCtx(id);
+      Group& gr = ev.group(FindingKind::kIgnoredCancel, c->site);
+      if (gr.f.related_site == kNoSite) gr.f.related_site = s.OriginCancelSite(by);
+      if (gr.doing.empty()) gr.doing = Doing(s, goid, id);
+      gr.f.count++;
+      gr.AddGoroutine(goid, g.go_site);
+      gr.AddTime(cancelled_at);
+      gr.AddExample(id, c->ckind());
+      ev.used_goroutines.insert(goid);
+      ev.used_contexts.insert(id);
+      break;
+    }
+  }
+}
+
+std::string ExplainIgnoredCancel(const Evaluation& ev, const Group& gr) {
+  const Finding& f = gr.f;
+  const int n = gr.goroutine_total;
+  const std::string doing = gr.doing.empty()
+                                ? "a select without <-ctx.Done()?"
+                                : absl::StrCat(n == 1 ? "it is " : "the first is ", gr.doing);
+  return absl::StrFormat(
+      "context from %s cancelled %s ago but %d goroutine%s started with it %s still running: %s",
+      SiteString(ev.sites, f.site), Human(f.newest_age), n, n == 1 ? "" : "s",
+      n == 1 ? "is" : "are", doing);
+}
+
+}  // namespace ctxagent::lineage_internal

@@ -1,0 +1,61 @@
+// What a goroutine is doing, as the target's runtime records it in its g: plain data that
+// agent/trace/goroutines.h reads from memory and the lineage's findings and views use.
+#ifndef CTXAGENT_AGENT_LINEAGE_GOROUTINE_STATE_H_
+#define CTXAGENT_AGENT_LINEAGE_GOROUTINE_STATE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "agent/lineage/events.h"
+
+namespace ctxagent {
+
+struct GoroutineState {
+  uint64_t goid = 0;  // the runtime's
+  uint64_t g = 0;     // its runtime.g
+  // False when the reads raced with the program (the g was reused for another goid, died, or its
+  // sudog list changed under the read): nothing below may be used.
+  bool known = false;
+  bool waiting = false;  // parked (_Gwaiting), with `state` its wait reason
+  bool system = false;   // a runtime goroutine the traceback hides (GC workers, sweeper, ...)
+  // As the runtime's traceback (pprof goroutine?debug=2) prints it between the brackets:
+  // "chan receive", "select", "sleep", "IO wait", "sync.Mutex.Lock", ... while waiting, else
+  // "running", "runnable", "syscall".
+  std::string state;
+  // When it started waiting, where the runtime records it (a GC saw it blocked); else InfinitePast.
+  absl::Time waiting_since = absl::InfinitePast();
+  uint64_t parent_goid = 0;    // Go 1.21+ (0 before)
+  SiteId go_site = kNoSite;    // the `go` statement (gopc)
+  std::string start_function;  // startpc
+  // Channels (runtime.hchan addresses) it is parked on: one for a channel operation, one per case
+  // for a select. Empty when not parked on a channel.
+  std::vector<uint64_t> channels;
+  bool in_select = false;
+};
+
+// Reads goroutine state from the target (agent/trace/goroutines.h; tests fake it).
+class GoroutineStateReader {
+ public:
+  struct Query {
+    uint64_t goid;
+    uint64_t g;
+  };
+  virtual ~GoroutineStateReader() = default;
+  // One state per query, in order; `known` is false where the g no longer holds that goroutine.
+  virtual std::vector<GoroutineState> Read(const std::vector<Query>& queries) = 0;
+  // Every live goroutine of the process (runtime.allgs), system goroutines included.
+  virtual std::vector<GoroutineState> ReadAll() = 0;
+  struct ContextQuery {
+    uint64_t addr;
+    ContextKind kind;
+  };
+  // The Done channel of each context (the *hchan its done atomic.Value holds), 0 while Done was
+  // never called or unreadable.
+  virtual std::vector<uint64_t> DoneChannels(const std::vector<ContextQuery>& queries) = 0;
+};
+
+}  // namespace ctxagent
+
+#endif  // CTXAGENT_AGENT_LINEAGE_GOROUTINE_STATE_H_

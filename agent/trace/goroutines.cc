@@ -1,0 +1,236 @@
+#include "agent/trace/goroutines.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "symbols/go_status.h"
+
+namespace ctxagent {
+namespace {
+
+// A select has one sudog per case; a longer chain is a torn read.
+constexpr int kMaxSudogs = 128;
+// More goroutines than this in allgs is a torn or corrupt header.
+constexpr uint64_t kMaxGoroutines = 16 << 20;
+
+uint64_t Word(const uint8_t* p, int32_t off) {
+  uint64_t v = 0;
+  if (off >= 0) memcpy(&v, p + off, 8);
+  return v;
+}
+
+// The runtime's traceback hides goroutines started in package runtime, except these.
+bool IsSystem(const std::string& start_function) {
+  return absl::StartsWith(start_function, "runtime.") && start_function != "runtime.main" &&
+         start_function != "runtime.corostart" && start_function != "runtime.handleAsyncEvent";
+}
+
+// Wait reasons of channel operations: "chan receive", "chan send", "select", and their "(durable)"
+// / "(synctest)" forms; not "select (no cases)" or the nil-channel waits.
+bool ParkedOnChannels(const std::string& state) {
+  if (absl::StrContains(state, "nil chan") || state == "select (no cases)") return false;
+  return absl::StartsWith(state, "chan ") || absl::StartsWith(state, "select");
+}
+
+}  // namespace
+
+GoroutineReader::GoroutineReader(const symbols::GoBinary& bin, const Process& process,
+                                 uint64_t bias, Decoder& decoder, const EventClock& clock)
+    : bin_(bin), process_(process), bias_(bias), decoder_(decoder), clock_(clock) {}
+
+void GoroutineReader::ReadMany(std::vector<Process::ReadRequest>& requests) {
+  if (requests.empty()) return;
+  cost_.syscalls += (requests.size() + 1023) / 1024;
+  cost_.regions += requests.size();
+  for (const auto& r : requests) cost_.bytes += r.len;
+  process_.ReadMany(requests);
+}
+
+std::vector<GoroutineState> GoroutineReader::ReadGs(const std::vector<uint64_t>& gs,
+                                                    const std::vector<uint64_t>& goids) {
+  const symbols::GoOffsets& o = bin_.offsets();
+  std::vector<GoroutineState> out(gs.size());
+  if (o.g_goid < 0 || o.g_atomicstatus < 0 || o.g_waitreason < 0 || o.GReadSpan() <= 0) return out;
+  const size_t len = static_cast<size_t>(o.GReadSpan());  // one read per g covers every field
+  std::vector<uint8_t> buf(gs.size() * len);
+  std::vector<Process::ReadRequest> reads;
+  reads.reserve(gs.size());
+  for (size_t i = 0; i < gs.size(); ++i) reads.push_back({gs[i], &buf[i * len], len});
+  ReadMany(reads);
+  cost_.goroutines += gs.size();
+  std::vector<uint64_t> waiting(gs.size(), 0);
+  const symbols::GoVersion& version = bin_.build_info().version;
+  for (size_t i = 0; i < gs.size(); ++i) {
+    GoroutineState& s = out[i];
+    s.g = gs[i];
+    if (!reads[i].ok) continue;
+    const uint8_t* p = &buf[i * len];
+    s.goid = Word(p, o.g_goid);
+    uint32_t status = 0;
+    memcpy(&status, p + o.g_atomicstatus, 4);
+    const uint32_t bare = status & ~symbols::kGoScanBit;
+    if (!goids.empty() && s.goid != goids[i]) continue;  // reused for another goroutine
+    if (bare == symbols::kGoIdle || bare == symbols::kGoDead || bare == symbols::kGoDeadExtra) {
+      continue;
+    }
+    const uint8_t reason = p[o.g_waitreason];
+    s.known = true;
+    s.waiting = bare == symbols::kGoWaiting || bare == symbols::kGoLeaked;
+    s.state = symbols::GoroutineStateString(version, status, reason);
+    if (const int64_t since = static_cast<int64_t>(Word(p, o.g_waitsince));
+        s.waiting && since > 0) {
+      s.waiting_since = clock_.ToTime(static_cast<uint64_t>(since));
+    }
+    if (o.g_parent_goid >= 0) s.parent_goid = Word(p, o.g_parent_goid);
+    if (const uint64_t gopc = Word(p, o.g_gopc); gopc != 0) s.go_site = decoder_.GoSite(gopc);
+    s.start_function = decoder_.FunctionName(Word(p, o.g_startpc));
+    s.system = IsSystem(s.start_function);
+    // g.waiting lists a goroutine's sudogs for channel operations only (semaphores chain theirs
+    // through other waiters' sudogs).
+    if (s.waiting && ParkedOnChannels(s.state)) waiting[i] = Word(p, o.g_waiting);
+  }
+  ReadParkedChannels(out, waiting);
+  return out;
+}
+
+void GoroutineReader::ReadParkedChannels(std::vector<GoroutineState>& states,
+                                         const std::vector<uint64_t>& waiting) {
+  const symbols::GoOffsets& o = bin_.offsets();
+  const int32_t chan_word = o.SudogChanWord();
+  if (o.sudog_g < 0 || o.sudog_waitlink < 0 || chan_word < 0 || o.g_waiting < 0) return;
+  const size_t len =
+      static_cast<size_t>(std::max({o.sudog_g, o.sudog_waitlink, chan_word, o.sudog_isselect}) + 8);
+  // One round per depth of the g.waiting lists: the first sudog of every parked goroutine, then
+  // their waitlinks, ...
+  std::vector<size_t> who;
+  std::vector<uint64_t> next;
+  for (size_t i = 0; i < states.size(); ++i) {
+    if (states[i].known && waiting[i] != 0) {
+      who.push_back(i);
+      next.push_back(waiting[i]);
+    }
+  }
+  std::vector<bool> torn(states.size(), false);
+  for (int depth = 0; depth < kMaxSudogs && !who.empty(); ++depth) {
+    std::vector<uint8_t> buf(who.size() * len);
+    std::vector<Process::ReadRequest> reads;
+    for (size_t k = 0; k < who.size(); ++k) reads.push_back({next[k], &buf[k * len], len});
+    ReadMany(reads);
+    std::vector<size_t> who2;
+    std::vector<uint64_t> next2;
+    for (size_t k = 0; k < who.size(); ++k) {
+      GoroutineState& s = states[who[k]];
+      const uint8_t* p = &buf[k * len];
+      // Each sudog names its goroutine: anything else means the list changed under the read.
+      if (!reads[k].ok || Word(p, o.sudog_g) != s.g) {
+        torn[who[k]] = true;
+        continue;
+      }
+      if (const uint64_t c = Word(p, chan_word); c != 0) s.channels.push_back(c);
+      if (o.sudog_isselect >= 0 && p[o.sudog_isselect] != 0) s.in_select = true;
+      if (const uint64_t link = Word(p, o.sudog_waitlink); link != 0) {
+        who2.push_back(who[k]);
+        next2.push_back(link);
+      }
+    }
+    who.swap(who2);
+    next.swap(next2);
+  }
+  for (size_t i : who) torn[i] = true;  // longer than any select
+  // The goroutine must still be parked where it was: re-read g.waiting of those with channels.
+  std::vector<size_t> check;
+  std::vector<uint64_t> now(states.size(), 0);
+  std::vector<Process::ReadRequest> reads;
+  for (size_t i = 0; i < states.size(); ++i) {
+    if (!states[i].channels.empty() && !torn[i]) {
+      check.push_back(i);
+      reads.push_back({states[i].g + o.g_waiting, &now[i], 8});
+    }
+  }
+  ReadMany(reads);
+  for (size_t k = 0; k < check.size(); ++k) {
+    if (!reads[k].ok || now[check[k]] != waiting[check[k]]) torn[check[k]] = true;
+  }
+  for (size_t i = 0; i < states.size(); ++i) {
+    if (!torn[i]) continue;
+    states[i].known = false;
+    states[i].channels.clear();
+  }
+}
+
+std::vector<GoroutineState> GoroutineReader::Read(const std::vector<Query>& queries) {
+  std::vector<uint64_t> gs, goids;
+  gs.reserve(queries.size());
+  goids.reserve(queries.size());
+  for (const Query& q : queries) {
+    gs.push_back(q.g);
+    goids.push_back(q.goid);
+  }
+  std::vector<GoroutineState> out = ReadGs(gs, goids);
+  for (size_t i = 0; i < out.size(); ++i) out[i].goid = queries[i].goid;
+  return out;
+}
+
+std::vector<GoroutineState> GoroutineReader::ReadAll() {
+  auto allgs = bin_.AllgsAddress();
+  auto allglen = bin_.AllglenAddress();
+  if (!allgs.ok() || !allglen.ok()) return {};
+  // The length first: the runtime publishes a grown array before the length that covers it.
+  uint64_t n = 0, array = 0;
+  std::vector<Process::ReadRequest> header = {{*allglen + bias_, &n, 8},
+                                              {*allgs + bias_, &array, 8}};
+  ReadMany(header);
+  if (!header[0].ok || !header[1].ok || array == 0 || n == 0 || n > kMaxGoroutines) return {};
+  std::vector<uint64_t> gs(n);
+  std::vector<Process::ReadRequest> list = {{array, gs.data(), n * 8}};
+  ReadMany(list);
+  if (!list[0].ok) return {};
+  std::vector<GoroutineState> all = ReadGs(gs, {});
+  std::vector<GoroutineState> out;
+  out.reserve(all.size());
+  for (GoroutineState& s : all) {
+    if (s.known) out.push_back(std::move(s));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const GoroutineState& a, const GoroutineState& b) { return a.goid < b.goid; });
+  return out;
+}
+
+std::vector<uint64_t> GoroutineReader::DoneChannels(const std::vector<ContextQuery>& queries) {
+  const symbols::GoOffsets& o = bin_.offsets();
+  std::vector<uint64_t> out(queries.size(), 0);
+  if (o.cancelctx_done < 0) return out;
+  // The done atomic.Value's data word; a timerCtx embeds its cancelCtx (1.20: behind a pointer).
+  std::vector<uint64_t> base(queries.size());
+  std::vector<Process::ReadRequest> pointers;
+  std::vector<size_t> pointer_of;
+  for (size_t i = 0; i < queries.size(); ++i) {
+    base[i] = queries[i].addr;
+    if (queries[i].kind != ContextKind::kTimer) continue;
+    if (o.timerctx_cancelctx_is_ptr) {
+      pointers.push_back({queries[i].addr + o.timerctx_cancelctx, &base[i], 8});
+      pointer_of.push_back(i);
+    } else if (o.timerctx_cancelctx > 0) {
+      base[i] += o.timerctx_cancelctx;
+    }
+  }
+  ReadMany(pointers);
+  for (size_t k = 0; k < pointers.size(); ++k) {
+    if (!pointers[k].ok) base[pointer_of[k]] = 0;
+  }
+  std::vector<Process::ReadRequest> reads;
+  std::vector<size_t> read_of;
+  for (size_t i = 0; i < queries.size(); ++i) {
+    if (base[i] == 0) continue;
+    reads.push_back({base[i] + o.cancelctx_done + 8, &out[i], 8});
+    read_of.push_back(i);
+  }
+  ReadMany(reads);
+  for (size_t k = 0; k < reads.size(); ++k) {
+    if (!reads[k].ok) out[read_of[k]] = 0;
+  }
+  return out;
+}
+
+}  // namespace ctxagent

@@ -1,0 +1,3 @@
+module example.com/pprofprog
+
+go 1.19

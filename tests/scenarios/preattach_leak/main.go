@@ -1,0 +1,46 @@
+// preattach_leak: leaks before the agent attaches, then nothing new: 40 sessions whose watchers wait
+// on ctx.Done() with the cancel func dropped, and 20 goroutines blocked on a channel nobody sends on,
+// all made before "ready"; afterwards only healthy request-scoped timeouts.
+//
+// No finding: contexts made before the attach have no creation site or creator the agent could
+// know, so none of the findings' conditions can be established soundly (docs/internals.md). The
+// goroutines themselves are reported with their wait reasons and `go` sites, grouped, from the
+// first evaluation (tests/e2e/goroutines_pprof_test.cc checks them).
+package main
+
+import (
+	"context"
+	"time"
+
+	"example.com/scenarios/internal/harness"
+)
+
+type session struct{ cancel context.CancelFunc }
+
+func (s *session) watch(ctx context.Context) { <-ctx.Done() }
+
+var never = make(chan int)
+
+func stuck() { <-never }
+
+func main() {
+	o := harness.Parse()
+	sessions := make([]*session, 0, 40)
+	for i := 0; i < 40; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		s := &session{cancel: cancel}
+		go s.watch(ctx)
+		sessions = append(sessions, s)
+	}
+	sessions = nil // BUG: the sessions are dropped uncancelled
+	for i := 0; i < 20; i++ {
+		go stuck()
+	}
+	root, stop := context.WithCancel(context.Background())
+	defer stop()
+	harness.Run(o, nil, func(i int) {
+		ctx, cancel := context.WithTimeout(root, 10*time.Millisecond)
+		defer cancel()
+		<-ctx.Done()
+	})
+}
