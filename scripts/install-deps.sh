@@ -5,7 +5,7 @@ set -euo pipefail
 
 [[ $(id -u) -eq 0 ]] || { echo "install-deps: run as root (apt-get)" >&2; exit 1; }
 
-BUILD_PKGS=(cmake make g++ clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libabsl-dev
+BUILD_PKGS=(cmake make g++ clang llvm python3 libbpf-dev bpftool libelf-dev zlib1g-dev libabsl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libzydis-dev libdw-dev nlohmann-json3-dev
   libclang-rt-14-dev pkg-config prometheus libmicrohttpd-dev
   # The web page's and terminal view's tests: headless Chromium (run --no-sandbox as root), fonts

@@ -14,12 +14,14 @@
 #include "agent/cli/command_line.h"
 #include "agent/cli/symbols_command.h"
 #include "agent/node/daemon.h"
+#include "agent/trace/tracer.h"
 
 // Defaults here are placeholders: each command's defaults are its options struct's (see
 // agent/cli/command_line.h), and `ctxagent <command> --help` shows them.
 ABSL_FLAG(std::string, o, "",
           "output format (symbols: text or json; attach: tree, json, dot or html, html being one "
           "self-contained page of the final state)");
+ABSL_FLAG(bool, verbose, false, "libbpf's debug messages on stderr (its warnings always are)");
 ABSL_FLAG(std::string, view, "",
           "sites (live top view and report by creation site) or contexts (every context)");
 ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(), "stop after this long");
@@ -71,6 +73,8 @@ constexpr char kUsage[] =
     "  version                   the version\n"
     "\n"
     "`ctxagent <command> --help` lists that command's flags and their defaults.\n";
+
+bool g_verbose = false;  // --verbose, for attach and daemon
 
 // A command: its one-line synopsis, its flags bound to its options, and what runs it.
 struct Command {
@@ -157,7 +161,7 @@ Command AttachCommand(AttachOptions* o, int* ring_kb) {
        Bind(FLAGS_min_count, &o->findings.min_count), Bind(FLAGS_refresh, &o->refresh),
        Bind(FLAGS_poll, &o->poll), Bind(FLAGS_budget, &o->budget),
        Bind(FLAGS_target_budget, &o->target_budget), Bind(FLAGS_ring_buffer_kb, ring_kb),
-       Bind(FLAGS_http, &o->http), Bind(FLAGS_view, &o->view)},
+       Bind(FLAGS_http, &o->http), Bind(FLAGS_view, &o->view), Bind(FLAGS_verbose, &g_verbose)},
       [o, ring_kb](const std::vector<std::string>& positional) {
         if (positional.empty() || positional.size() > 2) {
           return Fail("attach", "expected one pid (and optionally the report's file)");
@@ -182,6 +186,7 @@ Command AttachCommand(AttachOptions* o, int* ring_kb) {
         if (!s.ok()) return Fail("attach", std::string(s.message()));
         o->pid = *pid;
         o->ring_bytes = *ring;
+        SetLibbpfVerbose(g_verbose);
         if (absl::Status run = RunAttachCommand(*o); !run.ok()) {
           fprintf(stderr, "ctxagent attach: %s\n", std::string(run.message()).c_str());
           return 1;
@@ -220,6 +225,7 @@ int RunDaemonCommand(DaemonArgs& a, const std::vector<std::string>& positional) 
   }
   if (!s.ok()) return Fail("daemon", std::string(s.message()));
   a.o.ring_bytes = *ring;
+  SetLibbpfVerbose(g_verbose);
   if (absl::Status run = RunDaemon(a.o); !run.ok()) {
     fprintf(stderr, "ctxagent daemon: %s\n", std::string(run.message()).c_str());
     return 1;
@@ -241,7 +247,7 @@ Command DaemonCommand(DaemonArgs* a) {
        Bind(FLAGS_max_contexts_per_process, &o.max_contexts_per_process),
        Bind(FLAGS_max_contexts_total, &o.max_contexts_total),
        Bind(FLAGS_max_site_labels, &o.max_site_labels), Bind(FLAGS_budget, &o.budget),
-       Bind(FLAGS_ring_buffer_kb, &a->ring_kb)},
+       Bind(FLAGS_ring_buffer_kb, &a->ring_kb), Bind(FLAGS_verbose, &g_verbose)},
       [a](const std::vector<std::string>& positional) { return RunDaemonCommand(*a, positional); }};
 }
 

@@ -35,7 +35,9 @@ std::string ReadFile(const std::string& path) {
 
 Result RunAgent(const std::vector<std::string>& args) {
   const std::string dir = ::testing::TempDir();
-  const std::string out = dir + "/ctxagent_main_out", err = dir + "/ctxagent_main_err";
+  // Per test process: ctest runs these tests in parallel.
+  const std::string out = absl::StrCat(dir, "/ctxagent_main_out.", getpid()),
+                    err = absl::StrCat(dir, "/ctxagent_main_err.", getpid());
   const std::string cmd = absl::StrCat(CTXAGENT_BIN, " ", absl::StrJoin(args, " "), " >", out,
                                        " 2>", err, " </dev/null");
   Result r;

@@ -40,6 +40,9 @@ void ProcessEndpoints::AddPage(const std::string& path, Page page) {
 }
 
 HttpResponse ProcessEndpoints::Handle(const HttpRequest& request) const {
+  if (auto page = pages_.find(request.path); page != pages_.end()) {
+    return page->second(provider_, request);
+  }
   // The lineage page, /processes/<pid>/graph and /processes/<pid>/sites/<id>.
   auto graph = ServeGraphRoute(
       request.path, absl::Now(),
@@ -49,9 +52,6 @@ HttpResponse ProcessEndpoints::Handle(const HttpRequest& request) const {
         });
       });
   if (graph) return {graph->status, graph->content_type, graph->body};
-  if (auto page = pages_.find(request.path); page != pages_.end()) {
-    return page->second(provider_, request);
-  }
   if (request.path == "/processes") {
     nlohmann::json out = nlohmann::json::array();
     provider_.ForEachProcess([&](const ProcessView& p) {

@@ -10,6 +10,12 @@ namespace {
 // not worth tracking per node, an evaluation this often catches them.
 constexpr absl::Duration kQuietEvaluation = absl::Seconds(60);
 
+// What Reconcile can change that findings depend on.
+bool SameEnds(const LineageStats& a, const LineageStats& b) {
+  return a.inferred_cancels == b.inferred_cancels && a.inferred_exits == b.inferred_exits &&
+         a.live_contexts == b.live_contexts && a.live_goroutines == b.live_goroutines;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<TracingSession>> TracingSession::Create(
@@ -55,10 +61,10 @@ void TracingSession::OnEventsLost() {
 }
 
 void TracingSession::Reconcile(absl::Time now) {
+  const LineageStats before = lineage_.stats();
   if (paused_once_) lineage_.Reconcile(now, liveness_);
-  // What goroutines wait on changes findings without any probe event.
   lineage_.ObserveGoroutines(now, goroutines_);
-  changed_ = true;
+  if (!SameEnds(before, lineage_.stats())) changed_ = true;
   // Reading memory costs per unobserved node: often enough to keep findings as fresh as the grace
   // period, not at every refresh.
   next_reconcile_ = now + std::max(options_.refresh, options_.findings.grace);
