@@ -113,6 +113,8 @@ void Draw(AttachRun& r, absl::Time now, const OverheadSample& last_interval) {
                                        !r.probes->attached(), r.growth,
                                        QueryTerminalSize(STDOUT_FILENO)));
   screen = EscapeInvalidUtf8(screen);
+  // A newline after the last row of a full screen would scroll its first row away.
+  if (r.options.view != "contexts" && !screen.empty() && screen.back() == '\n') screen.pop_back();
   fwrite(screen.data(), 1, screen.size(), stdout);
   fflush(stdout);
 }

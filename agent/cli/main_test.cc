@@ -122,7 +122,7 @@ TEST(MainTest, ImpossibleValuesAreRefusedInOneLine) {
   ExpectRefused({"attach", "--ring_buffer_kb=1000", "1"},
                 "--ring_buffer_kb must be a power of two");
   ExpectRefused({"attach", "--budget=abc", "1"}, "--budget");
-  ExpectRefused({"attach", "-o", "xml", "1"}, "-o must be tree, json or dot");
+  ExpectRefused({"attach", "-o", "xml", "1"}, "-o must be tree, json, dot or html");
   ExpectRefused({"daemon", "--include=nope:x"}, "selector");
   ExpectRefused({"daemon", "--refresh"}, "--refresh needs a value");
   ExpectRefused({"attach", "--nope=1", "1"}, "unknown flag --nope");

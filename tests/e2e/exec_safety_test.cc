@@ -135,7 +135,7 @@ TEST(ExecSafetyTest, DaemonReplansAnExecAndNeverTouchesOtherBinaries) {
       ASSERT_TRUE(others.back().WaitForLine("ready", absl::Seconds(10)));
     }
   }
-  const int port = daemon.port;
+  const int port = daemon.detail_port;  // /processes is served on the detail port
   RunTrials(kTrials, [&](int i) {
     SCOPED_TRACE(absl::StrCat("trial ", i));
     const size_t k = i % kPairs.size();

@@ -96,7 +96,7 @@ class WebPageE2e : public ::testing::Test {
     const absl::Time end = absl::Now() + absl::Seconds(40);
     nlohmann::json g;
     while (absl::Now() < end) {
-      g = GetJson(daemon_.port, absl::StrCat("/processes/", pid, "/graph"));
+      g = GetJson(daemon_.detail_port, absl::StrCat("/processes/", pid, "/graph"));
       if (g.is_object() && Broken(g, e).has_value() &&
           (e.orphaned == 0 || Orphaned(g, e).has_value())) {
         return g;
@@ -133,7 +133,7 @@ class WebPageE2e : public ::testing::Test {
     Browser& b = **browser;
     // A query string per process: a fresh page load (the server ignores it).
     ASSERT_TRUE(
-        b.Navigate(absl::StrCat("http://127.0.0.1:", daemon_.port, "/?p=", pid, "#pid=", pid))
+        b.Navigate(absl::StrCat("http://127.0.0.1:", daemon_.detail_port, "/?p=", pid, "#pid=", pid))
             .ok());
     const std::string from = (*NodeAt(graph, e.file, e.from))["id"];
     const std::string to = (*NodeAt(graph, e.file, e.to))["id"];
@@ -214,7 +214,7 @@ TEST_F(WebPageE2e, DemoAndBrokenChainScenario) {
   // Detail of the orphaned site: its live contexts and the goroutines waiting on them.
   const std::string orphan = (*Orphaned(g, demo))["id"];
   nlohmann::json d =
-      GetJson(daemon_.port, absl::StrCat("/processes/", demo_->pid(), "/sites/", orphan));
+      GetJson(daemon_.detail_port, absl::StrCat("/processes/", demo_->pid(), "/sites/", orphan));
   ASSERT_TRUE(d.is_object());
   EXPECT_GE(d["contexts"].size(), 3u);
   EXPECT_EQ(d["contexts"][0]["state"], "live");
