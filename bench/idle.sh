@@ -38,12 +38,11 @@ trap cleanup EXIT
   "$GO" build -o "$work/idlesvc" ./idlesvc) || die "go build failed"
 
 start_daemon() {  # extra daemon flags...
-  "$ctxagent" daemon --listen=127.0.0.1:0 '--include=binary:idlesvc*' "$@" 2>"$work/daemon.err" &
+  "$ctxagent" daemon --listen=127.0.0.1:0 --detail_listen=127.0.0.1:0 '--include=binary:idlesvc*' \
+    "$@" 2>"$work/daemon.err" &
   daemon_pid=$!
   pids+=("$daemon_pid")
-  for _ in $(seq 300); do grep -q "listening on port" "$work/daemon.err" 2>/dev/null && break; sleep 0.1; done
-  port=$(awk '/listening on port/ {print $NF}' "$work/daemon.err")
-  [[ -n $port ]] || die "daemon did not start: $(cat "$work/daemon.err")"
+  daemon_ports "$work/daemon.err"
   for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 }
 stop_all() {
@@ -51,7 +50,7 @@ stop_all() {
   wait 2>/dev/null || true
   pids=()
 }
-processes_json() { curl -s "http://127.0.0.1:$port/processes"; }
+processes_json() { curl -s "http://127.0.0.1:$detail_port/processes"; }
 wait_traced() {  # count [min live contexts]
   local n
   for _ in $(seq 600); do

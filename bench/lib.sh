@@ -39,3 +39,12 @@ bpf_stats() {
 # CPU time of every live thread of a process in ns, from /proc/<pid>/task/*/schedstat (exact, and
 # unaffected by other load on the machine, unlike wall-clock or tick-based measurements).
 sched_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }  # %d saturates at 2^31 in mawk
+
+# Waits for a daemon started with --listen=127.0.0.1:0 --detail_listen=127.0.0.1:0 and writing its
+# log to $1; sets `port` (metrics, /readyz) and `detail_port` (/processes).
+daemon_ports() {
+  for _ in $(seq 300); do grep -q "processes on port" "$1" 2>/dev/null && break; sleep 0.1; done
+  port=$(awk '/listening on port/ {print $NF}' "$1")
+  detail_port=$(awk '/processes on port/ {print $NF}' "$1")
+  [[ -n $port && -n $detail_port ]] || { echo "daemon did not start: $(cat "$1")" >&2; exit 1; }
+}

@@ -16,7 +16,8 @@ namespace {
 constexpr uint64_t kBackgroundAddr = 0x5ad3c0;  // &runtime.zerobase on go1.27
 
 std::vector<ParentLink> Under(uint64_t parent) {
-  return {{parent, ParentLink::Type::kCancelable}, {kBackgroundAddr, ParentLink::Type::kBackground}};
+  return {{parent, ParentLink::Type::kCancelable},
+          {kBackgroundAddr, ParentLink::Type::kBackground}};
 }
 
 uint64_t CreateRoot(ProcessLineage& lin, absl::Time now) {
@@ -104,7 +105,6 @@ int main() {
     std::printf("bytes per live context at %d contexts: %.1f (ratio to the %g B target: %.2f)\n", n,
                 per, kTargetBytes, per / kTargetBytes);
   }
-  std::printf("lineage events applied: %.2f M/s on one core\n",
-              ctxagent::EventsPerSecond() / 1e6);
+  std::printf("lineage events applied: %.2f M/s on one core\n", ctxagent::EventsPerSecond() / 1e6);
   return 0;
 }

@@ -37,14 +37,13 @@ now_us() { echo "${EPOCHREALTIME/./}"; }
 requests() { curl -s "http://$svc_addr/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])'; }
 
 one_run() {  # rep mode -> one JSON line
-  local rep=$1 mode=$2 daemon="" port="" t0 first="" lg samples="" w next
+  local rep=$1 mode=$2 daemon="" port="" detail_port="" t0 first="" lg samples="" w next
   if [[ $mode == on ]]; then
-    "$ctxagent" daemon --listen=127.0.0.1:0 --include=binary:loadsvc 2>"$work/daemon.err" &
+    "$ctxagent" daemon --listen=127.0.0.1:0 --detail_listen=127.0.0.1:0 --include=binary:loadsvc \
+      2>"$work/daemon.err" &
     daemon=$!
     pids+=("$daemon")
-    for _ in $(seq 300); do grep -q "listening on port" "$work/daemon.err" && break; sleep 0.1; done
-    port=$(awk '/listening on port/ {print $NF}' "$work/daemon.err")
-    [[ -n $port ]] || die "daemon did not start: $(cat "$work/daemon.err")"
+    daemon_ports "$work/daemon.err"
     sleep 5  # calibrated, scanned, idle
   fi
   "$work/loadsvc" -leak_per_sec "$LEAK" >"$work/svc.out" 2>"$work/svc.err" &
@@ -61,7 +60,7 @@ one_run() {  # rep mode -> one JSON line
   for w in $WINDOWS; do
     next=$((t0 + w * 1000000))
     while (($(now_us) < next)); do
-      if [[ -n $daemon && -z $first ]] && curl -s "http://127.0.0.1:$port/processes" | grep -q '"findings":[1-9]'; then
+      if [[ -n $daemon && -z $first ]] && curl -s "http://127.0.0.1:$detail_port/processes" | grep -q '"findings":[1-9]'; then
         first=$(awk -v d="$(($(now_us) - t0))" 'BEGIN {printf "%.1f", d / 1e6}')
       fi
       sleep 0.5

@@ -16,7 +16,8 @@ bool InCi() {
 std::string BpfUnavailableReason() {
   if (geteuid() != 0) return "not root (uprobes and BPF need CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN)";
   struct stat st;
-  if (stat("/sys/kernel/btf/vmlinux", &st) != 0) return "kernel has no BTF (/sys/kernel/btf/vmlinux)";
+  if (stat("/sys/kernel/btf/vmlinux", &st) != 0)
+    return "kernel has no BTF (/sys/kernel/btf/vmlinux)";
   return "";
 }
 

@@ -14,13 +14,13 @@ bool InCi();
 }  // namespace ctxagent::testing
 
 // Use at the top of a BPF test body.
-#define CTXAGENT_REQUIRE_BPF()                                              \
-  do {                                                                      \
-    std::string _why = ::ctxagent::testing::BpfUnavailableReason();         \
-    if (!_why.empty()) {                                                    \
+#define CTXAGENT_REQUIRE_BPF()                                                      \
+  do {                                                                              \
+    std::string _why = ::ctxagent::testing::BpfUnavailableReason();                 \
+    if (!_why.empty()) {                                                            \
       if (::ctxagent::testing::InCi()) FAIL() << "BPF unavailable in CI: " << _why; \
-      GTEST_SKIP() << "BPF unavailable here: " << _why;                     \
-    }                                                                       \
+      GTEST_SKIP() << "BPF unavailable here: " << _why;                             \
+    }                                                                               \
   } while (0)
 
 #endif  // CTXAGENT_BPF_BPF_TESTING_H_

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 // Uprobes on a Go program's context creation, cancellation, and goroutine creation/exit. One loaded
 // object serves every attached binary: the attach cookie names the binary's configuration slot.
+// clang-format off: vmlinux.h defines the kernel types the libbpf headers use.
 #include "vmlinux.h"
+// clang-format on
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -44,8 +46,8 @@ struct {
   __type(value, __u64);
 } hook_hits SEC(".maps");
 
-// Go < 1.21: newproc1's caller goroutine, from its entry to its RET on the same thread (it runs on the
-// system stack and is not preempted in between).
+// Go < 1.21: newproc1's caller goroutine, from its entry to its RET on the same thread (it runs on
+// the system stack and is not preempted in between).
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 4096);
@@ -89,8 +91,9 @@ static __always_inline void submit_and_wake(struct ctx_event *e, bool wake) {
   __u32 zero = 0;
   __u64 *n = bpf_map_lookup_elem(&submitted, &zero);
   if (n) *n += 1;
-  if (!wake) wake = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >
-                    bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 8;
+  if (!wake)
+    wake = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >
+           bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 8;
   bpf_ringbuf_submit(e, wake ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
@@ -198,7 +201,8 @@ static __always_inline int on_cancel(struct pt_regs *ctx, const struct go_binary
 static __always_inline int on_go_create_entry(struct pt_regs *ctx,
                                               const struct go_binary_config *cfg) {
   // newproc1's callergp: the argument number comes from the facts table (BX since Go 1.18, DI in
-  // 1.17). Both candidates are loaded first: the verifier rejects a ctx access at a computed offset.
+  // 1.17). Both candidates are loaded first: the verifier rejects a ctx access at a computed
+  // offset.
   __u64 tid = bpf_get_current_pid_tgid();
   __u64 bx = GO_ARG2(ctx), di = GO_ARG4(ctx);
   __u64 parent = goid_of(cfg, cfg->callergp_arg == GO_ARGNUM_DI ? di : bx);

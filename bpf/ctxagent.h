@@ -7,11 +7,12 @@
 #endif
 
 #define CTX_MAX_BINARIES 256
-#define CTX_MAX_FRAMES 8     /* return addresses kept per creation / cancel */
-#define CTX_KEY_FRAMES 3     /* the first frames, which identify a call site: a repeated site sends
-                                only these (the agent remembers the rest) */
-#define CTX_PARENT_CHAIN 4   /* parent Context interfaces read up the chain at creation */
-#define GO_CAPTURE_WORDS 6   /* words of a new goroutine's funcval after its code pointer */
+#define CTX_MAX_FRAMES 8 /* return addresses kept per creation / cancel */
+#define CTX_KEY_FRAMES                                                                            \
+  3                        /* the first frames, which identify a call site: a repeated site sends \
+                              only these (the agent remembers the rest) */
+#define CTX_PARENT_CHAIN 4 /* parent Context interfaces read up the chain at creation */
+#define GO_CAPTURE_WORDS 6 /* words of a new goroutine's funcval after its code pointer */
 
 /* The attach cookie: binary slot in the high bits, hook in the low byte. */
 #define CTX_COOKIE(binary, hook) (((__u64)(binary) << 8) | (hook))
@@ -19,32 +20,32 @@
 #define CTX_COOKIE_HOOK(c) ((__u32)((c)&0xff))
 
 enum ctx_hook {
-  HOOK_CTX_CREATE = 1,       /* propagateCancel, at its stack check */
-  HOOK_CTX_CANCEL = 2,       /* (*cancelCtx).cancel */
-  HOOK_GO_CREATE_ENTRY = 3,  /* newproc1 entry: caller goroutine (Go < 1.21 has no g.parentGoid) */
-  HOOK_GO_CREATE_RET = 4,    /* newproc1 RET: AX = the new g */
-  HOOK_GO_EXIT = 5,          /* goexit0 / gdestroy: AX = the dying g */
+  HOOK_CTX_CREATE = 1,        /* propagateCancel, at its stack check */
+  HOOK_CTX_CANCEL = 2,        /* (*cancelCtx).cancel */
+  HOOK_GO_CREATE_ENTRY = 3,   /* newproc1 entry: caller goroutine (Go < 1.21 has no g.parentGoid) */
+  HOOK_GO_CREATE_RET = 4,     /* newproc1 RET: AX = the new g */
+  HOOK_GO_EXIT = 5,           /* goexit0 / gdestroy: AX = the dying g */
   HOOK_GO_CREATE_HANDOFF = 6, /* CALL runqput in newproc.func1: BX = the new g (emulated) */
   CTX_HOOKS = 7,
 };
 
 /* Where propagateCancel's arguments are. */
 enum ctx_create_abi {
-  CREATE_ABI_FUNC = 0,    /* <= 1.20 propagateCancel(parent AX:BX, child CX:DI) */
-  CREATE_ABI_METHOD = 1,  /* >= 1.21 (c AX).propagateCancel(parent BX:CX, child DI:SI) */
+  CREATE_ABI_FUNC = 0,   /* <= 1.20 propagateCancel(parent AX:BX, child CX:DI) */
+  CREATE_ABI_METHOD = 1, /* >= 1.21 (c AX).propagateCancel(parent BX:CX, child DI:SI) */
 };
 
 /* Per-binary facts, written by the agent into the `binaries` array at its slot. */
 struct go_binary_config {
   __s32 g_goid;
-  __s32 g_parent_goid;      /* -1 before Go 1.21: the entry probe supplies the parent */
+  __s32 g_parent_goid; /* -1 before Go 1.21: the entry probe supplies the parent */
   __s32 g_gopc;
   __s32 g_startpc;
-  __s32 g_sched_ctxt;       /* g.sched.ctxt: the funcval the goroutine starts with */
+  __s32 g_sched_ctxt; /* g.sched.ctxt: the funcval the goroutine starts with */
   __s32 timerctx_deadline;
-  __u32 create_abi;         /* enum ctx_create_abi */
-  __u32 callergp_arg;       /* newproc1's callergp argument number (1 = AX, 2 = BX, 4 = DI): from
-                               GoRuntimeFacts::newproc1_callergp_arg */
+  __u32 create_abi;   /* enum ctx_create_abi */
+  __u32 callergp_arg; /* newproc1's callergp argument number (1 = AX, 2 = BX, 4 = DI): from
+                         GoRuntimeFacts::newproc1_callergp_arg */
 };
 
 enum ctx_event_type {
@@ -52,8 +53,8 @@ enum ctx_event_type {
   EV_CTX_CANCEL = 2,
   EV_GO_CREATE = 3,
   EV_GO_EXIT = 4,
-  EV_PROC_EXEC = 5,  /* a process exec'd a new program (daemon: is it Go?) */
-  EV_PROC_EXIT = 6,  /* a process (thread group) ended */
+  EV_PROC_EXEC = 5, /* a process exec'd a new program (daemon: is it Go?) */
+  EV_PROC_EXIT = 6, /* a process (thread group) ended */
 };
 
 enum ctx_drop_reason {
@@ -64,37 +65,38 @@ enum ctx_drop_reason {
 };
 
 struct ctx_event {
-  __u32 type;   /* enum ctx_event_type */
+  __u32 type; /* enum ctx_event_type */
   __u32 tgid;
   __u64 ktime_ns;
-  __u64 goid;   /* goroutine the event happened on; for EV_GO_* the goroutine created / exiting */
-  __u64 g;      /* that goroutine's runtime.g: its liveness can be read from memory while unprobed */
+  __u64 goid; /* goroutine the event happened on; for EV_GO_* the goroutine created / exiting */
+  __u64 g;    /* that goroutine's runtime.g: its liveness can be read from memory while unprobed */
   union {
     struct {
-      __u64 ctx;          /* the new context's address (child data word) */
-      __u64 child_itab;   /* canceler itab: tells *cancelCtx / *timerCtx / *afterFuncCtx */
-      __u64 parent[CTX_PARENT_CHAIN][2];  /* {itab, data} of the parent, its parent, ... */
-      __s64 deadline_wall; /* time.Time of a timerCtx (garbage for other kinds) */
+      __u64 ctx;        /* the new context's address (child data word) */
+      __u64 child_itab; /* canceler itab: tells *cancelCtx / *timerCtx / *afterFuncCtx */
+      __u64 parent[CTX_PARENT_CHAIN][2]; /* {itab, data} of the parent, its parent, ... */
+      __s64 deadline_wall;               /* time.Time of a timerCtx (garbage for other kinds) */
       __s64 deadline_ext;
       __u32 nframes;
       __u32 pad;
-      __u64 frames[CTX_MAX_FRAMES];  /* [0] = return address at [SP], then the frame-pointer chain */
+      __u64 frames[CTX_MAX_FRAMES]; /* [0] = return address at [SP], then the frame-pointer chain */
     } create;
     struct {
       __u64 ctx;
       __u64 err_itab;
       __u64 remove_from_parent;
-      __u64 parent_data;  /* the word at ctx+8 (its parent Context's data word; 1.20 timerCtx: not) */
+      __u64
+          parent_data; /* the word at ctx+8 (its parent Context's data word; 1.20 timerCtx: not) */
       __u32 nframes;
       __u32 pad;
       __u64 frames[CTX_MAX_FRAMES];
     } cancel;
     struct {
       __u64 parent_goid;
-      __u64 gopc;     /* the `go` statement's PC */
-      __u64 startpc;  /* the goroutine's function */
-      __u64 fn;       /* its funcval */
-      __u64 words[GO_CAPTURE_WORDS];  /* captured variables: matched against context addresses */
+      __u64 gopc;                    /* the `go` statement's PC */
+      __u64 startpc;                 /* the goroutine's function */
+      __u64 fn;                      /* its funcval */
+      __u64 words[GO_CAPTURE_WORDS]; /* captured variables: matched against context addresses */
     } go_create;
   };
 };

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-// Counts uprobe hits per attachment (the attach cookie is the slot). Used to check that a planned probe
-// site fires exactly once per call, and to calibrate the per-hit cost of a probe on this machine.
+// Counts uprobe hits per attachment (the attach cookie is the slot). Used to check that a planned
+// probe site fires exactly once per call, and to calibrate the per-hit cost of a probe on this
+// machine.
+// clang-format off: vmlinux.h defines the kernel types the libbpf headers use.
 #include "vmlinux.h"
+// clang-format on
 #include <bpf/bpf_helpers.h>
 
 #include "bpf/hitcount.h"

@@ -7,7 +7,7 @@ set -euo pipefail
 
 BUILD_PKGS=(cmake make g++ clang llvm python3 libbpf-dev bpftool libelf-dev zlib1g-dev libabsl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libzydis-dev libdw-dev nlohmann-json3-dev
-  libclang-rt-14-dev pkg-config prometheus libmicrohttpd-dev
+  libclang-rt-14-dev clang-format pkg-config prometheus libmicrohttpd-dev
   # The web page's and terminal view's tests: headless Chromium (run --no-sandbox as root), fonts
   # for its screenshots, tmux for the terminal sizes.
   chromium fonts-dejavu-core tmux)

@@ -7,10 +7,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "symbols/status_macros.h"
 
 namespace ctxagent::symbols {
@@ -131,8 +131,10 @@ absl::StatusOr<std::string> FindRuntimeBuildVersion(const ElfFile& elf) {
     auto text = elf.ReadAt(*ptr, *len);
     if (!text.ok() || !IsReleaseVersion(*text)) continue;
     if (!found.empty() && found != *text) {
-      return absl::NotFoundError(absl::StrCat(elf.name(), ": no Go build info, and several Go "
-                                              "version strings (", found, ", ", *text, ")"));
+      return absl::NotFoundError(absl::StrCat(elf.name(),
+                                              ": no Go build info, and several Go "
+                                              "version strings (",
+                                              found, ", ", *text, ")"));
     }
     found = std::string(*text);
   }

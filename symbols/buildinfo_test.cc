@@ -46,8 +46,10 @@ TEST(BuildInfoTest, MatchesGoVersionDashM) {
     auto info = ReadBuildInfo(**elf);
     ASSERT_TRUE(info.ok()) << info.status();
     // The toolchain's own reading of the same file.
-    std::string first = testing::RunCommand("GOTOOLCHAIN=local " + f.go_tool + " version " + f.path);
-    std::string expected = std::string(absl::StripAsciiWhitespace(first.substr(first.find(": ") + 2)));
+    std::string first =
+        testing::RunCommand("GOTOOLCHAIN=local " + f.go_tool + " version " + f.path);
+    std::string expected =
+        std::string(absl::StripAsciiWhitespace(first.substr(first.find(": ") + 2)));
     EXPECT_EQ(info->version.raw, expected);
     EXPECT_EQ(info->version.ShortString(), "go" + f.go_version);
     EXPECT_EQ(info->main_path, "example.com/ctxprog");

@@ -124,8 +124,8 @@ struct NotedLayout {
 TEST(GoOffsetsTest, DwarfShowsTheNotedOffsets) {
   const NotedLayout kNoted[] = {
       {19, 152, -1, 144, 296, 312, 72, -1, 56},  {21, 152, 272, 144, 280, 296, 88, 64, 56},
-      {22, 152, 272, 144, 280, 296, 88, 64, 56},  {23, 160, 280, 152, 288, 304, 88, 64, 64},
-      {24, 160, 280, 152, 288, 304, 88, 64, 64},  {26, 152, 280, 144, 288, 304, 88, 64, 64},
+      {22, 152, 272, 144, 280, 296, 88, 64, 56}, {23, 160, 280, 152, 288, 304, 88, 64, 64},
+      {24, 160, 280, 152, 288, 304, 88, 64, 64}, {26, 152, 280, 144, 288, 304, 88, 64, 64},
       {27, 152, 280, 144, 288, 304, 88, 64, 64},
   };
   int checked = 0;
@@ -173,8 +173,7 @@ TEST(GoOffsetsTest, StrippedFixtureHasNoDwarf) {
 TEST(GoOffsetsTest, NonGoAndMissingFiles) {
   // /bin/true is a stripped C program: no DWARF.
   EXPECT_EQ(OffsetsFromDwarf("/bin/true").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(OffsetsFromDwarf("/nonexistent/ctxagent").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(OffsetsFromDwarf("/nonexistent/ctxagent").status().code(), absl::StatusCode::kNotFound);
 
   const std::string dir = ::testing::TempDir();
   const std::string garbage = dir + "/go_offsets_garbage";
@@ -190,7 +189,10 @@ TEST(GoOffsetsTest, NonGoAndMissingFiles) {
   EXPECT_FALSE(OffsetsFromDwarf(empty).ok());
 
   // An ELF header with nothing behind it.
-  WriteAll(garbage, std::string("\x7f" "ELF\x02\x01\x01", 7) + std::string(57, '\xff'));
+  WriteAll(garbage, std::string("\x7f"
+                                "ELF\x02\x01\x01",
+                                7) +
+                        std::string(57, '\xff'));
   EXPECT_FALSE(OffsetsFromDwarf(garbage).ok());
 }
 
@@ -245,8 +247,8 @@ TEST(GoOffsetsTest, CompressionFormats) {
   for (const auto& [flag, section] : kVariants) {
     SCOPED_TRACE(flag);
     const std::string out = dir + "/go_offsets_objcopy";
-    if (std::system(absl::StrCat("objcopy ", flag, " ", f->path, " ", out, " 2>/dev/null").c_str()) !=
-        0) {
+    if (std::system(
+            absl::StrCat("objcopy ", flag, " ", f->path, " ", out, " 2>/dev/null").c_str()) != 0) {
       GTEST_SKIP() << "objcopy " << flag << " not available";
     }
     EXPECT_NE(RunCommand(absl::StrCat("readelf -SW ", out)).find(section), std::string::npos);
@@ -357,19 +359,41 @@ TEST(GoOffsetsTest, EqualityIgnoresSourceButNotFields) {
   b.source = GoOffsets::Source::kDwarf;
   EXPECT_TRUE(a == b);
   // Each field, changed alone, must break equality.
-  int32_t GoOffsets::*const kInts[] = {
-      &GoOffsets::g_goid,           &GoOffsets::g_parent_goid,     &GoOffsets::g_gopc,
-      &GoOffsets::g_startpc,        &GoOffsets::g_atomicstatus,    &GoOffsets::cancelctx_done,
-      &GoOffsets::cancelctx_children, &GoOffsets::cancelctx_err,   &GoOffsets::cancelctx_cause,
-      &GoOffsets::timerctx_cancelctx, &GoOffsets::timerctx_deadline, &GoOffsets::valuectx_context,
-      &GoOffsets::hchan_closed,     &GoOffsets::hchan_recvq,       &GoOffsets::sudog_g,
-      &GoOffsets::g_sched,          &GoOffsets::gobuf_ctxt,        &GoOffsets::g_m,
-      &GoOffsets::g_waitsince,      &GoOffsets::g_waitreason,      &GoOffsets::g_waiting,
-      &GoOffsets::gobuf_sp,         &GoOffsets::gobuf_pc,          &GoOffsets::hchan_qcount,
-      &GoOffsets::hchan_sendq,      &GoOffsets::waitq_first,       &GoOffsets::waitq_last,
-      &GoOffsets::sudog_next,       &GoOffsets::sudog_prev,        &GoOffsets::sudog_elem,
-      &GoOffsets::sudog_isselect,   &GoOffsets::sudog_waitlink,    &GoOffsets::sudog_c,
-      &GoOffsets::traceable_ptr_vu, &GoOffsets::itab_fun};
+  int32_t GoOffsets::*const kInts[] = {&GoOffsets::g_goid,
+                                       &GoOffsets::g_parent_goid,
+                                       &GoOffsets::g_gopc,
+                                       &GoOffsets::g_startpc,
+                                       &GoOffsets::g_atomicstatus,
+                                       &GoOffsets::cancelctx_done,
+                                       &GoOffsets::cancelctx_children,
+                                       &GoOffsets::cancelctx_err,
+                                       &GoOffsets::cancelctx_cause,
+                                       &GoOffsets::timerctx_cancelctx,
+                                       &GoOffsets::timerctx_deadline,
+                                       &GoOffsets::valuectx_context,
+                                       &GoOffsets::hchan_closed,
+                                       &GoOffsets::hchan_recvq,
+                                       &GoOffsets::sudog_g,
+                                       &GoOffsets::g_sched,
+                                       &GoOffsets::gobuf_ctxt,
+                                       &GoOffsets::g_m,
+                                       &GoOffsets::g_waitsince,
+                                       &GoOffsets::g_waitreason,
+                                       &GoOffsets::g_waiting,
+                                       &GoOffsets::gobuf_sp,
+                                       &GoOffsets::gobuf_pc,
+                                       &GoOffsets::hchan_qcount,
+                                       &GoOffsets::hchan_sendq,
+                                       &GoOffsets::waitq_first,
+                                       &GoOffsets::waitq_last,
+                                       &GoOffsets::sudog_next,
+                                       &GoOffsets::sudog_prev,
+                                       &GoOffsets::sudog_elem,
+                                       &GoOffsets::sudog_isselect,
+                                       &GoOffsets::sudog_waitlink,
+                                       &GoOffsets::sudog_c,
+                                       &GoOffsets::traceable_ptr_vu,
+                                       &GoOffsets::itab_fun};
   for (auto field : kInts) {
     GoOffsets c = a;
     c.*field += 1;

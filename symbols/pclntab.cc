@@ -135,7 +135,9 @@ struct Pclntab::Layout {
     }
     return 44;
   }
-  absl::string_view Region(uint64_t begin, uint64_t end) const { return tab.substr(begin, end - begin); }
+  absl::string_view Region(uint64_t begin, uint64_t end) const {
+    return tab.substr(begin, end - begin);
+  }
 
   // Word at table offset `off` as the loader sees it: PIE relocations supply 1.16/1.17 entry words.
   absl::StatusOr<uint64_t> PointerAt(uint64_t off) const {
@@ -260,11 +262,14 @@ struct Pclntab::Layout {
   };
   absl::StatusOr<InlinedCall> InlineEntry(uint64_t tree, int32_t ix) const {
     uint64_t size = format == Format::k120 ? 16 : 20;
-    ASSIGN_OR_RETURN(absl::string_view e, elf->ReadAt(tree + size * static_cast<uint64_t>(ix), size));
+    ASSIGN_OR_RETURN(absl::string_view e,
+                     elf->ReadAt(tree + size * static_cast<uint64_t>(ix), size));
     if (format == Format::k120) {
-      return InlinedCall{static_cast<int32_t>(Le32(e.data() + 4)), static_cast<int32_t>(Le32(e.data() + 8))};
+      return InlinedCall{static_cast<int32_t>(Le32(e.data() + 4)),
+                         static_cast<int32_t>(Le32(e.data() + 8))};
     }
-    return InlinedCall{static_cast<int32_t>(Le32(e.data() + 12)), static_cast<int32_t>(Le32(e.data() + 16))};
+    return InlinedCall{static_cast<int32_t>(Le32(e.data() + 12)),
+                       static_cast<int32_t>(Le32(e.data() + 16))};
   }
 
   // Index of the function containing pc, by binary search over the functab.
@@ -272,7 +277,8 @@ struct Pclntab::Layout {
     ASSIGN_OR_RETURN(uint64_t lo_pc, FtabEntry(0));
     ASSIGN_OR_RETURN(uint64_t hi_pc, FtabEntry(nfunc));
     if (pc < lo_pc || pc >= hi_pc) {
-      return absl::NotFoundError(absl::StrFormat("pc 0x%x outside Go text [0x%x, 0x%x)", pc, lo_pc, hi_pc));
+      return absl::NotFoundError(
+          absl::StrFormat("pc 0x%x outside Go text [0x%x, 0x%x)", pc, lo_pc, hi_pc));
     }
     uint64_t lo = 0, hi = nfunc;  // invariant: entry(lo) <= pc < entry(hi)
     while (hi - lo > 1) {
@@ -296,7 +302,8 @@ struct Pclntab::Layout {
 
 // Decodes and validates a header at `vaddr`, with `avail` bytes up to the end of its section. Cheap
 // (O(1)) so it can vet every candidate of a scan; rejects anything a Go linker would not write.
-auto Pclntab::Layout::Decode(const ElfFile& elf, uint64_t vaddr, uint64_t avail) -> absl::StatusOr<Layout> {
+auto Pclntab::Layout::Decode(const ElfFile& elf, uint64_t vaddr, uint64_t avail)
+    -> absl::StatusOr<Layout> {
   ASSIGN_OR_RETURN(absl::string_view head, elf.ReadAt(vaddr, std::min<uint64_t>(avail, 8)));
   if (head.size() < 8) return Truncated("header");
   uint32_t magic = Le32(head.data());
@@ -308,7 +315,8 @@ auto Pclntab::Layout::Decode(const ElfFile& elf, uint64_t vaddr, uint64_t avail)
   }
   // The fixed bytes after the magic are checked first so that a stray magic-like word is not
   // reported as an old or 32-bit table.
-  if (head[4] != 0 || head[5] != 0) return absl::InvalidArgumentError("pclntab: nonzero header padding");
+  if (head[4] != 0 || head[5] != 0)
+    return absl::InvalidArgumentError("pclntab: nonzero header padding");
   l.min_lc = static_cast<uint8_t>(head[6]);
   if (l.min_lc != 1 && l.min_lc != 2 && l.min_lc != 4) {
     return absl::InvalidArgumentError(absl::StrFormat("pclntab: bad minLC %d", l.min_lc));
@@ -328,7 +336,8 @@ auto Pclntab::Layout::Decode(const ElfFile& elf, uint64_t vaddr, uint64_t avail)
       l.format = Layout::Format::k120;
       break;
     default:
-      return absl::UnimplementedError("pclntab: Go 1.2-1.15 format (magic 0xFFFFFFFB) is not supported");
+      return absl::UnimplementedError(
+          "pclntab: Go 1.2-1.15 format (magic 0xFFFFFFFB) is not supported");
   }
   if (ptr_size == 4) return absl::UnimplementedError("pclntab: 32-bit binaries are not supported");
 
@@ -357,7 +366,8 @@ auto Pclntab::Layout::Decode(const ElfFile& elf, uint64_t vaddr, uint64_t avail)
   if (l.format == Layout::Format::k116) {
     ASSIGN_OR_RETURN(FuncInfo f0, l.Func(0));
     ASSIGN_OR_RETURN(uint64_t e0, l.FtabEntry(0));
-    if (f0.entry != e0) return absl::InvalidArgumentError("pclntab: first _func disagrees with functab");
+    if (f0.entry != e0)
+      return absl::InvalidArgumentError("pclntab: first _func disagrees with functab");
   } else {
     ASSIGN_OR_RETURN(uint32_t e0, U32At(l.tab, l.pcln_off));
     ASSIGN_OR_RETURN(uint64_t f0off, l.FuncOff(0));
@@ -388,7 +398,8 @@ auto Pclntab::Layout::Locate(const ElfFile& elf) -> absl::StatusOr<Layout> {
   // Scan pointer-aligned words of every allocated, non-executable, file-backed range.
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const ElfSection& s : elf.sections()) {
-    if ((s.flags & SHF_ALLOC) && !(s.flags & SHF_EXECINSTR) && s.type == SHT_PROGBITS && s.addr != 0) {
+    if ((s.flags & SHF_ALLOC) && !(s.flags & SHF_EXECINSTR) && s.type == SHT_PROGBITS &&
+        s.addr != 0) {
       ranges.push_back({s.addr, s.addr + s.size});
     }
   }
@@ -508,7 +519,8 @@ absl::StatusOr<std::unique_ptr<Pclntab>> Pclntab::Parse(const ElfFile& elf) {
 }
 
 absl::StatusOr<Function> Pclntab::FunctionAt(size_t i) const {
-  if (i >= nfunc_) return absl::OutOfRangeError(absl::StrFormat("function index %d >= %d", i, nfunc_));
+  if (i >= nfunc_)
+    return absl::OutOfRangeError(absl::StrFormat("function index %d >= %d", i, nfunc_));
   Function fn;
   ASSIGN_OR_RETURN(FuncInfo f, layout_->Func(i));
   ASSIGN_OR_RETURN(fn.name, layout_->Name(f.nameoff));
@@ -562,7 +574,8 @@ absl::StatusOr<std::vector<SourceFrame>> Pclntab::Symbolize(uint64_t pc) const {
   std::vector<SourceFrame> frames;
   uint64_t cur = pc;
   for (int depth = 0;; ++depth) {
-    if (depth > kMaxInlineDepth) return absl::DataLossError("pclntab: inline tree too deep or cyclic");
+    if (depth > kMaxInlineDepth)
+      return absl::DataLossError("pclntab: inline tree too deep or cyclic");
     SourceFrame frame;
     ASSIGN_OR_RETURN(int32_t fileno, l.PcValue(f.pcfile, f.entry, cur));
     ASSIGN_OR_RETURN(frame.file, l.File(f, fileno));

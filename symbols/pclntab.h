@@ -1,6 +1,6 @@
-// Go's function table (`.gopclntab`): functions by name and PC, and PC -> file:line with inlined frames.
-// Formats: Go 1.16-1.17 (magic 0xFFFFFFFA), 1.18-1.19 (0xFFFFFFF0), 1.20+ (0xFFFFFFF1), in non-PIE,
-// internally linked PIE and externally linked PIE binaries, stripped or not.
+// Go's function table (`.gopclntab`): functions by name and PC, and PC -> file:line with inlined
+// frames. Formats: Go 1.16-1.17 (magic 0xFFFFFFFA), 1.18-1.19 (0xFFFFFFF0), 1.20+ (0xFFFFFFF1), in
+// non-PIE, internally linked PIE and externally linked PIE binaries, stripped or not.
 #ifndef CTXAGENT_SYMBOLS_PCLNTAB_H_
 #define CTXAGENT_SYMBOLS_PCLNTAB_H_
 

@@ -25,7 +25,9 @@
 
 namespace ctxagent::symbols::testing {
 // Short names in gtest messages instead of a byte dump.
-void PrintTo(const Fixture& f, std::ostream* os) { *os << "go" << f.go_version << "/" << f.variant; }
+void PrintTo(const Fixture& f, std::ostream* os) {
+  *os << "go" << f.go_version << "/" << f.variant;
+}
 }  // namespace ctxagent::symbols::testing
 
 namespace ctxagent::symbols {
@@ -201,7 +203,8 @@ TEST_P(PclntabFixtureTest, MatchesGoToolNm) {
   for (const NmSymbol& s : nm) {
     if (s.type != 'T' && s.type != 't') continue;
     // Go's text is [runtime.text, runtime.etext); external linking adds C code around it.
-    if (s.addr < text || s.addr >= etext || s.name == "runtime.text" || s.name == "runtime.etext") continue;
+    if (s.addr < text || s.addr >= etext || s.name == "runtime.text" || s.name == "runtime.etext")
+      continue;
     // ABI0 entry points of assembly functions: the table names them without the suffix.
     std::string name(absl::StripSuffix(s.name, ".abi0"));
     auto at = tab_->FunctionForPC(s.addr);
@@ -213,7 +216,8 @@ TEST_P(PclntabFixtureTest, MatchesGoToolNm) {
       ++respelled;
       fn = tab_->FindFunction(at->name);
     } else {
-      EXPECT_TRUE(at->name == name || by_addr[s.addr].count(at->name)) << s.name << " vs " << at->name;
+      EXPECT_TRUE(at->name == name || by_addr[s.addr].count(at->name))
+          << s.name << " vs " << at->name;
     }
     ASSERT_TRUE(fn.ok()) << s.name << ": " << fn.status();
     EXPECT_TRUE(by_name[name].count(fn->entry)) << s.name << " at " << std::hex << fn->entry;
@@ -295,7 +299,8 @@ TEST_P(PclntabFixtureTest, SymbolizeExpandsInlinedFrames) {
   std::set<std::string> inner_names;
   ASSERT_TRUE(tab_->FindFunction("context.WithCancel").ok());
   // WithDeadline is a wrapper inlined away in 1.21+, where WithDeadlineCause has the body.
-  for (const char* name : {"context.WithCancel", "context.WithDeadline", "context.WithDeadlineCause"}) {
+  for (const char* name :
+       {"context.WithCancel", "context.WithDeadline", "context.WithDeadlineCause"}) {
     auto fn = tab_->FindFunction(name);
     if (!fn.ok()) continue;
     for (uint64_t pc = fn->entry; pc < fn->end; ++pc) {
@@ -305,7 +310,8 @@ TEST_P(PclntabFixtureTest, SymbolizeExpandsInlinedFrames) {
       if (frames->back().line == 0) continue;  // alignment padding after the code has no position
       EXPECT_EQ(frames->back().function, name);
       EXPECT_FALSE(frames->back().inlined);
-      EXPECT_TRUE(absl::EndsWith(frames->back().file, "/src/context/context.go")) << frames->back().file;
+      EXPECT_TRUE(absl::EndsWith(frames->back().file, "/src/context/context.go"))
+          << frames->back().file;
       for (size_t i = 0; i + 1 < frames->size(); ++i) {
         const SourceFrame& inner = (*frames)[i];
         const SourceFrame& outer = (*frames)[i + 1];
@@ -315,8 +321,8 @@ TEST_P(PclntabFixtureTest, SymbolizeExpandsInlinedFrames) {
         std::string callee = inner.function.substr(inner.function.rfind('.') + 1);
         if (Exists(outer.file)) {
           EXPECT_THAT(source_line(outer.file, outer.line), ::testing::HasSubstr(callee + "("))
-              << std::hex << pc << " " << inner.function << " in " << outer.function << " at " << outer.file
-              << ":" << std::dec << outer.line;
+              << std::hex << pc << " " << inner.function << " in " << outer.function << " at "
+              << outer.file << ":" << std::dec << outer.line;
         }
       }
       if (frames->size() >= 2) {
@@ -334,8 +340,8 @@ TEST_P(PclntabFixtureTest, SymbolizeExpandsInlinedFrames) {
 TEST_P(PclntabFixtureTest, AgreesWithAddr2line) {
   const Fixture& f = GetParam();
   std::vector<uint64_t> pcs;
-  for (const char* name : {"context.WithCancel", "context.WithDeadlineCause", "main.workCancel", "main.main",
-                           "runtime.newproc1"}) {
+  for (const char* name : {"context.WithCancel", "context.WithDeadlineCause", "main.workCancel",
+                           "main.main", "runtime.newproc1"}) {
     auto fn = tab_->FindFunction(name);
     if (!fn.ok() && std::string(name) == "context.WithDeadlineCause")
       fn = tab_->FindFunction("context.WithDeadline");
@@ -358,8 +364,9 @@ TEST_P(PclntabFixtureTest, AgreesWithAddr2line) {
     // Go 1.19's debug/gosym cannot read its own PIE tables (objdump prints ":0" there too); the
     // newest toolchain's can.
     EXPECT_EQ(f.go_version, "1.19");
-    lines = absl::StrSplit(GoTool(AllFixtures("ctxprog").back(), "addr2line " + f.path + " < " + in_path),
-                           '\n', absl::SkipEmpty());
+    lines = absl::StrSplit(
+        GoTool(AllFixtures("ctxprog").back(), "addr2line " + f.path + " < " + in_path), '\n',
+        absl::SkipEmpty());
     ASSERT_EQ(lines.size(), 2 * pcs.size());
   }
   int compared = 0;
@@ -490,8 +497,8 @@ TEST(PclntabBadInput, CorruptedHeaderFields) {
       mutate(b);
       return ParseBuffer(std::move(b));
     };
-    // A bad field in a named section is InvalidArgument; in externally linked PIE the table is found
-    // by scanning, and a header that fails validation is simply not found.
+    // A bad field in a named section is InvalidArgument; in externally linked PIE the table is
+    // found by scanning, and a header that fails validation is simply not found.
     auto rejected = [&](const absl::Status& s) {
       return in_section ? absl::IsInvalidArgument(s) : absl::IsNotFound(s);
     };
@@ -527,8 +534,8 @@ TEST(PclntabBadInput, CorruptedHeaderFields) {
 }
 
 // The loader, not the file, may supply PIE pointers (R_X86_64_RELATIVE addends with zeros in the
-// file, as some linkers emit): zero every relocated word of the header and moduledata and expect the
-// same answers.
+// file, as some linkers emit): zero every relocated word of the header and moduledata and expect
+// the same answers.
 TEST(PclntabPie, PointersOnlyInRelocations) {
   for (const Fixture& f : AllFixtures("ctxprog")) {
     if (f.variant != "pieext" && f.variant != "pie") continue;
@@ -608,7 +615,8 @@ TEST(PclntabBadInput, RandomCorruptionNeverCrashes) {
         auto fn = t.FunctionAt(i);
         if (!fn.ok()) continue;
         (void)t.FunctionForPC(fn->entry);
-        for (uint64_t pc = fn->entry; pc < fn->end && pc < fn->entry + 64; pc += 3) (void)t.Symbolize(pc);
+        for (uint64_t pc = fn->entry; pc < fn->end && pc < fn->entry + 64; pc += 3)
+          (void)t.Symbolize(pc);
       }
       (void)t.FindFunction("main.workCancel");
       (void)t.Symbolize(t.text_start() + rng() % 0x100000);

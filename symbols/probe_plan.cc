@@ -118,11 +118,21 @@ bool IsHarmlessPrologue(const Decoded& d) {
 
 bool IsConditionalJump(ZydisMnemonic m) {
   switch (m) {
-    case ZYDIS_MNEMONIC_JB: case ZYDIS_MNEMONIC_JBE: case ZYDIS_MNEMONIC_JL:
-    case ZYDIS_MNEMONIC_JLE: case ZYDIS_MNEMONIC_JNB: case ZYDIS_MNEMONIC_JNBE:
-    case ZYDIS_MNEMONIC_JNL: case ZYDIS_MNEMONIC_JNLE: case ZYDIS_MNEMONIC_JNO:
-    case ZYDIS_MNEMONIC_JNP: case ZYDIS_MNEMONIC_JNS: case ZYDIS_MNEMONIC_JNZ:
-    case ZYDIS_MNEMONIC_JO: case ZYDIS_MNEMONIC_JP: case ZYDIS_MNEMONIC_JS:
+    case ZYDIS_MNEMONIC_JB:
+    case ZYDIS_MNEMONIC_JBE:
+    case ZYDIS_MNEMONIC_JL:
+    case ZYDIS_MNEMONIC_JLE:
+    case ZYDIS_MNEMONIC_JNB:
+    case ZYDIS_MNEMONIC_JNBE:
+    case ZYDIS_MNEMONIC_JNL:
+    case ZYDIS_MNEMONIC_JNLE:
+    case ZYDIS_MNEMONIC_JNO:
+    case ZYDIS_MNEMONIC_JNP:
+    case ZYDIS_MNEMONIC_JNS:
+    case ZYDIS_MNEMONIC_JNZ:
+    case ZYDIS_MNEMONIC_JO:
+    case ZYDIS_MNEMONIC_JP:
+    case ZYDIS_MNEMONIC_JS:
     case ZYDIS_MNEMONIC_JZ:
       return true;
     default:
@@ -176,20 +186,28 @@ HookSpec Hook(std::string function, HookKind kind, bool required, std::string ar
 
 const char* HookKindName(HookKind kind) {
   switch (kind) {
-    case HookKind::kContextCreate: return "context_create";
-    case HookKind::kContextCancel: return "context_cancel";
-    case HookKind::kGoroutineCreate: return "goroutine_create";
-    case HookKind::kGoroutineExit: return "goroutine_exit";
+    case HookKind::kContextCreate:
+      return "context_create";
+    case HookKind::kContextCancel:
+      return "context_cancel";
+    case HookKind::kGoroutineCreate:
+      return "goroutine_create";
+    case HookKind::kGoroutineExit:
+      return "goroutine_exit";
   }
   return "unknown";
 }
 
 const char* SiteKindName(SiteKind kind) {
   switch (kind) {
-    case SiteKind::kStackCheck: return "stack_check";
-    case SiteKind::kEntry: return "entry";
-    case SiteKind::kReturn: return "return";
-    case SiteKind::kHandoff: return "handoff";
+    case SiteKind::kStackCheck:
+      return "stack_check";
+    case SiteKind::kEntry:
+      return "entry";
+    case SiteKind::kReturn:
+      return "return";
+    case SiteKind::kHandoff:
+      return "handoff";
   }
   return "unknown";
 }
@@ -212,8 +230,8 @@ std::vector<HookSpec> HooksForVersion(const GoVersion& v) {
                          "parent=AX:BX child=CX:DI"));
   }
 
-  const std::string cancel_args =
-      cause ? "c=AX removeFromParent=BL err=CX:DI cause=SI:R8" : "c=AX removeFromParent=BL err=CX:DI";
+  const std::string cancel_args = cause ? "c=AX removeFromParent=BL err=CX:DI cause=SI:R8"
+                                        : "c=AX removeFromParent=BL err=CX:DI";
   // timerCtx and afterFuncCtx cancel through (*cancelCtx).cancel: one probe sees them all.
   hooks.push_back(Hook("context.(*cancelCtx).cancel", HookKind::kContextCancel, true, cancel_args));
 
@@ -248,21 +266,20 @@ absl::StatusOr<ProbeSite> FindStackCheckBranch(absl::string_view code, uint64_t 
         return MakeSite(d, entry + offset, code.data() + offset,
                         KernelEmulates(d, code.data() + offset));
       }
-      return absl::NotFoundError(absl::StrFormat(
-          "stack-bound CMP at %#x is not followed by JBE/JB", entry + offset));
+      return absl::NotFoundError(
+          absl::StrFormat("stack-bound CMP at %#x is not followed by JBE/JB", entry + offset));
     }
     if (IsStackCheckCmp(d)) {
       after_cmp = true;
     } else if (!IsHarmlessPrologue(d)) {
-      return absl::NotFoundError(absl::StrFormat(
-          "no stack-bound check in the prologue at %#x (instruction %d: %s)", entry, n,
-          decoder.Format(d, entry + offset)));
+      return absl::NotFoundError(
+          absl::StrFormat("no stack-bound check in the prologue at %#x (instruction %d: %s)", entry,
+                          n, decoder.Format(d, entry + offset)));
     }
     offset += d.insn.length;
   }
-  return absl::NotFoundError(
-      absl::StrFormat("no stack-bound check in the first %d instructions at %#x",
-                      kMaxPrologueInstructions, entry));
+  return absl::NotFoundError(absl::StrFormat(
+      "no stack-bound check in the first %d instructions at %#x", kMaxPrologueInstructions, entry));
 }
 
 namespace {
@@ -361,7 +378,8 @@ namespace {
 
 // newproc's system-stack closure hands the new g to runqput right after newproc1 returns. Empty
 // when the runtime is shaped otherwise (the RET sites then serve).
-absl::StatusOr<std::vector<ProbeSite>> FindHandoffSites(const ElfFile& elf, const Pclntab& pclntab) {
+absl::StatusOr<std::vector<ProbeSite>> FindHandoffSites(const ElfFile& elf,
+                                                        const Pclntab& pclntab) {
   absl::StatusOr<Function> closure = pclntab.FindFunction("runtime.newproc.func1");
   absl::StatusOr<Function> runqput = pclntab.FindFunction("runtime.runqput");
   if (!closure.ok() || !runqput.ok() || closure->end <= closure->entry ||
@@ -370,7 +388,8 @@ absl::StatusOr<std::vector<ProbeSite>> FindHandoffSites(const ElfFile& elf, cons
   }
   ASSIGN_OR_RETURN(absl::string_view code,
                    elf.ReadAt(closure->entry, closure->end - closure->entry));
-  ASSIGN_OR_RETURN(std::vector<ProbeSite> sites, FindCallSites(code, closure->entry, runqput->entry));
+  ASSIGN_OR_RETURN(std::vector<ProbeSite> sites,
+                   FindCallSites(code, closure->entry, runqput->entry));
   for (ProbeSite& site : sites) {
     ASSIGN_OR_RETURN(site.file_offset, elf.VaddrToFileOffset(site.address));
   }
@@ -412,8 +431,8 @@ absl::Status PlanGoroutineCreate(const ElfFile& elf, const Pclntab& pclntab, con
   }
   ASSIGN_OR_RETURN(std::vector<ProbeSite> handoffs, FindHandoffSites(elf, pclntab));
   for (ProbeSite& site : handoffs) {
-    plan.probes.push_back(
-        {hook, SiteKind::kHandoff, HOOK_GO_CREATE_HANDOFF, "runtime.newproc.func1", std::move(site)});
+    plan.probes.push_back({hook, SiteKind::kHandoff, HOOK_GO_CREATE_HANDOFF,
+                           "runtime.newproc.func1", std::move(site)});
   }
   if (!handoffs.empty()) return absl::OkStatus();
   absl::StatusOr<std::vector<ProbeSite>> rets = FindRetSites(code, fn.entry);
@@ -464,9 +483,8 @@ absl::StatusOr<ProbePlan> PlanProbes(const ElfFile& elf, const Pclntab& pclntab,
                                      const GoVersion& version, bool g_has_parent_goid) {
   std::vector<HookSpec> hooks = HooksForVersion(version);
   if (hooks.empty()) {
-    return absl::UnimplementedError(
-        absl::StrFormat("unsupported Go version %d.%d (%s)", version.major, version.minor,
-                        version.raw));
+    return absl::UnimplementedError(absl::StrFormat("unsupported Go version %d.%d (%s)",
+                                                    version.major, version.minor, version.raw));
   }
   ProbePlan plan;
   for (HookSpec& hook : hooks) {
@@ -486,8 +504,8 @@ absl::StatusOr<ProbePlan> PlanProbes(const ElfFile& elf, const Pclntab& pclntab,
       continue;
     }
     if (fn->end <= fn->entry || fn->end - fn->entry > kMaxFunctionSize) {
-      return absl::DataLossError(absl::StrFormat("%s has implausible bounds [%#x, %#x)",
-                                                 fn->name, fn->entry, fn->end));
+      return absl::DataLossError(
+          absl::StrFormat("%s has implausible bounds [%#x, %#x)", fn->name, fn->entry, fn->end));
     }
     RETURN_IF_ERROR(PlanHook(elf, pclntab, hook, *fn, g_has_parent_goid, plan));
     PlannedHook planned{std::move(hook), *fn, 0};

@@ -57,8 +57,8 @@ TEST(FindStackCheckBranch, SmallFrameShortJump) {
 
 TEST(FindStackCheckBranch, MediumFrameLea) {
   // lea r12,[rsp-0x40]; cmp r12,[r14+0x10]; jbe rel32; push rbp
-  std::string code = Bytes({0x4c, 0x8d, 0x64, 0x24, 0xc0, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86,
-                            0xb7, 0x02, 0x00, 0x00, 0x55});
+  std::string code = Bytes({0x4c, 0x8d, 0x64, 0x24, 0xc0, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0xb7,
+                            0x02, 0x00, 0x00, 0x55});
   absl::StatusOr<ProbeSite> site = FindStackCheckBranch(code, kEntry);
   ASSERT_TRUE(site.ok()) << site.status();
   EXPECT_EQ(site->address, kEntry + 9);
@@ -68,9 +68,9 @@ TEST(FindStackCheckBranch, MediumFrameLea) {
 
 TEST(FindStackCheckBranch, BigFrame) {
   // mov r12,rsp; sub r12,0x1fa8; jb rel32; cmp r12,[r14+0x10]; jbe rel32 (runtime.getproccount)
-  std::string code = Bytes({0x49, 0x89, 0xe4, 0x49, 0x81, 0xec, 0xa8, 0x1f, 0x00, 0x00, 0x0f,
-                            0x82, 0xb7, 0x00, 0x00, 0x00, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86,
-                            0xad, 0x00, 0x00, 0x00, 0x55});
+  std::string code =
+      Bytes({0x49, 0x89, 0xe4, 0x49, 0x81, 0xec, 0xa8, 0x1f, 0x00, 0x00, 0x0f, 0x82, 0xb7, 0x00,
+             0x00, 0x00, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0xad, 0x00, 0x00, 0x00, 0x55});
   absl::StatusOr<ProbeSite> site = FindStackCheckBranch(code, kEntry);
   ASSERT_TRUE(site.ok()) << site.status();
   EXPECT_EQ(site->address, kEntry + 20);  // the branch after the CMP, not the wrap-around JB
@@ -79,8 +79,8 @@ TEST(FindStackCheckBranch, BigFrame) {
 
 TEST(FindStackCheckBranch, SystemstackUsesStackguard1) {
   // lea r12,[rsp-0x2b0]; cmp r12,[r14+0x18]; jbe (//go:systemstack, e.g. runtime.scanstack)
-  std::string code = Bytes({0x4c, 0x8d, 0xa4, 0x24, 0x50, 0xfd, 0xff, 0xff, 0x4d, 0x3b, 0x66,
-                            0x18, 0x0f, 0x86, 0xd4, 0x06, 0x00, 0x00});
+  std::string code = Bytes({0x4c, 0x8d, 0xa4, 0x24, 0x50, 0xfd, 0xff, 0xff, 0x4d, 0x3b, 0x66, 0x18,
+                            0x0f, 0x86, 0xd4, 0x06, 0x00, 0x00});
   absl::StatusOr<ProbeSite> site = FindStackCheckBranch(code, kEntry);
   ASSERT_TRUE(site.ok()) << site.status();
   EXPECT_EQ(site->address, kEntry + 12);
@@ -88,7 +88,8 @@ TEST(FindStackCheckBranch, SystemstackUsesStackguard1) {
 
 TEST(FindStackCheckBranch, NosplitLeafIsNotFound) {
   // inc rax; ret
-  EXPECT_TRUE(absl::IsNotFound(FindStackCheckBranch(Bytes({0x48, 0xff, 0xc0, 0xc3}), kEntry).status()));
+  EXPECT_TRUE(
+      absl::IsNotFound(FindStackCheckBranch(Bytes({0x48, 0xff, 0xc0, 0xc3}), kEntry).status()));
   // go1.21+ leaf with a frame: push rbp; mov rbp,rsp; sub rsp,0x10; ...
   EXPECT_TRUE(absl::IsNotFound(
       FindStackCheckBranch(Bytes({0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x10, 0xc3}), kEntry)
@@ -247,7 +248,8 @@ TEST(HooksForVersion, RequiredHooksPerVersion) {
     const HookSpec* create = FindHook(hooks, want[0]);
     ASSERT_NE(create, nullptr);
     EXPECT_EQ(create->kind, HookKind::kContextCreate);
-    EXPECT_EQ(create->args, minor >= 21 ? "c=AX parent=BX:CX child=DI:SI" : "parent=AX:BX child=CX:DI");
+    EXPECT_EQ(create->args,
+              minor >= 21 ? "c=AX parent=BX:CX child=DI:SI" : "parent=AX:BX child=CX:DI");
     const HookSpec* cancel = FindHook(hooks, "context.(*cancelCtx).cancel");
     ASSERT_NE(cancel, nullptr);
     EXPECT_EQ(cancel->args.find("cause=SI:R8") != std::string::npos, minor >= 20);
@@ -324,8 +326,8 @@ Disassembly Objdump(const Fixture& f, const std::string& binary,
                     const std::vector<std::string>& functions) {
   std::vector<std::string> quoted;
   for (const std::string& fn : functions) quoted.push_back(Quote(fn));
-  std::string out = RunCommand(absl::StrCat(f.go_tool, " tool objdump -s '^(",
-                                            absl::StrJoin(quoted, "|"), ")$' ", binary));
+  std::string out = RunCommand(
+      absl::StrCat(f.go_tool, " tool objdump -s '^(", absl::StrJoin(quoted, "|"), ")$' ", binary));
   Disassembly dis;
   std::map<uint64_t, ObjdumpInsn>* current = nullptr;
   for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
@@ -450,7 +452,9 @@ TEST(ProbePlanFixtures, PlanMatchesObjdump) {
     for (const Probe& p : plan->probes) {
       SCOPED_TRACE(absl::StrCat(p.function, " ", SiteKindName(p.kind)));
       // Endings first: exit, then cancel, then the beginnings.
-      const int r = p.hook == HookKind::kGoroutineExit ? 0 : p.hook == HookKind::kContextCancel ? 1 : 2;
+      const int r = p.hook == HookKind::kGoroutineExit   ? 0
+                    : p.hook == HookKind::kContextCancel ? 1
+                                                         : 2;
       EXPECT_GE(r, rank);
       rank = r;
       ++handlers[p.handler];
@@ -459,7 +463,8 @@ TEST(ProbePlanFixtures, PlanMatchesObjdump) {
       auto insn = insns.find(p.site.address);
       ASSERT_NE(insn, insns.end()) << std::hex << p.site.address << " is not an instruction";
       // The recorded bytes are the file's at both the address and the file offset.
-      absl::StatusOr<absl::string_view> at_addr = (*elf)->ReadAt(p.site.address, p.site.bytes.size());
+      absl::StatusOr<absl::string_view> at_addr =
+          (*elf)->ReadAt(p.site.address, p.site.bytes.size());
       ASSERT_TRUE(at_addr.ok()) << at_addr.status();
       EXPECT_EQ(*at_addr, p.site.bytes);
       EXPECT_EQ((*elf)->data().substr(p.site.file_offset, p.site.bytes.size()), p.site.bytes);
@@ -497,8 +502,8 @@ TEST(ProbePlanFixtures, PlanMatchesObjdump) {
               << fallbacks << " entry fallbacks, missing [" << absl::StrJoin(plan->missing, " ")
               << "]\n";
     // Every hook function in ctxprog has a stack check (none is NOSPLIT in any toolchain's source).
-    EXPECT_TRUE(not_at_check.empty()) << "required hooks not at the stack check: "
-                                      << absl::StrJoin(not_at_check, ", ");
+    EXPECT_TRUE(not_at_check.empty())
+        << "required hooks not at the stack check: " << absl::StrJoin(not_at_check, ", ");
     EXPECT_EQ(plan->entry_fallbacks, 0);
   }
 }
@@ -537,7 +542,8 @@ TEST(ProbePlanFixtures, MissingRequiredHookIsFailedPrecondition) {
     EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition) << plan.status();
     EXPECT_THAT(plan.status().message(), HasSubstr("context.propagateCancel"));
     EXPECT_THAT(plan.status().message(), HasSubstr("binary does not use context.WithCancel"));
-    EXPECT_EQ(PlanProbes(**elf, **pcln, Go(28), true).status().code(), absl::StatusCode::kUnimplemented);
+    EXPECT_EQ(PlanProbes(**elf, **pcln, Go(28), true).status().code(),
+              absl::StatusCode::kUnimplemented);
     return;
   }
 }

@@ -8,10 +8,10 @@
 #define CTXAGENT_CONCAT_INNER(a, b) a##b
 #define CTXAGENT_CONCAT(a, b) CTXAGENT_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                        \
-  do {                                               \
-    ::absl::Status _status = (expr);                 \
-    if (!_status.ok()) return _status;               \
+#define RETURN_IF_ERROR(expr)          \
+  do {                                 \
+    ::absl::Status _status = (expr);   \
+    if (!_status.ok()) return _status; \
   } while (0)
 
 #define ASSIGN_OR_RETURN(lhs, expr) \

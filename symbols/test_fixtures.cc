@@ -1,7 +1,8 @@
 #include "symbols/test_fixtures.h"
 
-#include <cstdio>
 #include <sys/wait.h>
+
+#include <cstdio>
 
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"

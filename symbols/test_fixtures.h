@@ -11,7 +11,7 @@ struct Fixture {
   std::string go_version;  // "1.19"
   std::string variant;     // default | stripped | pie | pieext
   std::string path;
-  std::string go_tool;     // /usr/lib/go-<v>/bin/go
+  std::string go_tool;  // /usr/lib/go-<v>/bin/go
 };
 
 // Every built binary of fixture program `name` (e.g. "ctxprog"), all toolchains and variants.

@@ -44,7 +44,7 @@ struct AttachRun {
   bool live = false;
   bool target_exited = false;
   SiteGrowth growth;  // the top view's growth rates
-  absl::Mutex mu;  // held while the session changes; --http requests read it under it
+  absl::Mutex mu;     // held while the session changes; --http requests read it under it
   std::unique_ptr<AttachHttp> http;
 };
 
@@ -82,10 +82,12 @@ absl::Status Prepare(AttachRun& r) {
   // was live at a pause is then checked in the target's memory.
   r.probes = std::make_unique<ProbeSet>(
       *r.tracer, r.trap_costs,
-      ProbeSet::Options{.sampling = {.budget = o.budget, .target_budget = o.target_budget},
-                        .target = o.pid},
+      ProbeSet::Options{
+          .sampling = {.budget = o.budget, .target_budget = o.target_budget, .fixed = o.duty_cycle},
+          .target = o.pid},
       r.start);
-  if (auto added = r.probes->Add(&r.session->process(), *r.bin, r.start); !added.ok()) return added.status();
+  if (auto added = r.probes->Add(&r.session->process(), *r.bin, r.start); !added.ok())
+    return added.status();
   r.run_meter = std::make_unique<OverheadMeter>(r.trap_costs, r.tracer->probe_fd(), o.pid);
   r.live = o.live && o.output == "tree" && isatty(STDOUT_FILENO);
   fprintf(stderr, "ctxagent: attached to pid %d (%s, %zu probes); %s\n", o.pid,
@@ -108,10 +110,9 @@ void Draw(AttachRun& r, absl::Time now, const OverheadSample& last_interval) {
                          RenderSummary(lineage, run), "\n", RenderTree(lineage, now, 40), "\n",
                          r.session->findings().size(), " finding(s) so far",
                          r.probes->attached() ? "" : " (probes paused: sampling)", "\n")
-          : absl::StrCat("\x1b[H\x1b[2J",
-                         RenderLiveTop(lineage, r.session->findings(), run, now,
-                                       !r.probes->attached(), r.growth,
-                                       QueryTerminalSize(STDOUT_FILENO)));
+          : absl::StrCat("\x1b[H\x1b[2J", RenderLiveTop(lineage, r.session->findings(), run, now,
+                                                        !r.probes->attached(), r.growth,
+                                                        QueryTerminalSize(STDOUT_FILENO)));
   screen = EscapeInvalidUtf8(screen);
   // A newline after the last row of a full screen would scroll its first row away.
   if (r.options.view != "contexts" && !screen.empty() && screen.back() == '\n') screen.pop_back();

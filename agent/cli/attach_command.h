@@ -24,7 +24,8 @@ struct AttachOptions {
   bool live = true;                            // redraw the tree in place (a terminal)
   absl::Duration poll = kDefaultDrainLatency;  // longest a probe event waits in the ring
   double budget = kDefaultBudget;  // share of the node's CPU tracing may use; 0 = everything
-  double target_budget = 0;  // share of the target's own CPU tracing may use; 0 = no such limit
+  double target_budget = 0;   // share of the target's own CPU tracing may use; 0 = no such limit
+  FixedDutyCycle duty_cycle;  // set: this duty cycle instead of the budget's plan
   uint32_t ring_bytes = Tracer::kDefaultRingBytes;
   std::string http;  // serve /processes/<pid>/... on this host:port; empty: none
 };

@@ -8,6 +8,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/cli/attach_command.h"
@@ -15,6 +16,32 @@
 #include "agent/cli/symbols_command.h"
 #include "agent/node/daemon.h"
 #include "agent/trace/tracer.h"
+
+namespace ctxagent {
+
+// --duty_cycle=WINDOW/PERIOD ("500ms/2s"); empty: unset.
+bool AbslParseFlag(absl::string_view text, FixedDutyCycle* d, std::string* error) {
+  if (text.empty()) {
+    *d = {};
+    return true;
+  }
+  std::pair<std::string, std::string> parts = absl::StrSplit(text, absl::MaxSplits('/', 1));
+  FixedDutyCycle v;
+  if (!absl::ParseDuration(parts.first, &v.window) ||
+      !absl::ParseDuration(parts.second, &v.period) || v.window <= absl::ZeroDuration() ||
+      v.period <= v.window || v.period == absl::InfiniteDuration()) {
+    *error = "expected WINDOW/PERIOD with 0 < WINDOW < PERIOD, e.g. 500ms/2s";
+    return false;
+  }
+  *d = v;
+  return true;
+}
+std::string AbslUnparseFlag(const FixedDutyCycle& d) {
+  if (!d.set()) return "";
+  return absl::StrCat(absl::FormatDuration(d.window), "/", absl::FormatDuration(d.period));
+}
+
+}  // namespace ctxagent
 
 // Defaults here are placeholders: each command's defaults are its options struct's (see
 // agent/cli/command_line.h), and `ctxagent <command> --help` shows them.
@@ -37,6 +64,9 @@ ABSL_FLAG(double, budget, 0,
           "everything");
 ABSL_FLAG(double, target_budget, 0,
           "share of the target's own CPU tracing may use, on top of --budget; 0 = no such limit");
+ABSL_FLAG(ctxagent::FixedDutyCycle, duty_cycle, {},
+          "WINDOW/PERIOD: probes on for WINDOW in every PERIOD (e.g. 1s/10s) instead of the "
+          "budget's plan; empty = the budget decides");
 ABSL_FLAG(int, ring_buffer_kb, 0, "BPF ring buffer size in KiB (a power of two)");
 ABSL_FLAG(std::string, http, "",
           "serve /processes and /processes/<pid>/... for the attached process on this host:port "
@@ -160,8 +190,9 @@ Command AttachCommand(AttachOptions* o, int* ring_kb) {
        Bind(FLAGS_grace, &o->findings.grace), Bind(FLAGS_leak_after, &o->findings.leak_after),
        Bind(FLAGS_min_count, &o->findings.min_count), Bind(FLAGS_refresh, &o->refresh),
        Bind(FLAGS_poll, &o->poll), Bind(FLAGS_budget, &o->budget),
-       Bind(FLAGS_target_budget, &o->target_budget), Bind(FLAGS_ring_buffer_kb, ring_kb),
-       Bind(FLAGS_http, &o->http), Bind(FLAGS_view, &o->view), Bind(FLAGS_verbose, &g_verbose)},
+       Bind(FLAGS_target_budget, &o->target_budget), Bind(FLAGS_duty_cycle, &o->duty_cycle),
+       Bind(FLAGS_ring_buffer_kb, ring_kb), Bind(FLAGS_http, &o->http), Bind(FLAGS_view, &o->view),
+       Bind(FLAGS_verbose, &g_verbose)},
       [o, ring_kb](const std::vector<std::string>& positional) {
         if (positional.empty() || positional.size() > 2) {
           return Fail("attach", "expected one pid (and optionally the report's file)");
@@ -247,7 +278,8 @@ Command DaemonCommand(DaemonArgs* a) {
        Bind(FLAGS_max_contexts_per_process, &o.max_contexts_per_process),
        Bind(FLAGS_max_contexts_total, &o.max_contexts_total),
        Bind(FLAGS_max_site_labels, &o.max_site_labels), Bind(FLAGS_budget, &o.budget),
-       Bind(FLAGS_ring_buffer_kb, &a->ring_kb), Bind(FLAGS_verbose, &g_verbose)},
+       Bind(FLAGS_duty_cycle, &o.duty_cycle), Bind(FLAGS_ring_buffer_kb, &a->ring_kb),
+       Bind(FLAGS_verbose, &g_verbose)},
       [a](const std::vector<std::string>& positional) { return RunDaemonCommand(*a, positional); }};
 }
 

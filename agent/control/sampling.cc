@@ -40,7 +40,9 @@ SamplingController::SamplingController(const Options& options, absl::Time now)
       window_start_(now),
       last_tick_(now),
       window_(options.max_window),
-      period_(options.max_window) {}
+      period_(options.max_window) {
+  Plan();
+}
 
 void SamplingController::Observe(bool attached, double node_ratio, absl::Duration length) {
   if (length <= absl::ZeroDuration()) return;
@@ -68,6 +70,12 @@ double SamplingController::budget() const {
 }
 
 void SamplingController::Plan() {
+  if (options_.fixed.set()) {
+    window_ = options_.fixed.window;
+    period_ = options_.fixed.period;
+    ratio_ = std::min(1.0, absl::FDivDuration(window_, period_));
+    return;
+  }
   const double budget = this->budget();
   const double on = cost_on_.value, off = std::max(0.0, cost_off_.value);
   if ((budget <= 0 && options_.target_budget <= 0) || on < 0 || on <= budget) {

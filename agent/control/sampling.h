@@ -39,6 +39,14 @@ namespace ctxagent {
 // The budget promise: a share of the node's CPU (0.3%), for every command.
 inline constexpr double kDefaultBudget = 0.003;
 
+// A duty cycle that replaces the budget's plan (--duty_cycle): the probes are on for `window` at
+// the start of every `period`, whatever tracing costs. Unset (zero): the budget decides.
+struct FixedDutyCycle {
+  absl::Duration window = absl::ZeroDuration();
+  absl::Duration period = absl::ZeroDuration();
+  bool set() const { return window > absl::ZeroDuration(); }
+};
+
 // The controller's plan and what it measured (node shares; switch: node share x seconds).
 struct SamplingPlan {
   double budget = 0, window_s = 0, period_s = 0, cost_attached = 0, cost_detached = 0,
@@ -50,6 +58,7 @@ class SamplingController {
   struct Options {
     double budget = kDefaultBudget;  // share of the node's CPU; <= 0: no limit
     double target_budget = 0;  // share of the traced process's own CPU (attach); <= 0: no limit
+    FixedDutyCycle fixed;      // set: this duty cycle instead of the budget's plan
     absl::Duration min_window = absl::Milliseconds(250);
     absl::Duration max_window = absl::Seconds(15);
     absl::Duration max_period = absl::Seconds(60);

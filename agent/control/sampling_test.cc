@@ -114,6 +114,24 @@ TEST(SamplingTest, ATargetBudgetCanBeTheTighterOne) {
   EXPECT_NEAR(alone.budget(), 0.005, 1e-9);
 }
 
+// --duty_cycle: the windows it says, whatever tracing costs and the budget allow.
+TEST(SamplingTest, AFixedDutyCycleOverridesTheBudget) {
+  absl::Time t = absl::FromUnixSeconds(1000);
+  SamplingController c(
+      {.budget = 0.003, .fixed = {.window = absl::Milliseconds(500), .period = absl::Seconds(2)}},
+      t);
+  EXPECT_TRUE(c.attached());
+  const double average = Simulate(c, t, 20, 0.0001, 0.0001);  // far under the budget
+  EXPECT_EQ(c.ratio(), 0.25);
+  EXPECT_NEAR(c.observed_ratio(t), 0.25, 0.01);
+  EXPECT_NEAR(average, 0.0001, 1e-9);
+  EXPECT_EQ(c.window(), absl::Milliseconds(500));
+  EXPECT_EQ(c.period(), absl::Seconds(2));
+  c.Estimate(0.5, t);  // a very busy target: still the same cycle
+  Simulate(c, t, 20, 0.5, 0.0001);
+  EXPECT_NEAR(c.observed_ratio(t), 0.25, 0.01);
+}
+
 TEST(SamplingTest, NoBudgetMeansFullTracing) {
   absl::Time t = absl::FromUnixSeconds(1000);
   SamplingController c({.budget = 0}, t);

@@ -57,12 +57,14 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
   return out;
 }
 
-void ProcessLineage::ObserveGoroutines(absl::Time now_time, GoroutineStateReader& reader) {
+bool ProcessLineage::ObserveGoroutines(absl::Time now_time, GoroutineStateReader& reader) {
   State& s = *state_;
   s.Invalidate();
   const int64_t now = ToNs(now_time);
   const bool first = !s.observed;
   s.observed = true;
+  const auto old_states = std::move(s.states);
+  const auto old_parked = std::move(s.parked);
   s.states.clear();
   for (GoroutineState& st : reader.ReadAll()) {
     if (!st.known || st.system) continue;
@@ -103,6 +105,15 @@ void ProcessLineage::ObserveGoroutines(absl::Time now_time, GoroutineStateReader
     }
   }
   for (auto& [id, goids] : s.parked) std::sort(goids.begin(), goids.end());
+  if (first || s.parked != old_parked || s.states.size() != old_states.size()) return true;
+  for (const auto& [goid, st] : s.states) {
+    auto it = old_states.find(goid);
+    if (it == old_states.end() || it->second.state != st.state ||
+        it->second.waiting_since != st.waiting_since) {
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace ctxagent

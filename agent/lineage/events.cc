@@ -23,6 +23,11 @@ std::string SiteString(const Site& site) {
   return absl::StrCat(ShortSiteString(site), " (", site.function, ")");
 }
 
+std::string FormatAge(absl::Duration d) {
+  return absl::FormatDuration(
+      absl::Trunc(d, d >= absl::Seconds(1) ? absl::Seconds(1) : absl::Milliseconds(1)));
+}
+
 const char* ContextKindName(ContextKind kind) {
   switch (kind) {
     case ContextKind::kCancel:

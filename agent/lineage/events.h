@@ -25,6 +25,9 @@ struct Site {
 std::string SiteLocation(const Site& site);
 std::string ShortSiteString(const Site& site);
 std::string SiteString(const Site& site);
+// A duration as every report and view writes it: "250ms" below a second, else whole seconds
+// ("6s", "2m5s", "1h0m0s").
+std::string FormatAge(absl::Duration d);
 
 using SiteId = uint32_t;
 inline constexpr SiteId kNoSite = 0;

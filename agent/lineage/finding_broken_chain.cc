@@ -42,14 +42,14 @@ std::string ExplainBrokenChain(const Evaluation& ev, const Group& gr) {
         "context from %s was cancelled %s ago but %d goroutine%s started at %s under it still "
         "run%s: %s handed a context built over context.Background() (WithValue layers, nothing "
         "cancelable) where one derived from it was meant, so the cancellation cannot reach %s",
-        spawner, Human(f.newest_age), n, n == 1 ? "" : "s", SiteString(ev.sites, f.site),
+        spawner, FormatAge(f.newest_age), n, n == 1 ? "" : "s", SiteString(ev.sites, f.site),
         n == 1 ? "s" : "", n == 1 ? "it was" : "they were", n == 1 ? "it" : "them");
   }
   return absl::StrFormat(
       "context from %s was cancelled %s ago but %d goroutine%s started under it still run%s: %s "
       "roots a new context at Background/TODO instead of deriving from it, so the cancellation "
       "cannot reach %s",
-      spawner, Human(f.newest_age), n, n == 1 ? "" : "s", n == 1 ? "s" : "",
+      spawner, FormatAge(f.newest_age), n, n == 1 ? "" : "s", n == 1 ? "s" : "",
       SiteString(ev.sites, f.site), n == 1 ? "it" : "them");
 }
 

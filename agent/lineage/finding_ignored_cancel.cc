@@ -56,7 +56,7 @@ std::string ExplainIgnoredCancel(const Evaluation& ev, const Group& gr) {
                                 : absl::StrCat(n == 1 ? "it is " : "the first is ", gr.doing);
   return absl::StrFormat(
       "context from %s cancelled %s ago but %d goroutine%s started with it %s still running: %s",
-      SiteString(ev.sites, f.site), Human(f.newest_age), n, n == 1 ? "" : "s",
+      SiteString(ev.sites, f.site), FormatAge(f.newest_age), n, n == 1 ? "" : "s",
       n == 1 ? "is" : "are", doing);
 }
 

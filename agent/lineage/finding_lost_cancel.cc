@@ -80,26 +80,22 @@ void FindLostCancels(Evaluation& ev) {
   State& s = ev.s;
   Accumulating acc = Collect(ev);
   for (const auto& [site, n] : acc.per_site) s.site_aggs.try_emplace(site);
-  // Reported when the count grows between evaluations.
+  // Reported when the count grows, while it holds (Accumulation).
   absl::flat_hash_set<std::pair<FindingKind, SiteId>> reported;
   const uint64_t min_count = static_cast<uint64_t>(ev.options.min_count);
   for (auto& [site, agg] : s.site_aggs) {
     auto it = acc.per_site.find(site);
     const Candidates n = it != acc.per_site.end() ? it->second : Candidates{};
-    if (n.lost >= min_count && n.lost > agg.prev_lost) {
-      reported.insert(std::make_pair(FindingKind::kLostCancel, site));
-      Group& gr = ev.group(FindingKind::kLostCancel, site);
-      gr.f.count = static_cast<int>(n.lost);
-      gr.grew = n.lost - agg.prev_lost;
+    for (auto [kind, count, accumulation] :
+         {std::make_tuple(FindingKind::kLostCancel, n.lost, &agg.lost),
+          std::make_tuple(FindingKind::kTimerBuildup, n.timer, &agg.timer)}) {
+      uint64_t grew = 0;
+      if (!accumulation->Update(count, min_count, &grew)) continue;
+      reported.insert(std::make_pair(kind, site));
+      Group& gr = ev.group(kind, site);
+      gr.f.count = static_cast<int>(count);
+      gr.grew = grew;
     }
-    if (n.timer >= min_count && n.timer > agg.prev_timer) {
-      reported.insert(std::make_pair(FindingKind::kTimerBuildup, site));
-      Group& gr = ev.group(FindingKind::kTimerBuildup, site);
-      gr.f.count = static_cast<int>(n.timer);
-      gr.grew = n.timer - agg.prev_timer;
-    }
-    agg.prev_lost = n.lost;
-    agg.prev_timer = n.timer;
   }
   std::sort(acc.contexts.begin(), acc.contexts.end());
   for (const auto& [id, c] : acc.contexts) {
@@ -140,7 +136,7 @@ std::string ExplainTimerBuildup(const Evaluation& ev, const Group& gr) {
   return absl::StrFormat(
       "%d timer contexts created at %s with deadlines at least %s away are never cancelled (%d "
       "more since the last check): their timers pile up until they fire",
-      f.count, SiteString(ev.sites, f.site), Human(ev.options.far_deadline), gr.grew);
+      f.count, SiteString(ev.sites, f.site), FormatAge(ev.options.far_deadline), gr.grew);
 }
 
 }  // namespace ctxagent::lineage_internal

@@ -174,7 +174,9 @@ class ProcessLineage {
   // Reads what every goroutine is doing from the target's memory (runtime.allgs) and which
   // tracked contexts' Done channels they are parked on; findings use it. The first call also adds
   // the goroutines that predate the probes to the tree. Call before Evaluate, after Reconcile.
-  void ObserveGoroutines(absl::Time now, GoroutineStateReader& reader);
+  // Returns whether what findings use changed since the last call (which goroutines exist, their
+  // state, the Done channels they are parked on): a goroutine that parks changes no count.
+  bool ObserveGoroutines(absl::Time now, GoroutineStateReader& reader);
 
   // Findings at `now`. Keeps per-site history between calls (lost cancel / timer build-up need a
   // count that grows across evaluations), so call it periodically.

@@ -110,10 +110,27 @@ struct Go {
   }
 };
 
+// A site's count of accumulating contexts across evaluations. It is reported from the evaluation
+// at which it grows while it holds: under sampling it grows only in traced windows, and holding
+// between them is still the same leak. It is withdrawn when the count falls (contexts were
+// cancelled or freed after all: a set that drains is not accumulating).
+struct Accumulation {
+  uint64_t prev = 0;
+  bool reported = false;
+
+  // The count at this evaluation; returns whether it is reported, and by how much it grew.
+  bool Update(uint64_t n, uint64_t min_count, uint64_t* grew) {
+    reported = n >= min_count && (n > prev || (reported && n == prev));
+    *grew = n > prev ? n - prev : 0;
+    prev = n;
+    return reported;
+  }
+};
+
 // Per-site history kept across evaluations (sites are bounded by the program's code).
 struct SiteAgg {
-  uint64_t prev_lost = 0;
-  uint64_t prev_timer = 0;
+  Accumulation lost;
+  Accumulation timer;
   uint64_t created = 0;
   uint64_t cancelled = 0;
 };
@@ -121,11 +138,6 @@ struct SiteAgg {
 inline std::string SiteString(const SiteTable& sites, SiteId id) {
   const Site& s = sites.Get(id);
   return absl::StrCat(s.file, ":", s.line);
-}
-
-inline std::string Human(absl::Duration d) {
-  return absl::FormatDuration(
-      absl::Trunc(d, d >= absl::Seconds(1) ? absl::Seconds(1) : absl::Milliseconds(1)));
 }
 
 struct State {

@@ -51,7 +51,8 @@ absl::Status Daemon::Init() {
                       trap_costs_.emulated_us, trap_costs_.stepped_us));
   // Every binary's probes go off and on together: the budget is the node's.
   probes_ = std::make_unique<ProbeSet>(
-      *tracer_, trap_costs_, ProbeSet::Options{.sampling = {.budget = o_.budget}}, absl::Now());
+      *tracer_, trap_costs_,
+      ProbeSet::Options{.sampling = {.budget = o_.budget, .fixed = o_.duty_cycle}}, absl::Now());
   // What Prometheus and the kubelet need on --listen; trees and findings (source paths, function
   // names) only on --detail_listen, loopback unless the operator says otherwise.
   auto http = HttpServer::Start({.listen = o_.listen, .inline_paths = {"/healthz", "/readyz"}},

@@ -24,8 +24,8 @@
 #include "agent/node/cgroup.h"
 #include "agent/node/discovery.h"
 #include "agent/node/http_server.h"
-#include "agent/node/process_endpoints.h"
 #include "agent/node/metrics.h"
+#include "agent/node/process_endpoints.h"
 #include "agent/node/selector.h"
 #include "agent/session/probes.h"
 #include "agent/session/session.h"
@@ -53,6 +53,7 @@ struct DaemonOptions {
   int max_site_labels = 10;
   uint32_t ring_bytes = Tracer::kDefaultRingBytes;
   double budget = kDefaultBudget;  // share of the node's CPU tracing may use; 0 = no limit
+  FixedDutyCycle duty_cycle;       // set: this duty cycle instead of the budget's plan
 };
 
 class Daemon : public ProcessProvider {

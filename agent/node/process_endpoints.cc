@@ -44,13 +44,12 @@ HttpResponse ProcessEndpoints::Handle(const HttpRequest& request) const {
     return page->second(provider_, request);
   }
   // The lineage page, /processes/<pid>/graph and /processes/<pid>/sites/<id>.
-  auto graph = ServeGraphRoute(
-      request.path, absl::Now(),
-      [this](int pid, const std::function<void(const GraphProcess&)>& fn) {
-        return provider_.WithProcess(pid, [&](const ProcessView& p) {
-          fn(GraphProcess{&p.lineage, &p.findings, p.growth});
-        });
-      });
+  auto graph = ServeGraphRoute(request.path, absl::Now(),
+                               [this](int pid, const std::function<void(const GraphProcess&)>& fn) {
+                                 return provider_.WithProcess(pid, [&](const ProcessView& p) {
+                                   fn(GraphProcess{&p.lineage, &p.findings, p.growth});
+                                 });
+                               });
   if (graph) return {graph->status, graph->content_type, graph->body};
   if (request.path == "/processes") {
     nlohmann::json out = nlohmann::json::array();

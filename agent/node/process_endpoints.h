@@ -14,8 +14,8 @@
 #include "absl/functional/function_ref.h"
 #include "agent/lineage/lineage.h"
 #include "agent/node/http_server.h"
-#include "agent/view/site_graph.h"
 #include "agent/trace/process.h"
+#include "agent/view/site_graph.h"
 #include "nlohmann/json.hpp"
 #include "symbols/go_binary.h"
 
@@ -29,7 +29,7 @@ struct ProcessView {
   const symbols::GoBinary& binary;
   const Process& process;  // the target's memory
   SiteGrowth* growth;      // the site graph's growth rates (null: none)
-  nlohmann::json labels;  // identity listed by /processes: binary, and namespace, pod, container
+  nlohmann::json labels;   // identity listed by /processes: binary, and namespace, pod, container
 };
 
 // What is traced. Implementations run the callbacks with the lock that guards their lineages.

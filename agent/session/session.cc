@@ -63,8 +63,8 @@ void TracingSession::OnEventsLost() {
 void TracingSession::Reconcile(absl::Time now) {
   const LineageStats before = lineage_.stats();
   if (paused_once_) lineage_.Reconcile(now, liveness_);
-  lineage_.ObserveGoroutines(now, goroutines_);
-  if (!SameEnds(before, lineage_.stats())) changed_ = true;
+  const bool states_changed = lineage_.ObserveGoroutines(now, goroutines_);
+  if (states_changed || !SameEnds(before, lineage_.stats())) changed_ = true;
   // Reading memory costs per unobserved node: often enough to keep findings as fresh as the grace
   // period, not at every refresh.
   next_reconcile_ = now + std::max(options_.refresh, options_.findings.grace);

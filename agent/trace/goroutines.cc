@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/match.h"
+#include "agent/trace/cancel_ctx.h"
 #include "symbols/go_status.h"
 
 namespace ctxagent {
@@ -201,24 +202,9 @@ std::vector<uint64_t> GoroutineReader::DoneChannels(const std::vector<ContextQue
   const symbols::GoOffsets& o = bin_.offsets();
   std::vector<uint64_t> out(queries.size(), 0);
   if (o.cancelctx_done < 0) return out;
-  // The done atomic.Value's data word; a timerCtx embeds its cancelCtx (1.20: behind a pointer).
-  std::vector<uint64_t> base(queries.size());
-  std::vector<Process::ReadRequest> pointers;
-  std::vector<size_t> pointer_of;
-  for (size_t i = 0; i < queries.size(); ++i) {
-    base[i] = queries[i].addr;
-    if (queries[i].kind != ContextKind::kTimer) continue;
-    if (o.timerctx_cancelctx_is_ptr) {
-      pointers.push_back({queries[i].addr + o.timerctx_cancelctx, &base[i], 8});
-      pointer_of.push_back(i);
-    } else if (o.timerctx_cancelctx > 0) {
-      base[i] += o.timerctx_cancelctx;
-    }
-  }
-  ReadMany(pointers);
-  for (size_t k = 0; k < pointers.size(); ++k) {
-    if (!pointers[k].ok) base[pointer_of[k]] = 0;
-  }
+  // The done atomic.Value's data word.
+  const std::vector<uint64_t> base =
+      CancelCtxAddresses(o, queries, [this](auto& r) { ReadMany(r); });
   std::vector<Process::ReadRequest> reads;
   std::vector<size_t> read_of;
   for (size_t i = 0; i < queries.size(); ++i) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "agent/trace/cancel_ctx.h"
 #include "symbols/go_status.h"
 
 namespace ctxagent {
@@ -14,26 +15,8 @@ std::vector<LivenessOracle::State> MemoryLiveness::Contexts(
     const std::vector<ContextQuery>& queries) {
   std::vector<State> out(queries.size(), State::kUnknown);
   if (offsets_.cancelctx_err < 0) return out;
-  // Where each query's cancelCtx starts: inline in every context type, except behind a pointer in
-  // Go 1.20's timerCtx (read first).
-  std::vector<uint64_t> base(queries.size());
-  std::vector<Process::ReadRequest> pointers;
-  std::vector<size_t> pointer_of;
-  for (size_t i = 0; i < queries.size(); ++i) {
-    base[i] = queries[i].addr;
-    if (queries[i].kind != ContextKind::kTimer) continue;
-    if (offsets_.timerctx_cancelctx_is_ptr) {
-      pointers.push_back(
-          {queries[i].addr + offsets_.timerctx_cancelctx, &base[i], sizeof(uint64_t)});
-      pointer_of.push_back(i);
-    } else if (offsets_.timerctx_cancelctx > 0) {
-      base[i] += offsets_.timerctx_cancelctx;
-    }
-  }
-  process_.ReadMany(pointers);
-  for (size_t k = 0; k < pointers.size(); ++k) {
-    if (!pointers[k].ok) base[pointer_of[k]] = 0;
-  }
+  const std::vector<uint64_t> base =
+      CancelCtxAddresses(offsets_, queries, [this](auto& r) { process_.ReadMany(r); });
   // One read per context: from the parent interface at 0 through the first word of err.
   const size_t span = static_cast<size_t>(offsets_.cancelctx_err) + 8;
   std::vector<uint8_t> buf(queries.size() * span);

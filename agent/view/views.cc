@@ -12,19 +12,13 @@
 namespace ctxagent {
 namespace {
 
-std::string Age(absl::Duration d) {
-  if (d < absl::Seconds(1)) return absl::StrFormat("%dms", absl::ToInt64Milliseconds(d));
-  if (d < absl::Minutes(2)) return absl::StrFormat("%.1fs", absl::ToDoubleSeconds(d));
-  return absl::StrFormat("%dm", absl::ToInt64Minutes(d));
-}
-
 std::string State(const ContextNode& c, absl::Time now) {
   if (!c.cancelled) {
     if (c.deadline != absl::InfiniteFuture())
-      return absl::StrCat("live, deadline in ", Age(c.deadline - now));
+      return absl::StrCat("live, deadline in ", FormatAge(c.deadline - now));
     return "live";
   }
-  std::string s = absl::StrCat("cancelled ", Age(now - *c.cancelled), " ago");
+  std::string s = absl::StrCat("cancelled ", FormatAge(now - *c.cancelled), " ago");
   switch (c.cause) {
     case CancelCause::kOwnCancel:
       return absl::StrCat(s, " by its own cancel");
@@ -51,7 +45,7 @@ void AddStateJson(const GoroutineState& st, absl::Time now, nlohmann::json& j) {
 std::string StateTag(const GoroutineState* st, absl::Time now) {
   if (st == nullptr) return "";
   if (st->waiting_since == absl::InfinitePast()) return absl::StrCat(" [", st->state, "]");
-  return absl::StrCat(" [", st->state, ", ", Age(now - st->waiting_since), "]");
+  return absl::StrCat(" [", st->state, ", ", FormatAge(now - st->waiting_since), "]");
 }
 
 }  // namespace
@@ -59,7 +53,6 @@ std::string StateTag(const GoroutineState* st, absl::Time now) {
 nlohmann::json SiteJson(const Site& s) {
   return {{"file", s.file}, {"line", s.line}, {"function", s.function}};
 }
-
 
 std::string RenderTree(const ProcessLineage& lineage, absl::Time now, int max_lines) {
   // Children lists and goroutines per bound context, from the flat node sets.
@@ -103,7 +96,7 @@ std::string RenderTree(const ProcessLineage& lineage, absl::Time now, int max_li
       }
       absl::StrAppendFormat(&out, "%s#%d %s %s age %s, %s%s\n", std::string(depth * 2, ' '), c->id,
                             ContextKindName(c->kind), SiteString(lineage.sites().Get(c->site)),
-                            Age(now - c->created), State(*c, now), gs);
+                            FormatAge(now - c->created), State(*c, now), gs);
       ++lines;
     }
     auto ch = children.find(id);
@@ -149,7 +142,7 @@ std::string RenderGoroutineGroups(const ProcessLineage& lineage, absl::Time now,
     const auto& [key, g] = order[i];
     absl::StrAppendFormat(
         &out, "  %6d  [%s]%s  %s%s\n", g.count, key.second,
-        g.since == absl::InfiniteFuture() ? "" : absl::StrCat(", >=", Age(now - g.since)),
+        g.since == absl::InfiniteFuture() ? "" : absl::StrCat(", >=", FormatAge(now - g.since)),
         SiteString(lineage.sites().Get(key.first)),
         g.before_attach > 0 ? absl::StrCat("  (", g.before_attach, " before attach)") : "");
   }
@@ -173,8 +166,8 @@ std::string RenderFindings(const ProcessLineage& lineage, const std::vector<Find
     for (SiteId s : f.go_sites) {
       absl::StrAppend(&out, "  started at: ", SiteString(lineage.sites().Get(s)), "\n");
     }
-    absl::StrAppendFormat(&out, "  ages: oldest %s, newest %s\n", Age(f.oldest_age),
-                          Age(f.newest_age));
+    absl::StrAppendFormat(&out, "  ages: oldest %s, newest %s\n", FormatAge(f.oldest_age),
+                          FormatAge(f.newest_age));
   }
   return out;
 }
@@ -193,7 +186,7 @@ std::string RenderSummary(const ProcessLineage& lineage, const RunInfo& run) {
       "%s\n",
       created, s.cancelled_own, s.cancelled_parent, s.cancelled_deadline, s.live_contexts,
       s.goroutines_seen, s.live_goroutines, run.events, run.counters.dropped_total(),
-      run.overhead.node_ratio * 100, run.sampling_ratio * 100, Age(run.elapsed));
+      run.overhead.node_ratio * 100, run.sampling_ratio * 100, FormatAge(run.elapsed));
 }
 
 nlohmann::json FindingToJson(const ProcessLineage& lineage, const Finding& f, absl::Time now) {

@@ -87,7 +87,7 @@ TEST_F(ViewsTest, TreeShowsContextsUnderParents) {
   std::string tree = RenderTree(lin_, t_, 10);
   EXPECT_THAT(tree, HasSubstr("#1 cancel main.go:10 (main.main)"));
   EXPECT_THAT(tree, HasSubstr("  #2 cancel main.go:30 (main.serve)"));  // indented under #1
-  EXPECT_THAT(tree, HasSubstr("cancelled 10.0s ago by its own cancel"));
+  EXPECT_THAT(tree, HasSubstr("cancelled 10s ago by its own cancel"));
   EXPECT_THAT(RenderTree(lin_, t_, 1), HasSubstr("... 2 more contexts"));
   nlohmann::json j = TreeToJson(lin_, t_);
   EXPECT_EQ(j["contexts"].size(), 3u);

@@ -1,7 +1,5 @@
 #include "agent/view/web_page.h"
 
-#include "agent/view/utf8.h"
-
 #include <algorithm>
 #include <vector>
 
@@ -9,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "agent/view/utf8.h"
 #include "agent/view/views.h"
 #include "agent/view/web_assets.h"
 

@@ -132,9 +132,9 @@ class WebPageE2e : public ::testing::Test {
     ASSERT_TRUE(browser.ok()) << browser.status();
     Browser& b = **browser;
     // A query string per process: a fresh page load (the server ignores it).
-    ASSERT_TRUE(
-        b.Navigate(absl::StrCat("http://127.0.0.1:", daemon_.detail_port, "/?p=", pid, "#pid=", pid))
-            .ok());
+    ASSERT_TRUE(b.Navigate(absl::StrCat("http://127.0.0.1:", daemon_.detail_port, "/?p=", pid,
+                                        "#pid=", pid))
+                    .ok());
     const std::string from = (*NodeAt(graph, e.file, e.from))["id"];
     const std::string to = (*NodeAt(graph, e.file, e.to))["id"];
     // The broken link between the right sites, styled red dashed (computed style, not the class).
