@@ -86,7 +86,9 @@ TEST(ExecSafetyTest, AttachStopsWhenItsTargetExecsAnotherBinary) {
     SCOPED_TRACE(absl::StrCat("trial ", i));
     const Pair& p = kPairs[i % kPairs.size()];
     Child target =
-        Child::Start({kFixtures + p.from, "-exec", kFixtures + p.to, "--", "-for", "2s"});
+        // The new program lives 4 s: the agent must see the exec before it exits, and a detach
+        // can wait seconds for the kernel when the machine is loaded (docs/internals.md).
+        Child::Start({kFixtures + p.from, "-exec", kFixtures + p.to, "--", "-for", "4s"});
     ASSERT_TRUE(target.WaitForLine("ready", absl::Seconds(10)));
     const std::string pid = std::to_string(target.pid());
     // A budget far below the cost of a busy target: short windows, re-attached again and again.

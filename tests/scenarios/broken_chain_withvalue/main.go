@@ -18,7 +18,7 @@ type traceKey struct{}
 func worker(ctx context.Context) {
 	for ctx.Err() == nil { // never true: nothing can cancel ctx
 		_ = ctx.Value(traceKey{})
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
