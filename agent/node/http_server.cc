@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <deque>
@@ -45,6 +46,9 @@ struct HttpServer::Impl {
   };
   absl::Mutex conn_mu;
   std::map<MHD_Connection*, Open> open ABSL_GUARDED_BY(conn_mu);
+  // The sweeper sleeps until the earliest deadline, or until one of these is set.
+  bool open_changed ABSL_GUARDED_BY(conn_mu) = false;
+  bool sweeper_stop ABSL_GUARDED_BY(conn_mu) = false;
   std::thread sweeper;
 
   void Work();
@@ -158,28 +162,41 @@ void HttpServer::Impl::OnConnection(MHD_Connection* c, bool started) {
   }
   const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
   if (info != nullptr) open[c] = {info->connect_fd, absl::Now()};
+  open_changed = true;
 }
 
 void HttpServer::Impl::SetWaiting(MHD_Connection* c, bool waiting_for_request) {
   absl::MutexLock l(&conn_mu);
   if (auto it = open.find(c); it != open.end()) {
     it->second.waiting_since = waiting_for_request ? absl::Now() : absl::InfiniteFuture();
+    if (waiting_for_request) open_changed = true;  // maybe earlier than the sweeper's deadline
   }
 }
 
+// Sleeps until the earliest request deadline (forever with no connection waiting: an idle server
+// never wakes), or until a connection starts waiting.
 void HttpServer::Impl::Sweep() {
-  while (true) {
-    {
-      absl::MutexLock l(&mu);
-      if (mu.AwaitWithTimeout(absl::Condition(&stopping), absl::Milliseconds(250))) return;
-    }
-    const absl::Time overdue = absl::Now() - options.request_timeout;
-    absl::MutexLock l(&conn_mu);
+  absl::MutexLock l(&conn_mu);
+  while (!sweeper_stop) {
+    const absl::Time now = absl::Now();
+    absl::Time next = absl::InfiniteFuture();
     for (auto& [connection, o] : open) {
-      if (o.waiting_since > overdue) continue;
+      if (o.waiting_since == absl::InfiniteFuture()) continue;
+      const absl::Time deadline = o.waiting_since + options.request_timeout;
+      if (deadline > now) {
+        next = std::min(next, deadline);
+        continue;
+      }
       shutdown(o.fd, SHUT_RDWR);
       o.waiting_since = absl::InfiniteFuture();  // once
     }
+    open_changed = false;
+    conn_mu.AwaitWithDeadline(absl::Condition(
+                                  +[](Impl* i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(i->conn_mu) {
+                                    return i->open_changed || i->sweeper_stop;
+                                  },
+                                  this),
+                              next);
   }
 }
 
@@ -255,6 +272,10 @@ HttpServer::~HttpServer() {
     impl_->stopping = true;
   }
   for (std::thread& t : impl_->workers) t.join();
+  {
+    absl::MutexLock l(&impl_->conn_mu);
+    impl_->sweeper_stop = true;
+  }
   impl_->sweeper.join();
   MHD_stop_daemon(impl_->daemon);  // closes the listening socket too
 }
