@@ -242,8 +242,15 @@ void Daemon::Forget(pid_t pid) {
   const symbols::FileIdentity file = it->second->exe.file;
   // Its last counts: a process that lived less than a refresh would otherwise never be counted.
   ExportCounters(*it->second);
+  const std::string pod_uid = it->second->labels.pod_uid;
   processes_.erase(it);
   ReleaseBinary(file);
+  // The pod's names are cached while it has traced processes (pods come and go on a node).
+  if (!pod_uid.empty() && std::none_of(processes_.begin(), processes_.end(), [&](const auto& kv) {
+        return kv.second->labels.pod_uid == pod_uid;
+      })) {
+    pods_.Forget(pod_uid);
+  }
 }
 
 ProcessLabels Daemon::LabelsOf(pid_t pid) {
@@ -260,6 +267,7 @@ ProcessLabels Daemon::LabelsOf(pid_t pid) {
   if (id.ok()) {
     l.cgroup = id->cgroup_path;
     if (!id->pod_uid.empty()) {
+      l.pod_uid = id->pod_uid;
       auto pod = pods_.Resolve(id->pod_uid);
       if (pod.ok()) {
         l.namespace_ = pod->pod_namespace;

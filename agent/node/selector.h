@@ -23,6 +23,7 @@ struct ProcessLabels {
   std::string namespace_;
   std::string pod;
   std::string container;
+  std::string pod_uid;  // from the cgroup path; empty outside Kubernetes
 };
 
 bool Matches(const Selector& s, const ProcessLabels& p);
