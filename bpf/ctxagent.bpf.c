@@ -231,8 +231,7 @@ static __always_inline int on_go_create(struct pt_regs *ctx, const struct go_bin
   return 0;
 }
 
-SEC("uprobe")
-int ctxagent_probe(struct pt_regs *ctx) {
+static __always_inline int on_probe(struct pt_regs *ctx) {
   __u32 hook = 0;
   const struct go_binary_config *cfg = config_for(ctx, &hook);
   __u64 *hits = bpf_map_lookup_elem(&hook_hits, &hook);
@@ -258,12 +257,23 @@ int ctxagent_probe(struct pt_regs *ctx) {
   return 0;
 }
 
-// Process lifecycle for the daemon (the attach command does not attach these): exec to find new Go
-// programs without polling /proc, exit to forget them.
+// The same program for both kinds of link; the agent loads the one the kernel supports (see
+// Tracer::Create).
+SEC("uprobe")
+int ctxagent_probe(struct pt_regs *ctx) { return on_probe(ctx); }
+
+SEC("uprobe.multi")
+int ctxagent_probe_multi(struct pt_regs *ctx) { return on_probe(ctx); }
+
+// Process lifecycle: the daemon watches every process (exec to find new Go programs without
+// polling /proc, exit to forget them); `attach` watches its target's exec only, to stop at once.
 // Raw tracepoints: they need no tracefs mount (often absent in containers) and run in the task's
 // context, so the helpers name the process.
+__u32 watched_tgid = 0;  // 0: every process
+
 SEC("raw_tp/sched_process_exec")
 int ctxagent_exec(void *ctx) {
+  if (watched_tgid && (bpf_get_current_pid_tgid() >> 32) != watched_tgid) return 0;
   struct ctx_event *e = reserve(EV_PROC_EXEC, 0, 0);
   if (e) submit_and_wake(e, true);
   return 0;

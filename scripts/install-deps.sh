@@ -5,12 +5,15 @@ set -euo pipefail
 
 [[ $(id -u) -eq 0 ]] || { echo "install-deps: run as root (apt-get)" >&2; exit 1; }
 
-BUILD_PKGS=(cmake make g++ clang llvm python3 libbpf-dev bpftool libelf-dev zlib1g-dev libabsl-dev
+BUILD_PKGS=(cmake make g++ clang llvm python3 bpftool libelf-dev zlib1g-dev libabsl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libzydis-dev libdw-dev nlohmann-json3-dev
   libclang-rt-14-dev clang-format pkg-config prometheus libmicrohttpd-dev
   # The web page's and terminal view's tests: headless Chromium (run --no-sandbox as root), fonts
   # for its screenshots, tmux for the terminal sizes.
   chromium fonts-dejavu-core tmux)
+# libbpf >= 1.3 (uprobe_multi links, see agent/trace/tracer.h); bookworm has 1.1.
+LIBBPF_SUITE=bookworm-backports
+LIBBPF_MIN=1:1.3
 # Go toolchains the tests build fixtures with, and the suite each comes from.
 declare -A GO_SUITES=([1.19]=bookworm [1.21]=bookworm-backports [1.22]=bookworm-backports
   [1.23]=bookworm-backports [1.24]=trixie [1.26]=sid [1.27]=sid)
@@ -18,6 +21,8 @@ declare -A GO_SUITES=([1.19]=bookworm [1.21]=bookworm-backports [1.22]=bookworm-
 missing=()
 for p in "${BUILD_PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 for v in "${!GO_SUITES[@]}"; do [[ -x /usr/lib/go-$v/bin/go ]] || missing+=("golang-$v-go"); done
+libbpf=$(dpkg-query -W -f='${Version}' libbpf-dev 2>/dev/null || true)
+dpkg --compare-versions "${libbpf:-0}" ge "$LIBBPF_MIN" || missing+=(libbpf-dev)
 if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
 echo "install-deps: installing ${missing[*]}"
 
@@ -55,6 +60,7 @@ if [[ ! -e $policy ]]; then
 fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${BUILD_PKGS[@]}" >/dev/null
+apt-get install -y -qq --no-install-recommends -t "$LIBBPF_SUITE" libbpf-dev libbpf1 >/dev/null
 for v in "${!GO_SUITES[@]}"; do
   [[ -x /usr/lib/go-$v/bin/go ]] && continue
   suite=${GO_SUITES[$v]}

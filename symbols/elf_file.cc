@@ -64,7 +64,11 @@ absl::StatusOr<std::unique_ptr<ElfFile>> ElfFile::OpenFd(int fd, const std::stri
   std::unique_ptr<ElfFile> elf(new ElfFile());
   elf->name_ = name;
   if (st.st_size > 0) {
-    void* map = mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    // MAP_SHARED, never MAP_PRIVATE: the kernel writes every uprobe's int3 into each private file
+    // mapping that may execute (VM_MAYEXEC, whatever PROT), readers' included, so a binary read
+    // while a system-wide probe is on it would be planned from the breakpoints, not its code.
+    // Shared mappings are not uprobe targets (valid_vma() in kernel/events/uprobes.c).
+    void* map = mmap(nullptr, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) {
       int err = errno;
       return absl::ErrnoToStatus(err, absl::StrCat("cannot map ", name));

@@ -43,8 +43,9 @@ struct AttachRun {
   absl::Time start;
   bool live = false;
   bool target_exited = false;
-  SiteGrowth growth;  // the top view's growth rates
-  absl::Mutex mu;     // held while the session changes; --http requests read it under it
+  bool target_execd = false;  // its exec event arrived
+  SiteGrowth growth;          // the top view's growth rates
+  absl::Mutex mu;             // held while the session changes; --http requests read it under it
   std::unique_ptr<AttachHttp> http;
 };
 
@@ -64,11 +65,20 @@ absl::Status Prepare(AttachRun& r) {
   r.session = *std::move(session);
   auto tracer = Tracer::Create(
       [&r](const ctx_event& raw) {
-        if (raw.tgid == static_cast<uint32_t>(r.options.pid)) r.session->Apply(raw, r.clock);
+        if (raw.tgid != static_cast<uint32_t>(r.options.pid)) return;
+        if (raw.type == EV_PROC_EXEC) {
+          r.target_execd = true;
+        } else {
+          r.session->Apply(raw, r.clock);
+        }
       },
       o.ring_bytes);
   if (!tracer.ok()) return tracer.status();
   r.tracer = *std::move(tracer);
+  // Its exec wakes the agent: known even when the agent was held up (a detach can wait seconds for
+  // the kernel) until after the new program ended. Watched before the check that it runs `bin`.
+  if (absl::Status s = r.tracer->WatchExec(o.pid); !s.ok()) return s;
+  if (absl::Status s = r.session->process().CheckRuns(r.bin->identity()); !s.ok()) return s;
   // Per-hit trap costs measured here, once, before the probes add to the first measurement: they
   // differ between machines by several times.
   if (auto calibrated = CalibrateTrapCosts(); calibrated.ok()) {
@@ -129,6 +139,8 @@ absl::Status Trace(AttachRun& r) {
   while (!StopRequested()) {
     absl::ReleasableMutexLock lock(&r.mu);
     r.tracer->Drain();
+    // After an exec the lineage is of a program no longer there: stop, never re-attach.
+    if (r.target_execd) return r.session->process().CalledExec();
     const absl::Time now = absl::Now();
     if (now >= end) break;
     absl::Status s = r.probes->Tick(now, [&r] { r.session->OnProbesPaused(); });
@@ -143,7 +155,6 @@ absl::Status Trace(AttachRun& r) {
         r.target_exited = true;
         break;
       }
-      // After an exec the lineage is of a program no longer there: stop, never re-attach.
       if (absl::Status s = r.session->process().CheckRuns(r.bin->identity());
           absl::IsFailedPrecondition(s)) {
         return s;

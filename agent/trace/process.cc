@@ -91,11 +91,13 @@ absl::Status Process::CheckRuns(const symbols::FileIdentity& exe) const {
   if (stat(exe_path().c_str(), &st) != 0) {
     return absl::NotFoundError(absl::StrCat("pid ", pid_, " has exited"));
   }
-  if (!symbols::FileIdentity::Of(st).SameInode(exe)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("pid ", pid_, " now runs another binary (it called exec)"));
-  }
+  if (!symbols::FileIdentity::Of(st).SameInode(exe)) return CalledExec();
   return absl::OkStatus();
+}
+
+absl::Status Process::CalledExec() const {
+  return absl::FailedPreconditionError(
+      absl::StrCat("pid ", pid_, " now runs another binary (it called exec)"));
 }
 
 absl::StatusOr<uint64_t> Process::LoadBias(const symbols::ElfFile& exe) const {

@@ -32,6 +32,9 @@ class Process {
   // the pid was not reused: FailedPrecondition "pid N now runs another binary" / "pid N was
   // reused", NotFound once it is gone.
   absl::Status CheckRuns(const symbols::FileIdentity& exe) const;
+  // The FailedPrecondition CheckRuns returns after an exec (also when the exec is known from its
+  // event and the process is gone since).
+  absl::Status CalledExec() const;
   // Load bias of the main executable (0 for non-PIE): runtime address = link address + bias.
   absl::StatusOr<uint64_t> LoadBias(const symbols::ElfFile& exe) const;
   // Reads `len` bytes of the target's memory (process_vm_readv); the target keeps running, so what

@@ -4,12 +4,14 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "ctxagent_bpf.skel.h"
 #include "symbols/status_macros.h"
 
@@ -53,12 +55,44 @@ uint64_t TracerCounters::dropped_total() const {
 namespace {
 
 std::atomic<bool> g_libbpf_verbose{false};
+std::atomic<bool> g_libbpf_quiet{false};  // while probing for a kernel feature
 
 // libbpf's warnings (a verifier log, a failed relocation) go to stderr; its debug chatter only with
 // --verbose: it would garble the terminal view.
 int PrintLibbpf(enum libbpf_print_level level, const char* format, va_list args) {
-  if (level == LIBBPF_DEBUG && !g_libbpf_verbose) return 0;
+  if ((level == LIBBPF_DEBUG || g_libbpf_quiet) && !g_libbpf_verbose) return 0;
   return vfprintf(stderr, format, args);
+}
+
+// Opens and loads the object with the probe program for one kind of link; an errno on failure.
+int OpenAndLoad(bool multi, uint32_t ring_bytes, ctxagent_bpf** out) {
+  ctxagent_bpf* skel = ctxagent_bpf__open();
+  if (skel == nullptr) return errno;
+  bpf_map__set_max_entries(skel->maps.events, ring_bytes);
+  bpf_program__set_autoload(skel->progs.ctxagent_probe, !multi);
+  bpf_program__set_autoload(skel->progs.ctxagent_probe_multi, multi);
+  if (ctxagent_bpf__load(skel) != 0) {
+    const int err = errno;
+    ctxagent_bpf__destroy(skel);
+    return err;
+  }
+  *out = skel;
+  return 0;
+}
+
+// uprobe_multi links exist since Linux 6.6, but until 6.10 their pid filter let only the process's
+// main thread through (kernel commit "bpf: fix multi-uprobe PID filtering logic").
+bool KernelFiltersUprobeMultiByProcess() {
+  utsname u;
+  int major = 0, minor = 0;
+  return uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+         (major > 6 || (major == 6 && minor >= 10));
+}
+
+// Endings (goroutine exit, cancel) and beginnings are attached as separate groups: the plan's
+// order (endings first) must hold between them, and the reverse at detach.
+bool IsEnding(const symbols::Probe& p) {
+  return p.handler == HOOK_CTX_CANCEL || p.handler == HOOK_GO_EXIT;
 }
 
 int OnRingEvent(void* ctx, void* data, size_t size) {
@@ -83,19 +117,23 @@ uint64_t SumPerCpu(const bpf_map* map, uint32_t key) {
 
 void SetLibbpfVerbose(bool verbose) { g_libbpf_verbose = verbose; }
 
-absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Create(Handler handler, uint32_t ring_bytes) {
+absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Create(Handler handler, uint32_t ring_bytes,
+                                                       Links links) {
   if (ring_bytes < 4096 || (ring_bytes & (ring_bytes - 1)) != 0) {
     return absl::InvalidArgumentError("ring buffer size must be a power of two of at least 4096");
   }
   std::unique_ptr<Tracer> t(new Tracer());
   t->handler_ = std::move(handler);
   libbpf_set_print(PrintLibbpf);
-  t->skel_ = ctxagent_bpf__open();
-  int err = t->skel_ == nullptr ? errno : 0;
-  if (t->skel_ != nullptr) {
-    bpf_map__set_max_entries(t->skel_->maps.events, ring_bytes);
-    if (ctxagent_bpf__load(t->skel_) != 0) err = errno;
+  int err = EOPNOTSUPP;
+  if (links == Links::kMultiWhenSupported && KernelFiltersUprobeMultiByProcess()) {
+    // A kernel without uprobe_multi rejects the program's attach type at load.
+    g_libbpf_quiet = true;
+    err = OpenAndLoad(/*multi=*/true, ring_bytes, &t->skel_);
+    g_libbpf_quiet = false;
+    t->multi_ = err == 0;
   }
+  if (err != 0) err = OpenAndLoad(/*multi=*/false, ring_bytes, &t->skel_);
   if (err != 0) {
     return absl::ErrnoToStatus(
         err,
@@ -151,21 +189,16 @@ absl::StatusOr<uint32_t> Tracer::AttachPlan(pid_t pid, const symbols::GoBinary& 
     free_slots_.push_back(slot);
     return absl::ErrnoToStatus(errno, "cannot write the binary's configuration");
   }
-  const std::string target = bin.fd_path();
   Attachment a{pid, slot, {}};
   absl::Status status;
-  for (const symbols::Probe& p : bin.plan().probes) {
-    LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = CTX_COOKIE(slot, p.handler));
-    bpf_link* l = bpf_program__attach_uprobe_opts(skel_->progs.ctxagent_probe, pid, target.c_str(),
-                                                  p.site.file_offset, &opts);
-    if (l == nullptr) {
-      int err = errno;
-      status = absl::ErrnoToStatus(err, absl::StrCat("cannot attach a uprobe to ", p.function, " (",
-                                                     symbols::SiteKindName(p.kind), ") in ",
-                                                     bin.path(), " (pid ", pid, ")"));
-      break;
+  const std::vector<symbols::Probe>& plan = bin.plan().probes;
+  for (size_t first = 0; first < plan.size() && status.ok();) {
+    std::vector<const symbols::Probe*> group;
+    for (size_t i = first; i < plan.size() && IsEnding(plan[i]) == IsEnding(plan[first]); ++i) {
+      group.push_back(&plan[i]);
     }
-    a.links.push_back(l);
+    first += group.size();
+    status = AttachGroup(pid, bin, slot, group, a);
   }
   if (!status.ok()) {
     for (auto l = a.links.rbegin(); l != a.links.rend(); ++l) bpf_link__destroy(*l);
@@ -174,6 +207,47 @@ absl::StatusOr<uint32_t> Tracer::AttachPlan(pid_t pid, const symbols::GoBinary& 
   }
   attachments_.push_back(std::move(a));
   return slot;
+}
+
+absl::Status Tracer::AttachGroup(pid_t pid, const symbols::GoBinary& bin, uint32_t slot,
+                                 const std::vector<const symbols::Probe*>& probes, Attachment& a) {
+  // Through the file `bin` keeps open: a path could name another file by now.
+  const std::string target = bin.fd_path();
+  if (multi_) {
+    std::vector<unsigned long> offsets;  // NOLINT(runtime/int): libbpf's type
+    std::vector<__u64> cookies;
+    for (const symbols::Probe* p : probes) {
+      offsets.push_back(p->site.file_offset);
+      cookies.push_back(CTX_COOKIE(slot, p->handler));
+    }
+    LIBBPF_OPTS(bpf_uprobe_multi_opts, opts, .offsets = offsets.data(), .cookies = cookies.data(),
+                .cnt = offsets.size());
+    bpf_link* l =
+        bpf_program__attach_uprobe_multi(probe_program(), pid, target.c_str(), nullptr, &opts);
+    if (l == nullptr) {
+      std::vector<std::string> names;
+      for (const symbols::Probe* p : probes) names.push_back(p->function);
+      return absl::ErrnoToStatus(
+          errno, absl::StrCat("cannot attach the uprobes of ", absl::StrJoin(names, ", "), " in ",
+                              bin.path(), " (pid ", pid, ")"));
+    }
+    a.links.push_back(l);
+    a.probes += probes.size();
+    return absl::OkStatus();
+  }
+  for (const symbols::Probe* p : probes) {
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = CTX_COOKIE(slot, p->handler));
+    bpf_link* l = bpf_program__attach_uprobe_opts(probe_program(), pid, target.c_str(),
+                                                  p->site.file_offset, &opts);
+    if (l == nullptr) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("cannot attach a uprobe to ", p->function,
+                                                     " (", symbols::SiteKindName(p->kind), ") in ",
+                                                     bin.path(), " (pid ", pid, ")"));
+    }
+    a.links.push_back(l);
+    ++a.probes;
+  }
+  return absl::OkStatus();
 }
 
 void Tracer::Detach(uint32_t attachment) {
@@ -188,6 +262,14 @@ void Tracer::Detach(uint32_t attachment) {
       ++it;
     }
   }
+}
+
+absl::Status Tracer::WatchExec(pid_t pid) {
+  skel_->bss->watched_tgid = static_cast<uint32_t>(pid);
+  bpf_link* l = bpf_program__attach(skel_->progs.ctxagent_exec);
+  if (l == nullptr) return absl::ErrnoToStatus(errno, "cannot attach the exec tracepoint");
+  process_links_.push_back(l);
+  return absl::OkStatus();
 }
 
 absl::Status Tracer::WatchProcesses() {
@@ -222,11 +304,15 @@ std::array<uint64_t, CTX_HOOKS> Tracer::hook_hits() const {
   return h;
 }
 
-int Tracer::probe_fd() const { return bpf_program__fd(skel_->progs.ctxagent_probe); }
+bpf_program* Tracer::probe_program() const {
+  return multi_ ? skel_->progs.ctxagent_probe_multi : skel_->progs.ctxagent_probe;
+}
+
+int Tracer::probe_fd() const { return bpf_program__fd(probe_program()); }
 
 size_t Tracer::attached_probes() const {
   size_t n = 0;
-  for (const auto& a : attachments_) n += a.links.size();
+  for (const auto& a : attachments_) n += a.probes;
   return n;
 }
 

@@ -19,6 +19,7 @@
 
 struct ctxagent_bpf;
 struct bpf_link;
+struct bpf_program;
 struct ring_buffer;
 
 namespace ctxagent {
@@ -42,11 +43,18 @@ class Tracer {
  public:
   using Handler = std::function<void(const ctx_event&)>;
 
+  // How a binary's probes are attached. A uprobe_multi link (Linux >= 6.10) attaches a group of
+  // probes in one syscall and detaches them with one RCU grace period; a perf-event uprobe per
+  // probe costs a grace period per probe, each under the kernel-wide event_mutex, so concurrent
+  // attach/detach by sampling agents on one node stall each other for seconds.
+  enum class Links { kMultiWhenSupported, kPerProbe };
+
   static constexpr uint32_t kDefaultRingBytes = 16 << 20;
   // Loads the BPF object with a ring buffer of `ring_bytes` (a power of two, at least a page).
   // PermissionDenied with a clear reason without the privileges.
   static absl::StatusOr<std::unique_ptr<Tracer>> Create(Handler handler,
-                                                        uint32_t ring_bytes = kDefaultRingBytes);
+                                                        uint32_t ring_bytes = kDefaultRingBytes,
+                                                        Links links = Links::kMultiWhenSupported);
   ~Tracer();
   Tracer(const Tracer&) = delete;  // owns libbpf objects
   Tracer& operator=(const Tracer&) = delete;
@@ -65,6 +73,8 @@ class Tracer {
   void Detach(uint32_t attachment);
   // Exec and exit events of every process (EV_PROC_EXEC / EV_PROC_EXIT), for the daemon.
   absl::Status WatchProcesses();
+  // The exec event (EV_PROC_EXEC, waking Wait) of process `pid` only.
+  absl::Status WatchExec(pid_t pid);
   // Drains what the probes wrote so far; returns the number of events handled.
   int Drain();
   // Sleeps until the ring asks for a drain (an exec event, or the ring filling up: the probes
@@ -75,6 +85,7 @@ class Tracer {
   std::array<uint64_t, CTX_HOOKS> hook_hits() const;
   int probe_fd() const;
   size_t attached_probes() const;
+  bool multi_links() const { return multi_; }
 
  private:
   Tracer() = default;
@@ -82,9 +93,15 @@ class Tracer {
   struct Attachment {
     pid_t pid;
     uint32_t slot;
-    std::vector<bpf_link*> links;
+    std::vector<bpf_link*> links;  // in attach order
+    size_t probes = 0;
   };
+  // Attaches `probes` (one phase of a plan) as one multi link or a link per probe.
+  absl::Status AttachGroup(pid_t pid, const symbols::GoBinary& bin, uint32_t slot,
+                           const std::vector<const symbols::Probe*>& probes, Attachment& a);
+  bpf_program* probe_program() const;
   ctxagent_bpf* skel_ = nullptr;
+  bool multi_ = false;  // probes go through uprobe_multi links
   ring_buffer* ring_ = nullptr;
   int epoll_fd_ = -1;  // edge-triggered on the ring: only a wakeup the BPF side asks for counts
   Handler handler_;

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,16 +35,40 @@ int LineOf(const std::string& needle) {
   return -1;
 }
 
-class TracerTest : public ::testing::TestWithParam<std::string> {};
+// The tracer uses uprobe_multi links from Linux 6.10 (agent/trace/tracer.h).
+bool KernelHasUprobeMulti() {
+  utsname u;
+  int major = 0, minor = 0;
+  return uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+         (major > 6 || (major == 6 && minor >= 10));
+}
+
+// The tracer loaded for `links`, checked to use the kind of link asked for where the kernel has it.
+absl::StatusOr<std::unique_ptr<Tracer>> CreateTracer(Tracer::Handler handler, Tracer::Links links) {
+  auto tracer = Tracer::Create(std::move(handler), Tracer::kDefaultRingBytes, links);
+  if (!tracer.ok()) return tracer.status();
+  const bool want_multi = links == Tracer::Links::kMultiWhenSupported && KernelHasUprobeMulti();
+  if ((*tracer)->multi_links() != want_multi) {
+    return absl::InternalError(absl::StrCat("multi_links() is ", (*tracer)->multi_links()));
+  }
+  return tracer;
+}
+
+const char* LinksName(Tracer::Links links) {
+  return links == Tracer::Links::kPerProbe ? "per_probe" : "multi";
+}
+
+class TracerTest : public ::testing::TestWithParam<std::tuple<std::string, Tracer::Links>> {};
 
 TEST_P(TracerTest, DecodesARealProgram) {
   CTXAGENT_REQUIRE_BPF();
-  const std::string path = std::string(CTXAGENT_GO_FIXTURE_DIR) + "/ctxprog/" + GetParam();
+  const auto& [fixture, links] = GetParam();
+  const std::string path = std::string(CTXAGENT_GO_FIXTURE_DIR) + "/ctxprog/" + fixture;
   auto bin = symbols::GoBinary::Open(path);
   ASSERT_TRUE(bin.ok()) << bin.status();
 
   std::vector<ctx_event> raw;
-  auto tracer = Tracer::Create([&](const ctx_event& e) { raw.push_back(e); });
+  auto tracer = CreateTracer([&](const ctx_event& e) { raw.push_back(e); }, links);
   ASSERT_TRUE(tracer.ok()) << tracer.status();
   // Every process running the file (pid -1): attached before the program starts.
   auto attachment = (*tracer)->AttachEveryProcess(**bin);
@@ -165,6 +190,36 @@ bool WaitForExec(pid_t pid, const std::string& path) {
   return false;
 }
 
+// The kernel puts a system-wide probe's int3 in every private mapping of the file that may execute,
+// a reader's too: a binary opened while probes are on it is planned from its own code all the same
+// (a plan made from breakpoint bytes falls back to entry probes or mis-decodes instructions).
+TEST(TracerSafetyTest, FileWithProbesOnItIsPlannedFromItsCode) {
+  CTXAGENT_REQUIRE_BPF();
+  const std::string path = ::testing::TempDir() + "tracer_replan_copy";
+  ASSERT_EQ(system(("cp " CTXAGENT_GO_FIXTURE_DIR "/ctxprog/go1.27/default " + path).c_str()), 0);
+  auto before = symbols::GoBinary::Open(path);
+  ASSERT_TRUE(before.ok()) << before.status();
+  for (Tracer::Links links : {Tracer::Links::kMultiWhenSupported, Tracer::Links::kPerProbe}) {
+    SCOPED_TRACE(LinksName(links));
+    auto tracer = CreateTracer([](const ctx_event&) {}, links);
+    ASSERT_TRUE(tracer.ok()) << tracer.status();
+    auto attachment = (*tracer)->AttachEveryProcess(**before);
+    ASSERT_TRUE(attachment.ok()) << attachment.status();
+    auto again = symbols::GoBinary::Open(path);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_TRUE((*again)->VerifyProbeSites().ok());
+    EXPECT_EQ((*again)->plan().entry_fallbacks, (*before)->plan().entry_fallbacks);
+    ASSERT_EQ((*again)->plan().probes.size(), (*before)->plan().probes.size());
+    for (size_t i = 0; i < (*before)->plan().probes.size(); ++i) {
+      EXPECT_EQ((*again)->plan().probes[i].site.file_offset,
+                (*before)->plan().probes[i].site.file_offset)
+          << (*before)->plan().probes[i].function;
+    }
+    (*tracer)->Detach(*attachment);
+  }
+  unlink(path.c_str());
+}
+
 // A file rewritten after it was planned: no probe of it is attached, not even those before the
 // changed site in attach order.
 TEST(TracerSafetyTest, ChangedProbeSiteAttachesNothing) {
@@ -195,41 +250,47 @@ TEST(TracerSafetyTest, ProcessRunningAnotherBinaryIsRefused) {
   const std::string b = CTXAGENT_GO_FIXTURE_DIR "/ctxprog/go1.19/default";
   auto bin = symbols::GoBinary::Open(a);
   ASSERT_TRUE(bin.ok()) << bin.status();
-  auto tracer = Tracer::Create([](const ctx_event&) {});
-  ASSERT_TRUE(tracer.ok()) << tracer.status();
-  for (const std::string& runs : {a, b}) {
-    pid_t pid = StartQuiet(runs);
-    ASSERT_TRUE(WaitForExec(pid, runs));
-    Process process(pid);
-    auto attachment = (*tracer)->Attach(process, **bin);
-    if (runs == a) {
-      ASSERT_TRUE(attachment.ok()) << attachment.status();
-      EXPECT_EQ((*tracer)->attached_probes(), (*bin)->plan().probes.size());
-      (*tracer)->Detach(*attachment);
-    } else {
-      EXPECT_EQ(attachment.status().code(), absl::StatusCode::kFailedPrecondition);
-      EXPECT_EQ(attachment.status().message(),
-                absl::StrCat("pid ", pid, " now runs another binary (it called exec)"));
+  for (Tracer::Links links : {Tracer::Links::kMultiWhenSupported, Tracer::Links::kPerProbe}) {
+    SCOPED_TRACE(LinksName(links));
+    auto tracer = CreateTracer([](const ctx_event&) {}, links);
+    ASSERT_TRUE(tracer.ok()) << tracer.status();
+    for (const std::string& runs : {a, b}) {
+      pid_t pid = StartQuiet(runs);
+      ASSERT_TRUE(WaitForExec(pid, runs));
+      Process process(pid);
+      auto attachment = (*tracer)->Attach(process, **bin);
+      if (runs == a) {
+        ASSERT_TRUE(attachment.ok()) << attachment.status();
+        EXPECT_EQ((*tracer)->attached_probes(), (*bin)->plan().probes.size());
+        (*tracer)->Detach(*attachment);
+      } else {
+        EXPECT_EQ(attachment.status().code(), absl::StatusCode::kFailedPrecondition);
+        EXPECT_EQ(attachment.status().message(),
+                  absl::StrCat("pid ", pid, " now runs another binary (it called exec)"));
+      }
+      EXPECT_EQ((*tracer)->attached_probes(), 0u);
+      absl::SleepFor(absl::Milliseconds(300));  // its SIGTERM handler is installed
+      kill(pid, SIGTERM);
+      int status = 0;
+      waitpid(pid, &status, 0);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << runs << ": " << status;
+      // Gone: a clear NotFound, nothing attached.
+      EXPECT_EQ((*tracer)->Attach(process, **bin).status().code(), absl::StatusCode::kNotFound);
     }
     EXPECT_EQ((*tracer)->attached_probes(), 0u);
-    absl::SleepFor(absl::Milliseconds(300));  // its SIGTERM handler is installed
-    kill(pid, SIGTERM);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << runs << ": " << status;
-    // Gone: a clear NotFound, nothing attached.
-    EXPECT_EQ((*tracer)->Attach(process, **bin).status().code(), absl::StatusCode::kNotFound);
   }
-  EXPECT_EQ((*tracer)->attached_probes(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TracerTest,
-                         ::testing::Values("go1.27/stripped", "go1.19/pie", "go1.23/pieext"),
+                         ::testing::Combine(::testing::Values("go1.27/stripped", "go1.19/pie",
+                                                              "go1.23/pieext"),
+                                            ::testing::Values(Tracer::Links::kMultiWhenSupported,
+                                                              Tracer::Links::kPerProbe)),
                          [](const auto& info) {
-                           std::string n = info.param;
+                           std::string n = std::get<0>(info.param);
                            for (char& c : n)
                              if (c == '.' || c == '/') c = '_';
-                           return n;
+                           return n + "_" + LinksName(std::get<1>(info.param));
                          });
 
 }  // namespace
