@@ -4,8 +4,9 @@
 #   1. no Go process selected, MEASURE s (default 60);
 #   2. SERVICES (20) idle Go services (bench/idlesvc: one short-lived context a second each);
 #   3. the scaling curve: daemon CPU with SCALE_PROCS (1 10 50) idle services, and with one service
-#      holding SCALE_CONTEXTS (10000 100000) live contexts, each waited on by a goroutine (full
-#      tracing, --budget=0, so that every context is tracked), SCALE_SECONDS (30) each.
+#      holding SCALE_CONTEXTS (10000 100000) live contexts, each waited on by a goroutine (probes
+#      always on, so that every context is tracked; without a budget, then paced under the default
+#      one), SCALE_SECONDS (30) each.
 # Only bench/idlesvc processes are selected (--include=binary:idlesvc*), so other Go programs on a
 # shared machine are not traced; the daemon still sees every exec on the node.
 #   sudo bench/idle.sh [build/ctxagent]      # ~7 min; SKIP_SCALE=1: phases 1-2 only; SKIP_IDLE=1:
@@ -102,10 +103,16 @@ for n in $SCALE_PROCS; do
   measure "scaling: $n idle processes" "$SCALE_SECONDS" -
   stop_all
 done
+# Each size twice: without a budget (every memory read and evaluation at its usual period), and
+# under the default budget with the probes kept on (a fixed duty cycle longer than the run, so that
+# every context is still tracked), where per-process work is paced to half the budget.
 for c in $SCALE_CONTEXTS; do
-  start_daemon --budget=0
-  start_services 1 -per_sec 1 -hold "$c"
-  wait_traced 1 "$c"
-  measure "scaling: 1 process, $c live contexts" "$SCALE_SECONDS" -
-  stop_all
+  for mode in unpaced paced; do
+    if [[ $mode == unpaced ]]; then start_daemon --budget=0; else start_daemon --duty_cycle=1h/2h; fi
+    start_services 1 -per_sec 1 -hold "$c"
+    wait_traced 1 "$c"
+    measure "scaling: 1 process, $c live contexts, $mode" "$SCALE_SECONDS" -
+    echo "  work_pause_s: $(processes_json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["work_pause_s"])')"
+    stop_all
+  done
 done

@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "agent/cli/attach_http.h"
 #include "agent/control/overhead.h"
+#include "agent/control/work_pacer.h"
 #include "agent/session/probes.h"
 #include "agent/session/session.h"
 #include "agent/session/stop.h"
@@ -63,6 +64,8 @@ absl::Status Prepare(AttachRun& r) {
   auto session = TracingSession::Create(o.pid, *r.bin, {o.findings, o.refresh});
   if (!session.ok()) return session.status();
   r.session = *std::move(session);
+  r.session->set_work_allowance(
+      ProcessWorkAllowance(o.budget, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)), 1));
   auto tracer = Tracer::Create(
       [&r](const ctx_event& raw) {
         if (raw.tgid != static_cast<uint32_t>(r.options.pid)) return;

@@ -1,5 +1,8 @@
 // ProcessLineage::Evaluate: the findings, most specific first (finding_*.cc), then their
 // explanations; and what the goroutines are doing, read from memory before it.
+#include <algorithm>
+
+#include "absl/container/flat_hash_set.h"
 #include "agent/lineage/lineage_state.h"
 
 namespace ctxagent {
@@ -90,11 +93,15 @@ bool ProcessLineage::ObserveGoroutines(absl::Time now_time, GoroutineStateReader
     queries.push_back({c.addr, c.ckind()});
   }
   const std::vector<uint64_t> done = reader.DoneChannels(queries);
-  absl::flat_hash_map<uint64_t, ContextId> by_channel;
+  absl::flat_hash_set<ContextId> fresh;
   for (size_t i = 0; i < ids.size() && i < done.size(); ++i) {
-    if (done[i] != 0) s.done_channels[ids[i]] = done[i];
+    if (done[i] != 0) {
+      s.done_channels[ids[i]] = done[i];
+      fresh.insert(ids[i]);
+    }
   }
   absl::erase_if(s.done_channels, [&](const auto& kv) { return !s.contexts.contains(kv.first); });
+  absl::flat_hash_map<uint64_t, ContextId> by_channel;
   for (const auto& [id, chan] : s.done_channels) by_channel.emplace(chan, id);
   s.parked.clear();
   for (const auto& [goid, st] : s.states) {
@@ -103,6 +110,33 @@ bool ProcessLineage::ObserveGoroutines(absl::Time now_time, GoroutineStateReader
       if (auto it = by_channel.find(chan); it != by_channel.end())
         s.parked[it->second].push_back(goid);
     }
+  }
+  // A channel remembered from an earlier look names its context only while that context still
+  // holds it, or for a goroutine parked on it since a look that matched them (a channel with a
+  // goroutine parked on it is not freed). A context freed unseen (never cancelled, collected by the
+  // GC) leaves its channel to be freed and reused, and a goroutine parking there later waits on
+  // another context. Checked again for the contexts waiters were matched to, which are few.
+  std::vector<ContextId> recheck;
+  queries.clear();
+  for (const auto& [id, goids] : s.parked) {
+    if (fresh.contains(id)) continue;
+    const Ctx& c = s.contexts.at(id);
+    recheck.push_back(id);
+    queries.push_back({c.addr, c.ckind()});
+  }
+  const std::vector<uint64_t> still = reader.DoneChannels(queries);
+  for (size_t i = 0; i < recheck.size(); ++i) {
+    if (i < still.size() && still[i] == s.done_channels[recheck[i]]) continue;
+    std::vector<uint64_t>& goids = s.parked[recheck[i]];
+    auto before = old_parked.find(recheck[i]);
+    goids.erase(std::remove_if(goids.begin(), goids.end(),
+                               [&](uint64_t goid) {
+                                 return before == old_parked.end() ||
+                                        std::find(before->second.begin(), before->second.end(),
+                                                  goid) == before->second.end();
+                               }),
+                goids.end());
+    if (goids.empty()) s.parked.erase(recheck[i]);
   }
   for (auto& [id, goids] : s.parked) std::sort(goids.begin(), goids.end());
   if (first || s.parked != old_parked || s.states.size() != old_states.size()) return true;

@@ -962,6 +962,46 @@ TEST_F(LineageTest, LostCancelCountsGoroutinesParkedOnTheDoneChannels) {
   EXPECT_EQ(f[0].count, 5);
 }
 
+// go1.26's net/http dial context (WithCancel over WithoutCancel, its cancel kept in a struct and
+// never called once the dial succeeded) is freed by the GC unseen; its Done channel's memory goes
+// to another context's channel, on which an unrelated goroutine parks. That goroutine must not be
+// taken for a waiter of the freed context (the false orphaned_done at transport.go:1529 in CI).
+TEST_F(LineageTest, ChannelReusedAfterItsContextWasFreedIsNotItsDoneChannel) {
+  SiteId dial = At(1529, "net/http.(*Transport).getConn");
+  FakeGoroutines mem;
+  Go(2, kMain, At(66, "main.main"), {}, "main.client");
+  const uint64_t d = Create(2, dial, Bg());
+  Go(3, 2, At(1530), {d}, "net/http.(*Transport).dialConnFor");
+  const uint64_t chan = 0xc000900000;
+  mem.done[d] = chan;
+  mem.Add(3, "chan receive", {chan});  // waits during the dial
+  // A real orphan for contrast: its watcher parks before the context is freed, and stays.
+  SiteId session = At(43, "main.handleSession");
+  Go(4, kMain, At(67, "main.main"), {}, "main.handleSession");
+  const uint64_t o = Create(4, session, Bg());
+  Go(5, 4, At(45, "main.handleSession"), {o}, "main.(*session).watch");
+  mem.done[o] = 0xc000a00000;
+  mem.Add(5, "chan receive", {mem.done[o]});
+  Advance(absl::Milliseconds(100));
+  lin_.ObserveGoroutines(now_, mem);
+  EXPECT_EQ(lin_.FindGoroutine(3)->parked_on, std::vector<ContextId>{Id(d)});
+  // The dial is done and its goroutine gone; the client returns; the GC frees the context and
+  // its channel, whose memory another context's channel takes: an audit goroutine parks on it.
+  Exit(3);
+  Exit(2);
+  Exit(4);
+  mem.all.erase(mem.all.begin());  // goroutine 3
+  mem.done[d] = 0;
+  mem.done[o] = 0;  // freed too, while its watcher stays parked
+  mem.Add(200, "chan receive", {chan});
+  Advance(absl::Seconds(10));
+  lin_.ObserveGoroutines(now_, mem);
+  auto f = Eval();
+  EXPECT_THAT(Kinds(f), ElementsAre(std::make_pair(std::string("orphaned_done"), 43)))
+      << Describe(f);
+  EXPECT_EQ(lin_.FindGoroutine(5)->parked_on, std::vector<ContextId>{Id(o)});
+}
+
 // Healthy counterpart: connection contexts held by live handlers, a heartbeat honouring Done.
 TEST_F(LineageTest, LiveHandlersWithHeartbeatsParkedInSelectAreHealthy) {
   uint64_t root = Create(kMain, At(10, "main.main"), Bg());

@@ -331,7 +331,8 @@ ProcessView Daemon::View(TracedProcess& p) {
           {{"binary", p.labels.binary},
            {"namespace", p.labels.namespace_},
            {"pod", p.labels.pod},
-           {"container", p.labels.container}}};
+           {"container", p.labels.container}},
+          p.session->work_pause()};
 }
 
 void Daemon::ForEachProcess(absl::FunctionRef<void(const ProcessView&)> fn) {

@@ -1,8 +1,11 @@
 // The daemon's metrics: per-process counters and gauges, findings by site, what tracing costs.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "agent/control/work_pacer.h"
 #include "agent/node/daemon.h"
 #include "agent/view/views.h"
 
@@ -61,9 +64,13 @@ void Daemon::Refresh(absl::Time now) {
   const bool lost = probes_->NewLoss();
   if (lost) next_scan_ = now;  // exec and exit events may be among the lost
   const double ratio = probes_->observed_ratio(now);
+  const double allowance =
+      ProcessWorkAllowance(o_.budget, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)),
+                           static_cast<int>(processes_.size()));
   for (auto& [pid, pp] : processes_) {
     TracedProcess& p = *pp;
     if (lost) p.session->OnEventsLost();
+    p.session->set_work_allowance(allowance);
     p.session->Refresh(now, probes_->attached());
     LineageStats st = p.session->lineage().stats();
     total_tracked_ += st.tracked_contexts;

@@ -61,6 +61,7 @@ HttpResponse ProcessEndpoints::Handle(const HttpRequest& request) const {
       entry["contexts_live"] = st.live_contexts;
       entry["goroutines"] = st.live_goroutines;
       entry["findings"] = p.findings.size();
+      entry["work_pause_s"] = absl::ToDoubleSeconds(p.work_pause);
       out.push_back(std::move(entry));
     });
     return JsonResponse(out);

@@ -30,6 +30,9 @@ struct ProcessView {
   const Process& process;  // the target's memory
   SiteGrowth* growth;      // the site graph's growth rates (null: none)
   nlohmann::json labels;   // identity listed by /processes: binary, and namespace, pod, container
+  // How much later than usual its findings can be: its memory reads and evaluations are spaced
+  // to fit the budget (TracingSession::work_pause).
+  absl::Duration work_pause = absl::ZeroDuration();
 };
 
 // What is traced. Implementations run the callbacks with the lock that guards their lineages.

@@ -60,7 +60,17 @@ void TracingSession::OnEventsLost() {
   changed_ = true;
 }
 
+void TracingSession::set_work_allowance(double cores) {
+  reconcile_pacer_.set_allowance(cores / 2);
+  evaluate_pacer_.set_allowance(cores / 2);
+}
+
+absl::Duration TracingSession::work_pause() const {
+  return std::max(reconcile_pacer_.pause(), evaluate_pacer_.pause());
+}
+
 void TracingSession::Reconcile(absl::Time now) {
+  const double cpu = ThreadCpuSeconds();
   const LineageStats before = lineage_.stats();
   if (paused_once_) lineage_.Reconcile(now, liveness_);
   const bool states_changed = lineage_.ObserveGoroutines(now, goroutines_);
@@ -68,6 +78,7 @@ void TracingSession::Reconcile(absl::Time now) {
   // Reading memory costs per unobserved node: often enough to keep findings as fresh as the grace
   // period, not at every refresh.
   next_reconcile_ = now + std::max(options_.refresh, options_.findings.grace);
+  reconcile_pacer_.Ran(now, ThreadCpuSeconds() - cpu);
 }
 
 void TracingSession::Evaluate(absl::Time now) {
@@ -77,21 +88,27 @@ void TracingSession::Evaluate(absl::Time now) {
     settled_after_ = now + std::max(2 * options_.findings.grace, options_.findings.leak_after);
   }
   changed_ = false;
+  const double cpu = ThreadCpuSeconds();
   findings_ = lineage_.Evaluate(now, options_.findings);
   lineage_.Collect(now, options_.findings);
+  evaluate_pacer_.Ran(now, ThreadCpuSeconds() - cpu);
   last_evaluation_ = now;
   ++evaluations_;
 }
 
 bool TracingSession::Refresh(absl::Time now, bool probes_attached) {
-  const bool reconcile = now >= next_reconcile_;
+  const bool reconcile = now >= next_reconcile_ && reconcile_pacer_.Due(now);
   if (reconcile) Reconcile(now);
   // Detached, the lineage changes only when memory is read: the last findings stand meanwhile.
-  const bool due =
-      (probes_attached || reconcile) && (changed_ || now <= settled_after_ + options_.refresh ||
-                                         now - last_evaluation_ >= kQuietEvaluation);
-  if (due) Evaluate(now);
-  return due;
+  const bool due = evaluation_held_ || ((probes_attached || reconcile) &&
+                                        (changed_ || now <= settled_after_ + options_.refresh ||
+                                         now - last_evaluation_ >= kQuietEvaluation));
+  // One held back runs once its pacer allows, whatever changed meanwhile: a threshold that passed
+  // in the pause must still be seen.
+  evaluation_held_ = due && !evaluate_pacer_.Due(now);
+  if (!due || evaluation_held_) return false;
+  Evaluate(now);
+  return true;
 }
 
 void TracingSession::Finish(absl::Time now, bool target_exited) {

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/control/work_pacer.h"
 #include "agent/lineage/lineage.h"
 #include "agent/trace/decoder.h"
 #include "agent/trace/goroutines.h"
@@ -41,6 +42,12 @@ class TracingSession {
   uint64_t events() const { return events_; }
   uint64_t undecodable() const { return undecodable_; }
   uint64_t evaluations() const { return evaluations_; }
+  // Cores its memory reads and its evaluations may use together, half each (their cost grows with
+  // the process: see agent/control/work_pacer.h); 0: no limit.
+  void set_work_allowance(double cores);
+  // How long the last memory read or evaluation holds the next one back (zero when they run at
+  // every refresh): how much later than usual its findings can be.
+  absl::Duration work_pause() const;
 
   // One probe event of this process.
   void Apply(const ctx_event& raw, const EventClock& clock);
@@ -76,8 +83,10 @@ class TracingSession {
   GoroutineReader goroutines_;  // every goroutine's state, those that predate the probes included
   std::vector<Finding> findings_;
   uint64_t events_ = 0, undecodable_ = 0, evaluations_ = 0;
-  bool paused_once_ = false;  // its lineage has nodes the probes did not watch
-  bool changed_ = true;       // since the last evaluation
+  bool paused_once_ = false;      // its lineage has nodes the probes did not watch
+  bool changed_ = true;           // since the last evaluation
+  bool evaluation_held_ = false;  // one was due while its pacer held it back
+  WorkPacer reconcile_pacer_, evaluate_pacer_;
   absl::Time next_reconcile_ = absl::InfinitePast();
   // Past this, with nothing changed, no threshold can flip a finding (see Refresh).
   absl::Time settled_after_ = absl::InfiniteFuture();

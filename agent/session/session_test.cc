@@ -68,6 +68,30 @@ TEST_F(SessionTest, EvaluatesOnlyWhatCanHaveChanged) {
   EXPECT_EQ(s.evaluations(), 9u);
 }
 
+// Under a CPU allowance an evaluation waits as long as the last one's cost needs, then still runs.
+TEST_F(SessionTest, EvaluationsArePacedByTheirCost) {
+  SessionOptions o;
+  o.refresh = absl::Seconds(1);
+  auto session = TracingSession::Create(pid_, *bin_, o);
+  ASSERT_TRUE(session.ok()) << session.status();
+  TracingSession& s = **session;
+  // 2e-7 cores, half for evaluations: one costing 0.1 us or more pauses the next 1 s, up to a
+  // minute.
+  s.set_work_allowance(2e-7);
+  absl::Time t = absl::Now();
+  EXPECT_TRUE(s.Refresh(t, true));
+  EXPECT_GE(s.work_pause(), absl::Seconds(1));
+  s.OnEventsLost();
+  EXPECT_FALSE(s.Refresh(t + absl::Milliseconds(999), true));
+  EXPECT_TRUE(s.Refresh(t + kMaxWorkPause, true));
+  EXPECT_EQ(s.evaluations(), 2u);
+  // Without a limit it evaluates at every refresh that can differ.
+  s.set_work_allowance(0);
+  s.OnEventsLost();
+  EXPECT_TRUE(s.Refresh(t + absl::Seconds(1001), true));
+  EXPECT_EQ(s.work_pause(), absl::ZeroDuration());
+}
+
 TEST_F(SessionTest, CountsWhatItCannotDecode) {
   auto session = TracingSession::Create(pid_, *bin_, {});
   ASSERT_TRUE(session.ok()) << session.status();

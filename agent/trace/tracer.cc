@@ -80,15 +80,6 @@ int OpenAndLoad(bool multi, uint32_t ring_bytes, ctxagent_bpf** out) {
   return 0;
 }
 
-// uprobe_multi links exist since Linux 6.6, but until 6.10 their pid filter let only the process's
-// main thread through (kernel commit "bpf: fix multi-uprobe PID filtering logic").
-bool KernelFiltersUprobeMultiByProcess() {
-  utsname u;
-  int major = 0, minor = 0;
-  return uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
-         (major > 6 || (major == 6 && minor >= 10));
-}
-
 // Endings (goroutine exit, cancel) and beginnings are attached as separate groups: the plan's
 // order (endings first) must hold between them, and the reverse at detach.
 bool IsEnding(const symbols::Probe& p) {
@@ -117,6 +108,15 @@ uint64_t SumPerCpu(const bpf_map* map, uint32_t key) {
 
 void SetLibbpfVerbose(bool verbose) { g_libbpf_verbose = verbose; }
 
+bool Tracer::KernelHasMultiLinks() {
+  // uprobe_multi links exist since Linux 6.6, but until 6.10 their pid filter let only the
+  // process's main thread through (kernel commit "bpf: fix multi-uprobe PID filtering logic").
+  utsname u;
+  int major = 0, minor = 0;
+  return uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+         (major > 6 || (major == 6 && minor >= 10));
+}
+
 absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Create(Handler handler, uint32_t ring_bytes,
                                                        Links links) {
   if (ring_bytes < 4096 || (ring_bytes & (ring_bytes - 1)) != 0) {
@@ -126,7 +126,7 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Create(Handler handler, uint32_t
   t->handler_ = std::move(handler);
   libbpf_set_print(PrintLibbpf);
   int err = EOPNOTSUPP;
-  if (links == Links::kMultiWhenSupported && KernelFiltersUprobeMultiByProcess()) {
+  if (links == Links::kMultiWhenSupported && KernelHasMultiLinks()) {
     // A kernel without uprobe_multi rejects the program's attach type at load.
     g_libbpf_quiet = true;
     err = OpenAndLoad(/*multi=*/true, ring_bytes, &t->skel_);

@@ -49,6 +49,9 @@ class Tracer {
   // attach/detach by sampling agents on one node stall each other for seconds.
   enum class Links { kMultiWhenSupported, kPerProbe };
 
+  // Whether this kernel gets kMultiWhenSupported's multi links.
+  static bool KernelHasMultiLinks();
+
   static constexpr uint32_t kDefaultRingBytes = 16 << 20;
   // Loads the BPF object with a ring buffer of `ring_bytes` (a power of two, at least a page).
   // PermissionDenied with a clear reason without the privileges.

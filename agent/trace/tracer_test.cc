@@ -4,7 +4,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,19 +34,12 @@ int LineOf(const std::string& needle) {
   return -1;
 }
 
-// The tracer uses uprobe_multi links from Linux 6.10 (agent/trace/tracer.h).
-bool KernelHasUprobeMulti() {
-  utsname u;
-  int major = 0, minor = 0;
-  return uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
-         (major > 6 || (major == 6 && minor >= 10));
-}
-
 // The tracer loaded for `links`, checked to use the kind of link asked for where the kernel has it.
 absl::StatusOr<std::unique_ptr<Tracer>> CreateTracer(Tracer::Handler handler, Tracer::Links links) {
   auto tracer = Tracer::Create(std::move(handler), Tracer::kDefaultRingBytes, links);
   if (!tracer.ok()) return tracer.status();
-  const bool want_multi = links == Tracer::Links::kMultiWhenSupported && KernelHasUprobeMulti();
+  const bool want_multi =
+      links == Tracer::Links::kMultiWhenSupported && Tracer::KernelHasMultiLinks();
   if ((*tracer)->multi_links() != want_multi) {
     return absl::InternalError(absl::StrCat("multi_links() is ", (*tracer)->multi_links()));
   }
