@@ -25,11 +25,18 @@ namespace {
 // programs that live a few hundred milliseconds (daemon_churn_test).
 constexpr absl::Duration kMinWakeGap = absl::Milliseconds(50);
 
+// While the probes are on, a drain that handled fewer events than this lets the next wait twice
+// as long, up to kQuietPollFactor x --poll; one with more brings it back to --poll. Idle services
+// then cost a wake a second, not four, and their events still wait at most a second (they are
+// decoded with reads of the process's memory; the ring wakes the daemon when an eighth full).
+constexpr int kFewEvents = 100;
+constexpr int kQuietPollFactor = 4;
+
 void Log(const std::string& message) { fprintf(stderr, "ctxagent daemon: %s\n", message.c_str()); }
 
 }  // namespace
 
-Daemon::Daemon(const DaemonOptions& o) : o_(o) {}
+Daemon::Daemon(const DaemonOptions& o) : o_(o), drain_every_(o.poll) {}
 
 // The HTTP threads go first: they read everything below.
 Daemon::~Daemon() {
@@ -85,7 +92,9 @@ void Daemon::Run() {
     absl::Time wake;
     {
       absl::MutexLock l(&mu_);
-      tracer_->Drain();
+      drain_every_ = tracer_->Drain() < kFewEvents
+                         ? std::min(2 * drain_every_, kQuietPollFactor * o_.poll)
+                         : o_.poll;
       wake = Step(absl::Now());
     }
     // Nothing to do until the next deadline, an exec, or a filling ring. Wakeups closer than the
@@ -120,7 +129,7 @@ absl::Time Daemon::Step(absl::Time now) {
   }
   absl::Time wake = std::min({next_refresh_, next_scan_, probes_->next_deadline()});
   // Probe events wait in the ring (the probes never wake the daemon): this long at most.
-  if (probes_->attached() && !processes_.empty()) wake = std::min(wake, now + o_.poll);
+  if (probes_->attached() && !processes_.empty()) wake = std::min(wake, now + drain_every_);
   return wake;
 }
 

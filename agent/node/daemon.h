@@ -123,6 +123,7 @@ class Daemon : public ProcessProvider {
   absl::flat_hash_set<pid_t> ignored_;  // decided not to trace, until it exits or execs
   std::atomic<bool> ready_{false};
   absl::Time next_refresh_, next_scan_;
+  absl::Duration drain_every_ = kDefaultDrainLatency;  // --poll, longer while few events come
   uint64_t events_ = 0, exported_events_ = 0;
   uint64_t evictions_ = 0, exported_evictions_ = 0;
   uint64_t total_tracked_ = 0;
