@@ -79,9 +79,9 @@ absl::Status Prepare(AttachRun& r) {
   if (!tracer.ok()) return tracer.status();
   r.tracer = *std::move(tracer);
   // Its exec wakes the agent: known even when the agent was held up (a detach can wait seconds for
-  // the kernel) until after the new program ended. Watched before the check that it runs `bin`.
+  // the kernel) until after the new program ended. Watched before the probes are added, whose
+  // attach checks that it still runs `bin` (an exec before this watch).
   if (absl::Status s = r.tracer->WatchExec(o.pid); !s.ok()) return s;
-  if (absl::Status s = r.session->process().CheckRuns(r.bin->identity()); !s.ok()) return s;
   // Per-hit trap costs measured here, once, before the probes add to the first measurement: they
   // differ between machines by several times.
   if (auto calibrated = CalibrateTrapCosts(); calibrated.ok()) {

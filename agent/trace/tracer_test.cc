@@ -182,13 +182,21 @@ bool WaitForExec(pid_t pid, const std::string& path) {
   return false;
 }
 
+// A private copy of a ctxprog fixture in the test's temporary directory (empty if the copy failed).
+std::string CopyOfFixture(const std::string& name) {
+  const std::string path = ::testing::TempDir() + name;
+  const bool ok =
+      system(("cp " CTXAGENT_GO_FIXTURE_DIR "/ctxprog/go1.27/default " + path).c_str()) == 0;
+  EXPECT_TRUE(ok) << "cannot copy the fixture to " << path;
+  return ok ? path : "";
+}
+
 // The kernel puts a system-wide probe's int3 in every private mapping of the file that may execute,
 // a reader's too: a binary opened while probes are on it is planned from its own code all the same
 // (a plan made from breakpoint bytes falls back to entry probes or mis-decodes instructions).
 TEST(TracerSafetyTest, FileWithProbesOnItIsPlannedFromItsCode) {
   CTXAGENT_REQUIRE_BPF();
-  const std::string path = ::testing::TempDir() + "tracer_replan_copy";
-  ASSERT_EQ(system(("cp " CTXAGENT_GO_FIXTURE_DIR "/ctxprog/go1.27/default " + path).c_str()), 0);
+  const std::string path = CopyOfFixture("tracer_replan_copy");
   auto before = symbols::GoBinary::Open(path);
   ASSERT_TRUE(before.ok()) << before.status();
   for (Tracer::Links links : {Tracer::Links::kMultiWhenSupported, Tracer::Links::kPerProbe}) {
@@ -216,8 +224,7 @@ TEST(TracerSafetyTest, FileWithProbesOnItIsPlannedFromItsCode) {
 // changed site in attach order.
 TEST(TracerSafetyTest, ChangedProbeSiteAttachesNothing) {
   CTXAGENT_REQUIRE_BPF();
-  const std::string path = ::testing::TempDir() + "tracer_changed_copy";
-  ASSERT_EQ(system(("cp " CTXAGENT_GO_FIXTURE_DIR "/ctxprog/go1.27/default " + path).c_str()), 0);
+  const std::string path = CopyOfFixture("tracer_changed_copy");
   auto bin = symbols::GoBinary::Open(path);
   ASSERT_TRUE(bin.ok()) << bin.status();
   auto tracer = Tracer::Create([](const ctx_event&) {});
