@@ -59,8 +59,8 @@ ABSL_FLAG(absl::Duration, leak_after, absl::ZeroDuration(),
 ABSL_FLAG(int, min_count, 0, "contexts a site must accumulate before it is reported");
 ABSL_FLAG(absl::Duration, refresh, absl::ZeroDuration(), "evaluation (and live view) period");
 ABSL_FLAG(absl::Duration, poll, absl::ZeroDuration(),
-          "how often the event ring buffer is drained while probes are on (daemon: up to 4x "
-          "less often while few events come)");
+          "how often the event ring buffer is drained while probes are on (daemon: up to once per "
+          "--refresh while fewer than 100 events a second come)");
 ABSL_FLAG(double, budget, 0,
           "share of the node's CPU tracing may use (probes are duty-cycled above it); 0 = trace "
           "everything");

@@ -18,6 +18,9 @@ constexpr double kMinRatio = 0.001;
 // A first estimate needs this much time: a measurement over a few milliseconds is mostly noise.
 constexpr double kFirstEstimateS = 0.5;
 
+// The span over which a new target's cost must stay within the budget, its first window included.
+constexpr double kFirstSpanS = 20;
+
 // The agent's CPU per probe hit (decoding, lineage), for the first estimate: ~0.6 us measured on
 // one core at full load (bench/README.md), more at the low rates where each drain is a wakeup.
 constexpr double kAgentSecondsPerHit = 1.5e-6;
@@ -93,10 +96,15 @@ void SamplingController::Plan() {
   const double p = can ? (w * (on - off) + switch_cost_) / spare : w / kMinRatio;
   ratio_ = std::clamp(w / p, kMinRatio, 1.0);
   period_ = window_ / ratio_;
-  // The first window ends once its cost is known: the detached cost is measured next. It and the
-  // window after a raised estimate are short, and followed by the steady period: the next window
-  // does not come early.
-  if (cost_off_.value < 0 || short_window_) window_ = std::min(window_, options_.min_window);
+  // The first window (the detached cost is measured after it) and the one after a raised estimate
+  // are followed by the steady period, and last only what keeps the first kFirstSpanS within half
+  // the budget (the other half is for one-off work: reading the binary, attaching): a busy target
+  // gets a fraction of a second, one barely over the budget most of the span instead of a quarter
+  // second and then a period's wait.
+  if (cost_off_.value < 0 || short_window_) {
+    const double first = can ? (kFirstSpanS / 2 * spare - switch_cost_) / (on - off) : 0;
+    window_ = std::min(window_, std::max(options_.min_window, absl::Seconds(first)));
+  }
 }
 
 void SamplingController::Estimate(double node_ratio, absl::Time window_start) {

@@ -21,8 +21,10 @@
 // Within budget from the first second, not only on average: a binary whose probes go on while
 // the cost of full tracing is unknown is first probed briefly (ProbeSet), and the probe's cost is a
 // first estimate (Estimate). Until the detached cost is measured, and after an estimate raised the
-// cost, the window is min_window while the period is the steady one's, so the seconds after a busy
-// target appears hold one short window, not a window sized for a longer average.
+// cost, the window is what keeps the first 20 s within half the budget (at least min_window) while
+// the period is the steady one's, so the seconds after a busy target appears hold one short window,
+// not a window sized for a longer average, and a target barely over the budget is traced for most
+// of them.
 #ifndef CTXAGENT_AGENT_CONTROL_SAMPLING_H_
 #define CTXAGENT_AGENT_CONTROL_SAMPLING_H_
 

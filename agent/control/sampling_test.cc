@@ -79,6 +79,34 @@ TEST(SamplingTest, AVeryExpensiveTargetStretchesThePeriodNotTheBudget) {
   EXPECT_LT(average, 0.0035);
 }
 
+// The first window is as long as keeps the first 20 s within the budget: short for a busy target,
+// most of those 20 s for one barely over the budget (a quarter second, then a 20 s wait, missed
+// every leak of a cheap program traced for 10 s).
+TEST(SamplingTest, TheFirstWindowKeepsTheFirst20SecondsWithinBudget) {
+  struct Case {
+    double on;
+    absl::Duration min_first, max_first;
+  };
+  for (const Case& k : {Case{0.0036, absl::Seconds(7), absl::Seconds(9)},
+                        Case{0.11, absl::Milliseconds(250), absl::Milliseconds(300)}}) {
+    absl::Time t = absl::FromUnixSeconds(1000);
+    SamplingController c({.budget = 0.003}, t);
+    c.Estimate(k.on, t);
+    absl::Duration first = absl::ZeroDuration();
+    double spent = 0;  // over 20 s, detached at the agent's own cost
+    bool in_first = true;
+    for (int i = 0; i < 2000; ++i, t += absl::Milliseconds(10)) {
+      const bool on = c.Tick(t);
+      in_first = in_first && on;
+      if (in_first) first += absl::Milliseconds(10);
+      spent += (on ? k.on : 0.0002) * 0.01;
+    }
+    EXPECT_GE(first, k.min_first) << k.on;
+    EXPECT_LE(first, k.max_first) << k.on;
+    EXPECT_LE(spent / 20, 0.003) << k.on;
+  }
+}
+
 TEST(SamplingTest, NeverStopsMeasuring) {
   absl::Time t = absl::FromUnixSeconds(1000);
   SamplingController c({.budget = 0.003}, t);

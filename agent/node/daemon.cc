@@ -25,12 +25,14 @@ namespace {
 // programs that live a few hundred milliseconds (daemon_churn_test).
 constexpr absl::Duration kMinWakeGap = absl::Milliseconds(50);
 
-// While the probes are on, a drain that handled fewer events than this lets the next wait twice
-// as long, up to kQuietPollFactor x --poll; one with more brings it back to --poll. Idle services
-// then cost a wake a second, not four, and their events still wait at most a second (they are
-// decoded with reads of the process's memory; the ring wakes the daemon when an eighth full).
-constexpr int kFewEvents = 100;
-constexpr int kQuietPollFactor = 4;
+// While the probes are on, the drains stretch (each waits twice as long as the last, up to the
+// refresh period) while events come slower than this per second, and go back to --poll when they
+// come faster. Each wake of an idle daemon costs ~0.2-0.3 ms here, so 20 idle services at ~4
+// events/s each cost a wake per refresh, not four a second. Waiting is safe: the ring wakes the
+// daemon when an eighth full, and the memory a late decode reads (itabs: never freed; a WithValue
+// chain: held by the goroutine whose start event it decodes) outlives the wait; a process that
+// exited meanwhile is forgotten at its exit event, which follows its last probe events in the ring.
+constexpr double kQuietEventsPerSecond = 100;
 
 void Log(const std::string& message) { fprintf(stderr, "ctxagent daemon: %s\n", message.c_str()); }
 
@@ -92,8 +94,12 @@ void Daemon::Run() {
     absl::Time wake;
     {
       absl::MutexLock l(&mu_);
-      drain_every_ = tracer_->Drain() < kFewEvents
-                         ? std::min(2 * drain_every_, kQuietPollFactor * o_.poll)
+      const absl::Time now = absl::Now();
+      const int drained = tracer_->Drain();
+      const double per_s = drained / std::max(1e-3, absl::ToDoubleSeconds(now - last_drain_));
+      last_drain_ = now;
+      drain_every_ = per_s < kQuietEventsPerSecond
+                         ? std::min(2 * drain_every_, std::max(o_.poll, o_.refresh))
                          : o_.poll;
       wake = Step(absl::Now());
     }

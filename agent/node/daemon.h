@@ -124,6 +124,7 @@ class Daemon : public ProcessProvider {
   std::atomic<bool> ready_{false};
   absl::Time next_refresh_, next_scan_;
   absl::Duration drain_every_ = kDefaultDrainLatency;  // --poll, longer while few events come
+  absl::Time last_drain_ = absl::Now();
   uint64_t events_ = 0, exported_events_ = 0;
   uint64_t evictions_ = 0, exported_evictions_ = 0;
   uint64_t total_tracked_ = 0;
