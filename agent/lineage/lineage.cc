@@ -408,6 +408,25 @@ std::vector<SiteCount> ProcessLineage::SiteCounts() const {
 
 size_t ProcessLineage::tracked_contexts() const { return state_->contexts.size(); }
 
+uint64_t ProcessLineage::LiveFingerprint() const {
+  // An order-free sum of mixed ids (splitmix64's finalizer), contexts and goroutines apart.
+  auto mix = [](uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+  };
+  uint64_t sum = 0;
+  for (const auto& [id, c] : state_->contexts) {
+    if (c.live()) sum += mix(2 * id);
+  }
+  // A goroutine's first context rooted at Background is part of it (broken chains): it can come
+  // and go while the goroutine runs on.
+  for (const auto& [goid, g] : state_->goroutines) {
+    if (g.alive()) sum += mix(2 * goid + 1) ^ mix(g.first_rooted);
+  }
+  return sum;
+}
+
 LineageStats ProcessLineage::stats() const {
   LineageStats st = state_->counters;
   st.live_contexts = state_->live_contexts;

@@ -178,6 +178,12 @@ class ProcessLineage {
   // state, the Done channels they are parked on): a goroutine that parks changes no count.
   bool ObserveGoroutines(absl::Time now, GoroutineStateReader& reader);
 
+  // Which contexts and goroutines are live and tracked (and the first context each goroutine
+  // rooted at Background), as one number: equal at two moments (almost surely) only if the same
+  // nodes were live at both. Ids are never reused, so nodes that came and went in between leave it
+  // unchanged, and so does every finding: each needs a live node.
+  uint64_t LiveFingerprint() const;
+
   // Findings at `now`. Keeps per-site history between calls (lost cancel / timer build-up need a
   // count that grows across evaluations), so call it periodically.
   std::vector<Finding> Evaluate(absl::Time now, const FindingOptions& options);

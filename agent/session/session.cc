@@ -10,6 +10,10 @@ namespace {
 // not worth tracking per node, an evaluation this often catches them.
 constexpr absl::Duration kQuietEvaluation = absl::Seconds(60);
 
+// The longest goroutine states (views; a goroutine that parks on a Done channel it was not bound to)
+// can be behind while the live tracked nodes stay the same.
+constexpr absl::Duration kQuietRead = absl::Seconds(30);
+
 // What Reconcile can change that findings depend on.
 bool SameEnds(const LineageStats& a, const LineageStats& b) {
   return a.inferred_cancels == b.inferred_cancels && a.inferred_exits == b.inferred_exits &&
@@ -26,6 +30,7 @@ absl::StatusOr<std::unique_ptr<TracingSession>> TracingSession::Create(
   // Every goroutine, those that predate the probes included: a process that leaked for days shows
   // its parked goroutines in the first evaluation.
   session->lineage_.ObserveGoroutines(absl::Now(), session->goroutines_);
+  ++session->goroutine_reads_;
   return session;
 }
 
@@ -46,7 +51,7 @@ void TracingSession::Apply(const ctx_event& raw, const EventClock& clock) {
     return;
   }
   lineage_.Apply(*e);
-  changed_ = true;
+  applied_ = true;
 }
 
 void TracingSession::OnProbesPaused() {
@@ -73,11 +78,24 @@ void TracingSession::Reconcile(absl::Time now) {
   const double cpu = ThreadCpuSeconds();
   const LineageStats before = lineage_.stats();
   if (paused_once_) lineage_.Reconcile(now, liveness_);
-  const bool states_changed = lineage_.ObserveGoroutines(now, goroutines_);
-  if (states_changed || !SameEnds(before, lineage_.stats())) changed_ = true;
+  if (!SameEnds(before, lineage_.stats())) changed_ = true;
   // Reading memory costs per unobserved node: often enough to keep findings as fresh as the grace
   // period, not at every refresh.
-  next_reconcile_ = now + std::max(options_.refresh, options_.findings.grace);
+  const absl::Duration period = std::max(options_.refresh, options_.findings.grace);
+  // Every goroutine is read again at once when the live tracked nodes changed since the last read;
+  // while they stay the same and reads find nothing new, each read waits twice as long as the last,
+  // up to kQuietRead. A service whose contexts come and go between reads (the idle daemon's
+  // floor: ~8 reads of its memory per process) is read twice a minute, not every period.
+  const uint64_t live = lineage_.LiveFingerprint();
+  if (live != read_live_ || now >= next_read_) {
+    const bool states_changed = lineage_.ObserveGoroutines(now, goroutines_);
+    ++goroutine_reads_;
+    if (states_changed) changed_ = true;
+    read_gap_ = live == read_live_ && !states_changed ? std::min(2 * read_gap_, kQuietRead) : period;
+    read_live_ = live;
+    next_read_ = now + read_gap_;
+  }
+  next_reconcile_ = now + period;
   reconcile_pacer_.Ran(now, ThreadCpuSeconds() - cpu);
 }
 
@@ -88,6 +106,7 @@ void TracingSession::Evaluate(absl::Time now) {
     settled_after_ = now + std::max(2 * options_.findings.grace, options_.findings.leak_after);
   }
   changed_ = false;
+  evaluated_live_ = lineage_.LiveFingerprint();
   const double cpu = ThreadCpuSeconds();
   findings_ = lineage_.Evaluate(now, options_.findings);
   lineage_.Collect(now, options_.findings);
@@ -97,6 +116,13 @@ void TracingSession::Evaluate(absl::Time now) {
 }
 
 bool TracingSession::Refresh(absl::Time now, bool probes_attached) {
+  // Events change the findings only if they changed the live nodes: contexts and goroutines that
+  // came and went since the last evaluation (an idle service's requests) leave every finding as
+  // it was.
+  if (applied_) {
+    applied_ = false;
+    if (lineage_.LiveFingerprint() != evaluated_live_) changed_ = true;
+  }
   const bool reconcile = now >= next_reconcile_ && reconcile_pacer_.Due(now);
   if (reconcile) Reconcile(now);
   // Detached, the lineage changes only when memory is read: the last findings stand meanwhile.

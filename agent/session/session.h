@@ -42,6 +42,7 @@ class TracingSession {
   uint64_t events() const { return events_; }
   uint64_t undecodable() const { return undecodable_; }
   uint64_t evaluations() const { return evaluations_; }
+  uint64_t goroutine_reads() const { return goroutine_reads_; }  // every goroutine read from memory
   // Cores its memory reads and its evaluations may use together, half each (their cost grows with
   // the process: see agent/control/work_pacer.h); 0: no limit.
   void set_work_allowance(double cores);
@@ -82,12 +83,18 @@ class TracingSession {
   EventClock clock_;
   GoroutineReader goroutines_;  // every goroutine's state, those that predate the probes included
   std::vector<Finding> findings_;
-  uint64_t events_ = 0, undecodable_ = 0, evaluations_ = 0;
+  uint64_t events_ = 0, undecodable_ = 0, evaluations_ = 0, goroutine_reads_ = 0;
   bool paused_once_ = false;      // its lineage has nodes the probes did not watch
   bool changed_ = true;           // since the last evaluation
+  bool applied_ = false;          // events since the last Refresh
+  uint64_t evaluated_live_ = 0;   // LiveFingerprint at the last evaluation
   bool evaluation_held_ = false;  // one was due while its pacer held it back
   WorkPacer reconcile_pacer_, evaluate_pacer_;
   absl::Time next_reconcile_ = absl::InfinitePast();
+  // Goroutine reads (see Reconcile): the live fingerprint at the last, when the next is due anyway.
+  uint64_t read_live_ = 0;
+  absl::Duration read_gap_ = absl::ZeroDuration();
+  absl::Time next_read_ = absl::InfinitePast();
   // Past this, with nothing changed, no threshold can flip a finding (see Refresh).
   absl::Time settled_after_ = absl::InfiniteFuture();
   absl::Time last_evaluation_ = absl::InfinitePast();

@@ -13,14 +13,21 @@ namespace {
 
 class SessionTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const std::string path = std::string(CTXAGENT_GO_FIXTURE_DIR) + "/ctxprog/go1.22/default";
+  void SetUp() override { Start("ctxprog", {"-loop", "-n", "1", "-sleep", "1s"}); }
+  // Runs the go1.22 build of the fixture `name` with `args`.
+  void Start(const std::string& name, std::vector<std::string> args) {
+    const std::string path = std::string(CTXAGENT_GO_FIXTURE_DIR) + "/" + name + "/go1.22/default";
     auto bin = symbols::GoBinary::Open(path);
     ASSERT_TRUE(bin.ok()) << path << ": " << bin.status();
     bin_ = *std::move(bin);
+    args.insert(args.begin(), path);
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     pid_ = fork();
     if (pid_ == 0) {
-      execl(path.c_str(), path.c_str(), "-loop", "-n", "1", "-sleep", "1s", nullptr);
+      if (name == "gostates") freopen("/dev/null", "w", stdout);
+      execv(path.c_str(), argv.data());
       _exit(127);
     }
     // Until the child has exec'd, its executable is this test.
@@ -34,6 +41,12 @@ class SessionTest : public ::testing::Test {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
+  }
+  // A process whose goroutines are all parked for good: what memory reads find never changes.
+  void StartQuiet() {
+    TearDown();
+    Start("gostates", {});
+    absl::SleepFor(absl::Milliseconds(300));
   }
   std::unique_ptr<symbols::GoBinary> bin_;
   pid_t pid_ = 0;
@@ -90,6 +103,63 @@ TEST_F(SessionTest, EvaluationsArePacedByTheirCost) {
   s.OnEventsLost();
   EXPECT_TRUE(s.Refresh(t + absl::Seconds(1001), true));
   EXPECT_EQ(s.work_pause(), absl::ZeroDuration());
+}
+
+// A process whose live nodes stay the same is read less and less often (up to twice a minute),
+// and again at the next reconcile once they change.
+TEST_F(SessionTest, AQuietProcessIsReadLessOften) {
+  StartQuiet();
+  SessionOptions o;
+  o.refresh = absl::Seconds(1);
+  o.findings.grace = absl::Seconds(1);
+  auto session = TracingSession::Create(pid_, *bin_, o);
+  ASSERT_TRUE(session.ok()) << session.status();
+  TracingSession& s = **session;
+  ASSERT_EQ(s.goroutine_reads(), 1u);  // at attach: every goroutine, those that predate it
+  absl::Time t = absl::Now();
+  for (int i = 0; i < 120; ++i) s.Refresh(t + absl::Seconds(i), true);
+  // At every second while the first reads see something new, then 2, 4, ... 30 s apart.
+  EXPECT_GE(s.goroutine_reads(), 6u);
+  EXPECT_LE(s.goroutine_reads(), 12u);
+  const uint64_t quiet = s.goroutine_reads();
+  // A goroutine started (a probe event): read at the next reconcile.
+  ctx_event e = {};
+  e.type = EV_GO_CREATE;
+  e.tgid = static_cast<uint32_t>(pid_);
+  e.goid = 100000;
+  e.go_create.parent_goid = 1;
+  s.Apply(e, EventClock());
+  s.Refresh(t + absl::Seconds(120), true);
+  EXPECT_EQ(s.goroutine_reads(), quiet + 1);
+}
+
+// A goroutine that started and ended between two refreshes changes no finding; one still running
+// does.
+TEST_F(SessionTest, EventsThatLeaveTheLiveNodesAsTheyWereEvaluateNothing) {
+  StartQuiet();
+  SessionOptions o;
+  o.refresh = absl::Seconds(1);
+  o.findings.grace = absl::Seconds(1);
+  o.findings.leak_after = absl::Seconds(1);
+  auto session = TracingSession::Create(pid_, *bin_, o);
+  ASSERT_TRUE(session.ok()) << session.status();
+  TracingSession& s = **session;
+  absl::Time t = absl::Now();
+  for (int i = 0; i <= 10; ++i) s.Refresh(t + absl::Seconds(i), true);
+  ASSERT_FALSE(s.Refresh(t + absl::Seconds(11), true));  // settled
+  ctx_event e = {};
+  e.tgid = static_cast<uint32_t>(pid_);
+  e.goid = 100000;
+  e.go_create.parent_goid = 1;
+  e.type = EV_GO_CREATE;
+  s.Apply(e, EventClock());
+  e.type = EV_GO_EXIT;
+  s.Apply(e, EventClock());
+  EXPECT_FALSE(s.Refresh(t + absl::Seconds(12), true));
+  e.goid = 100001;
+  e.type = EV_GO_CREATE;
+  s.Apply(e, EventClock());
+  EXPECT_TRUE(s.Refresh(t + absl::Seconds(13), true));
 }
 
 TEST_F(SessionTest, CountsWhatItCannotDecode) {
