@@ -10,8 +10,8 @@ namespace {
 // not worth tracking per node, an evaluation this often catches them.
 constexpr absl::Duration kQuietEvaluation = absl::Seconds(60);
 
-// The longest goroutine states (views; a goroutine that parks on a Done channel it was not bound to)
-// can be behind while the live tracked nodes stay the same.
+// The longest goroutine states (views; a goroutine that parks on a Done channel it was not bound
+// to) can be behind while the live tracked nodes stay the same.
 constexpr absl::Duration kQuietRead = absl::Seconds(30);
 
 // What Reconcile can change that findings depend on.
@@ -91,7 +91,8 @@ void TracingSession::Reconcile(absl::Time now) {
     const bool states_changed = lineage_.ObserveGoroutines(now, goroutines_);
     ++goroutine_reads_;
     if (states_changed) changed_ = true;
-    read_gap_ = live == read_live_ && !states_changed ? std::min(2 * read_gap_, kQuietRead) : period;
+    read_gap_ =
+        live == read_live_ && !states_changed ? std::min(2 * read_gap_, kQuietRead) : period;
     read_live_ = live;
     next_read_ = now + read_gap_;
   }

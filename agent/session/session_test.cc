@@ -48,18 +48,24 @@ class SessionTest : public ::testing::Test {
     Start("gostates", {});
     absl::SleepFor(absl::Milliseconds(300));
   }
+  // A session on the running fixture, refreshed every second.
+  std::unique_ptr<TracingSession> NewSession(absl::Duration grace, absl::Duration leak_after) {
+    SessionOptions o;
+    o.refresh = absl::Seconds(1);
+    o.findings.grace = grace;
+    o.findings.leak_after = leak_after;
+    auto session = TracingSession::Create(pid_, *bin_, o);
+    EXPECT_TRUE(session.ok()) << session.status();
+    return session.ok() ? *std::move(session) : nullptr;
+  }
   std::unique_ptr<symbols::GoBinary> bin_;
   pid_t pid_ = 0;
 };
 
 TEST_F(SessionTest, EvaluatesOnlyWhatCanHaveChanged) {
-  SessionOptions o;
-  o.refresh = absl::Seconds(1);
-  o.findings.grace = absl::Seconds(2);
-  o.findings.leak_after = absl::Seconds(3);
-  auto session = TracingSession::Create(pid_, *bin_, o);
-  ASSERT_TRUE(session.ok()) << session.status();
-  TracingSession& s = **session;
+  auto session = NewSession(absl::Seconds(2), absl::Seconds(3));
+  ASSERT_NE(session, nullptr);
+  TracingSession& s = *session;
   absl::Time t = absl::Now();
   // A new session evaluates, then keeps evaluating until every threshold counted from the last
   // change (2 x grace = 4 s here) plus one refresh has passed.
@@ -109,12 +115,9 @@ TEST_F(SessionTest, EvaluationsArePacedByTheirCost) {
 // and again at the next reconcile once they change.
 TEST_F(SessionTest, AQuietProcessIsReadLessOften) {
   StartQuiet();
-  SessionOptions o;
-  o.refresh = absl::Seconds(1);
-  o.findings.grace = absl::Seconds(1);
-  auto session = TracingSession::Create(pid_, *bin_, o);
-  ASSERT_TRUE(session.ok()) << session.status();
-  TracingSession& s = **session;
+  auto session = NewSession(absl::Seconds(1), absl::Seconds(30));
+  ASSERT_NE(session, nullptr);
+  TracingSession& s = *session;
   ASSERT_EQ(s.goroutine_reads(), 1u);  // at attach: every goroutine, those that predate it
   absl::Time t = absl::Now();
   for (int i = 0; i < 120; ++i) s.Refresh(t + absl::Seconds(i), true);
@@ -137,13 +140,9 @@ TEST_F(SessionTest, AQuietProcessIsReadLessOften) {
 // does.
 TEST_F(SessionTest, EventsThatLeaveTheLiveNodesAsTheyWereEvaluateNothing) {
   StartQuiet();
-  SessionOptions o;
-  o.refresh = absl::Seconds(1);
-  o.findings.grace = absl::Seconds(1);
-  o.findings.leak_after = absl::Seconds(1);
-  auto session = TracingSession::Create(pid_, *bin_, o);
-  ASSERT_TRUE(session.ok()) << session.status();
-  TracingSession& s = **session;
+  auto session = NewSession(absl::Seconds(1), absl::Seconds(1));
+  ASSERT_NE(session, nullptr);
+  TracingSession& s = *session;
   absl::Time t = absl::Now();
   for (int i = 0; i <= 10; ++i) s.Refresh(t + absl::Seconds(i), true);
   ASSERT_FALSE(s.Refresh(t + absl::Seconds(11), true));  // settled
