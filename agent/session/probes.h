@@ -31,6 +31,11 @@ class ProbeSet {
     // A new binary's probes are on for this long before the budget plans its first window: a
     // busy target's hits over it give the cost of full tracing (see Tick).
     absl::Duration first_probe = absl::Milliseconds(100);
+    // A target can turn busy after that probe (a service that starts serving): for this long
+    // after a binary is added its hits are estimated again every `follow_up` (before the first
+    // full measurement, a refresh away, can see it).
+    absl::Duration probe_for = absl::Seconds(5);
+    absl::Duration follow_up = absl::Milliseconds(500);
   };
   ProbeSet(Tracer& tracer, const TrapCosts& costs, const Options& options, absl::Time now);
   ~ProbeSet();
@@ -77,6 +82,7 @@ class ProbeSet {
   int next_id_ = 0;
   absl::Time probe_end_ = absl::InfiniteFuture();  // of the first probe in progress
   absl::Time probe_start_;
+  absl::Time probe_until_ = absl::InfinitePast();  // follow-up probes until then
   uint64_t lost_seen_ = 0;
 };
 
