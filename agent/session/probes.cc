@@ -25,7 +25,7 @@ absl::StatusOr<int> ProbeSet::Add(const Process* process, const symbols::GoBinar
     if (!attachment.ok()) return attachment.status();
     b.attachment = *attachment;
     b.attached = true;
-    probe_start_ = absl::Now();
+    probe_start_ = young_since_ = absl::Now();
     probe_end_ = probe_start_ + options_.first_probe;
     probe_until_ = probe_start_ + options_.probe_for;
     duty_.Restart(probe_start_, tracer_.hook_hits());
@@ -66,7 +66,8 @@ absl::Status ProbeSet::Tick(absl::Time now, const std::function<void()>& on_paus
     // What the probe's hits cost is the first estimate of full tracing: a busy target gets a
     // short first window now, before a full measurement.
     tracer_.Drain();
-    duty_.Probe(now, tracer_.hook_hits(), probe_start_);
+    // The whole time traced in full since the binary came counts toward its first window.
+    duty_.Probe(now, tracer_.hook_hits(), young_since_);
     probe_end_ = absl::InfiniteFuture();
     // Full tracing of a target that was quiet at its first probe and is busy now costs the whole
     // budget in a fraction of a second: its hits are estimated again while still young (a
@@ -104,7 +105,7 @@ void ProbeSet::Restart(absl::Time now) {
   duty_.Restart(now, tracer_.hook_hits());
   // A probe in progress measures from here: the start-up work was not the probes' cost.
   if (probe_end_ != absl::InfiniteFuture()) {
-    probe_start_ = now;
+    probe_start_ = young_since_ = now;
     probe_end_ = now + options_.first_probe;
   }
 }

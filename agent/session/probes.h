@@ -35,7 +35,7 @@ class ProbeSet {
     // after a binary is added its hits are estimated again every `follow_up` (before the first
     // full measurement, a refresh away, can see it).
     absl::Duration probe_for = absl::Seconds(5);
-    absl::Duration follow_up = absl::Milliseconds(500);
+    absl::Duration follow_up = absl::Milliseconds(250);
   };
   ProbeSet(Tracer& tracer, const TrapCosts& costs, const Options& options, absl::Time now);
   ~ProbeSet();
@@ -82,6 +82,7 @@ class ProbeSet {
   int next_id_ = 0;
   absl::Time probe_end_ = absl::InfiniteFuture();  // of the first probe in progress
   absl::Time probe_start_;
+  absl::Time young_since_;  // the first probe's start: the first window counts from it
   absl::Time probe_until_ = absl::InfinitePast();  // follow-up probes until then
   uint64_t lost_seen_ = 0;
 };
