@@ -35,6 +35,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM  # a signalled bench still stops its daemon and targets
 
 (cd "$here" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off CGO_ENABLED=0 \
   "$GO" build -o "$work/idlesvc" ./idlesvc) || die "go build failed"

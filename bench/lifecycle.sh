@@ -40,6 +40,7 @@ cleanup() {
   if [[ -n ${KEEP:-} ]]; then echo "work directory kept: $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM  # a signalled bench still stops its daemon and targets
 sysctl -qw kernel.bpf_stats_enabled=1
 
 cp "$src_agent" "$work/ctxagent"

@@ -47,6 +47,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM  # a signalled bench still stops its daemon and targets
 
 "$gobin/loadsvc" >"$work/svc.out" 2>"$work/svc.err" &
 svc=$!

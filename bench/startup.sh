@@ -29,6 +29,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM  # a signalled bench still stops its daemon and targets
 (cd "$here" && for p in loadsvc loadgen; do
   GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off CGO_ENABLED=0 "$GO" build -o "$work/$p" ./$p || exit 1
 done) || die "go build failed"
