@@ -25,7 +25,7 @@ absl::StatusOr<int> ProbeSet::Add(const Process* process, const symbols::GoBinar
     if (!attachment.ok()) return attachment.status();
     b.attachment = *attachment;
     b.attached = true;
-    probe_start_ = young_since_ = absl::Now();
+    probe_start_ = absl::Now();
     probe_end_ = probe_start_ + options_.first_probe;
     probe_until_ = probe_start_ + options_.probe_for;
     duty_.Restart(probe_start_, tracer_.hook_hits());
@@ -67,14 +67,13 @@ absl::Status ProbeSet::Tick(absl::Time now, const std::function<void()>& on_paus
     // short first window now, before a full measurement.
     tracer_.Drain();
     // The whole time traced in full since the binary came counts toward its first window.
-    duty_.Probe(now, tracer_.hook_hits(), young_since_);
+    duty_.Probe(now, tracer_.hook_hits(), probe_start_);
     probe_end_ = absl::InfiniteFuture();
     // Full tracing of a target that was quiet at its first probe and is busy now costs the whole
     // budget in a fraction of a second: its hits are estimated again while still young (a
     // target started by the bench/startup.sh cost 1.2% of the node over its first 20 s, traced
     // in full until the refresh measured it, when its load began after the first probe).
     if (duty_.attached() && now + options_.follow_up <= probe_until_) {
-      probe_start_ = now;
       probe_end_ = now + options_.follow_up;
     }
   }
@@ -105,7 +104,7 @@ void ProbeSet::Restart(absl::Time now) {
   duty_.Restart(now, tracer_.hook_hits());
   // A probe in progress measures from here: the start-up work was not the probes' cost.
   if (probe_end_ != absl::InfiniteFuture()) {
-    probe_start_ = young_since_ = now;
+    probe_start_ = now;
     probe_end_ = now + options_.first_probe;
   }
 }

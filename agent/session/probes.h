@@ -81,8 +81,7 @@ class ProbeSet {
   std::map<int, Binary> binaries_;
   int next_id_ = 0;
   absl::Time probe_end_ = absl::InfiniteFuture();  // of the first probe in progress
-  absl::Time probe_start_;
-  absl::Time young_since_;  // the first probe's start: the first window counts from it
+  absl::Time probe_start_;  // the first probe's: the first window counts from it
   absl::Time probe_until_ = absl::InfinitePast();  // follow-up probes until then
   uint64_t lost_seen_ = 0;
 };

@@ -2,38 +2,17 @@
 #include "agent/session/probes.h"
 
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <string>
-#include <vector>
 
 #include "absl/time/clock.h"
 #include "bpf/bpf_testing.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/process_runner.h"
 
 namespace ctxagent {
 namespace {
-
-pid_t StartProgram(const std::string& path, std::vector<std::string> args) {
-  args.insert(args.begin(), path);
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    freopen("/dev/null", "w", stdout);
-    execv(path.c_str(), argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-void Stop(pid_t pid) {
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-}
 
 // A binary quiet at its first probe that turns busy (a service that starts serving) is sampled
 // within a second, not traced in full until the next full measurement: its hits are estimated
@@ -47,7 +26,7 @@ TEST(ProbeSetTest, ATargetBusyAfterItsFirstProbeIsSampledWithinASecond) {
   ASSERT_TRUE(bin.ok()) << bin.status();
   auto tracer = Tracer::Create([](const ctx_event&) {}, Tracer::kDefaultRingBytes);
   ASSERT_TRUE(tracer.ok()) << tracer.status();
-  const pid_t quiet = StartProgram(path, {"-loop", "-sleep", "1s"});
+  auto quiet = testing::Child::Start({path, "-loop", "-sleep", "1s"});
   absl::SleepFor(absl::Milliseconds(200));
   // The trap costs measured on a quiet machine, and a budget a tenth of the default, so that the
   // busy program is far over it however much CPU a loaded machine leaves it (just over the budget,
@@ -62,7 +41,7 @@ TEST(ProbeSetTest, ATargetBusyAfterItsFirstProbeIsSampledWithinASecond) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   ASSERT_TRUE(probes.attached()) << "quiet at its first probe: traced in full";
-  const pid_t busy = StartProgram(path, {"-loop", "-n", "50", "-sleep", "1ms"});
+  auto busy = testing::Child::Start({path, "-loop", "-n", "50", "-sleep", "1ms"});
   const absl::Time started = absl::Now();
   absl::Time detached = absl::InfiniteFuture();
   while (absl::Now() < started + absl::Seconds(3) && detached == absl::InfiniteFuture()) {
@@ -71,8 +50,8 @@ TEST(ProbeSetTest, ATargetBusyAfterItsFirstProbeIsSampledWithinASecond) {
     if (!probes.attached()) detached = absl::Now();
     absl::SleepFor(absl::Milliseconds(20));
   }
-  Stop(busy);
-  Stop(quiet);
+  busy.Kill(SIGKILL);
+  quiet.Kill(SIGKILL);
   EXPECT_LT(detached - started, absl::Milliseconds(1500));
   EXPECT_GT(probes.plan().cost_attached, 10 * kBudget);
 }
