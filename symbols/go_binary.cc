@@ -87,7 +87,7 @@ absl::StatusOr<std::unique_ptr<GoBinary>> GoBinary::Open(const std::string& path
   bin->has_dwarf_ = bin->elf_->FindSection(".debug_info") != nullptr ||
                     bin->elf_->FindSection(".zdebug_info") != nullptr;
   absl::StatusOr<GoOffsets> offsets = absl::NotFoundError("no DWARF");
-  if (bin->has_dwarf_) offsets = OffsetsFromDwarf(bin->fd_path());
+  if (bin->has_dwarf_ && !TableVerifiedAgainstDwarf(v)) offsets = OffsetsFromDwarf(bin->fd_path());
   if (!offsets.ok()) offsets = OffsetsForVersion(v);
   if (!offsets.ok()) return Annotate(offsets.status(), path);
   bin->offsets_ = *offsets;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -220,6 +221,10 @@ absl::StatusOr<GoOffsets> OffsetsFromDwarf(const std::string& path) {
     return absl::NotFoundError(absl::StrCat(path, ": DWARF has no runtime.g"));
   }
   return out;
+}
+
+bool TableVerifiedAgainstDwarf(const GoVersion& version) {
+  return version.major == 1 && absl::c_linear_search(kDwarfVerifiedMinors, version.minor);
 }
 
 absl::StatusOr<GoOffsets> OffsetsForVersion(const GoVersion& version) {

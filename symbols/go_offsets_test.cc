@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -91,8 +92,14 @@ TEST(GoOffsetsTest, FixturesExist) {
 TEST(GoOffsetsTest, DwarfMatchesTableForEveryFixture) {
   std::vector<Fixture> fixtures = DwarfFixtures();
   ASSERT_FALSE(fixtures.empty());
+  std::set<int> compared;
+  for (const Fixture& f : fixtures) compared.insert(MinorOf(f.go_version));
+  // What GoBinary trusts without reading DWARF is exactly what this test compares.
+  EXPECT_EQ(compared,
+            std::set<int>(std::begin(kDwarfVerifiedMinors), std::end(kDwarfVerifiedMinors)));
   for (const Fixture& f : fixtures) {
     SCOPED_TRACE(f.path);
+    EXPECT_TRUE(TableVerifiedAgainstDwarf(Version(MinorOf(f.go_version))));
     absl::StatusOr<GoOffsets> dwarf = OffsetsFromDwarf(f.path);
     ASSERT_TRUE(dwarf.ok()) << dwarf.status();
     EXPECT_EQ(dwarf->source, GoOffsets::Source::kDwarf);
