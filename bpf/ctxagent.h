@@ -55,6 +55,7 @@ enum ctx_event_type {
   EV_GO_EXIT = 4,
   EV_PROC_EXEC = 5, /* a process exec'd a new program (daemon: is it Go?) */
   EV_PROC_EXIT = 6, /* a process (thread group) ended */
+  EV_HIT_ALARM = 7, /* the hits the agent asked to hear of were counted (carries nothing) */
 };
 
 enum ctx_drop_reason {
@@ -62,6 +63,14 @@ enum ctx_drop_reason {
   DROP_NO_CONFIG = 1,
   DROP_READ_FAILED = 2,
   DROP_REASONS = 3,
+};
+
+/* An executable as the kernel names it at exec (its superblock's dev_t, inode, size): a file the
+ * agent decided once not to trace is skipped in the kernel at every later exec of it. */
+struct ctx_exec_file {
+  __u64 dev;
+  __u64 ino;
+  __u64 size;
 };
 
 struct ctx_event {
@@ -98,6 +107,7 @@ struct ctx_event {
       __u64 fn;                      /* its funcval */
       __u64 words[GO_CAPTURE_WORDS]; /* captured variables: matched against context addresses */
     } go_create;
+    struct ctx_exec_file exec; /* EV_PROC_EXEC: the new executable */
   };
 };
 

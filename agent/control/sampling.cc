@@ -18,12 +18,19 @@ constexpr double kMinRatio = 0.001;
 // A first estimate needs this much time: a measurement over a few milliseconds is mostly noise.
 constexpr double kFirstEstimateS = 0.5;
 
-// The span over which a new target's cost must stay within the budget, its first window included.
+// The span over which a new target's cost must stay within the budget, its first window included,
+// and the share of that budget the plan spends: the rest is for what follows the first window
+// without being planned: reading the goroutines the window left live, evaluating them, answering
+// HTTP (20-30 ms of CPU for bench/startup.sh's target, a quarter of the span's budget on 2 CPUs),
+// and the probes that keep firing while the agent wakes and detaches them.
 constexpr double kFirstSpanS = 20;
+constexpr double kFirstSpanShare = 0.4;
 
 // The agent's CPU per probe hit (decoding, lineage), for the first estimate: ~0.6 us measured on
 // one core at full load (bench/README.md), more at the low rates where each drain is a wakeup.
 constexpr double kAgentSecondsPerHit = 1.5e-6;
+// The BPF program's run time per hit inside a service (bench/overhead.sh: 0.5-1.2 us).
+constexpr double kBpfSecondsPerHit = 1e-6;
 }  // namespace
 
 void SamplingController::Cost::Add(double x, absl::Duration length, double tau_s) {
@@ -97,14 +104,57 @@ void SamplingController::Plan() {
   ratio_ = std::clamp(w / p, kMinRatio, 1.0);
   period_ = window_ / ratio_;
   // The first window (the detached cost is measured after it) and the one after a raised estimate
-  // are followed by the steady period, and last only what keeps the first kFirstSpanS within half
-  // the budget (the other half is for one-off work: reading the binary, attaching): a busy target
-  // gets a fraction of a second, one barely over the budget most of the span instead of a quarter
-  // second and then a period's wait.
+  // last only what keeps the first kFirstSpanS within its share of the budget, given what the
+  // ledger spent so far (reading the binary, attaching, the probe) and the agent's detached cost
+  // for the rest of the span: a busy target gets a fraction of a second, one barely over the
+  // budget most of the span instead of a quarter second and then a period's wait.
   if (cost_off_.value < 0 || short_window_) {
-    const double first = can ? (kFirstSpanS / 2 * spare - switch_cost_) / (on - off) : 0;
-    window_ = std::min(window_, std::max(options_.min_window, absl::Seconds(first)));
+    double spent = 0, elapsed_s = 0;
+    absl::Duration traced = absl::ZeroDuration();  // of the window, already in `spent`
+    if (repaying()) {
+      spent = ledger_spent_;
+      elapsed_s = absl::ToDoubleSeconds(ledger_at_ - ledger_start_);
+      traced = std::max(absl::ZeroDuration(), ledger_at_ - window_start_);
+    }
+    const double left = first_span_allowance() - spent - switch_cost_ -
+                        off * std::max(0.0, kFirstSpanS - elapsed_s);
+    const double more = can ? std::max(0.0, left) / (on - off) : 0;
+    // At least min_window from the probe's start: without it bench/startup.sh's target was traced
+    // ~20 ms after its alarm, 0.18-0.2% of the node over 20 s, and its leak was not found in 60 s.
+    window_ = std::min(window_, std::max(options_.min_window, traced + absl::Seconds(more)));
   }
+}
+
+double SamplingController::first_span_allowance() const {
+  return std::max(0.0, kFirstSpanShare * budget() * kFirstSpanS);
+}
+
+absl::Time SamplingController::Repaid() const {
+  const double budget = this->budget(), off = std::max(0.0, cost_off_.value);
+  // Nothing can be repaid when the agent alone spends the budget: the period decides.
+  if (!repaying() || budget <= off) return absl::InfinitePast();
+  // The window [t, t + w] keeps the ledger within the budget if, with the agent detached until t,
+  // spent + off (t - at) + w on + switch <= budget (t + w - start).
+  const double w = absl::ToDoubleSeconds(window_);
+  const double elapsed_s = absl::ToDoubleSeconds(ledger_at_ - ledger_start_);
+  const double wait_s = (ledger_spent_ + w * (std::max(0.0, cost_on_.value) - budget) +
+                         switch_cost_ - budget * elapsed_s) /
+                        (budget - off);
+  return ledger_at_ + absl::Seconds(wait_s);
+}
+
+void SamplingController::Arrive(absl::Time now) {
+  if (options_.fixed.set() || repaying()) return;
+  ledger_start_ = ledger_at_ = now;
+  ledger_spent_ = 0;
+}
+
+void SamplingController::Charge(absl::Time now, double node_seconds) {
+  if (!repaying()) return;
+  ledger_spent_ += node_seconds;
+  ledger_at_ = std::max(ledger_at_, now);
+  // The first window ends on what it spent, not only on what the estimate said it would.
+  if (cost_off_.value < 0 || short_window_) Plan();
 }
 
 void SamplingController::Estimate(double node_ratio, absl::Time window_start) {
@@ -127,15 +177,18 @@ bool SamplingController::Tick(absl::Time now) {
   const absl::Duration in_period = now - window_start_;
   if (ratio_ >= 1) {
     attached_ = true;
+    // Traced in full within the budget since the arrival's first span: nothing to repay.
+    if (now - ledger_start_ >= absl::Seconds(kFirstSpanS)) ledger_start_ = absl::InfiniteFuture();
   } else if (attached_ && in_period >= window_) {
     attached_ = false;  // the window is over: off for the rest of the period
     if (short_window_) {
       short_window_ = false;
       Plan();
     }
-  } else if (!attached_ && in_period >= period_) {
-    attached_ = true;  // a new period
+  } else if (!attached_ && in_period >= period_ && now >= Repaid()) {
+    attached_ = true;  // a new period; what the ledger spent is repaid
     window_start_ = now;
+    ledger_start_ = absl::InfiniteFuture();
   }
   if (ratio_ >= 1 && in_period >= window_) window_start_ = now;
   return attached_;
@@ -143,7 +196,7 @@ bool SamplingController::Tick(absl::Time now) {
 
 absl::Time SamplingController::next_switch() const {
   if (ratio_ >= 1) return absl::InfiniteFuture();
-  return window_start_ + (attached_ ? window_ : period_);
+  return attached_ ? window_start_ + window_ : std::max(window_start_ + period_, Repaid());
 }
 
 double SamplingController::observed_ratio(absl::Time now) const {
@@ -160,10 +213,16 @@ DutyCycle::DutyCycle(const SamplingController::Options& options,
       segment_start_(now),
       ncpu_(static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)))) {}
 
+void DutyCycle::Spend(absl::Time now, const OverheadSample& s, absl::Duration length) {
+  const double spent = s.node_ratio * std::max(0.0, absl::ToDoubleSeconds(length));
+  node_seconds_ += spent;
+  controller_.Charge(now, spent);
+}
+
 OverheadSample DutyCycle::Measure(absl::Time now, const Hits& hits) {
   OverheadSample s = meter_->Update(now, hits);
   const double length_s = absl::ToDoubleSeconds(now - segment_start_);
-  node_seconds_ += s.node_ratio * std::max(0.0, length_s);
+  Spend(now, s, now - segment_start_);
   if (length_s > 0) {
     controller_.ObserveTarget(s.target_cpu_s / ncpu_, now - segment_start_);
     const double switching = segment_switch_cpu_ / length_s / ncpu_;
@@ -183,11 +242,18 @@ SamplingPlan DutyCycle::plan() const {
           controller_.switch_cost()};
 }
 
+uint64_t DutyCycle::HitsCosting(double node_seconds) const {
+  if (node_seconds <= 0) return 0;
+  const double per_hit =
+      meter_->costs().emulated_us * 1e-6 + kBpfSecondsPerHit + kAgentSecondsPerHit;
+  return std::max<uint64_t>(1, static_cast<uint64_t>(node_seconds * ncpu_ / per_hit));
+}
+
 OverheadSample DutyCycle::Probe(absl::Time now, const Hits& hits, absl::Time start) {
   const absl::Duration length = now - segment_start_;
   OverheadSample s = meter_->Update(now, hits);
   const double length_s = absl::ToDoubleSeconds(length);
-  node_seconds_ += s.node_ratio * std::max(0.0, length_s);
+  Spend(now, s, length);
   if (length_s > 0) {
     // A cost model, not the agent's CPU over a tenth of a second: that is mostly one-off work
     // (reading other new binaries, say). Traps and BPF as measured, the agent per hit as measured
@@ -202,10 +268,15 @@ OverheadSample DutyCycle::Probe(absl::Time now, const Hits& hits, absl::Time sta
 
 void DutyCycle::Restart(absl::Time now, const Hits& hits) {
   // Not the state's cost, but spent all the same.
-  const OverheadSample s = meter_->Update(now, hits);
-  node_seconds_ += s.node_ratio * std::max(0.0, absl::ToDoubleSeconds(now - segment_start_));
+  Spend(now, meter_->Update(now, hits), now - segment_start_);
   segment_start_ = now;
   segment_switch_cpu_ = 0;
+}
+
+void DutyCycle::Arrive(absl::Time now, const Hits& hits) {
+  // The ledger opens first, so that what Restart forgets is in it.
+  controller_.Arrive(now);
+  Restart(now, hits);
 }
 
 void DutyCycle::Switch(absl::Time now, const Hits& hits, bool on,

@@ -20,11 +20,16 @@
 //
 // Within budget from the first second, not only on average: a binary whose probes go on while
 // the cost of full tracing is unknown is first probed briefly (ProbeSet), and the probe's cost is a
-// first estimate (Estimate). Until the detached cost is measured, and after an estimate raised the
-// cost, the window is what keeps the first 20 s within half the budget (at least min_window) while
-// the period is the steady one's, so the seconds after a busy target appears hold one short window,
-// not a window sized for a longer average, and a target barely over the budget is traced for most
-// of them.
+// first estimate (Estimate). From its arrival (Arrive) everything tracing spends goes to a ledger:
+// reading and attaching the binary, the probe, the windows, the agent in between. Until the
+// detached cost is measured, and after an estimate raised the cost, the window is what keeps the
+// ledger within 40% of the budget over the first 20 s (at least min_window), re-planned at
+// every charge so that it ends on what it spent: the seconds after a busy target appears hold one
+// short window, not a window sized for a longer average, and a target barely over the budget is
+// traced for most of them. The next window then
+// waits, beyond its period, until the ledger's average from the arrival to that window's end is
+// within the budget: the first period repays what the arrival spent, instead of a steady window
+// following inside the first minute. That window closes the ledger.
 #ifndef CTXAGENT_AGENT_CONTROL_SAMPLING_H_
 #define CTXAGENT_AGENT_CONTROL_SAMPLING_H_
 
@@ -74,6 +79,11 @@ class SamplingController {
   // `window_start`); it only ever raises the estimate. The current window counts from
   // `window_start` and is short (see above).
   void Estimate(double node_ratio, absl::Time window_start);
+  // A new binary's probes went on at `now`: opens the ledger unless one is open (see above).
+  void Arrive(absl::Time now);
+  // What tracing cost up to `now` since the previous charge (node share x seconds, everything
+  // included), for the ledger.
+  void Charge(absl::Time now, double node_seconds);
   // CPU seconds (as a share of the node: CPU seconds / CPUs) one detach + attach took.
   void ObserveSwitch(double node_seconds);
   // The traced process's own CPU use (share of the node), for a target budget.
@@ -88,14 +98,19 @@ class SamplingController {
   double observed_ratio(absl::Time now) const;  // time attached / time elapsed
   // When Tick will next change its answer, if nothing new is observed (InfiniteFuture at ratio 1).
   absl::Time next_switch() const;
+  bool repaying() const { return ledger_start_ != absl::InfiniteFuture(); }
   absl::Duration window() const { return window_; }
   absl::Duration period() const { return period_; }
   double cost_attached() const { return cost_on_.value; }  // < 0 until measured
   double cost_detached() const { return cost_off_.value; }
   double switch_cost() const { return switch_cost_; }
+  // What a new binary's first span may spend (node share x seconds; see above).
+  double first_span_allowance() const;
 
  private:
   void Plan();
+  // The earliest start of a window that keeps the ledger's average within the budget.
+  absl::Time Repaid() const;
 
   Options options_;
   absl::Time start_;
@@ -115,6 +130,10 @@ class SamplingController {
   absl::Duration period_;
   bool attached_ = true;
   bool short_window_ = false;  // the window after an estimate raised the cost
+  // The ledger (InfiniteFuture: closed): since when, spent so far, last charged at.
+  absl::Time ledger_start_ = absl::InfiniteFuture();
+  double ledger_spent_ = 0;
+  absl::Time ledger_at_;
 };
 
 // What an agent runs: the controller fed by an overhead meter read at every switch and refresh (so
@@ -131,6 +150,9 @@ class DutyCycle {
   OverheadSample Measure(absl::Time now, const Hits& hits);
   // Forgets the cost since the last read (one-off start-up work).
   void Restart(absl::Time now, const Hits& hits);
+  // A new binary's probes went on at `now`: like Restart, and what it forgets (reading and
+  // attaching the binary) opens the controller's ledger.
+  void Arrive(absl::Time now, const Hits& hits);
   // Ends a first probe that started at `start` (see SamplingController::Estimate).
   OverheadSample Probe(absl::Time now, const Hits& hits, absl::Time start);
   // Closes the current segment, then runs `toggle` (the detach, or the attach).
@@ -141,8 +163,13 @@ class DutyCycle {
   double node_seconds() const { return node_seconds_; }
   const SamplingController& controller() const { return controller_; }
   SamplingPlan plan() const;
+  // How many probe hits cost `node_seconds` (trap, BPF and agent), at least 1; 0 for 0.
+  uint64_t HitsCosting(double node_seconds) const;
 
  private:
+  // Adds the cost `s` over `length` to what tracing spent.
+  void Spend(absl::Time now, const OverheadSample& s, absl::Duration length);
+
   SamplingController controller_;
   std::unique_ptr<OverheadMeter> meter_;
   absl::Time segment_start_;

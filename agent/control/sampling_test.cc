@@ -1,17 +1,25 @@
 #include "agent/control/sampling.h"
 
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace ctxagent {
 namespace {
 
+// A window the simulation saw, and what it had spent by the window's end (node share x seconds).
+struct Window {
+  absl::Time start, end;
+  double spent_at_end = 0;
+};
+
 // Runs the controller for `seconds` in 10 ms ticks against a process whose tracing costs `on`
 // (share of the node) while attached and `off` while detached, measuring every 0.5 s and at every
-// switch as the agent does; a detach + attach costs `switch_cost` (node share x seconds). Returns
-// the average cost.
+// switch as the agent does, and charging what it measured; a detach + attach costs `switch_cost`
+// (node share x seconds). Returns the average cost; `windows`, if given, gets the windows.
 double Simulate(SamplingController& c, absl::Time& t, int seconds, double on, double off,
-                double switch_cost = 0) {
-  double spent = 0;
+                double switch_cost = 0, std::vector<Window>* windows = nullptr) {
+  double spent = 0, charged = 0;
   absl::Time segment_start = t;
   bool state = c.attached();
   for (int i = 0; i < seconds * 100; ++i) {
@@ -24,6 +32,13 @@ double Simulate(SamplingController& c, absl::Time& t, int seconds, double on, do
       if (want && !state) {
         spent += switch_cost;
         c.ObserveSwitch(switch_cost);
+      }
+      c.Charge(t, spent - charged);
+      charged = spent;
+      if (windows != nullptr && want && !state) windows->push_back({t, t});
+      if (windows != nullptr && !want && state && !windows->empty()) {
+        windows->back().end = t;
+        windows->back().spent_at_end = spent;
       }
       state = want;
     }
@@ -87,8 +102,9 @@ TEST(SamplingTest, TheFirstWindowKeepsTheFirst20SecondsWithinBudget) {
     double on;
     absl::Duration min_first, max_first;
   };
-  for (const Case& k : {Case{0.0036, absl::Seconds(7), absl::Seconds(9)},
-                        Case{0.11, absl::Milliseconds(250), absl::Milliseconds(300)}}) {
+  // 40% of the budget over 20 s: 0.024 node-seconds at `on`, at least min_window.
+  for (const Case& k : {Case{0.0036, absl::Seconds(6), absl::Seconds(7)},
+                        Case{0.11, absl::Milliseconds(250), absl::Milliseconds(260)}}) {
     absl::Time t = absl::FromUnixSeconds(1000);
     SamplingController c({.budget = 0.003}, t);
     c.Estimate(k.on, t);
@@ -105,6 +121,60 @@ TEST(SamplingTest, TheFirstWindowKeepsTheFirst20SecondsWithinBudget) {
     EXPECT_LE(first, k.max_first) << k.on;
     EXPECT_LE(spent / 20, 0.003) << k.on;
   }
+}
+
+// A busy target arriving: what reading and attaching it cost, its probe and its first window are
+// repaid before the next window, so no steady window starts inside its first minute, and from the
+// arrival the average at every window's end is within the budget. Without the ledger the next
+// window came a period after the first, the arrival's cost unpaid.
+TEST(SamplingTest, TheFirstPeriodRepaysWhatTheArrivalSpent) {
+  const double on = 0.05, off = 0.0002, budget = 0.003;
+  absl::Time t = absl::FromUnixSeconds(1000);
+  const absl::Time arrival = t;
+  SamplingController c({.budget = budget}, t);
+  c.Arrive(t);
+  c.Charge(t, 0.01);  // reading the binary and attaching its probes: 20 ms of CPU on 2 CPUs
+  c.Tick(t += absl::Milliseconds(100));
+  c.Charge(t, on * 0.1);
+  c.Estimate(on, arrival);  // the 100 ms probe at full cost
+  EXPECT_TRUE(c.repaying());
+  std::vector<Window> windows = {{arrival, arrival}};
+  const double average = Simulate(c, t, 600, on, off, 0, &windows);
+  // The first window was short: the first 20 s within the budget, the arrival's cost included.
+  const double first_s = absl::ToDoubleSeconds(windows[0].end - arrival);
+  EXPECT_LE(0.01 + first_s * on + (20 - first_s) * off, budget * 20);
+  EXPECT_GT(first_s, 0.25);
+  ASSERT_GE(windows.size(), 3u);
+  EXPECT_GT(windows[1].start - arrival, absl::Seconds(60));
+  EXPECT_LT(windows[1].start - arrival, absl::Seconds(90));  // leaks are still looked for
+  EXPECT_FALSE(c.repaying());
+  const double spent_before = 0.01 + on * 0.1;
+  for (size_t i = 1; i < windows.size(); ++i) {
+    const Window& w = windows[i];
+    const double since_arrival = spent_before + w.spent_at_end;
+    EXPECT_LE(since_arrival / absl::ToDoubleSeconds(w.end - arrival), budget * 1.01)
+        << absl::FormatTime(w.end);
+  }
+  EXPECT_LT(average, budget);
+}
+
+// The first window ends on what the ledger was charged, not on the estimate alone: a target three
+// times dearer than its probe said spends the first span's allowance and no more.
+TEST(SamplingTest, TheFirstWindowEndsOnWhatItSpent) {
+  const double budget = 0.003, estimate = 0.02, actual = 0.06;
+  absl::Time t = absl::FromUnixSeconds(1000);
+  SamplingController c({.budget = budget}, t);
+  c.Arrive(t);
+  c.Charge(t, 0.005);
+  c.Estimate(estimate, t);
+  double spent = 0.005;
+  while (c.Tick(t) && spent < 1) {
+    t += absl::Milliseconds(10);
+    spent += actual * 0.01;  // what each hit alarm charges
+    c.Charge(t, actual * 0.01);
+  }
+  EXPECT_LE(spent, c.first_span_allowance() + actual * 0.01);
+  EXPECT_GE(spent, c.first_span_allowance() / 2);
 }
 
 TEST(SamplingTest, NeverStopsMeasuring) {

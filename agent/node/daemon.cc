@@ -92,6 +92,7 @@ void Daemon::Run() {
   absl::Time woken[2] = {absl::InfinitePast(), absl::InfinitePast()};  // the last two ring wakeups
   while (!StopRequested()) {
     absl::Time wake;
+    bool probing = false;
     {
       absl::MutexLock l(&mu_);
       const absl::Time now = absl::Now();
@@ -102,11 +103,14 @@ void Daemon::Run() {
                          ? std::min(2 * drain_every_, std::max(o_.poll, o_.refresh))
                          : o_.poll;
       wake = Step(absl::Now());
+      probing = probes_->probing();
     }
-    // Nothing to do until the next deadline, an exec, or a filling ring. Wakeups closer than the
-    // gap (a burst of execs) are batched; a lone exec costs one.
+    // Nothing to do until the next deadline, an exec, a filling ring, or a young binary's hit
+    // alarm. Wakeups closer than the gap (a burst of execs) are batched, a lone exec costs one;
+    // not while a binary is probed: its alarms come every few milliseconds when it is busy, and
+    // each gap would be that long of full tracing.
     absl::Duration left = wake - absl::Now();
-    if (woken[1] - woken[0] < kMinWakeGap) {
+    if (woken[1] - woken[0] < kMinWakeGap && !probing) {
       absl::SleepFor(std::min(left, kMinWakeGap));
       left = wake - absl::Now();
       woken[0] = absl::InfinitePast();
@@ -145,7 +149,7 @@ void Daemon::OnEvent(const ctx_event& e) {
   if (e.type == EV_PROC_EXEC) {
     Forget(pid);  // the old program is gone, whatever it was
     ignored_.erase(pid);
-    Consider(pid);
+    Consider(pid, &e.exec);
     return;
   }
   if (e.type == EV_PROC_EXIT) {
@@ -184,11 +188,20 @@ std::string Daemon::ProcPath(pid_t pid, const char* leaf) const {
   return absl::StrCat(o_.host_proc, "/", pid, "/", leaf);
 }
 
-void Daemon::Consider(pid_t pid) {
+void Daemon::Consider(pid_t pid, const ctx_exec_file* exec) {
   if (pid == getpid() || processes_.contains(pid) || ignored_.contains(pid)) return;
   absl::StatusOr<RunningExecutable> exe = IdentifyExecutable(o_.host_proc, pid);
   if (!exe.ok()) return;  // gone, or a kernel thread
+  // A file decided for good: its next execs need not wake the daemon at all. Only when the exec
+  // event names the file identified (the process may have exec'd again since).
+  auto decided = [&] {
+    if (exec != nullptr && exec->ino == exe->file.ino &&
+        static_cast<int64_t>(exec->size) == exe->file.size) {
+      tracer_->Quiet(*exec);
+    }
+  };
   if (catalog_.Untraceable(exe->file) || unselected_.contains(exe->file)) {
+    decided();
     ignored_.insert(pid);
     return;
   }
@@ -197,6 +210,7 @@ void Daemon::Consider(pid_t pid) {
     // Decided by the binary's name alone: once per file, not at every exec of a busy node.
     if (OnlyBinarySelectors(o_.include, o_.exclude) && unselected_.size() < 100000) {
       unselected_.insert(exe->file);
+      decided();
     }
     ignored_.insert(pid);
     return;
@@ -205,6 +219,7 @@ void Daemon::Consider(pid_t pid) {
   absl::StatusOr<TracedBinary*> binary = catalog_.Acquire(pid, *exe, &opened);
   // Not Go, a Go we cannot trace, or the process moved on (its exec or exit event follows).
   if (!binary.ok()) {
+    if (catalog_.Untraceable(exe->file)) decided();
     ignored_.insert(pid);
     if (!absl::IsNotFound(binary.status())) {
       Log(absl::StrCat("pid ", pid, " skipped: ", binary.status().message()));
@@ -239,6 +254,7 @@ void Daemon::Consider(pid_t pid) {
   }
   p->session = *std::move(session);
   p->labels = std::move(labels);
+  tracer_->SetTraced(pid, true);
   p->identity = {{"namespace", p->labels.namespace_},
                  {"pod", p->labels.pod},
                  {"container", p->labels.container},
@@ -259,6 +275,7 @@ void Daemon::Forget(pid_t pid) {
   ExportCounters(*it->second);
   const std::string pod_uid = it->second->labels.pod_uid;
   processes_.erase(it);
+  tracer_->SetTraced(pid, false);
   ReleaseBinary(file);
   // The pod's names are cached while it has traced processes (pods come and go on a node).
   if (!pod_uid.empty() && std::none_of(processes_.begin(), processes_.end(), [&](const auto& kv) {

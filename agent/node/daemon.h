@@ -94,7 +94,8 @@ class Daemon : public ProcessProvider {
   bool Capped(TracedProcess& p);
   // Discovery (daemon.cc).
   std::string ProcPath(pid_t pid, const char* leaf) const;
-  void Consider(pid_t pid);
+  // `exec`: the executable an exec event named, if this comes from one.
+  void Consider(pid_t pid, const ctx_exec_file* exec = nullptr);
   void ReleaseBinary(const symbols::FileIdentity& file);
   void Forget(pid_t pid);
   ProcessLabels LabelsOf(pid_t pid);

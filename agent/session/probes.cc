@@ -28,7 +28,8 @@ absl::StatusOr<int> ProbeSet::Add(const Process* process, const symbols::GoBinar
     probe_start_ = absl::Now();
     probe_end_ = probe_start_ + options_.first_probe;
     probe_until_ = probe_start_ + options_.probe_for;
-    duty_.Restart(probe_start_, tracer_.hook_hits());
+    duty_.Arrive(probe_start_, tracer_.hook_hits());
+    ArmAlarm();
   }
   binaries_.emplace(next_id_, b);
   return next_id_++;
@@ -61,8 +62,12 @@ absl::Status ProbeSet::AttachAll() {
   return status;
 }
 
+void ProbeSet::ArmAlarm() {
+  tracer_.ArmHitAlarm(duty_.HitsCosting(duty_.controller().first_span_allowance() / 8));
+}
+
 absl::Status ProbeSet::Tick(absl::Time now, const std::function<void()>& on_pause) {
-  if (now >= probe_end_) {
+  if (now >= probe_end_ || (probing() && tracer_.HitAlarmRang())) {
     // What the probe's hits cost is the first estimate of full tracing: a busy target gets a
     // short first window now, before a full measurement.
     tracer_.Drain();
@@ -75,6 +80,9 @@ absl::Status ProbeSet::Tick(absl::Time now, const std::function<void()>& on_paus
     // in full until the refresh measured it, when its load began after the first probe).
     if (duty_.attached() && now + options_.follow_up <= probe_until_) {
       probe_end_ = now + options_.follow_up;
+      ArmAlarm();
+    } else {
+      tracer_.ArmHitAlarm(0);
     }
   }
   const bool want = duty_.Tick(now);
@@ -92,6 +100,7 @@ absl::Status ProbeSet::Tick(absl::Time now, const std::function<void()>& on_paus
   });
   if (!want) {
     probe_end_ = absl::InfiniteFuture();
+    tracer_.ArmHitAlarm(0);
     tracer_.Drain();
     on_pause();
   }

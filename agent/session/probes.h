@@ -32,8 +32,9 @@ class ProbeSet {
     // busy target's hits over it give the cost of full tracing (see Tick).
     absl::Duration first_probe = absl::Milliseconds(100);
     // A target can turn busy after that probe (a service that starts serving): for this long
-    // after a binary is added its hits are estimated again every `follow_up` (before the first
-    // full measurement, a refresh away, can see it).
+    // after a binary is added its hits are estimated again every `follow_up`, or as soon as
+    // they cost an eighth of the first span's budget (before the first full measurement, a
+    // refresh away, can see it).
     absl::Duration probe_for = absl::Seconds(5);
     absl::Duration follow_up = absl::Milliseconds(250);
   };
@@ -58,6 +59,8 @@ class ProbeSet {
   bool NewLoss();
 
   bool attached() const { return duty_.attached(); }
+  // Whether a new binary's cost is being probed (its hits can wake the agent: Tracer::ArmHitAlarm).
+  bool probing() const { return probe_end_ != absl::InfiniteFuture(); }
   // When Tick next has something to do (InfiniteFuture if nothing is scheduled).
   absl::Time next_deadline() const;
   double observed_ratio(absl::Time now) const { return duty_.controller().observed_ratio(now); }
@@ -73,6 +76,9 @@ class ProbeSet {
     bool attached = false;
   };
   absl::Status AttachAll();
+  // The probes wake the agent after hits worth an eighth of a new binary's first span: a target
+  // turning busy between follow-ups is estimated again before it spends the span's budget.
+  void ArmAlarm();
   absl::StatusOr<uint32_t> AttachOne(const Binary& b);
 
   Tracer& tracer_;

@@ -3,6 +3,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -14,18 +15,19 @@
 namespace ctxagent {
 namespace {
 
-// A binary quiet at its first probe that turns busy (a service that starts serving) is sampled
-// within a second, not traced in full until the next full measurement: its hits are estimated
-// again while it is young.
-TEST(ProbeSetTest, ATargetBusyAfterItsFirstProbeIsSampledWithinASecond) {
-  CTXAGENT_REQUIRE_BPF();
+// How long after a binary quiet at its first probe turns busy (a service that starts serving) its
+// probes are paused, with `follow_up` between timed estimates. The loop sleeps as the agent does:
+// until the set's next deadline or a wakeup from the ring.
+absl::Duration TimeToSampleATargetTurningBusy(absl::Duration follow_up) {
   // A private copy: probes on a file show in every process running it.
   const std::string path = ::testing::TempDir() + "probes_test_ctxprog";
-  ASSERT_EQ(system(("cp " CTXAGENT_GO_FIXTURE_DIR "/ctxprog/go1.22/default " + path).c_str()), 0);
+  EXPECT_EQ(system(("cp " CTXAGENT_GO_FIXTURE_DIR "/ctxprog/go1.22/default " + path).c_str()), 0);
   auto bin = symbols::GoBinary::Open(path);
-  ASSERT_TRUE(bin.ok()) << bin.status();
   auto tracer = Tracer::Create([](const ctx_event&) {}, Tracer::kDefaultRingBytes);
-  ASSERT_TRUE(tracer.ok()) << tracer.status();
+  if (!bin.ok() || !tracer.ok()) {
+    ADD_FAILURE() << bin.status() << " " << tracer.status();
+    return absl::InfiniteDuration();
+  }
   auto quiet = testing::Child::Start({path, "-loop", "-sleep", "1s"});
   absl::SleepFor(absl::Milliseconds(200));
   // The trap costs measured on a quiet machine, and a budget a tenth of the default, so that the
@@ -33,27 +35,41 @@ TEST(ProbeSetTest, ATargetBusyAfterItsFirstProbeIsSampledWithinASecond) {
   // the first window would be most of 20 s: sampling_test).
   constexpr double kBudget = 0.0003;
   ProbeSet probes(**tracer, {.emulated_us = 0.65, .stepped_us = 9.3},
-                  {.sampling = {.budget = kBudget}}, absl::Now());
-  ASSERT_TRUE(probes.Add(nullptr, **bin, absl::Now()).ok());
+                  {.sampling = {.budget = kBudget}, .follow_up = follow_up}, absl::Now());
+  EXPECT_TRUE(probes.Add(nullptr, **bin, absl::Now()).ok());
+  auto step = [&](absl::Time until) {
+    const absl::Time now = absl::Now();
+    (*tracer)->Wait(std::min(probes.next_deadline(), until) - now);
+    (*tracer)->Drain();
+    EXPECT_TRUE(probes.Tick(absl::Now(), [] {}).ok());
+  };
   const absl::Time added = absl::Now();
-  while (absl::Now() < added + absl::Milliseconds(300)) {
-    ASSERT_TRUE(probes.Tick(absl::Now(), [] {}).ok());
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  ASSERT_TRUE(probes.attached()) << "quiet at its first probe: traced in full";
+  while (absl::Now() < added + absl::Milliseconds(300)) step(added + absl::Milliseconds(300));
+  EXPECT_TRUE(probes.attached()) << "quiet at its first probe: traced in full";
   auto busy = testing::Child::Start({path, "-loop", "-n", "50", "-sleep", "1ms"});
   const absl::Time started = absl::Now();
   absl::Time detached = absl::InfiniteFuture();
-  while (absl::Now() < started + absl::Seconds(3) && detached == absl::InfiniteFuture()) {
-    (*tracer)->Drain();
-    ASSERT_TRUE(probes.Tick(absl::Now(), [] {}).ok());
+  while (absl::Now() < started + absl::Seconds(4) && detached == absl::InfiniteFuture()) {
+    step(started + absl::Seconds(4));
     if (!probes.attached()) detached = absl::Now();
-    absl::SleepFor(absl::Milliseconds(20));
   }
   busy.Kill(SIGKILL);
   quiet.Kill(SIGKILL);
-  EXPECT_LT(detached - started, absl::Milliseconds(1500));
   EXPECT_GT(probes.plan().cost_attached, 10 * kBudget);
+  return detached - started;
+}
+
+// Its hits are estimated again while it is young, every follow-up...
+TEST(ProbeSetTest, ATargetBusyAfterItsFirstProbeIsSampledWithinASecond) {
+  CTXAGENT_REQUIRE_BPF();
+  EXPECT_LT(TimeToSampleATargetTurningBusy(absl::Milliseconds(250)), absl::Milliseconds(1500));
+}
+
+// ...and, sooner, once its hits cost an eighth of the first span's budget: the probes wake the
+// agent (with follow-ups 3 s apart, only that wakeup can pause it within the second).
+TEST(ProbeSetTest, ATargetTurningBusyWakesTheAgentBeforeTheNextFollowUp) {
+  CTXAGENT_REQUIRE_BPF();
+  EXPECT_LT(TimeToSampleATargetTurningBusy(absl::Seconds(3)), absl::Milliseconds(1000));
 }
 
 }  // namespace

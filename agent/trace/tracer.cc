@@ -87,7 +87,9 @@ bool IsEnding(const symbols::Probe& p) {
 }
 
 int OnRingEvent(void* ctx, void* data, size_t size) {
-  if (size < sizeof(ctx_event)) return 0;
+  if (size < sizeof(ctx_event) || static_cast<const ctx_event*>(data)->type == EV_HIT_ALARM) {
+    return 0;
+  }
   (*static_cast<Tracer::Handler*>(ctx))(*static_cast<const ctx_event*>(data));
   return 0;
 }
@@ -279,6 +281,34 @@ absl::Status Tracer::WatchProcesses() {
     process_links_.push_back(l);
   }
   return absl::OkStatus();
+}
+
+void Tracer::ArmHitAlarm(uint64_t hits) {
+  // Off while resetting, so that no probe compares the new count with the old threshold.
+  skel_->bss->alarm_hits = 0;
+  skel_->bss->alarm_count = 0;
+  skel_->bss->alarm_sent = 0;
+  __atomic_store_n(&skel_->bss->alarm_hits, hits, __ATOMIC_RELEASE);
+}
+
+bool Tracer::HitAlarmRang() const {
+  const uint64_t armed = __atomic_load_n(&skel_->bss->alarm_hits, __ATOMIC_ACQUIRE);
+  return armed > 0 && __atomic_load_n(&skel_->bss->alarm_count, __ATOMIC_RELAXED) >= armed;
+}
+
+void Tracer::Quiet(const ctx_exec_file& file) {
+  const uint8_t one = 1;
+  bpf_map__update_elem(skel_->maps.quiet_files, &file, sizeof(file), &one, sizeof(one), BPF_ANY);
+}
+
+void Tracer::SetTraced(pid_t pid, bool traced) {
+  const uint32_t tgid = static_cast<uint32_t>(pid);
+  if (traced) {
+    const uint8_t one = 1;
+    bpf_map__update_elem(skel_->maps.traced_tgids, &tgid, sizeof(tgid), &one, sizeof(one), BPF_ANY);
+  } else {
+    bpf_map__delete_elem(skel_->maps.traced_tgids, &tgid, sizeof(tgid), 0);
+  }
 }
 
 int Tracer::Drain() { return ring_buffer__consume(ring_); }

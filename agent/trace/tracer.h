@@ -78,6 +78,15 @@ class Tracer {
   absl::Status WatchProcesses();
   // The exec event (EV_PROC_EXEC, waking Wait) of process `pid` only.
   absl::Status WatchExec(pid_t pid);
+  // Later execs of `file` (from an exec event) send no event, except by a traced process: the
+  // agent decided once that it does not trace it. Best effort: the set forgets its oldest files.
+  void Quiet(const ctx_exec_file& file);
+  // Whether `pid` is traced: a traced process's exec is always reported.
+  void SetTraced(pid_t pid, bool traced);
+  // Wakes Wait once `hits` more probe hits are counted (0: disarms); the event is not handed on.
+  void ArmHitAlarm(uint64_t hits);
+  // Whether the armed alarm's hits were counted.
+  bool HitAlarmRang() const;
   // Drains what the probes wrote so far; returns the number of events handled.
   int Drain();
   // Sleeps until the ring asks for a drain (an exec event, or the ring filling up: the probes

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <map>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -278,6 +280,65 @@ TEST(TracerSafetyTest, ProcessRunningAnotherBinaryIsRefused) {
     }
     EXPECT_EQ((*tracer)->attached_probes(), 0u);
   }
+}
+
+// Forks a child that waits for a byte on a pipe, then execs `path`; returns its pid and the pipe.
+pid_t ForkExec(const char* path, int* go) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[1]);
+    char c;
+    if (read(fds[0], &c, 1) == 1) execl(path, path, static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[0]);
+  *go = fds[1];
+  return pid;
+}
+
+// Execs of a file the agent made quiet send nothing, unless the process is traced: a node's shells
+// and probes do not wake the daemon, and a traced process's exec is never missed.
+TEST(TracerExecTest, AQuietFileSendsNoExecEventUnlessItsProcessIsTraced) {
+  CTXAGENT_REQUIRE_BPF();
+  std::map<pid_t, std::vector<ctx_event>> seen;
+  auto tracer = Tracer::Create([&](const ctx_event& e) { seen[e.tgid].push_back(e); });
+  ASSERT_TRUE(tracer.ok()) << tracer.status();
+  ASSERT_TRUE((*tracer)->WatchProcesses().ok());
+  struct stat st;
+  ASSERT_EQ(stat("/bin/true", &st), 0);
+  // Runs /bin/true in a child (traced first if asked); returns the events of the child.
+  auto run = [&](bool traced) {
+    int go = -1;
+    const pid_t pid = ForkExec("/bin/true", &go);
+    if (traced) (*tracer)->SetTraced(pid, true);
+    EXPECT_EQ(write(go, "x", 1), 1);
+    close(go);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    (*tracer)->Drain();
+    (*tracer)->SetTraced(pid, false);
+    return seen[pid];
+  };
+  auto exec_of = [](const std::vector<ctx_event>& events) -> const ctx_event* {
+    for (const ctx_event& e : events) {
+      if (e.type == EV_PROC_EXEC) return &e;
+    }
+    return nullptr;
+  };
+  const std::vector<ctx_event> first = run(false);
+  const ctx_event* exec = exec_of(first);
+  ASSERT_NE(exec, nullptr);
+  EXPECT_EQ(exec->exec.ino, st.st_ino);
+  EXPECT_EQ(exec->exec.size, static_cast<uint64_t>(st.st_size));
+  (*tracer)->Quiet(exec->exec);
+  const std::vector<ctx_event> quiet = run(false);
+  EXPECT_EQ(exec_of(quiet), nullptr);
+  // The child's exit still came: the drain saw its events.
+  ASSERT_EQ(quiet.size(), 1u);
+  EXPECT_EQ(quiet[0].type, EV_PROC_EXIT);
+  EXPECT_NE(exec_of(run(true)), nullptr);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TracerTest,
