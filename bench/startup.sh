@@ -58,6 +58,11 @@ one_run() {  # rep mode -> one JSON line
     daemon_ports "$work/daemon.err"
     sleep 5  # calibrated, scanned, idle
   fi
+  # The daemon's CPU and the probes' hits count from before the target starts: reading and
+  # attaching it, and its probes before the load begins, are part of what it costs.
+  local s0_svc s0_d p0 trap_us=0
+  s0_d=$([[ -n $daemon ]] && sched_ns "$daemon" || echo 0)
+  p0=$(probe_counters)
   "$work/loadsvc" -leak_per_sec "$LEAK" >"$work/svc.out" 2>"$work/svc.err" &
   svc=$!
   pids+=("$svc")
@@ -67,9 +72,7 @@ one_run() {  # rep mode -> one JSON line
   t0=$(now_us)
   "$work/loadgen" -addr "$svc_addr" -rate $((RATE / CTX_PER_REQ)) -duration "$((last + 1))s" -conns "$CONNS" >"$work/lg.json" &
   lg=$!
-  local s0_svc s0_d p0 trap_us=0
-  s0_svc=$(sched_ns "$svc"); s0_d=$([[ -n $daemon ]] && sched_ns "$daemon" || echo 0)
-  p0=$(probe_counters)
+  s0_svc=$(sched_ns "$svc")
   [[ -n $daemon ]] && trap_us=$(awk '/trap cost/ {print $6; exit}' "$work/daemon.err")
   for w in $WINDOWS; do
     next=$((t0 + w * 1000000))
@@ -77,7 +80,8 @@ one_run() {  # rep mode -> one JSON line
       if [[ -n $daemon && -z $first ]] && curl -s "http://127.0.0.1:$detail_port/processes" | grep -q '"findings":[1-9]'; then
         first=$(awk -v d="$(($(now_us) - t0))" 'BEGIN {printf "%.1f", d / 1e6}')
       fi
-      sleep 0.5
+      # Each request costs the daemon ~0.5 ms of CPU on the test VM, counted in its CPU.
+      sleep 1
     done
     # The probes' cost to the target: hits x the daemon's calibrated (emulated) trap cost + BPF time.
     probes_ns=$(echo "$p0 $(probe_counters) $trap_us" | awk '{printf "%.0f", ($3 - $1) * $5 * 1000 + $4 - $2}')
