@@ -26,10 +26,10 @@
 // ledger within 40% of the budget over the first 20 s (at least min_window), re-planned at
 // every charge so that it ends on what it spent: the seconds after a busy target appears hold one
 // short window, not a window sized for a longer average, and a target barely over the budget is
-// traced for most of them. The next window then
-// waits, beyond its period, until the ledger's average from the arrival to that window's end is
-// within the budget: the first period repays what the arrival spent, instead of a steady window
-// following inside the first minute. That window closes the ledger.
+// traced for most of them. The next window then waits, beyond its period, until the ledger's
+// average from the arrival to that window's end is within the budget: the first period repays what
+// the arrival spent, instead of a steady window following inside the first minute. That window
+// closes the ledger.
 #ifndef CTXAGENT_AGENT_CONTROL_SAMPLING_H_
 #define CTXAGENT_AGENT_CONTROL_SAMPLING_H_
 

@@ -67,7 +67,15 @@ void ProbeSet::ArmAlarm() {
 }
 
 absl::Status ProbeSet::Tick(absl::Time now, const std::function<void()>& on_pause) {
-  if (now >= probe_end_ || (probing() && tracer_.HitAlarmRang())) {
+  if (probing() && now < probe_end_ && !alarm_rang_ && tracer_.HitAlarmRang()) {
+    // The segment the alarm ends began before the load did: its rate would understate the load
+    // (the plan then paused the target on a tenth of its cost). The next alarm's hits give it.
+    tracer_.Drain();
+    duty_.Restart(now, tracer_.hook_hits());
+    alarm_rang_ = true;
+    ArmAlarm();
+  } else if (now >= probe_end_ || (probing() && tracer_.HitAlarmRang())) {
+    alarm_rang_ = false;
     // What the probe's hits cost is the first estimate of full tracing: a busy target gets a
     // short first window now, before a full measurement.
     tracer_.Drain();

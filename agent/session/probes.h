@@ -89,6 +89,7 @@ class ProbeSet {
   absl::Time probe_end_ = absl::InfiniteFuture();  // of the first probe in progress
   absl::Time probe_start_;  // the first probe's: the first window counts from it
   absl::Time probe_until_ = absl::InfinitePast();  // follow-up probes until then
+  bool alarm_rang_ = false;  // once since the last estimate: the next ring estimates
   uint64_t lost_seen_ = 0;
 };
 

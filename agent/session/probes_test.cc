@@ -19,8 +19,10 @@ namespace {
 // probes are paused, with `follow_up` between timed estimates. The loop sleeps as the agent does:
 // until the set's next deadline or a wakeup from the ring.
 absl::Duration TimeToSampleATargetTurningBusy(absl::Duration follow_up) {
-  // A private copy: probes on a file show in every process running it.
-  const std::string path = ::testing::TempDir() + "probes_test_ctxprog";
+  // A private copy per test (ctest runs them in parallel): probes on a file show in every process
+  // running it.
+  const std::string path = ::testing::TempDir() + "probes_test_ctxprog_" +
+                           ::testing::UnitTest::GetInstance()->current_test_info()->name();
   EXPECT_EQ(system(("cp " CTXAGENT_GO_FIXTURE_DIR "/ctxprog/go1.22/default " + path).c_str()), 0);
   auto bin = symbols::GoBinary::Open(path);
   auto tracer = Tracer::Create([](const ctx_event&) {}, Tracer::kDefaultRingBytes);

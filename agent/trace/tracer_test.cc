@@ -22,6 +22,7 @@
 #include "bpf/bpf_testing.h"
 #include "gtest/gtest.h"
 #include "symbols/go_binary.h"
+#include "tests/e2e/process_runner.h"
 
 namespace ctxagent {
 namespace {
@@ -282,22 +283,6 @@ TEST(TracerSafetyTest, ProcessRunningAnotherBinaryIsRefused) {
   }
 }
 
-// Forks a child that waits for a byte on a pipe, then execs `path`; returns its pid and the pipe.
-pid_t ForkExec(const char* path, int* go) {
-  int fds[2];
-  if (pipe(fds) != 0) return -1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[1]);
-    char c;
-    if (read(fds[0], &c, 1) == 1) execl(path, path, static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  close(fds[0]);
-  *go = fds[1];
-  return pid;
-}
-
 // Execs of a file the agent made quiet send nothing, unless the process is traced: a node's shells
 // and probes do not wake the daemon, and a traced process's exec is never missed.
 TEST(TracerExecTest, AQuietFileSendsNoExecEventUnlessItsProcessIsTraced) {
@@ -308,22 +293,22 @@ TEST(TracerExecTest, AQuietFileSendsNoExecEventUnlessItsProcessIsTraced) {
   ASSERT_TRUE((*tracer)->WatchProcesses().ok());
   struct stat st;
   ASSERT_EQ(stat("/bin/true", &st), 0);
-  // Runs /bin/true in a child (traced first if asked); returns the events of the child.
+  // Runs /bin/true in a child (traced first if asked: the child execs it after 300 ms through
+  // sh); returns the events of the child.
   auto run = [&](bool traced) {
-    int go = -1;
-    const pid_t pid = ForkExec("/bin/true", &go);
-    if (traced) (*tracer)->SetTraced(pid, true);
-    EXPECT_EQ(write(go, "x", 1), 1);
-    close(go);
-    int status = 0;
-    waitpid(pid, &status, 0);
+    testing::Child child =
+        traced ? testing::Child::Start({"/bin/sh", "-c", "sleep 0.3; exec /bin/true"})
+               : testing::Child::Start({"/bin/true"});
+    if (traced) (*tracer)->SetTraced(child.pid(), true);
+    EXPECT_EQ(child.Wait(absl::Seconds(10)), 0);
     (*tracer)->Drain();
-    (*tracer)->SetTraced(pid, false);
-    return seen[pid];
+    (*tracer)->SetTraced(child.pid(), false);
+    return seen[child.pid()];
   };
-  auto exec_of = [](const std::vector<ctx_event>& events) -> const ctx_event* {
+  // The exec of /bin/true among a child's events.
+  auto exec_of = [&](const std::vector<ctx_event>& events) -> const ctx_event* {
     for (const ctx_event& e : events) {
-      if (e.type == EV_PROC_EXEC) return &e;
+      if (e.type == EV_PROC_EXEC && e.exec.ino == st.st_ino) return &e;
     }
     return nullptr;
   };
