@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "symbols/status_macros.h"
@@ -170,31 +171,25 @@ absl::StatusOr<absl::string_view> ElfFile::SectionData(const ElfSection& section
   return Slice(data_, section.offset, section.size, absl::StrCat("section ", section.name));
 }
 
-absl::Status ElfFile::LoadSymbols() const {
-  if (symbols_loaded_) return absl::OkStatus();
-  symbols_loaded_ = true;
+absl::StatusOr<uint64_t> ElfFile::LookupSymbol(absl::string_view name) const {
+  // A scan, not a table: a binary needs two or three symbols, and hashing the ~30k names of a Go
+  // binary (with the pages a table touches) cost more than scanning them each time.
   const ElfSection* symtab = FindSection(".symtab");
   const ElfSection* strtab = FindSection(".strtab");
-  if (symtab == nullptr || strtab == nullptr) return absl::OkStatus();
-  ASSIGN_OR_RETURN(absl::string_view syms, SectionData(*symtab));
-  ASSIGN_OR_RETURN(absl::string_view strs, SectionData(*strtab));
-  for (uint64_t off = 0; off + sizeof(Elf64_Sym) <= syms.size(); off += sizeof(Elf64_Sym)) {
-    Elf64_Sym sym;
-    memcpy(&sym, syms.data() + off, sizeof(sym));
-    if (sym.st_name == 0 || sym.st_name >= strs.size() || sym.st_shndx == SHN_UNDEF) continue;
-    absl::string_view rest = strs.substr(sym.st_name);
-    symbols_.emplace(rest.substr(0, rest.find('\0')), sym.st_value);
+  if (symtab != nullptr && strtab != nullptr) {
+    ASSIGN_OR_RETURN(absl::string_view syms, SectionData(*symtab));
+    ASSIGN_OR_RETURN(absl::string_view strs, SectionData(*strtab));
+    for (uint64_t off = 0; off + sizeof(Elf64_Sym) <= syms.size(); off += sizeof(Elf64_Sym)) {
+      Elf64_Sym sym;
+      memcpy(&sym, syms.data() + off, sizeof(sym));
+      if (sym.st_name == 0 || sym.st_name >= strs.size() || sym.st_shndx == SHN_UNDEF) continue;
+      absl::string_view rest = strs.substr(sym.st_name);
+      if (absl::StartsWith(rest, name) && (rest.size() == name.size() || rest[name.size()] == 0)) {
+        return sym.st_value;
+      }
+    }
   }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<uint64_t> ElfFile::LookupSymbol(absl::string_view name) const {
-  RETURN_IF_ERROR(LoadSymbols());
-  auto it = symbols_.find(name);
-  if (it == symbols_.end()) {
-    return absl::NotFoundError(absl::StrCat(name_, ": no symbol ", name));
-  }
-  return it->second;
+  return absl::NotFoundError(absl::StrCat(name_, ": no symbol ", name));
 }
 
 absl::StatusOr<uint64_t> ElfFile::VaddrToFileOffset(uint64_t vaddr) const {

@@ -90,7 +90,6 @@ class ElfFile {
  private:
   ElfFile() = default;
   absl::Status Parse();
-  absl::Status LoadSymbols() const;
   absl::Status LoadRelocations() const;
 
   std::string name_;
@@ -103,8 +102,6 @@ class ElfFile {
   uint64_t entry_ = 0;
   std::vector<ElfSection> sections_;
   std::vector<ElfSegment> segments_;
-  mutable bool symbols_loaded_ = false;
-  mutable absl::flat_hash_map<std::string, uint64_t> symbols_;
   mutable bool relocations_loaded_ = false;
   mutable absl::flat_hash_map<uint64_t, uint64_t> relative_relocs_;  // target vaddr -> addend
 };

@@ -45,16 +45,14 @@ bool LooksLikeMagic(uint32_t v) {
 // Inlined frames nest at most a few levels; a hostile parentPc chain must not loop forever.
 constexpr int kMaxInlineDepth = 256;
 
-uint32_t Le32(const char* p) {
-  uint32_t v;
+template <typename T>
+T Le(const char* p) {
+  T v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
-uint64_t Le64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
+uint32_t Le32(const char* p) { return Le<uint32_t>(p); }
+uint64_t Le64(const char* p) { return Le<uint64_t>(p); }
 
 absl::Status Truncated(absl::string_view what) {
   return absl::OutOfRangeError(absl::StrCat("pclntab: ", what, " out of bounds"));
@@ -70,13 +68,16 @@ absl::StatusOr<uint64_t> U64At(absl::string_view data, uint64_t off) {
   return Le64(data.data() + off);
 }
 
-// NUL-terminated string at `off` within `region`.
-absl::StatusOr<std::string> CStringAt(absl::string_view region, uint64_t off) {
+// NUL-terminated string at `off` within `region`: a view into the mapped file.
+absl::StatusOr<absl::string_view> CStringAt(absl::string_view region, uint64_t off) {
   if (off >= region.size()) return Truncated("string");
   absl::string_view rest = region.substr(off);
   size_t nul = rest.find('\0');
   if (nul == absl::string_view::npos) return Truncated("unterminated string");
-  return std::string(rest.substr(0, nul));
+  return rest.substr(0, nul);
+}
+absl::StatusOr<std::string> Copy(const absl::StatusOr<absl::string_view>& s) {
+  return s.ok() ? absl::StatusOr<std::string>(std::string(*s)) : s.status();
 }
 
 // Section (or, without section headers, PT_LOAD segment) that holds `vaddr`: [start, end).
@@ -190,7 +191,7 @@ struct Pclntab::Layout {
     return f;
   }
 
-  absl::StatusOr<std::string> Name(int32_t nameoff) const {
+  absl::StatusOr<absl::string_view> Name(int32_t nameoff) const {
     if (nameoff < 0) return Truncated("nameoff");
     return CStringAt(Region(funcname_off, cu_off), static_cast<uint64_t>(nameoff));
   }
@@ -229,8 +230,8 @@ struct Pclntab::Layout {
     }
   }
 
-  absl::StatusOr<std::string> File(const FuncInfo& f, int32_t fileno) const {
-    if (fileno < 0) return std::string();  // no position, e.g. padding after the code
+  absl::StatusOr<absl::string_view> File(const FuncInfo& f, int32_t fileno) const {
+    if (fileno < 0) return absl::string_view();  // no position, e.g. padding after the code
     uint64_t idx = static_cast<uint64_t>(f.cu_offset) + static_cast<uint64_t>(fileno);
     ASSIGN_OR_RETURN(uint32_t off, U32At(Region(cu_off, filetab_off), idx * 4));
     if (off == 0xFFFFFFFF) return std::string();
@@ -313,8 +314,7 @@ auto Pclntab::Layout::Decode(const ElfFile& elf, uint64_t vaddr, uint64_t avail)
   if (!LooksLikeMagic(magic)) {
     return absl::InvalidArgumentError(absl::StrFormat("pclntab: unknown magic 0x%08x", magic));
   }
-  // The fixed bytes after the magic are checked first so that a stray magic-like word is not
-  // reported as an old or 32-bit table.
+  // The fixed bytes after the magic first: a stray magic-like word is not an old or 32-bit table.
   if (head[4] != 0 || head[5] != 0)
     return absl::InvalidArgumentError("pclntab: nonzero header padding");
   l.min_lc = static_cast<uint8_t>(head[6]);
@@ -523,7 +523,7 @@ absl::StatusOr<Function> Pclntab::FunctionAt(size_t i) const {
     return absl::OutOfRangeError(absl::StrFormat("function index %d >= %d", i, nfunc_));
   Function fn;
   ASSIGN_OR_RETURN(FuncInfo f, layout_->Func(i));
-  ASSIGN_OR_RETURN(fn.name, layout_->Name(f.nameoff));
+  ASSIGN_OR_RETURN(fn.name, Copy(layout_->Name(f.nameoff)));
   ASSIGN_OR_RETURN(fn.entry, layout_->FtabEntry(i));
   ASSIGN_OR_RETURN(fn.end, layout_->FtabEntry(i + 1));
   return fn;
@@ -537,11 +537,11 @@ absl::StatusOr<Function> Pclntab::FindFunction(absl::string_view name) const {
     for (size_t i = 0; i < nfunc_; ++i) {
       absl::StatusOr<FuncInfo> f = layout_->Func(i);
       if (!f.ok()) continue;
-      absl::StatusOr<std::string> n = layout_->Name(f->nameoff);
+      absl::StatusOr<absl::string_view> n = layout_->Name(f->nameoff);
       if (!n.ok()) continue;
       // A name appears twice when an ABI wrapper (ABI0 <-> ABIInternal) exists; the wrapper has
       // FuncIDWrapper, the last funcID in every version, so the smallest funcID is the real body.
-      auto [it, inserted] = by_name_.emplace(*std::move(n), i);
+      auto [it, inserted] = by_name_.emplace(*n, i);
       if (!inserted) {
         absl::StatusOr<FuncInfo> prev = layout_->Func(it->second);
         if (prev.ok() && f->func_id < prev->func_id) it->second = i;
@@ -578,16 +578,16 @@ absl::StatusOr<std::vector<SourceFrame>> Pclntab::Symbolize(uint64_t pc) const {
       return absl::DataLossError("pclntab: inline tree too deep or cyclic");
     SourceFrame frame;
     ASSIGN_OR_RETURN(int32_t fileno, l.PcValue(f.pcfile, f.entry, cur));
-    ASSIGN_OR_RETURN(frame.file, l.File(f, fileno));
+    ASSIGN_OR_RETURN(frame.file, Copy(l.File(f, fileno)));
     ASSIGN_OR_RETURN(frame.line, l.PcValue(f.pcln, f.entry, cur));
     if (frame.line < 0) frame.line = 0;  // unknown
     if (ix < 0) {
-      ASSIGN_OR_RETURN(frame.function, l.Name(f.nameoff));
+      ASSIGN_OR_RETURN(frame.function, Copy(l.Name(f.nameoff)));
       frames.push_back(std::move(frame));
       break;
     }
     ASSIGN_OR_RETURN(Layout::InlinedCall call, l.InlineEntry(tree, ix));
-    ASSIGN_OR_RETURN(frame.function, l.Name(call.nameoff));
+    ASSIGN_OR_RETURN(frame.function, Copy(l.Name(call.nameoff)));
     frame.inlined = true;
     frames.push_back(std::move(frame));
     if (call.parent_pc < 0) return absl::DataLossError("pclntab: negative inline parentPc");

@@ -63,7 +63,8 @@ class Pclntab {
   std::shared_ptr<const Layout> layout_;
   // Built on first FindFunction (not thread-safe: call it once before sharing the Pclntab).
   mutable bool by_name_built_ = false;
-  mutable absl::flat_hash_map<std::string, size_t> by_name_;  // built on first FindFunction
+  // Keys are views into the mapped table: no copy of ~10k names to find a dozen.
+  mutable absl::flat_hash_map<absl::string_view, uint32_t> by_name_;
 };
 
 }  // namespace ctxagent::symbols

@@ -141,12 +141,18 @@ absl::Status Trace(AttachRun& r) {
   OverheadSample last_interval;
   while (!StopRequested()) {
     absl::ReleasableMutexLock lock(&r.mu);
-    r.tracer->Drain();
+    const absl::Time now = absl::Now();
+    // The switch before the drain (see ProbeSet::TickAndDrain); an attach checks that the target
+    // still runs the binary, so an exec not yet drained cannot get the old binary's probes.
+    absl::Status s;
+    if (now < end) {
+      s = r.probes->TickAndDrain([&r] { r.session->OnProbesPaused(); });
+    } else {
+      r.tracer->Drain();
+    }
     // After an exec the lineage is of a program no longer there: stop, never re-attach.
     if (r.target_execd) return r.session->process().CalledExec();
-    const absl::Time now = absl::Now();
     if (now >= end) break;
-    absl::Status s = r.probes->Tick(now, [&r] { r.session->OnProbesPaused(); });
     if (!s.ok()) {
       if (r.session->process().Alive()) return s;
       r.target_exited = true;

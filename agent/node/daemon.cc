@@ -96,8 +96,13 @@ void Daemon::Run() {
     {
       absl::MutexLock l(&mu_);
       const absl::Time now = absl::Now();
-      const int drained = tracer_->Drain();
-      const double per_s = drained / std::max(1e-3, absl::ToDoubleSeconds(now - last_drain_));
+      absl::Status s = probes_->TickAndDrain([this] {
+        for (auto& [pid, p] : processes_) p->session->OnProbesPaused();
+      });
+      if (!s.ok()) Log(std::string(s.message()));
+      const double per_s = static_cast<double>(tracer_->handled() - handled_seen_) /
+                           std::max(1e-3, absl::ToDoubleSeconds(now - last_drain_));
+      handled_seen_ = tracer_->handled();
       last_drain_ = now;
       drain_every_ = per_s < kQuietEventsPerSecond
                          ? std::min(2 * drain_every_, std::max(o_.poll, o_.refresh))
@@ -122,12 +127,8 @@ void Daemon::Run() {
   }
 }
 
-// Everything due at `now`; returns when something is next due.
+// Everything due at `now` but the probes' switch (Run); returns when something is next due.
 absl::Time Daemon::Step(absl::Time now) {
-  absl::Status s = probes_->Tick(now, [this] {
-    for (auto& [pid, p] : processes_) p->session->OnProbesPaused();
-  });
-  if (!s.ok()) Log(std::string(s.message()));
   if (now >= next_scan_) {
     Scan();
     next_scan_ = now + o_.rescan;
@@ -141,6 +142,17 @@ absl::Time Daemon::Step(absl::Time now) {
   // Probe events wait in the ring (the probes never wake the daemon): this long at most.
   if (probes_->attached() && !processes_.empty()) wake = std::min(wake, now + drain_every_);
   return wake;
+}
+
+void Daemon::LogNewFindings(TracedProcess& p) {
+  for (const Finding& f : p.session->findings()) {
+    if (!p.logged.insert({f.kind, f.site}).second) continue;
+    std::string where = p.labels.binary;
+    if (!p.labels.pod.empty())
+      absl::StrAppend(&where, ", pod ", p.labels.namespace_, "/", p.labels.pod);
+    Log(absl::StrCat("finding: pid ", p.pid, " (", where, "): ", FindingKindName(f.kind), ": ",
+                     f.explanation));
+  }
 }
 
 void Daemon::OnEvent(const ctx_event& e) {

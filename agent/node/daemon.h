@@ -86,6 +86,8 @@ class Daemon : public ProcessProvider {
     LineageStats last;         // counters already exported
     bool capped = false;
     SiteGrowth growth;  // the site graph's growth rates (agent/view/site_graph.h)
+    // Findings (kind, site) already logged: each is logged once, when first reported.
+    absl::flat_hash_set<std::pair<FindingKind, SiteId>> logged;
   };
 
   // The main loop's steps (daemon.cc).
@@ -103,6 +105,8 @@ class Daemon : public ProcessProvider {
   // Metrics (daemon_metrics.cc).
   void ExportCounters(TracedProcess& p);
   void Refresh(absl::Time now);
+  // Logs the findings `p` reports for the first time (kubectl logs shows them without a scrape).
+  void LogNewFindings(TracedProcess& p);
   void ExportFindings(const TracedProcess& p, std::map<Metrics::Labels, double>& findings) const;
   void ExportTotals(absl::Time now);
   ProcessView View(TracedProcess& p);
@@ -126,6 +130,7 @@ class Daemon : public ProcessProvider {
   absl::Time next_refresh_, next_scan_;
   absl::Duration drain_every_ = kDefaultDrainLatency;  // --poll, longer while few events come
   absl::Time last_drain_ = absl::Now();
+  uint64_t handled_seen_ = 0;  // Tracer::handled() at the last drain
   uint64_t events_ = 0, exported_events_ = 0;
   uint64_t evictions_ = 0, exported_evictions_ = 0;
   uint64_t total_tracked_ = 0;

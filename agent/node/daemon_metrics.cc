@@ -80,6 +80,7 @@ void Daemon::Refresh(absl::Time now) {
     attached[{{"binary", p.labels.binary}}] += 1;
     sampling[{{"binary", p.labels.binary}}] = ratio;
     ExportFindings(p, findings);
+    LogNewFindings(p);
   }
   metrics_.SetGauges(metrics_.contexts_live, live);
   metrics_.SetGauges(metrics_.goroutines, goroutines);

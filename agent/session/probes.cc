@@ -70,15 +70,14 @@ absl::Status ProbeSet::Tick(absl::Time now, const std::function<void()>& on_paus
   if (probing() && now < probe_end_ && !alarm_rang_ && tracer_.HitAlarmRang()) {
     // The segment the alarm ends began before the load did: its rate would understate the load
     // (the plan then paused the target on a tenth of its cost). The next alarm's hits give it.
-    tracer_.Drain();
     duty_.Restart(now, tracer_.hook_hits());
     alarm_rang_ = true;
     ArmAlarm();
   } else if (now >= probe_end_ || (probing() && tracer_.HitAlarmRang())) {
     alarm_rang_ = false;
     // What the probe's hits cost is the first estimate of full tracing: a busy target gets a
-    // short first window now, before a full measurement.
-    tracer_.Drain();
+    // short first window now, before a full measurement. It needs only the hit counters: the
+    // events wait in the ring until the probes are off, if they go off now (see Tick's comment).
     // The whole time traced in full since the binary came counts toward its first window.
     duty_.Probe(now, tracer_.hook_hits(), probe_start_);
     probe_end_ = absl::InfiniteFuture();
@@ -112,6 +111,12 @@ absl::Status ProbeSet::Tick(absl::Time now, const std::function<void()>& on_paus
     tracer_.Drain();
     on_pause();
   }
+  return status;
+}
+
+absl::Status ProbeSet::TickAndDrain(const std::function<void()>& on_pause) {
+  absl::Status status = Tick(absl::Now(), on_pause);
+  while (tracer_.Drain(kDrainChunk) == kDrainChunk) status.Update(Tick(absl::Now(), on_pause));
   return status;
 }
 

@@ -2,6 +2,7 @@
 #include "agent/session/probes.h"
 
 #include <signal.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -15,15 +16,26 @@
 namespace ctxagent {
 namespace {
 
+// A private copy of the fixture per test (ctest runs them in parallel): probes on a file show in
+// every process running it.
+std::string FixtureCopy() {
+  const std::string path = ::testing::TempDir() + "probes_test_ctxprog_" +
+                           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  EXPECT_EQ(system(("cp " CTXAGENT_GO_FIXTURE_DIR "/ctxprog/go1.22/default " + path).c_str()), 0);
+  return path;
+}
+
+// The trap costs measured on a quiet machine, and a budget a tenth of the default, so that the
+// busy program is far over it however much CPU a loaded machine leaves it (just over the budget,
+// the first window would be most of 20 s: sampling_test).
+constexpr double kBudget = 0.0003;
+constexpr TrapCosts kQuietMachine = {.emulated_us = 0.65, .stepped_us = 9.3};
+
 // How long after a binary quiet at its first probe turns busy (a service that starts serving) its
 // probes are paused, with `follow_up` between timed estimates. The loop sleeps as the agent does:
 // until the set's next deadline or a wakeup from the ring.
 absl::Duration TimeToSampleATargetTurningBusy(absl::Duration follow_up) {
-  // A private copy per test (ctest runs them in parallel): probes on a file show in every process
-  // running it.
-  const std::string path = ::testing::TempDir() + "probes_test_ctxprog_" +
-                           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-  EXPECT_EQ(system(("cp " CTXAGENT_GO_FIXTURE_DIR "/ctxprog/go1.22/default " + path).c_str()), 0);
+  const std::string path = FixtureCopy();
   auto bin = symbols::GoBinary::Open(path);
   auto tracer = Tracer::Create([](const ctx_event&) {}, Tracer::kDefaultRingBytes);
   if (!bin.ok() || !tracer.ok()) {
@@ -32,11 +44,7 @@ absl::Duration TimeToSampleATargetTurningBusy(absl::Duration follow_up) {
   }
   auto quiet = testing::Child::Start({path, "-loop", "-sleep", "1s"});
   absl::SleepFor(absl::Milliseconds(200));
-  // The trap costs measured on a quiet machine, and a budget a tenth of the default, so that the
-  // busy program is far over it however much CPU a loaded machine leaves it (just over the budget,
-  // the first window would be most of 20 s: sampling_test).
-  constexpr double kBudget = 0.0003;
-  ProbeSet probes(**tracer, {.emulated_us = 0.65, .stepped_us = 9.3},
+  ProbeSet probes(**tracer, kQuietMachine,
                   {.sampling = {.budget = kBudget}, .follow_up = follow_up}, absl::Now());
   EXPECT_TRUE(probes.Add(nullptr, **bin, absl::Now()).ok());
   auto step = [&](absl::Time until) {
@@ -72,6 +80,56 @@ TEST(ProbeSetTest, ATargetBusyAfterItsFirstProbeIsSampledWithinASecond) {
 TEST(ProbeSetTest, ATargetTurningBusyWakesTheAgentBeforeTheNextFollowUp) {
   CTXAGENT_REQUIRE_BPF();
   EXPECT_LT(TimeToSampleATargetTurningBusy(absl::Seconds(3)), absl::Milliseconds(1000));
+}
+
+// A busy target's first window ends while the agent still decodes what it wrote (a slow machine,
+// or a burst): the probes go off at the window's end, not once the agent caught up.
+TEST(ProbeSetTest, AWindowClosesOnTimeWhileTheAgentDecodesABacklog) {
+  CTXAGENT_REQUIRE_BPF();
+  const std::string path = FixtureCopy();
+  auto bin = symbols::GoBinary::Open(path);
+  // Each event costs the handler 200 us for 3 s: a chunk of the drain is ~100 ms of decoding, and
+  // the target writes events faster than that. (A drain to the end would not end while it is
+  // slow: the ring never empties.)
+  constexpr absl::Duration kDecode = absl::Microseconds(200);
+  const absl::Time slow_until = absl::Now() + absl::Seconds(3);
+  uint64_t last_fired_ns = 0;  // CLOCK_MONOTONIC, as the probes stamp events
+  auto tracer = Tracer::Create(
+      [&](const ctx_event& e) {
+        last_fired_ns = std::max<uint64_t>(last_fired_ns, e.ktime_ns);
+        const absl::Time until = std::min(slow_until, absl::Now() + kDecode);
+        while (absl::Now() < until) {
+        }
+      },
+      Tracer::kDefaultRingBytes);
+  ASSERT_TRUE(bin.ok() && tracer.ok()) << bin.status() << " " << tracer.status();
+  auto busy = testing::Child::Start({path, "-loop", "-n", "200", "-sleep", "1ms"});
+  absl::SleepFor(absl::Milliseconds(200));
+  // Far over the budget, the target gets the shortest first window: min_window from its probe.
+  constexpr absl::Duration kWindow = absl::Milliseconds(250);
+  ProbeSet probes(**tracer, kQuietMachine, {.sampling = {.budget = kBudget, .min_window = kWindow}},
+                  absl::Now());
+  ASSERT_TRUE(probes.Add(nullptr, **bin, absl::Now()).ok());
+  const absl::Time window_end = absl::Now() + kWindow;
+  absl::Time caught_up = absl::InfiniteFuture();  // when the agent had decoded everything
+  while (probes.attached() && absl::Now() < window_end + absl::Seconds(5)) {
+    // Woken every 100 ms as well, like an agent's periodic drain: a drain can begin before the
+    // window ends and last past it.
+    (*tracer)->Wait(std::min(probes.next_deadline(), absl::Now() + absl::Milliseconds(100)) -
+                    absl::Now());
+    ASSERT_TRUE(probes.TickAndDrain([&] { caught_up = absl::Now(); }).ok());
+  }
+  busy.Kill(SIGKILL);
+  ASSERT_FALSE(probes.attached()) << "the busy target's probes never paused";
+  timespec mono;
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  const absl::Time last_fired =
+      absl::Now() - (absl::DurationFromTimespec(mono) - absl::Nanoseconds(last_fired_ns));
+  // Decoding went on long past the window's end; draining before switching would have kept the
+  // probes firing about that long. They stopped within a chunk of it (and the detach).
+  const absl::Duration decoding = caught_up - window_end;
+  EXPECT_GT(decoding, absl::Milliseconds(300)) << (*tracer)->handled() << " events";
+  EXPECT_LT(last_fired - window_end, decoding / 2) << (*tracer)->handled() << " events";
 }
 
 }  // namespace

@@ -86,14 +86,6 @@ bool IsEnding(const symbols::Probe& p) {
   return p.handler == HOOK_CTX_CANCEL || p.handler == HOOK_GO_EXIT;
 }
 
-int OnRingEvent(void* ctx, void* data, size_t size) {
-  if (size < sizeof(ctx_event) || static_cast<const ctx_event*>(data)->type == EV_HIT_ALARM) {
-    return 0;
-  }
-  (*static_cast<Tracer::Handler*>(ctx))(*static_cast<const ctx_event*>(data));
-  return 0;
-}
-
 uint64_t SumPerCpu(const bpf_map* map, uint32_t key) {
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return 0;
@@ -142,8 +134,7 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Create(Handler handler, uint32_t
         "cannot load the BPF programs (needs root or CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN, and a "
         "kernel with BTF)");
   }
-  t->ring_ =
-      ring_buffer__new(bpf_map__fd(t->skel_->maps.events), OnRingEvent, &t->handler_, nullptr);
+  t->ring_ = ring_buffer__new(bpf_map__fd(t->skel_->maps.events), OnRingEvent, t.get(), nullptr);
   if (t->ring_ == nullptr) return absl::InternalError("cannot open the BPF ring buffer");
   // libbpf's own epoll is level-triggered: it would return at once whenever anything sits in the
   // ring, turning every wait into a busy drain.
@@ -311,7 +302,25 @@ void Tracer::SetTraced(pid_t pid, bool traced) {
   }
 }
 
-int Tracer::Drain() { return ring_buffer__consume(ring_); }
+// A negative return stops libbpf's drain after this event (which it counts as consumed).
+constexpr int kDrainLimitReached = -ECANCELED;
+
+int Tracer::OnRingEvent(void* ctx, void* data, size_t size) {
+  Tracer& t = *static_cast<Tracer*>(ctx);
+  if (size >= sizeof(ctx_event) && static_cast<const ctx_event*>(data)->type != EV_HIT_ALARM) {
+    t.handler_(*static_cast<const ctx_event*>(data));
+  }
+  ++t.handled_;
+  return --t.drain_left_ > 0 ? 0 : kDrainLimitReached;
+}
+
+int Tracer::Drain(int limit) {
+  if (limit <= 0) return 0;
+  const uint64_t before = handled_;
+  drain_left_ = limit;
+  ring_buffer__consume(ring_);
+  return static_cast<int>(handled_ - before);
+}
 
 bool Tracer::Wait(absl::Duration timeout) {
   if (timeout <= absl::ZeroDuration()) return false;

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -87,8 +88,12 @@ class Tracer {
   void ArmHitAlarm(uint64_t hits);
   // Whether the armed alarm's hits were counted.
   bool HitAlarmRang() const;
-  // Drains what the probes wrote so far; returns the number of events handled.
-  int Drain();
+  // Drains what the probes wrote so far, at most `limit` events; returns how many were handled.
+  // A loop that must not fall behind its deadlines drains in chunks (a busy target's window
+  // holds thousands of events, tens of milliseconds of decoding on a slow machine).
+  int Drain(int limit = std::numeric_limits<int>::max());
+  // Events handled by every Drain so far (the rate of events, whoever drained them).
+  uint64_t handled() const { return handled_; }
   // Sleeps until the ring asks for a drain (an exec event, or the ring filling up: the probes
   // themselves never wake the agent) or `timeout` passes. True when woken by the ring.
   bool Wait(absl::Duration timeout);
@@ -112,10 +117,14 @@ class Tracer {
   absl::Status AttachGroup(pid_t pid, const symbols::GoBinary& bin, uint32_t slot,
                            const std::vector<const symbols::Probe*>& probes, Attachment& a);
   bpf_program* probe_program() const;
+  // The ring's callback: hands an event to the handler, stops the drain at its limit.
+  static int OnRingEvent(void* ctx, void* data, size_t size);
   ctxagent_bpf* skel_ = nullptr;
   bool multi_ = false;  // probes go through uprobe_multi links
   ring_buffer* ring_ = nullptr;
-  int epoll_fd_ = -1;  // edge-triggered on the ring: only a wakeup the BPF side asks for counts
+  uint64_t handled_ = 0;
+  int drain_left_ = 0;  // events the drain in progress may still handle
+  int epoll_fd_ = -1;   // edge-triggered on the ring: only a wakeup the BPF side asks for counts
   Handler handler_;
   std::vector<Attachment> attachments_;
   std::vector<bpf_link*> process_links_;
