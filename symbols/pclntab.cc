@@ -234,7 +234,7 @@ struct Pclntab::Layout {
     if (fileno < 0) return absl::string_view();  // no position, e.g. padding after the code
     uint64_t idx = static_cast<uint64_t>(f.cu_offset) + static_cast<uint64_t>(fileno);
     ASSIGN_OR_RETURN(uint32_t off, U32At(Region(cu_off, filetab_off), idx * 4));
-    if (off == 0xFFFFFFFF) return std::string();
+    if (off == 0xFFFFFFFF) return absl::string_view();
     return CStringAt(Region(filetab_off, pctab_off), off);
   }
 

@@ -77,7 +77,7 @@ absl::Status ProbeSet::Tick(absl::Time now, const std::function<void()>& on_paus
     alarm_rang_ = false;
     // What the probe's hits cost is the first estimate of full tracing: a busy target gets a
     // short first window now, before a full measurement. It needs only the hit counters: the
-    // events wait in the ring until the probes are off, if they go off now (see Tick's comment).
+    // events wait in the ring until the probes are off, if they go off now (see TickAndDrain).
     // The whole time traced in full since the binary came counts toward its first window.
     duty_.Probe(now, tracer_.hook_hits(), probe_start_);
     probe_end_ = absl::InfiniteFuture();
