@@ -7,7 +7,9 @@
 #   3. the scaling curve: daemon CPU with SCALE_PROCS (1 10 50) idle services, and with one service
 #      holding SCALE_CONTEXTS (10000 100000) live contexts, each waited on by a goroutine (probes
 #      always on, so that every context is tracked; without a budget, then paced under the default
-#      one), SCALE_SECONDS (30) each.
+#      one), SCALE_SECONDS (30) each, paced runs PACED_SECONDS (150: longer than the pacer's
+#      longest pause, 60 s, so the average includes the paced work). Prints what one further idle
+#      process costs (the fixed per-process cost) from the smallest and largest SCALE_PROCS.
 # Only bench/idlesvc processes are selected (--include=binary:idlesvc*), so other Go programs on a
 # shared machine are not traced; the daemon still sees every exec on the node.
 #   sudo bench/idle.sh [build/ctxagent]      # ~8 min; SKIP_SCALE=1: phases 1-2 only; SKIP_IDLE=1:
@@ -23,7 +25,7 @@ ctxagent=$(realpath "${1:-$here/../build/ctxagent}")
 bench_prereqs python3 curl
 MEASURE=${MEASURE:-60} SERVICES=${SERVICES:-20} SETTLE=${SETTLE:-10}
 SCALE_PROCS=${SCALE_PROCS:-"1 10 50"} SCALE_CONTEXTS=${SCALE_CONTEXTS:-"10000 100000"}
-SCALE_SECONDS=${SCALE_SECONDS:-30}
+SCALE_SECONDS=${SCALE_SECONDS:-30} PACED_SECONDS=${PACED_SECONDS:-150}
 NCPU=$(nproc)
 
 work=$(mktemp -d /tmp/ctxagent-idle.XXXXXX)
@@ -101,13 +103,23 @@ if [[ -z ${SKIP_IDLE:-} ]]; then
 fi
 [[ -n ${SKIP_SCALE:-} ]] && exit 0
 
+procs_cpu=()  # "n ms" per SCALE_PROCS run
 for n in $SCALE_PROCS; do
   start_daemon
   start_services "$n" -per_sec 1
   wait_traced "$n"
-  measure "scaling: $n idle processes" "$SCALE_SECONDS" -
+  line=$(measure "scaling: $n idle processes" "$SCALE_SECONDS" -)
+  echo "$line"
+  procs_cpu+=("$n $(awk '{for (i = 1; i < NF; i++) if ($(i+1) == "ms") {print $i; exit}}' <<<"$line")")
   stop_all
 done
+if ((${#procs_cpu[@]} >= 2)); then
+  read -r n0 ms0 <<<"${procs_cpu[0]}"
+  read -r n1 ms1 <<<"${procs_cpu[-1]}"
+  awk -v n0="$n0" -v m0="$ms0" -v n1="$n1" -v m1="$ms1" -v s="$SCALE_SECONDS" -v c="$NCPU" 'BEGIN {
+    us = (m1 - m0) / (n1 - n0) / s * 1000
+    printf "fixed cost per further idle process (%d -> %d processes): %.1f us of CPU per second = %.5f%% of the node\n", n0, n1, us, us / 1e6 / c * 100 }'
+fi
 # Each size twice: without a budget (every memory read and evaluation at its usual period), and
 # under the default budget with the probes kept on (a fixed duty cycle longer than the run, so that
 # every context is still tracked), where per-process work is paced to half the budget.
@@ -116,7 +128,7 @@ for c in $SCALE_CONTEXTS; do
     if [[ $mode == unpaced ]]; then start_daemon --budget=0; else start_daemon --duty_cycle=1h/2h; fi
     start_services 1 -per_sec 1 -hold "$c"
     wait_traced 1 "$c"
-    measure "scaling: 1 process, $c live contexts, $mode" "$SCALE_SECONDS" -
+    measure "scaling: 1 process, $c live contexts, $mode" "$([[ $mode == paced ]] && echo "$PACED_SECONDS" || echo "$SCALE_SECONDS")" -
     echo "  work_pause_s: $(processes_json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["work_pause_s"])')"
     stop_all
   done

@@ -45,7 +45,8 @@ class GoroutineStateReader {
   virtual ~GoroutineStateReader() = default;
   // One state per query, in order; `known` is false where the g no longer holds that goroutine.
   virtual std::vector<GoroutineState> Read(const std::vector<Query>& queries) = 0;
-  // Every live goroutine of the process (runtime.allgs), system goroutines included.
+  // Every live goroutine of the process (runtime.allgs), system goroutines included, in goid order
+  // (the lineage sorts what is not).
   virtual std::vector<GoroutineState> ReadAll() = 0;
   struct ContextQuery {
     uint64_t addr;

@@ -86,7 +86,7 @@ void ProcessLineage::OnContextCreated(const ContextCreated& e) {
     auto oit = s.contexts.find(old_id);
     if (oit != s.contexts.end()) {
       Ctx& old = oit->second;
-      if (old.live()) --s.live_contexts;
+      if (old.live()) s.ContextEnded(old_id);
       old.flags |= kGone;
       if (!old.is_cancelled() && old.bound_live == 0 && old.spawn_refs == 0 && old.children == 0) {
         s.Free(oit);
@@ -95,13 +95,13 @@ void ProcessLineage::OnContextCreated(const ContextCreated& e) {
   }
   if (Ctx* p = s.FindCtx(c.parent)) ++p->children;
   s.contexts.emplace(id, c);
-  ++s.live_contexts;
+  s.ContextLive(id);
 
   Go& g = s.GetGo(e.goid, e.g, now);
   g.PushRecent(id);
   if (c.parent == 0 && root == RootKind::kBackground) {
     if (g.first_rooted == 0) {
-      g.first_rooted = id;
+      s.SetFirstRooted(e.goid, g, id);
       g.first_rooted_site = e.site;
     }
     g.last_rooted = id;
@@ -126,7 +126,7 @@ void ProcessLineage::OnContextCancelled(const ContextCancelled& e) {
     return;
   }
   c->flags |= kCancelled;
-  --s.live_contexts;
+  s.ContextEnded(ait->second);
   ++s.site_aggs[c->site].cancelled;
   c->cancelled = ToNs(e.time);
   c->cause = static_cast<uint8_t>(e.cause);
@@ -208,7 +208,7 @@ void ProcessLineage::OnGoroutineExited(const GoroutineExited& e) {
   if (g == nullptr) ++s.counters.unknown_exits;
   if (g == nullptr || !g->alive()) return;
   s.Invalidate();
-  s.Exit(*g, ToNs(e.time));
+  s.Exit(e.goid, *g, ToNs(e.time));
 }
 
 void ProcessLineage::OnEventsLost() {
@@ -383,15 +383,10 @@ void ProcessLineage::ForEachGoroutine(const std::function<void(const GoroutineNo
 void ProcessLineage::ForEachGoroutineState(
     const std::function<void(const GoroutineState&, const GoroutineNode*)>& fn) const {
   State& s = *state_;
-  std::vector<uint64_t> goids;
-  goids.reserve(s.states.size());
-  for (const auto& [goid, st] : s.states) goids.push_back(goid);
-  std::sort(goids.begin(), goids.end());
   GoroutineNode view;
-  for (uint64_t goid : goids) {
-    const GoroutineState& st = s.states.find(goid)->second;
-    const Go* g = s.FindGo(goid);
-    if (g != nullptr) s.FillGoroutineView(goid, *g, view);
+  for (const GoroutineState& st : s.states) {
+    const Go* g = s.FindGo(st.goid);
+    if (g != nullptr) s.FillGoroutineView(st.goid, *g, view);
     fn(st, g != nullptr ? &view : nullptr);
   }
 }
@@ -408,24 +403,7 @@ std::vector<SiteCount> ProcessLineage::SiteCounts() const {
 
 size_t ProcessLineage::tracked_contexts() const { return state_->contexts.size(); }
 
-uint64_t ProcessLineage::LiveFingerprint() const {
-  // An order-free sum of mixed ids (splitmix64's finalizer), contexts and goroutines apart.
-  auto mix = [](uint64_t x) {
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-  };
-  uint64_t sum = 0;
-  for (const auto& [id, c] : state_->contexts) {
-    if (c.live()) sum += mix(2 * id);
-  }
-  // A goroutine's first context rooted at Background is part of it (broken chains): it can come
-  // and go while the goroutine runs on.
-  for (const auto& [goid, g] : state_->goroutines) {
-    if (g.alive()) sum += mix(2 * goid + 1) ^ mix(g.first_rooted);
-  }
-  return sum;
-}
+uint64_t ProcessLineage::LiveFingerprint() const { return state_->live_sum; }
 
 LineageStats ProcessLineage::stats() const {
   LineageStats st = state_->counters;

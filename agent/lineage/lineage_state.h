@@ -149,7 +149,7 @@ struct State {
   absl::flat_hash_map<std::string, uint32_t> function_index;
   // Goroutine state last read from memory (ObserveGoroutines), by goid, and the Done channels of
   // the contexts live goroutines are bound to.
-  absl::flat_hash_map<uint64_t, GoroutineState> states;
+  std::vector<GoroutineState> states;  // known and not the runtime's, in goid order
   absl::flat_hash_map<ContextId, uint64_t> done_channels;
   absl::flat_hash_map<ContextId, std::vector<uint64_t>> parked;  // goids parked on its Done channel
   bool observed = false;  // ObserveGoroutines ran once (goroutines at attach are in the tree)
@@ -157,6 +157,9 @@ struct State {
   LineageStats counters;  // monotonic counters; sizes are filled in stats()
   uint64_t live_contexts = 0;
   uint64_t live_goroutines = 0;
+  // LiveFingerprint, kept as nodes go live and end: an order-free sum of mixed ids, so reading it
+  // costs nothing however large the tree (the daemon reads it at every drain and refresh).
+  uint64_t live_sum = 0;
 
   // View caches, dropped on any mutation.
   bool cached = false;  // something below is filled
@@ -191,6 +194,32 @@ struct State {
     auto it = goroutines.find(goid);
     return it == goroutines.end() ? nullptr : &it->second;
   }
+  // splitmix64's finalizer (Mix(0) == 0).
+  static uint64_t Mix(uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+  }
+  // A live goroutine's term: its first context rooted at Background is part of it (broken chains
+  // need it, and it can come and go while the goroutine runs on). Contexts and goroutines apart.
+  static uint64_t GoTerm(uint64_t goid, const Go& g) {
+    return Mix(2 * goid + 1) ^ Mix(g.first_rooted);
+  }
+  void ContextLive(ContextId id) {
+    ++live_contexts;
+    live_sum += Mix(2 * id);
+  }
+  // A live context is cancelled, gone or freed.
+  void ContextEnded(ContextId id) {
+    --live_contexts;
+    live_sum -= Mix(2 * id);
+  }
+  void SetFirstRooted(uint64_t goid, Go& g, ContextId id) {
+    if (g.alive()) live_sum -= GoTerm(goid, g);
+    g.first_rooted = id;
+    if (g.alive()) live_sum += GoTerm(goid, g);
+  }
+
   // Goroutines made before attach appear first as creators of contexts.
   Go& GetGo(uint64_t goid, uint64_t g, int64_t now) {
     auto [it, inserted] = goroutines.try_emplace(goid);
@@ -198,6 +227,7 @@ struct State {
       it->second.started = now;
       ++counters.goroutines_seen;
       ++live_goroutines;
+      live_sum += GoTerm(goid, it->second);
     }
     if (g != 0) it->second.g = g;
     return it->second;
@@ -264,13 +294,14 @@ struct State {
   void MarkGone(ContextId id, Ctx& c) {
     auto a = by_addr.find(c.addr);
     if (a != by_addr.end() && a->second == id) by_addr.erase(a);
-    if (c.live()) --live_contexts;
+    if (c.live()) ContextEnded(id);
     c.flags |= kGone;
   }
   // The state read from memory for a live goroutine (null when not read or torn).
   const GoroutineState* StateOf(uint64_t goid) const {
-    auto it = states.find(goid);
-    return it == states.end() || !it->second.known ? nullptr : &it->second;
+    auto it = std::lower_bound(states.begin(), states.end(), goid,
+                               [](const GoroutineState& st, uint64_t id) { return st.goid < id; });
+    return it == states.end() || it->goid != goid ? nullptr : &*it;
   }
   // The `go` statement of a goroutine: probed, else read from memory.
   SiteId GoSiteOf(uint64_t goid) const {
@@ -286,7 +317,8 @@ struct State {
            std::find(it->second.begin(), it->second.end(), goid) != it->second.end();
   }
 
-  void Exit(Go& g, int64_t when) {
+  void Exit(uint64_t goid, Go& g, int64_t when) {
+    live_sum -= GoTerm(goid, g);
     g.exited = when;
     --live_goroutines;
     for (ContextId id : g.bound) {
@@ -300,7 +332,7 @@ struct State {
     auto a = by_addr.find(c.addr);
     if (a != by_addr.end() && a->second == it->first) by_addr.erase(a);
     if (Ctx* p = FindCtx(c.parent); p != nullptr && p->children > 0) --p->children;
-    if (c.live()) --live_contexts;
+    if (c.live()) ContextEnded(it->first);
     ++counters.freed_contexts;
     contexts.erase(it);
   }

@@ -709,6 +709,39 @@ class FakeMemory : public LivenessOracle {
   }
 };
 
+// The fingerprint is kept as nodes go live and end: every way a node ends (cancel, an address
+// reused, memory read after a pause, an exit, collection) must take back exactly what it added.
+TEST_F(LineageTest, LiveFingerprintComesBackWhenTheSameNodesAreLive) {
+  const uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  Go(2, kMain, At(11));
+  const uint64_t f0 = lin_.LiveFingerprint();
+  Cancel(Create(2, At(20), Under(root)), 2);
+  EXPECT_EQ(lin_.LiveFingerprint(), f0) << "cancelled";
+  const uint64_t reused = Create(2, At(21), Under(root));
+  Cancel(Create(2, At(22), Under(root), ContextKind::kCancel, absl::InfiniteDuration(), reused), 2);
+  EXPECT_EQ(lin_.LiveFingerprint(), f0) << "gone (address reused), then the new one cancelled";
+  Go(3, 2, At(12));
+  const uint64_t g3_root = Create(3, At(23), Bg());  // goroutine 3's first rooted at Background
+  const uint64_t f1 = lin_.LiveFingerprint();
+  EXPECT_NE(f1, f0);
+  Cancel(Create(3, At(24), Bg()), 3);  // a later root changes nothing
+  EXPECT_EQ(lin_.LiveFingerprint(), f1);
+  lin_.OnProbesPaused();
+  FakeMemory memory;
+  memory.goroutines[GAddr(3)] = LivenessOracle::State::kEnded;
+  memory.contexts[g3_root] = LivenessOracle::State::kEnded;
+  lin_.Reconcile(now_, memory);
+  EXPECT_EQ(lin_.LiveFingerprint(), f0) << "ended in memory";
+  Go(4, 2, At(13));
+  EXPECT_NE(lin_.LiveFingerprint(), f0);
+  Exit(4);
+  EXPECT_EQ(lin_.LiveFingerprint(), f0) << "exited";
+  Advance(absl::Minutes(5));
+  lin_.Collect(now_, opts_);
+  EXPECT_EQ(lin_.LiveFingerprint(), f0) << "collected";
+  EXPECT_EQ(lin_.stats().live_contexts, 1u);
+}
+
 // Sampling: a window sees leaked contexts created and their creators still running; the probes are
 // detached; memory then says the creators exited and the contexts were never cancelled.
 TEST_F(LineageTest, OrphanedDoneFoundFromMemoryAfterAPause) {

@@ -46,7 +46,7 @@ void ProcessLineage::Reconcile(absl::Time now_time, LivenessOracle& oracle) {
         c.flags |= kCancelled;
         c.cancelled = now;
         c.aux = 0;
-        --s.live_contexts;
+        s.ContextEnded(ids[i]);
         ++s.site_aggs[c.site].cancelled;
         ++s.counters.inferred_cancels;
         cancelled.push_back(&c);
@@ -73,7 +73,7 @@ void ProcessLineage::Reconcile(absl::Time now_time, LivenessOracle& oracle) {
   for (size_t i = 0; i < goids.size() && i < goroutines.size(); ++i) {
     Go& g = s.goroutines.find(goids[i])->second;
     if (goroutines[i] == St::kEnded || goroutines[i] == St::kGone) {
-      s.Exit(g, now);
+      s.Exit(goids[i], g, now);
       ++s.counters.inferred_exits;
     } else if (goroutines[i] == St::kUnknown) {
       g.uncertain = true;

@@ -94,8 +94,8 @@ TEST_F(SessionTest, EvaluationsArePacedByTheirCost) {
   auto session = TracingSession::Create(pid_, *bin_, o);
   ASSERT_TRUE(session.ok()) << session.status();
   TracingSession& s = **session;
-  // 2e-7 cores, half for evaluations: one costing 0.1 us or more pauses the next 1 s, up to a
-  // minute.
+  // 2e-7 cores, half for evaluations: one costing 0.1 us or more pauses the next 1 s, up to
+  // kMaxWorkPause.
   s.set_work_allowance(2e-7);
   absl::Time t = absl::Now();
   EXPECT_TRUE(s.Refresh(t, true));

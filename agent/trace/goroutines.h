@@ -51,6 +51,9 @@ class GoroutineReader : public GoroutineStateReader {
   Decoder& decoder_;
   const EventClock& clock_;
   Cost cost_;
+  // The g records of one chunk of a read (kGChunk of them), kept between reads.
+  static constexpr size_t kGChunk = 4096;
+  std::vector<uint8_t> g_buffer_;
 };
 
 }  // namespace ctxagent
