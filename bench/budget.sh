@@ -2,13 +2,16 @@
 # Every overhead target of issue 12 in one run, on a quiet machine: bench/idle.sh (idle floor, the
 # scaling curve, the fixed cost per process), then bench/startup.sh (a 20k contexts/s target started
 # under the daemon), then the lines that carry a target, with their verdicts.
-#   sudo bench/budget.sh [build/ctxagent]      # ~30 min; the two logs are kept in $OUT (/tmp)
+#   sudo bench/budget.sh [build/ctxagent]      # ~32 min; logs and summary.txt stay in $OUT (/tmp)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$(mktemp -d /tmp/ctxagent-budget.XXXXXX)}
+mkdir -p "$OUT"
 "$here/idle.sh" "$@" 2>&1 | tee "$OUT/idle.log"
 "$here/startup.sh" "$@" 2>&1 | tee "$OUT/startup.log"
 echo
-echo "ctxagent budget (logs in $OUT):"
-grep -h -e "target <=" -e "fixed cost per further" -e "^scaling" "$OUT/idle.log" "$OUT/startup.log"
+{
+  echo "ctxagent budget, $(nproc) CPUs, $(date -u +%F) (logs in $OUT):"
+  grep -h -e "target <=" -e "fixed cost per further" -e "^scaling" "$OUT/idle.log" "$OUT/startup.log"
+} | tee "$OUT/summary.txt"

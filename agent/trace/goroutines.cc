@@ -56,9 +56,10 @@ std::vector<GoroutineState> GoroutineReader::ReadGs(const std::vector<uint64_t>&
   const size_t len = static_cast<size_t>(o.GReadSpan());  // one read per g covers every field
   // In chunks through one buffer kept between reads: a buffer for every g (40 MiB at 100k) was
   // zeroed and faulted in afresh at each read, a third of the daemon's CPU on a paravirtualised VM.
-  g_buffer_.resize(kGChunk * len);
+  const size_t chunk = std::min(gs.size(), kGChunk);
+  if (g_buffer_.size() < chunk * len) g_buffer_.resize(chunk * len);
   std::vector<Process::ReadRequest> reads;
-  reads.reserve(std::min(gs.size(), kGChunk));
+  reads.reserve(chunk);
   std::vector<uint64_t> waiting(gs.size(), 0);
   const symbols::GoVersion& version = bin_.build_info().version;
   for (size_t first = 0; first < gs.size(); first += kGChunk) {

@@ -51,7 +51,7 @@ class GoroutineReader : public GoroutineStateReader {
   Decoder& decoder_;
   const EventClock& clock_;
   Cost cost_;
-  // The g records of one chunk of a read (kGChunk of them), kept between reads.
+  // The g records of one chunk of a read (up to kGChunk of them), kept between reads.
   static constexpr size_t kGChunk = 4096;
   std::vector<uint8_t> g_buffer_;
 };

@@ -18,17 +18,19 @@
 namespace ctxagent {
 namespace {
 
-// tests/fixtures/gostates: parks 7 goroutines (main.main.func1..7), prints its channels' and
-// context's addresses and the runtime's own goroutine dump, then "END".
+// tests/fixtures/gostates: parks 7 goroutines (main.main.func1..7) and `extra` more
+// (main.main.func8), prints its channels' and context's addresses and the runtime's own goroutine
+// dump, then "END".
 class GoStates {
  public:
-  explicit GoStates(const std::string& path) {
+  GoStates(const std::string& path, int extra) {
     int out[2];
     if (pipe(out) != 0) return;
     pid_ = fork();
     if (pid_ == 0) {
       dup2(out[1], 1);
-      execl(path.c_str(), path.c_str(), nullptr);
+      const std::string arg = absl::StrCat(extra);
+      execl(path.c_str(), path.c_str(), arg.c_str(), nullptr);
       _exit(127);
     }
     close(out[1]);
@@ -77,7 +79,9 @@ class GoroutineReaderTest : public ::testing::TestWithParam<std::string> {};
 TEST_P(GoroutineReaderTest, ReadsStatesChannelsAndSitesOfALiveProcess) {
   const std::string path = GetParam();
   if (access(path.c_str(), X_OK) != 0) GTEST_FAIL() << path << " not built";
-  GoStates prog(path);
+  // More goroutines than the reader takes in one chunk (4096).
+  constexpr int kExtra = 5000;
+  GoStates prog(path, kExtra);
   auto bin = symbols::GoBinary::Open(path);
   ASSERT_TRUE(bin.ok()) << bin.status();
   Process process(prog.pid());
@@ -99,7 +103,7 @@ TEST_P(GoroutineReaderTest, ReadsStatesChannelsAndSitesOfALiveProcess) {
     by_function[all[goid].start_function] = &all[goid];
     ++compared;
   }
-  EXPECT_EQ(compared, 7);
+  EXPECT_EQ(compared, 7 + kExtra);
   const uint64_t recv = prog.Address("recv"), send = prog.Address("send");
   const uint64_t done = prog.Address("done");
   ASSERT_TRUE(by_function.count("main.main.func1") && by_function.count("main.main.func2"));
