@@ -98,6 +98,8 @@ absl::StatusOr<std::unique_ptr<GoBinary>> GoBinary::Open(const std::string& path
   // Not fatal: only the goroutine enumeration needs them.
   bin->allg_vars_ = FindAllgVars(*bin->elf_, *bin->pclntab_);
   if (!bin->allg_vars_.ok()) bin->allg_vars_ = Annotate(bin->allg_vars_.status(), path);
+  bin->mheap_ = FindMheap(*bin->elf_, *bin->pclntab_);
+  if (!bin->mheap_.ok()) bin->mheap_ = Annotate(bin->mheap_.status(), path);
   return bin;
 }
 

@@ -74,6 +74,9 @@ class GoBinary {
   // first, then allgs' array: the runtime stores the grown array before the length.
   absl::StatusOr<uint64_t> AllgsAddress() const;
   absl::StatusOr<uint64_t> AllglenAddress() const;
+  // Link-time address of runtime.mheap_, from .symtab or the heap's callers' code
+  // (runtime_vars.h): the mark's way to every span.
+  const absl::StatusOr<uint64_t>& MheapAddress() const { return mheap_; }
 
  private:
   GoBinary() = default;
@@ -87,6 +90,7 @@ class GoBinary {
   ProbePlan plan_;
   bool has_dwarf_ = false;
   absl::StatusOr<AllgVars> allg_vars_ = absl::UnknownError("not looked up");
+  absl::StatusOr<uint64_t> mheap_ = absl::UnknownError("not looked up");
 };
 
 }  // namespace ctxagent::symbols

@@ -73,9 +73,12 @@ constexpr OffsetFact kOffsetFacts[] = {
      {{17, 328}, {21, 312}, {23, 320}, {25, 312}, {26, 320}},
      "runtime.g",
      "waiting"},
+    {"g_stack_lo", &G::g_stack_lo, {{17, 0}}, "runtime.g", "stack"},
+    {"g_stack_hi", &G::g_stack_hi, {{17, 8}}, "runtime.stack", "hi"},
     {"gobuf_sp", &G::gobuf_sp, {{17, 0}}, "runtime.gobuf", "sp"},
     {"gobuf_pc", &G::gobuf_pc, {{17, 8}}, "runtime.gobuf", "pc"},
     {"gobuf_ctxt", &G::gobuf_ctxt, {{17, 24}}, "runtime.gobuf", "ctxt"},
+    {"gobuf_bp", &G::gobuf_bp, {{17, 48}, {25, 40}}, "runtime.gobuf", "bp"},
     {"cancelctx_done", &G::cancelctx_done, {{17, 24}}, "context.cancelCtx", "done"},
     {"cancelctx_children", &G::cancelctx_children, {{17, 40}}, "context.cancelCtx", "children"},
     // err: `error` up to 1.25, atomic.Value in 1.26+ (same place; first word a *_type then).
@@ -116,6 +119,50 @@ constexpr OffsetFact kOffsetFacts[] = {
      "vu"},
     // runtime.itab is internal/abi.ITab (fields capitalised) in the DWARF of newer releases.
     {"itab_fun", &G::itab_fun, {{17, 24}}, "runtime.itab", "fun", "internal/abi.ITab", "Fun"},
+    // mheap: the page allocator before allspans changed size in 1.17-1.21; 1.17, 1.18 and 1.20
+    // are not tabled (DWARF, when the binary has it, still gives them the mark).
+    {"mheap_allspans",
+     &G::mheap_allspans,
+     {{17, -1}, {19, 65856}, {20, -1}, {21, 65864}},
+     "runtime.mheap",
+     "allspans"},
+    // mspan: 1.21 has 8 more bytes before allocCount than 1.19 (1.20 untabled); 1.22 made
+    // freeindex and nelems uint16 (allocBits -8).
+    {"mspan_startaddr", &G::mspan_startaddr, {{17, 24}}, "runtime.mspan", "startAddr"},
+    {"mspan_npages", &G::mspan_npages, {{17, 32}}, "runtime.mspan", "npages"},
+    {"mspan_freeindex", &G::mspan_freeindex, {{17, 48}}, "runtime.mspan", "freeindex"},
+    {"mspan_nelems", &G::mspan_nelems, {{17, 56}, {22, 50}}, "runtime.mspan", "nelems"},
+    {"mspan_allocbits", &G::mspan_allocbits, {{17, 72}, {22, 64}}, "runtime.mspan", "allocBits"},
+    {"mspan_spanclass",
+     &G::mspan_spanclass,
+     {{17, 98}, {20, -1}, {21, 106}, {22, 98}},
+     "runtime.mspan",
+     "spanclass"},
+    {"mspan_state",
+     &G::mspan_state,
+     {{17, 99}, {20, -1}, {21, 107}, {22, 99}},
+     "runtime.mspan",
+     "state"},
+    {"mspan_elemsize",
+     &G::mspan_elemsize,
+     {{17, 104}, {20, -1}, {21, 112}, {22, 104}},
+     "runtime.mspan",
+     "elemsize"},
+    // moduledata: 1.21 added fields before types; 1.26 and 1.27 reshaped its tail.
+    {"moduledata_data", &G::moduledata_data, {{17, 208}}, "runtime.moduledata", "data"},
+    {"moduledata_edata", &G::moduledata_edata, {{17, 216}}, "runtime.moduledata", "edata"},
+    {"moduledata_bss", &G::moduledata_bss, {{17, 224}}, "runtime.moduledata", "bss"},
+    {"moduledata_ebss", &G::moduledata_ebss, {{17, 232}}, "runtime.moduledata", "ebss"},
+    {"moduledata_gcdatamask",
+     &G::moduledata_gcdatamask,
+     {{17, -1}, {19, 496}, {20, -1}, {21, 536}, {26, 544}, {27, 520}},
+     "runtime.moduledata",
+     "gcdatamask"},
+    {"moduledata_gcbssmask",
+     &G::moduledata_gcbssmask,
+     {{17, -1}, {19, 512}, {20, -1}, {21, 552}, {26, 560}, {27, 536}},
+     "runtime.moduledata",
+     "gcbssmask"},
 };
 // clang-format on
 
@@ -133,6 +180,8 @@ constexpr RuntimeFact kRuntimeFacts[] = {
     {&GoRuntimeFacts::exit_hook_gdestroy, {{17, 0}, {22, 1}}},
     {&GoRuntimeFacts::g_status_leaked, {{17, -1}, {26, 10}}},
     {&GoRuntimeFacts::g_status_dead_extra, {{17, -1}, {26, 11}}},
+    {&GoRuntimeFacts::mspan_index_u16, {{17, 0}, {22, 1}}},
+    {&GoRuntimeFacts::sync_waits_on_g, {{17, 0}, {26, 1}}},
 };
 
 }  // namespace

@@ -28,7 +28,7 @@ struct Since {
   int minor = 0;
   int32_t value = -1;
 };
-inline constexpr int kMaxHistory = 5;
+inline constexpr int kMaxHistory = 6;
 
 // The value of `history` for Go 1.`minor`: the last entry with entry.minor <= minor, or -1.
 int32_t ValueAt(const Since (&history)[kMaxHistory], int minor);
@@ -66,6 +66,12 @@ struct GoRuntimeFacts {
   // g.atomicstatus values added after 1.17 (-1 where absent): _Gleaked, _Gdeadextra (both 1.26).
   int32_t g_status_leaked = -1;
   int32_t g_status_dead_extra = -1;
+  // mspan.freeindex and mspan.nelems are uint16 (1.22+), else uintptr.
+  int32_t mspan_index_u16 = 0;
+  // A goroutine parked on a sync primitive (Mutex, RWMutex, WaitGroup, Cond) lists one sudog on
+  // g.waiting whose elem is the primitive (1.26+, for the runtime's own leak detection); before,
+  // its sudog sits only in the semaphore table or the Cond's notify list.
+  int32_t sync_waits_on_g = 0;
 };
 
 // The facts for a release; Unimplemented outside the supported range.

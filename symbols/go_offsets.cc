@@ -58,8 +58,9 @@ const char* SourceName(GoOffsets::Source source) {
 
 namespace {
 
-// Offsets past this are not a field of these small structs: the DWARF is corrupt.
-constexpr Dwarf_Word kMaxSaneOffset = 1 << 16;
+// Offsets past this are not a field of these structs (runtime.mheap, the largest, is ~91 KiB):
+// the DWARF is corrupt.
+constexpr Dwarf_Word kMaxSaneOffset = 1 << 20;
 
 struct FdCloser {
   void operator()(int* fd) const {

@@ -27,10 +27,13 @@ struct GoOffsets {
   int32_t g_waitsince = -1;     // int64 nanotime: set by the first GC that sees it blocked, else 0
   int32_t g_waitreason = -1;    // uint8 waitReason (go_status.h), meaningful while _Gwaiting
   int32_t g_waiting = -1;       // *sudog list it is parked on (linked by sudog.waitlink)
+  int32_t g_stack_lo = -1;      // g.stack.lo / .hi: the goroutine's stack bounds
+  int32_t g_stack_hi = -1;
   // runtime.gobuf
   int32_t gobuf_sp = -1;
   int32_t gobuf_pc = -1;
   int32_t gobuf_ctxt = -1;  // the funcval a new goroutine starts with
+  int32_t gobuf_bp = -1;    // frame pointer: the unwind of a parked goroutine starts here
   // context.cancelCtx (the parent Context interface is at 0 in every context type)
   int32_t cancelctx_done = -1;  // atomic.Value (1.17+; a chan before); data word at +8 of it
   int32_t cancelctx_children = -1;
@@ -64,6 +67,24 @@ struct GoOffsets {
   int32_t traceable_ptr_vu = -1;
   // runtime.itab / internal/abi.ITab: the method table after {inter, _type, hash, _}
   int32_t itab_fun = -1;
+  // The heap, for the mark (agent/heap): runtime.mheap's list of every span, and per span its
+  // objects (mspan); -1 where the release is not tabled (the mark is then unavailable).
+  int32_t mheap_allspans = -1;  // []*mspan
+  int32_t mspan_startaddr = -1;
+  int32_t mspan_npages = -1;
+  int32_t mspan_freeindex = -1;  // uintptr, uint16 from 1.22 (GoRuntimeFacts::mspan_index_u16)
+  int32_t mspan_nelems = -1;     // likewise
+  int32_t mspan_allocbits = -1;  // *gcBits: bit i = object i was live at the last sweep
+  int32_t mspan_spanclass = -1;  // uint8: size class << 1 | noscan
+  int32_t mspan_state = -1;      // uint8: 1 = in use (mSpanInUse)
+  int32_t mspan_elemsize = -1;
+  // runtime.moduledata: the globals and their pointer bitmaps (runtime.bitvector {n, bytedata}).
+  int32_t moduledata_data = -1;
+  int32_t moduledata_edata = -1;
+  int32_t moduledata_bss = -1;
+  int32_t moduledata_ebss = -1;
+  int32_t moduledata_gcdatamask = -1;
+  int32_t moduledata_gcbssmask = -1;
 
   // Offsets of the words holding sudog.elem's and sudog.c's address in every version (the `vu`
   // word from 1.26); -1 when unknown.

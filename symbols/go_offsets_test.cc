@@ -314,7 +314,12 @@ TEST(GoOffsetsTest, TableRange) {
 TEST(GoOffsetsTest, TableEntriesFromSource) {
   GoOffsets go117 = *OffsetsForVersion(Version(17));
   EXPECT_TRUE(go117 == *OffsetsForVersion(Version(18)));
-  EXPECT_TRUE(go117 == *OffsetsForVersion(Version(19)));
+  // As 1.19, but for the heap facts before 1.19 (untabled: the mark needs DWARF there).
+  GoOffsets go119_untabled = *OffsetsForVersion(Version(19));
+  go119_untabled.mheap_allspans = -1;
+  go119_untabled.moduledata_gcdatamask = -1;
+  go119_untabled.moduledata_gcbssmask = -1;
+  EXPECT_TRUE(go117 == go119_untabled);
   EXPECT_EQ(go117.g_goid, 152);
   EXPECT_EQ(go117.g_gopc, 296);
   EXPECT_EQ(go117.g_startpc, 312);

@@ -344,6 +344,9 @@ absl::StatusOr<std::vector<DataReference>> DecodeDataReferences(absl::string_vie
       } else if (op.type == ZYDIS_OPERAND_TYPE_MEMORY && op.mem.index == ZYDIS_REGISTER_NONE &&
                  op.mem.disp.value == 0) {
         r.base = op.mem.base;
+      } else if (op.type == ZYDIS_OPERAND_TYPE_IMMEDIATE && op.imm.is_relative) {
+        ZyanU64 target = 0;  // a direct CALL's callee
+        if (ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(&d.insn, &op, pc, &target))) r.target = target;
       }
     }
     switch (d.insn.mnemonic) {

@@ -99,7 +99,8 @@ struct DataReference {
   enum class Kind { kLoad, kLea, kXchg, kCall, kOther };
   uint64_t address = 0;      // of the instruction
   Kind kind = Kind::kOther;  // kLoad: MOV reg, [mem]
-  uint64_t target = 0;       // absolute address of its [RIP+disp] operand; 0 without one
+  // Absolute address of its [RIP+disp] operand, or a direct CALL's (or jump's) callee; 0: none.
+  uint64_t target = 0;
   int reg = 0;   // its first register operand, widened to 64 bits (ZydisRegister); 0: none
   int base = 0;  // base register of a plain [reg] memory operand (ZydisRegister); 0: none
 };

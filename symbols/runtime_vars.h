@@ -27,6 +27,13 @@ absl::StatusOr<AllgVars> FindAllgVarsInCode(const ElfFile& elf, const Pclntab& p
 // The .symtab addresses when the binary has them, else FindAllgVarsInCode.
 absl::StatusOr<AllgVars> FindAllgVars(const ElfFile& elf, const Pclntab& pclntab);
 
+// runtime.mheap_ (the heap: its spans, for the mark in agent/heap). Stripped binaries lose the
+// symbol; the runtime's span and stack allocators pass `&mheap_` in AX to mheap's methods, so
+// the address two or more of them LEA right before such a call is it. NotFound otherwise.
+absl::StatusOr<uint64_t> FindMheapInCode(const ElfFile& elf, const Pclntab& pclntab);
+// The .symtab address when the binary has it, else FindMheapInCode.
+absl::StatusOr<uint64_t> FindMheap(const ElfFile& elf, const Pclntab& pclntab);
+
 }  // namespace ctxagent::symbols
 
 #endif  // CTXAGENT_SYMBOLS_RUNTIME_VARS_H_

@@ -61,7 +61,8 @@ absl::Status Prepare(AttachRun& r) {
                         absl::StrCat("pid ", o.pid, ": ", bin.status().message()));
   }
   r.bin = *std::move(bin);
-  auto session = TracingSession::Create(o.pid, *r.bin, {o.findings, o.refresh});
+  auto session = TracingSession::Create(
+      o.pid, *r.bin, {o.findings, o.refresh, o.mark_every, MarkLimitsFor(o.mark_memory_mb)});
   if (!session.ok()) return session.status();
   r.session = *std::move(session);
   r.session->set_work_allowance(
@@ -110,8 +111,22 @@ absl::Status Prepare(AttachRun& r) {
 }
 
 RunInfo Info(const AttachRun& r, absl::Time now, const OverheadSample& overhead) {
-  return {now - r.start, r.session->events(),           r.tracer->counters(), overhead,
-          r.trap_costs,  r.probes->observed_ratio(now), r.probes->plan()};
+  RunInfo run{now - r.start, r.session->events(),           r.tracer->counters(), overhead,
+              r.trap_costs,  r.probes->observed_ratio(now), r.probes->plan()};
+  const TracingSession& s = *r.session;
+  run.marks.count = s.marks();
+  run.marks.stopped = std::string(s.mark_status().message());
+  const heap::MarkResult& m = s.last_mark();
+  run.marks.spans = m.spans;
+  run.marks.heap_bytes = m.heap_bytes;
+  run.marks.objects_marked = m.objects_marked;
+  run.marks.bytes_read = m.bytes_read;
+  run.marks.memory = m.memory;
+  run.marks.cpu_seconds = m.cpu_seconds;
+  for (const heap::LeakedGoroutine& l : s.leaks().proven()) {
+    run.marks.leaked_goids.push_back(l.state.goid);
+  }
+  return run;
 }
 
 void Draw(AttachRun& r, absl::Time now, const OverheadSample& last_interval) {

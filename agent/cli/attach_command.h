@@ -20,7 +20,11 @@ struct AttachOptions {
   std::string output_file;                             // write the report there, not to stdout
   std::string view = "sites";  // live view and report: sites (site graph) | contexts (each one)
   FindingOptions findings;
-  absl::Duration refresh = absl::Seconds(1);   // live view and evaluation period
+  absl::Duration refresh = absl::Seconds(1);  // live view and evaluation period
+  // The heap marks that prove goroutines leaked (agent/heap): how often (0: never), and the memory
+  // one mark may hold in MiB (its reads are capped alongside, see MarkOptions).
+  absl::Duration mark_every = absl::Seconds(10);
+  int mark_memory_mb = 256;
   bool live = true;                            // redraw the tree in place (a terminal)
   absl::Duration poll = kDefaultDrainLatency;  // longest a probe event waits in the ring
   double budget = kDefaultBudget;  // share of the node's CPU tracing may use; 0 = everything

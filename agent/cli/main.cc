@@ -57,6 +57,12 @@ ABSL_FLAG(absl::Duration, grace, absl::ZeroDuration(),
 ABSL_FLAG(absl::Duration, leak_after, absl::ZeroDuration(),
           "age after which an uncancelled context whose creator is gone counts as leaked");
 ABSL_FLAG(int, min_count, 0, "contexts a site must accumulate before it is reported");
+ABSL_FLAG(absl::Duration, mark_every, absl::ZeroDuration(),
+          "how often the target's heap is marked to prove goroutines leaked (two marks must "
+          "agree); 0 = never");
+ABSL_FLAG(int, mark_memory_mb, 0,
+          "memory one heap mark may hold, in MiB (it reads at most 64 times that); a process "
+          "whose heap needs more is traced on without marks");
 ABSL_FLAG(absl::Duration, refresh, absl::ZeroDuration(), "evaluation (and live view) period");
 ABSL_FLAG(absl::Duration, poll, absl::ZeroDuration(),
           "how often the event ring buffer is drained while probes are on (daemon: up to once per "
@@ -133,6 +139,17 @@ absl::Status CheckPositive(const char* flag, absl::Duration d, bool may_be_infin
   return absl::InvalidArgumentError(
       absl::StrCat("--", flag, " must be a positive duration, not ", absl::FormatDuration(d)));
 }
+absl::Status CheckMarks(absl::Duration every, int memory_mb) {
+  if (every < absl::ZeroDuration() || every == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--mark_every must be a duration of 0 or more, not ", absl::FormatDuration(every)));
+  }
+  if (memory_mb < 1 || memory_mb > (1 << 20)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--mark_memory_mb must be from 1 to 1048576, not ", memory_mb));
+  }
+  return absl::OkStatus();
+}
 absl::Status CheckFindings(const FindingOptions& f) {
   if (f.grace < absl::ZeroDuration() || f.grace == absl::InfiniteDuration()) {
     return absl::InvalidArgumentError(absl::StrCat("--grace must be a duration of 0 or more, not ",
@@ -191,6 +208,7 @@ Command AttachCommand(AttachOptions* o, int* ring_kb) {
       {Bind(FLAGS_o, &o->output), Bind(FLAGS_duration, &o->duration),
        Bind(FLAGS_grace, &o->findings.grace), Bind(FLAGS_leak_after, &o->findings.leak_after),
        Bind(FLAGS_min_count, &o->findings.min_count), Bind(FLAGS_refresh, &o->refresh),
+       Bind(FLAGS_mark_every, &o->mark_every), Bind(FLAGS_mark_memory_mb, &o->mark_memory_mb),
        Bind(FLAGS_poll, &o->poll), Bind(FLAGS_budget, &o->budget),
        Bind(FLAGS_target_budget, &o->target_budget), Bind(FLAGS_duty_cycle, &o->duty_cycle),
        Bind(FLAGS_ring_buffer_kb, ring_kb), Bind(FLAGS_http, &o->http), Bind(FLAGS_view, &o->view),
@@ -213,7 +231,8 @@ Command AttachCommand(AttachOptions* o, int* ring_kb) {
         for (absl::Status c :
              {CheckPositive("duration", o->duration, true), CheckPositive("refresh", o->refresh),
               CheckPositive("poll", o->poll), CheckFraction("budget", o->budget),
-              CheckFraction("target_budget", o->target_budget), CheckFindings(o->findings)}) {
+              CheckFraction("target_budget", o->target_budget), CheckFindings(o->findings),
+              CheckMarks(o->mark_every, o->mark_memory_mb)}) {
           s.Update(c);
         }
         if (!s.ok()) return Fail("attach", std::string(s.message()));
@@ -246,9 +265,10 @@ int RunDaemonCommand(DaemonArgs& a, const std::vector<std::string>& positional) 
   }
   auto ring = RingBytes(a.ring_kb);
   absl::Status s = ring.status();
-  for (absl::Status c : {CheckPositive("refresh", a.o.refresh), CheckPositive("poll", a.o.poll),
-                         CheckPositive("rescan", a.o.rescan), CheckFraction("budget", a.o.budget),
-                         CheckFindings(a.o.findings)}) {
+  for (absl::Status c :
+       {CheckPositive("refresh", a.o.refresh), CheckPositive("poll", a.o.poll),
+        CheckPositive("rescan", a.o.rescan), CheckFraction("budget", a.o.budget),
+        CheckFindings(a.o.findings), CheckMarks(a.o.mark_every, a.o.mark_memory_mb)}) {
     s.Update(c);
   }
   if (s.ok() && (a.o.max_site_labels < 0 || a.o.max_contexts_per_process == 0 ||
@@ -271,16 +291,26 @@ Command DaemonCommand(DaemonArgs* a) {
   a->ring_kb = static_cast<int>(o.ring_bytes / 1024);
   return {
       "daemon [flags]",
-      {Bind(FLAGS_listen, &o.listen), Bind(FLAGS_detail_listen, &o.detail_listen),
-       Bind(FLAGS_include, &a->include), Bind(FLAGS_exclude, &a->exclude),
-       Bind(FLAGS_host_proc, &o.host_proc), Bind(FLAGS_log_pods_root, &o.log_pods_root),
-       Bind(FLAGS_grace, &o.findings.grace), Bind(FLAGS_leak_after, &o.findings.leak_after),
-       Bind(FLAGS_min_count, &o.findings.min_count), Bind(FLAGS_refresh, &o.refresh),
-       Bind(FLAGS_poll, &o.poll), Bind(FLAGS_rescan, &o.rescan),
+      {Bind(FLAGS_listen, &o.listen),
+       Bind(FLAGS_detail_listen, &o.detail_listen),
+       Bind(FLAGS_include, &a->include),
+       Bind(FLAGS_exclude, &a->exclude),
+       Bind(FLAGS_host_proc, &o.host_proc),
+       Bind(FLAGS_log_pods_root, &o.log_pods_root),
+       Bind(FLAGS_grace, &o.findings.grace),
+       Bind(FLAGS_leak_after, &o.findings.leak_after),
+       Bind(FLAGS_min_count, &o.findings.min_count),
+       Bind(FLAGS_refresh, &o.refresh),
+       Bind(FLAGS_mark_every, &o.mark_every),
+       Bind(FLAGS_mark_memory_mb, &o.mark_memory_mb),
+       Bind(FLAGS_poll, &o.poll),
+       Bind(FLAGS_rescan, &o.rescan),
        Bind(FLAGS_max_contexts_per_process, &o.max_contexts_per_process),
        Bind(FLAGS_max_contexts_total, &o.max_contexts_total),
-       Bind(FLAGS_max_site_labels, &o.max_site_labels), Bind(FLAGS_budget, &o.budget),
-       Bind(FLAGS_duty_cycle, &o.duty_cycle), Bind(FLAGS_ring_buffer_kb, &a->ring_kb),
+       Bind(FLAGS_max_site_labels, &o.max_site_labels),
+       Bind(FLAGS_budget, &o.budget),
+       Bind(FLAGS_duty_cycle, &o.duty_cycle),
+       Bind(FLAGS_ring_buffer_kb, &a->ring_kb),
        Bind(FLAGS_verbose, &g_verbose)},
       [a](const std::vector<std::string>& positional) { return RunDaemonCommand(*a, positional); }};
 }

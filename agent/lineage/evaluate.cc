@@ -53,6 +53,8 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
       case FindingKind::kTimerBuildup:
         f.explanation = ExplainTimerBuildup(ev, gr);
         break;
+      case FindingKind::kGoroutineLeak:  // not the lineage's: agent/heap
+        break;
     }
     f.parked = gr.parked;
     out.push_back(std::move(f));

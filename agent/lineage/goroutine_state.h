@@ -33,6 +33,15 @@ struct GoroutineState {
   // for a select. Empty when not parked on a channel.
   std::vector<uint64_t> channels;
   bool in_select = false;
+  // What the mark (agent/heap) and the unwinder need: the raw status (without the scan bit) and
+  // wait reason, the stack's bounds, where the goroutine resumes (g.sched), its sudogs on
+  // g.waiting and, parked on a sync primitive (Go 1.26+), the primitive (the first sudog's elem).
+  uint32_t status = 0;
+  uint8_t wait_reason = 0;
+  uint64_t stack_lo = 0, stack_hi = 0;
+  uint64_t sched_sp = 0, sched_pc = 0, sched_bp = 0, sched_ctxt = 0;
+  std::vector<uint64_t> sudogs;
+  uint64_t sync_object = 0;
 };
 
 // Reads goroutine state from the target (agent/trace/goroutines.h; tests fake it).

@@ -22,6 +22,8 @@ const char* FindingKindName(FindingKind kind) {
       return "ignored_cancel";
     case FindingKind::kTimerBuildup:
       return "timer_buildup";
+    case FindingKind::kGoroutineLeak:
+      return "goroutine_leak";
   }
   return "unknown";
 }

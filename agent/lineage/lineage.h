@@ -60,7 +60,14 @@ struct GoroutineNode {
   std::vector<ContextId> parked_on;
 };
 
-enum class FindingKind { kOrphanedDone, kLostCancel, kBrokenChain, kIgnoredCancel, kTimerBuildup };
+enum class FindingKind {
+  kOrphanedDone,
+  kLostCancel,
+  kBrokenChain,
+  kIgnoredCancel,
+  kTimerBuildup,
+  kGoroutineLeak,  // proven by the mark of the target's memory (agent/heap)
+};
 const char* FindingKindName(FindingKind kind);  // "orphaned_done", "lost_cancel", ...
 
 struct FindingOptions {
@@ -72,9 +79,10 @@ struct FindingOptions {
 
 // One line of the report: a site and everything it contributed.
 // count: contexts for orphaned_done / lost_cancel / timer_buildup (lost_cancel includes contexts
-// already freed by the GC uncancelled), goroutines for broken_chain / ignored_cancel. oldest_age /
-// newest_age: since creation of the contexts (orphaned, lost, timer), since the cancellation that
-// was not obeyed (ignored, broken chain).
+// already freed by the GC uncancelled), goroutines for broken_chain / ignored_cancel /
+// goroutine_leak. oldest_age / newest_age: since creation of the contexts (orphaned, lost, timer),
+// since the cancellation that was not obeyed (ignored, broken chain), since the goroutines parked
+// (goroutine_leak: site = the line they block on, go_sites = their `go` statement).
 struct Finding {
   FindingKind kind;
   SiteId site = kNoSite;  // where the offending context was created (broken chain: the new root)
@@ -88,6 +96,7 @@ struct Finding {
   absl::Duration oldest_age;
   absl::Duration newest_age;
   std::string explanation;  // one sentence for humans
+  std::string wait_reason;  // goroutine_leak: as pprof prints it ("chan send", "sync.Mutex.Lock")
 };
 
 struct LineageStats {

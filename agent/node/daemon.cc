@@ -145,13 +145,19 @@ absl::Time Daemon::Step(absl::Time now) {
 }
 
 void Daemon::LogNewFindings(TracedProcess& p) {
+  std::string where = p.labels.binary;
+  if (!p.labels.pod.empty())
+    absl::StrAppend(&where, ", pod ", p.labels.namespace_, "/", p.labels.pod);
   for (const Finding& f : p.session->findings()) {
     if (!p.logged.insert({f.kind, f.site}).second) continue;
-    std::string where = p.labels.binary;
-    if (!p.labels.pod.empty())
-      absl::StrAppend(&where, ", pod ", p.labels.namespace_, "/", p.labels.pod);
     Log(absl::StrCat("finding: pid ", p.pid, " (", where, "): ", FindingKindName(f.kind), ": ",
                      f.explanation));
+  }
+  // Once: its probes trace on, its heap is no longer marked.
+  if (!p.session->mark_status().ok() && !p.mark_stop_logged) {
+    p.mark_stop_logged = true;
+    Log(absl::StrCat("pid ", p.pid, " (", where,
+                     "): heap marks stopped: ", p.session->mark_status().message()));
   }
 }
 
@@ -258,7 +264,9 @@ void Daemon::Consider(pid_t pid, const ctx_exec_file* exec) {
   p->pid = pid;
   p->exe = *exe;
   p->binary = *binary;
-  auto session = TracingSession::Create(pid, *p->binary->bin, {o_.findings, o_.refresh});
+  auto session = TracingSession::Create(
+      pid, *p->binary->bin,
+      {o_.findings, o_.refresh, o_.mark_every, MarkLimitsFor(o_.mark_memory_mb)});
   if (!session.ok()) {
     ignored_.insert(pid);
     ReleaseBinary(exe->file);

@@ -44,7 +44,11 @@ struct DaemonOptions {
   std::string host_proc = "/proc";  // the host's /proc (mounted elsewhere in a container)
   std::string log_pods_root = "/var/log/pods";
   FindingOptions findings;
-  absl::Duration refresh = absl::Seconds(5);   // evaluation and metrics period
+  absl::Duration refresh = absl::Seconds(5);  // evaluation and metrics period
+  // The heap marks that prove goroutines leaked (agent/heap): how often (0: never), and the memory
+  // one mark may hold in MiB (its reads are capped alongside, see MarkOptions).
+  absl::Duration mark_every = absl::Seconds(10);
+  int mark_memory_mb = 256;
   absl::Duration poll = kDefaultDrainLatency;  // longest a probe event waits in the ring
   // /proc rescan: a safety net for missed exec events (a loss of events rescans at once).
   absl::Duration rescan = absl::Minutes(5);
@@ -88,6 +92,7 @@ class Daemon : public ProcessProvider {
     SiteGrowth growth;  // the site graph's growth rates (agent/view/site_graph.h)
     // Findings (kind, site) already logged: each is logged once, when first reported.
     absl::flat_hash_set<std::pair<FindingKind, SiteId>> logged;
+    bool mark_stop_logged = false;  // why its heap marks stopped, logged once
   };
 
   // The main loop's steps (daemon.cc).

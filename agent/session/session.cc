@@ -1,6 +1,10 @@
 #include "agent/session/session.h"
 
 #include <algorithm>
+#include <iterator>
+
+#include "agent/heap/unwind.h"
+#include "symbols/go_facts.h"
 
 namespace ctxagent {
 namespace {
@@ -22,6 +26,14 @@ bool SameEnds(const LineageStats& a, const LineageStats& b) {
 
 }  // namespace
 
+heap::MarkLimits MarkLimitsFor(int memory_mb) {
+  heap::MarkLimits limits;
+  limits.max_memory = static_cast<uint64_t>(memory_mb) << 20;
+  limits.max_read = limits.max_memory * 64;
+  limits.max_spans = limits.max_memory / 64;
+  return limits;
+}
+
 absl::StatusOr<std::unique_ptr<TracingSession>> TracingSession::Create(
     pid_t pid, const symbols::GoBinary& bin, const SessionOptions& options) {
   auto bias = Process(pid).LoadBias(bin.elf());
@@ -41,7 +53,17 @@ TracingSession::TracingSession(pid_t pid, const symbols::GoBinary& bin, uint64_t
       lineage_(pid),
       decoder_(bin, process_, bias, lineage_.sites()),
       liveness_(process_, bin.offsets()),
-      goroutines_(bin, process_, bias, decoder_, clock_) {}
+      goroutines_(bin, process_, bias, decoder_, clock_),
+      memory_(process_),
+      leaks_(options.mark_every / 2) {
+  heap_facts_.offsets = bin.offsets();
+  heap_facts_.version = bin.build_info().version;
+  heap_facts_.span_index_u16 = symbols::RuntimeFactsForVersion(heap_facts_.version)
+                                   .value_or(symbols::GoRuntimeFacts{})
+                                   .mspan_index_u16 != 0;
+  if (bin.MheapAddress().ok()) heap_facts_.mheap = *bin.MheapAddress() + bias;
+  if (bin.pclntab().moduledata() != 0) heap_facts_.moduledata = bin.pclntab().moduledata() + bias;
+}
 
 void TracingSession::Apply(const ctx_event& raw, const EventClock& clock) {
   ++events_;
@@ -66,12 +88,49 @@ void TracingSession::OnEventsLost() {
 }
 
 void TracingSession::set_work_allowance(double cores) {
-  reconcile_pacer_.set_allowance(cores / 2);
-  evaluate_pacer_.set_allowance(cores / 2);
+  reconcile_pacer_.set_allowance(cores / 3);
+  evaluate_pacer_.set_allowance(cores / 3);
+  mark_pacer_.set_allowance(cores / 3);
 }
 
 absl::Duration TracingSession::work_pause() const {
-  return std::max(reconcile_pacer_.pause(), evaluate_pacer_.pause());
+  return std::max({reconcile_pacer_.pause(), evaluate_pacer_.pause(), mark_pacer_.pause()});
+}
+
+bool TracingSession::MarkHeap(absl::Time now) {
+  const double cpu = ThreadCpuSeconds();
+  const std::vector<GoroutineState> gs = goroutines_.ReadEvery();
+  absl::StatusOr<heap::MarkResult> mark =
+      heap::Mark(memory_, heap_facts_, gs, options_.mark_limits);
+  ++marks_;
+  next_mark_ = now + options_.mark_every;
+  bool changed = false;
+  if (mark.ok()) {
+    const size_t before = leaks_.proven().size();
+    for (heap::LeakedGoroutine* l : leaks_.Update(now, gs, mark->leaked)) {
+      l->stack = heap::Unwind(memory_, l->state);
+      l->blocked_at = decoder_.BlockingSite(l->stack);
+      changed = true;
+    }
+    changed = changed || leaks_.proven().size() != before;
+    last_mark_ = *std::move(mark);
+  } else if (process_.Alive()) {
+    // Not a verdict: a target whose runtime makes no sense, or a heap past the cap, is traced on
+    // without marks (one mark per process is all it may cost).
+    mark_status_ = mark.status();
+  }
+  const double spent = ThreadCpuSeconds() - cpu;
+  last_mark_.cpu_seconds = spent;
+  mark_pacer_.Ran(now, spent);
+  return changed;
+}
+
+std::vector<Finding> TracingSession::AllFindings(absl::Time now) {
+  std::vector<Finding> out = lineage_.Evaluate(now, options_.findings);
+  std::vector<Finding> leaks = heap::GoroutineLeakFindings(now, leaks_, lineage_, out);
+  out.insert(out.end(), std::make_move_iterator(leaks.begin()),
+             std::make_move_iterator(leaks.end()));
+  return out;
 }
 
 void TracingSession::Reconcile(absl::Time now) {
@@ -109,7 +168,7 @@ void TracingSession::Evaluate(absl::Time now) {
   changed_ = false;
   evaluated_live_ = lineage_.LiveFingerprint();
   const double cpu = ThreadCpuSeconds();
-  findings_ = lineage_.Evaluate(now, options_.findings);
+  findings_ = AllFindings(now);
   lineage_.Collect(now, options_.findings);
   evaluate_pacer_.Ran(now, ThreadCpuSeconds() - cpu);
   last_evaluation_ = now;
@@ -126,6 +185,11 @@ bool TracingSession::Refresh(absl::Time now, bool probes_attached) {
   }
   const bool reconcile = now >= next_reconcile_ && reconcile_pacer_.Due(now);
   if (reconcile) Reconcile(now);
+  if (options_.mark_every > absl::ZeroDuration() && mark_status_.ok() && now >= next_mark_ &&
+      mark_pacer_.Due(now) && MarkHeap(now)) {
+    changed_ = true;
+    evaluation_held_ = true;  // a proven leak is reported at this refresh, probes on or off
+  }
   // Detached, the lineage changes only when memory is read: the last findings stand meanwhile.
   const bool due = evaluation_held_ || ((probes_attached || reconcile) &&
                                         (changed_ || now <= settled_after_ + options_.refresh ||
@@ -141,7 +205,7 @@ bool TracingSession::Refresh(absl::Time now, bool probes_attached) {
 void TracingSession::Finish(absl::Time now, bool target_exited) {
   if (target_exited && paused_once_) return;
   if (!target_exited) Reconcile(now);
-  findings_ = lineage_.Evaluate(now, options_.findings);
+  findings_ = AllFindings(now);
 }
 
 }  // namespace ctxagent

@@ -13,6 +13,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/control/work_pacer.h"
+#include "agent/heap/heap_mark.h"
+#include "agent/heap/leak_tracker.h"
 #include "agent/lineage/lineage.h"
 #include "agent/trace/decoder.h"
 #include "agent/trace/goroutines.h"
@@ -26,7 +28,14 @@ namespace ctxagent {
 struct SessionOptions {
   FindingOptions findings;
   absl::Duration refresh = absl::Seconds(1);  // how often Refresh is called
+  // How often the target's heap is marked for leaked goroutines (agent/heap); zero: never. A
+  // goroutine is proven leaked by two marks at least half this apart.
+  absl::Duration mark_every = absl::Seconds(10);
+  heap::MarkLimits mark_limits;
 };
+
+// The limits of one mark holding at most `memory_mb` MiB: it may read 64 times that.
+heap::MarkLimits MarkLimitsFor(int memory_mb);
 
 class TracingSession {
  public:
@@ -43,6 +52,14 @@ class TracingSession {
   uint64_t undecodable() const { return undecodable_; }
   uint64_t evaluations() const { return evaluations_; }
   uint64_t goroutine_reads() const { return goroutine_reads_; }  // every goroutine read from memory
+  // The heap marks: how many ran, the last one's figures, and why marks stopped (OK while they
+  // run; FailedPrecondition where the release's heap is not tabled; DataLoss when the target's
+  // runtime structures made no sense, ResourceExhausted past --mark_memory: the process is then
+  // traced on without marks).
+  uint64_t marks() const { return marks_; }
+  const heap::MarkResult& last_mark() const { return last_mark_; }
+  const absl::Status& mark_status() const { return mark_status_; }
+  const heap::LeakTracker& leaks() const { return leaks_; }
   // Cores its memory reads and its evaluations may use together, half each (their cost grows with
   // the process: see agent/control/work_pacer.h); 0: no limit.
   void set_work_allowance(double cores);
@@ -74,6 +91,11 @@ class TracingSession {
                  const SessionOptions& options);
   void Reconcile(absl::Time now);
   void Evaluate(absl::Time now);
+  // Marks the heap, proves leaks across marks and finds where the new ones are stuck. Returns
+  // whether the proven set changed.
+  bool MarkHeap(absl::Time now);
+  // The lineage's findings at `now`, then the proven goroutine leaks they do not already name.
+  std::vector<Finding> AllFindings(absl::Time now);
 
   SessionOptions options_;
   Process process_;
@@ -82,6 +104,13 @@ class TracingSession {
   MemoryLiveness liveness_;
   EventClock clock_;
   GoroutineReader goroutines_;  // every goroutine's state, those that predate the probes included
+  heap::ProcessMemory memory_;
+  heap::HeapFacts heap_facts_;
+  heap::LeakTracker leaks_;
+  heap::MarkResult last_mark_;
+  absl::Status mark_status_;
+  uint64_t marks_ = 0;
+  absl::Time next_mark_ = absl::InfinitePast();
   std::vector<Finding> findings_;
   uint64_t events_ = 0, undecodable_ = 0, evaluations_ = 0, goroutine_reads_ = 0;
   bool paused_once_ = false;      // its lineage has nodes the probes did not watch
@@ -89,7 +118,7 @@ class TracingSession {
   bool applied_ = false;          // events since the last Refresh
   uint64_t evaluated_live_ = 0;   // LiveFingerprint at the last evaluation
   bool evaluation_held_ = false;  // one was due while its pacer held it back
-  WorkPacer reconcile_pacer_, evaluate_pacer_;
+  WorkPacer reconcile_pacer_, evaluate_pacer_, mark_pacer_;
   absl::Time next_reconcile_ = absl::InfinitePast();
   // Goroutine reads (see Reconcile): the live fingerprint at the last, when the next is due anyway.
   uint64_t read_live_ = 0;

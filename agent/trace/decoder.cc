@@ -106,6 +106,21 @@ std::string Decoder::ItabType(uint64_t itab) {
   return type;
 }
 
+SiteId Decoder::BlockingSite(const std::vector<uint64_t>& stack) {
+  for (uint64_t pc : stack) {
+    auto frames = bin_.pclntab().Symbolize(pc - bias_ - 1);
+    if (!frames.ok()) continue;
+    for (const auto& f : *frames) {
+      if (absl::StartsWith(f.function, "runtime.") || absl::StartsWith(f.function, "internal/") ||
+          absl::StartsWith(f.function, "sync.")) {
+        continue;
+      }
+      return sites_.Intern(Site{f.function, f.file, f.line});
+    }
+  }
+  return kNoSite;
+}
+
 std::string Decoder::FunctionName(uint64_t pc) {
   auto f = bin_.pclntab().FunctionForPC(pc - bias_);
   return f.ok() ? f->name : "?";

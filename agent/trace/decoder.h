@@ -8,6 +8,7 @@
 #include <string>
 #include <tuple>
 #include <variant>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -52,6 +53,9 @@ class Decoder {
   // of the function at a runtime PC ("?" when unknown): shared with the goroutine-state reader.
   SiteId GoSite(uint64_t gopc) { return Lookup(gopc).site; }
   std::string FunctionName(uint64_t pc);
+  // The line a parked goroutine blocks on: the first frame of its stack (return addresses,
+  // innermost first, inlined frames expanded) outside the runtime, internal/ and sync packages.
+  SiteId BlockingSite(const std::vector<uint64_t>& stack);
 
  private:
   struct PcInfo {

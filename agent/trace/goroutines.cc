@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "agent/trace/cancel_ctx.h"
+#include "symbols/go_facts.h"
 #include "symbols/go_status.h"
 
 namespace ctxagent {
@@ -12,8 +13,9 @@ namespace {
 
 // A select has one sudog per case; a longer chain is a torn read.
 constexpr int kMaxSudogs = 128;
-// More goroutines than this in allgs is a torn or corrupt header.
-constexpr uint64_t kMaxGoroutines = 16 << 20;
+// More goroutines than this in allgs is a torn or corrupt header: a target whose allglen says
+// more cost the agent 900 MiB before (a state per g). Go services run up to some 100k.
+constexpr uint64_t kMaxGoroutines = 1 << 20;
 
 uint64_t Word(const uint8_t* p, int32_t off) {
   uint64_t v = 0;
@@ -34,11 +36,21 @@ bool ParkedOnChannels(const std::string& state) {
   return absl::StartsWith(state, "chan ") || absl::StartsWith(state, "select");
 }
 
+// Wait reasons of the sync primitives whose sudog the runtime puts on g.waiting (1.26+).
+bool ParkedOnSync(const std::string& state) { return absl::StartsWith(state, "sync."); }
+
 }  // namespace
 
 GoroutineReader::GoroutineReader(const symbols::GoBinary& bin, const Process& process,
                                  uint64_t bias, Decoder& decoder, const EventClock& clock)
-    : bin_(bin), process_(process), bias_(bias), decoder_(decoder), clock_(clock) {}
+    : bin_(bin),
+      process_(process),
+      bias_(bias),
+      decoder_(decoder),
+      clock_(clock),
+      sync_on_g_(symbols::RuntimeFactsForVersion(bin.build_info().version)
+                     .value_or(symbols::GoRuntimeFacts{})
+                     .sync_waits_on_g != 0) {}
 
 void GoroutineReader::ReadMany(std::vector<Process::ReadRequest>& requests) {
   if (requests.empty()) return;
@@ -83,6 +95,16 @@ std::vector<GoroutineState> GoroutineReader::ReadGs(const std::vector<uint64_t>&
       }
       const uint8_t reason = p[o.g_waitreason];
       s.known = true;
+      s.status = bare;
+      s.wait_reason = reason;
+      s.stack_lo = Word(p, o.g_stack_lo);
+      s.stack_hi = Word(p, o.g_stack_hi);
+      if (o.g_sched >= 0) {
+        s.sched_sp = Word(p, o.g_sched + o.gobuf_sp);
+        s.sched_pc = Word(p, o.g_sched + o.gobuf_pc);
+        if (o.gobuf_bp >= 0) s.sched_bp = Word(p, o.g_sched + o.gobuf_bp);
+        s.sched_ctxt = Word(p, o.g_sched + o.gobuf_ctxt);
+      }
       s.waiting = bare == symbols::kGoWaiting || bare == symbols::kGoLeaked;
       s.state = symbols::GoroutineStateString(version, status, reason);
       if (const int64_t since = static_cast<int64_t>(Word(p, o.g_waitsince));
@@ -93,9 +115,11 @@ std::vector<GoroutineState> GoroutineReader::ReadGs(const std::vector<uint64_t>&
       if (const uint64_t gopc = Word(p, o.g_gopc); gopc != 0) s.go_site = decoder_.GoSite(gopc);
       s.start_function = decoder_.FunctionName(Word(p, o.g_startpc));
       s.system = IsSystem(s.start_function);
-      // g.waiting lists a goroutine's sudogs for channel operations only (semaphores chain theirs
-      // through other waiters' sudogs).
-      if (s.waiting && ParkedOnChannels(s.state)) waiting[i] = Word(p, o.g_waiting);
+      // g.waiting lists a goroutine's sudogs for channel operations, and from 1.26 the one sudog
+      // of a sync wait (whose waitlink then chains other waiters on the same semaphore).
+      if (s.waiting && (ParkedOnChannels(s.state) || (sync_on_g_ && ParkedOnSync(s.state)))) {
+        waiting[i] = Word(p, o.g_waiting);
+      }
     }
   }
   cost_.goroutines += gs.size();
@@ -107,9 +131,12 @@ void GoroutineReader::ReadParkedChannels(std::vector<GoroutineState>& states,
                                          const std::vector<uint64_t>& waiting) {
   const symbols::GoOffsets& o = bin_.offsets();
   const int32_t chan_word = o.SudogChanWord();
-  if (o.sudog_g < 0 || o.sudog_waitlink < 0 || chan_word < 0 || o.g_waiting < 0) return;
-  const size_t len =
-      static_cast<size_t>(std::max({o.sudog_g, o.sudog_waitlink, chan_word, o.sudog_isselect}) + 8);
+  const int32_t elem_word = o.SudogElemWord();
+  if (o.sudog_g < 0 || o.sudog_waitlink < 0 || chan_word < 0 || elem_word < 0 || o.g_waiting < 0) {
+    return;
+  }
+  const size_t len = static_cast<size_t>(
+      std::max({o.sudog_g, o.sudog_waitlink, chan_word, elem_word, o.sudog_isselect}) + 8);
   // One round per depth of the g.waiting lists: the first sudog of every parked goroutine, then
   // their waitlinks, ...
   std::vector<size_t> who;
@@ -136,6 +163,11 @@ void GoroutineReader::ReadParkedChannels(std::vector<GoroutineState>& states,
         torn[who[k]] = true;
         continue;
       }
+      s.sudogs.push_back(next[k]);
+      if (ParkedOnSync(s.state)) {
+        s.sync_object = Word(p, elem_word);
+        continue;  // its waitlink is the next waiter on the semaphore, not its own
+      }
       if (const uint64_t c = Word(p, chan_word); c != 0) s.channels.push_back(c);
       if (o.sudog_isselect >= 0 && p[o.sudog_isselect] != 0) s.in_select = true;
       if (const uint64_t link = Word(p, o.sudog_waitlink); link != 0) {
@@ -147,12 +179,12 @@ void GoroutineReader::ReadParkedChannels(std::vector<GoroutineState>& states,
     next.swap(next2);
   }
   for (size_t i : who) torn[i] = true;  // longer than any select
-  // The goroutine must still be parked where it was: re-read g.waiting of those with channels.
+  // The goroutine must still be parked where it was: re-read g.waiting of those with sudogs.
   std::vector<size_t> check;
   std::vector<uint64_t> now(states.size(), 0);
   std::vector<Process::ReadRequest> reads;
   for (size_t i = 0; i < states.size(); ++i) {
-    if (!states[i].channels.empty() && !torn[i]) {
+    if (!states[i].sudogs.empty() && !torn[i]) {
       check.push_back(i);
       reads.push_back({states[i].g + o.g_waiting, &now[i], 8});
     }
@@ -165,6 +197,8 @@ void GoroutineReader::ReadParkedChannels(std::vector<GoroutineState>& states,
     if (!torn[i]) continue;
     states[i].known = false;
     states[i].channels.clear();
+    states[i].sudogs.clear();
+    states[i].sync_object = 0;
   }
 }
 
@@ -182,6 +216,14 @@ std::vector<GoroutineState> GoroutineReader::Read(const std::vector<Query>& quer
 }
 
 std::vector<GoroutineState> GoroutineReader::ReadAll() {
+  std::vector<GoroutineState> out = ReadEvery();
+  out.erase(
+      std::remove_if(out.begin(), out.end(), [](const GoroutineState& s) { return !s.known; }),
+      out.end());
+  return out;
+}
+
+std::vector<GoroutineState> GoroutineReader::ReadEvery() {
   auto allgs = bin_.AllgsAddress();
   auto allglen = bin_.AllglenAddress();
   if (!allgs.ok() || !allglen.ok()) return {};
@@ -196,9 +238,10 @@ std::vector<GoroutineState> GoroutineReader::ReadAll() {
   ReadMany(list);
   if (!list[0].ok) return {};
   std::vector<GoroutineState> out = ReadGs(gs, {});
-  out.erase(
-      std::remove_if(out.begin(), out.end(), [](const GoroutineState& s) { return !s.known; }),
-      out.end());
+  // Unreadable, dead or never-used g records tell nothing; those read torn keep their stack.
+  out.erase(std::remove_if(out.begin(), out.end(),
+                           [](const GoroutineState& s) { return !s.known && s.stack_hi == 0; }),
+            out.end());
   std::sort(out.begin(), out.end(),
             [](const GoroutineState& a, const GoroutineState& b) { return a.goid < b.goid; });
   return out;

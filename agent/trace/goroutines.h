@@ -32,6 +32,9 @@ class GoroutineReader : public GoroutineStateReader {
 
   std::vector<GoroutineState> Read(const std::vector<Query>& queries) override;
   std::vector<GoroutineState> ReadAll() override;
+  // ReadAll, plus the goroutines whose g changed under the read (known = false) with the stack
+  // bounds read before it did: the mark scans those as roots rather than miss what they hold.
+  std::vector<GoroutineState> ReadEvery();
   std::vector<uint64_t> DoneChannels(const std::vector<ContextQuery>& queries) override;
 
   const Cost& cost() const { return cost_; }
@@ -51,6 +54,7 @@ class GoroutineReader : public GoroutineStateReader {
   Decoder& decoder_;
   const EventClock& clock_;
   Cost cost_;
+  const bool sync_on_g_;  // a sync wait's sudog is on g.waiting (GoRuntimeFacts::sync_waits_on_g)
   // The g records of one chunk of a read (up to kGChunk of them), kept between reads.
   static constexpr size_t kGChunk = 4096;
   std::vector<uint8_t> g_buffer_;

@@ -216,6 +216,12 @@ nlohmann::json FindingToJson(const ProcessLineage& lineage, const Finding& f, ab
                       {"parked_goroutines", f.parked},
                       {"explanation", f.explanation}};
   if (f.related_site != kNoSite) j["related_site"] = SiteJson(lineage.sites().Get(f.related_site));
+  if (!f.go_sites.empty()) {
+    nlohmann::json go_sites = nlohmann::json::array();
+    for (SiteId s : f.go_sites) go_sites.push_back(SiteJson(lineage.sites().Get(s)));
+    j["go_sites"] = go_sites;
+  }
+  if (!f.wait_reason.empty()) j["wait_reason"] = f.wait_reason;
   return j;
 }
 
@@ -247,6 +253,17 @@ nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run) 
             {"no_config", run.counters.dropped[DROP_NO_CONFIG]},
             {"read_failed", run.counters.dropped[DROP_READ_FAILED]}}},
           {"loss_episodes", s.loss_episodes},
+          {"heap_marks",
+           {{"count", run.marks.count},
+            {"stopped", run.marks.stopped},
+            {"spans", run.marks.spans},
+            {"heap_bytes", run.marks.heap_bytes},
+            {"objects_marked", run.marks.objects_marked},
+            {"bytes_read", run.marks.bytes_read},
+            {"memory_bytes", run.marks.memory},
+            {"cpu_s", run.marks.cpu_seconds},
+            {"leaked_goroutines", run.marks.leaked_goids.size()},
+            {"leaked_goids", run.marks.leaked_goids}}},
           {"overhead",
            {{"node_cpu_ratio", run.overhead.node_ratio},
             {"target_cpu_ratio", run.overhead.target_ratio},

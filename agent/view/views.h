@@ -23,6 +23,15 @@ struct RunInfo {
   TrapCosts trap_costs;
   double sampling_ratio = 1.0;  // share of the time the probes were attached
   SamplingPlan plan;
+  // The heap marks (agent/heap): how many ran, why they stopped ("" while they run), the last
+  // one's figures, and every goroutine proven leaked (goid order).
+  struct Marks {
+    uint64_t count = 0;
+    std::string stopped;
+    uint64_t spans = 0, heap_bytes = 0, objects_marked = 0, bytes_read = 0, memory = 0;
+    double cpu_seconds = 0;
+    std::vector<uint64_t> leaked_goids;
+  } marks;
 };
 
 nlohmann::json SiteJson(const Site& site);  // {"file", "line", "function"}

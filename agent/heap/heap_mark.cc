@@ -1,0 +1,485 @@
+#include "agent/heap/heap_mark.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "symbols/go_status.h"
+#include "symbols/status_macros.h"
+
+namespace ctxagent::heap {
+namespace {
+
+constexpr uint64_t kPageSize = 8192;
+constexpr uint64_t kMaxSpanPages = uint64_t{1} << 20;  // 8 GiB in one span: a corrupt span
+constexpr uint8_t kSpanInUse = 1;                      // runtime.mSpanInUse, every release
+constexpr uint64_t kMaxStack = uint64_t{1} << 30;      // the runtime's maxstacksize on amd64
+constexpr uint64_t kMaxGlobals = uint64_t{1} << 30;
+// One process_vm_readv: at most this many regions and bytes.
+constexpr size_t kBatchRegions = 1024;
+constexpr uint64_t kBatchBytes = uint64_t{1} << 20;
+// In-use spans whose fields make no sense, tolerated as torn reads of spans changing under the
+// mark (skipped); more is a corrupt heap.
+constexpr uint64_t kMaxTornSpans = 64;
+
+uint64_t Load(const uint8_t* p, int32_t off, int bytes = 8) {
+  uint64_t v = 0;
+  memcpy(&v, p + off, bytes);
+  return v;
+}
+
+struct Span {
+  uint64_t base = 0;
+  uint64_t bytes = 0;  // npages * page size
+  uint64_t elemsize = 0;
+  uint64_t nelems = 0;
+  uint64_t freeindex = 0;
+  uint64_t allocbits = 0;  // *gcBits in the target
+  uint64_t bit = 0;        // index of its first object in the bitmaps
+  bool noscan = false;
+};
+
+class Marker {
+ public:
+  Marker(RemoteMemory& memory, const HeapFacts& facts, const std::vector<GoroutineState>& gs,
+         const MarkLimits& limits)
+      : memory_(memory), facts_(facts), o_(facts.offsets), gs_(gs), limits_(limits) {}
+
+  absl::StatusOr<MarkResult> Run();
+
+ private:
+  absl::Status ReadSpans();
+  absl::Status ReadSpanFields(const std::vector<uint64_t>& ptrs);
+  absl::Status ReadAllocBits();
+  absl::Status ScanGlobals();
+  absl::Status ScanGlobalRange(uint64_t start, uint64_t end, int32_t mask_field);
+  absl::Status ClassifyGoroutines();
+  absl::Status ScanGoroutine(size_t i);
+  absl::Status Drain();
+  absl::Status ScanRange(uint64_t addr, uint64_t len, const std::vector<uint8_t>* mask);
+  void ScanWords(const uint8_t* data, uint64_t len, const std::vector<uint8_t>* mask,
+                 uint64_t first_word);
+  // Marks the object `word` points into, if any; queues it for scanning unless it is pointer-free
+  // or opaque. A work list over the memory cap stops the mark (error_).
+  void MarkWord(uint64_t word);
+  // The span holding `addr` and the object's index in it; null outside every in-use span.
+  const Span* Find(uint64_t addr, uint64_t* index) const;
+  bool Test(const std::vector<uint64_t>& bits, uint64_t i) const {
+    return (bits[i >> 6] >> (i & 63)) & 1;
+  }
+  absl::Status Read(std::vector<Process::ReadRequest>& requests);
+  absl::Status Hold(uint64_t bytes);
+
+  RemoteMemory& memory_;
+  const HeapFacts& facts_;
+  const symbols::GoOffsets& o_;
+  const std::vector<GoroutineState>& gs_;
+  const MarkLimits& limits_;
+  MarkResult result_;
+  uint64_t held_ = 0;
+
+  std::vector<Span> spans_;  // in-use spans by address
+  uint64_t heap_lo_ = UINT64_MAX, heap_hi_ = 0;
+  std::vector<uint64_t> allocated_, marked_;  // one bit per object of every span
+  absl::flat_hash_set<uint64_t> opaque_;      // g and sudog objects: marked, never scanned
+  struct Work {
+    uint32_t span;
+    uint32_t index;
+  };
+  std::vector<Work> work_;
+  // Parked goroutines by the object bit they wait on: they become roots when it is marked.
+  absl::flat_hash_map<uint64_t, std::vector<size_t>> waiters_;
+  std::vector<bool> rooted_;
+  std::vector<size_t> ready_;  // goroutines rooted, stacks not yet scanned
+  std::vector<uint8_t> buffer_;
+  absl::Status error_;
+};
+
+absl::Status Marker::Hold(uint64_t bytes) {
+  held_ += bytes;
+  result_.memory = std::max(result_.memory, held_);
+  if (held_ > limits_.max_memory) {
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("the mark needs more than %d MiB", limits_.max_memory >> 20));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Marker::Read(std::vector<Process::ReadRequest>& requests) {
+  for (const auto& r : requests) result_.bytes_read += r.len;
+  if (result_.bytes_read > limits_.max_read) {
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("the mark would read more than %d MiB", limits_.max_read >> 20));
+  }
+  memory_.ReadMany(requests);
+  for (const auto& r : requests) result_.unreadable += r.ok ? 0 : 1;
+  return absl::OkStatus();
+}
+
+absl::Status Marker::ReadSpans() {
+  if (facts_.mheap == 0 || o_.mheap_allspans < 0 || o_.mspan_elemsize < 0 ||
+      o_.mspan_allocbits < 0 || o_.mspan_state < 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "the heap layout of go%d.%d is not known", facts_.version.major, facts_.version.minor));
+  }
+  uint64_t header[3] = {};  // []*mspan
+  std::vector<Process::ReadRequest> r = {{facts_.mheap + o_.mheap_allspans, header, 24}};
+  RETURN_IF_ERROR(Read(r));
+  if (!r[0].ok) return absl::DataLossError("runtime.mheap_ is unreadable");
+  const uint64_t n = header[1];
+  if (n > header[2] || (n > 0 && header[0] == 0)) {
+    return absl::DataLossError(absl::StrFormat("mheap_.allspans: len %d cap %d", n, header[2]));
+  }
+  if (n > limits_.max_spans) {
+    return absl::ResourceExhaustedError(absl::StrFormat("%d spans (cap %d)", n, limits_.max_spans));
+  }
+  RETURN_IF_ERROR(Hold(n * 8));
+  std::vector<uint64_t> ptrs(n);
+  r = {{header[0], ptrs.data(), n * 8}};
+  RETURN_IF_ERROR(Read(r));
+  if (n > 0 && !r[0].ok) return absl::DataLossError("mheap_.allspans' array is unreadable");
+  RETURN_IF_ERROR(ReadSpanFields(ptrs));
+  held_ -= n * 8;
+  std::sort(spans_.begin(), spans_.end(),
+            [](const Span& a, const Span& b) { return a.base < b.base; });
+  uint64_t bits = 0;
+  for (size_t i = 0; i < spans_.size(); ++i) {
+    Span& s = spans_[i];
+    if (i > 0 && s.base < spans_[i - 1].base + spans_[i - 1].bytes) {
+      return absl::DataLossError(
+          absl::StrFormat("spans at %#x and %#x overlap", spans_[i - 1].base, s.base));
+    }
+    s.bit = bits;
+    bits += s.nelems;
+    result_.heap_bytes += s.bytes;
+  }
+  result_.spans = spans_.size();
+  if (!spans_.empty()) {
+    heap_lo_ = spans_.front().base;
+    heap_hi_ = spans_.back().base + spans_.back().bytes;
+  }
+  const uint64_t words = (bits + 63) / 64;
+  RETURN_IF_ERROR(Hold(2 * words * 8));
+  allocated_.assign(words, 0);
+  marked_.assign(words, 0);
+  return ReadAllocBits();
+}
+
+absl::Status Marker::ReadSpanFields(const std::vector<uint64_t>& ptrs) {
+  const int32_t len =
+      std::max({o_.mspan_startaddr, o_.mspan_npages, o_.mspan_freeindex, o_.mspan_nelems,
+                o_.mspan_allocbits, o_.mspan_spanclass, o_.mspan_state, o_.mspan_elemsize}) +
+      8;
+  const int index_bytes = facts_.span_index_u16 ? 2 : 8;
+  std::vector<uint8_t> buf(kBatchRegions * len);
+  uint64_t torn = 0;
+  for (size_t first = 0; first < ptrs.size(); first += kBatchRegions) {
+    const size_t count = std::min(kBatchRegions, ptrs.size() - first);
+    std::vector<Process::ReadRequest> r;
+    for (size_t k = 0; k < count; ++k) r.push_back({ptrs[first + k], &buf[k * len], size_t(len)});
+    RETURN_IF_ERROR(Read(r));
+    for (size_t k = 0; k < count; ++k) {
+      const uint8_t* p = &buf[k * len];
+      if (!r[k].ok || p[o_.mspan_state] != kSpanInUse) continue;
+      Span s;
+      s.base = Load(p, o_.mspan_startaddr);
+      const uint64_t npages = Load(p, o_.mspan_npages);
+      s.elemsize = Load(p, o_.mspan_elemsize);
+      s.nelems = Load(p, o_.mspan_nelems, index_bytes);
+      s.freeindex = Load(p, o_.mspan_freeindex, index_bytes);
+      s.allocbits = Load(p, o_.mspan_allocbits);
+      s.noscan = (p[o_.mspan_spanclass] & 1) != 0;
+      s.bytes = npages * kPageSize;
+      if (s.base % kPageSize != 0 || npages == 0 || npages > kMaxSpanPages ||
+          s.base + s.bytes < s.base || s.elemsize == 0 || s.elemsize % 8 != 0 || s.nelems == 0 ||
+          s.nelems > s.bytes / s.elemsize || s.freeindex > s.nelems) {
+        if (++torn > kMaxTornSpans) {
+          return absl::DataLossError(
+              absl::StrFormat("more than %d in-use spans make no sense", kMaxTornSpans));
+        }
+        continue;
+      }
+      RETURN_IF_ERROR(Hold(sizeof(Span)));
+      spans_.push_back(s);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Marker::ReadAllocBits() {
+  // An object is allocated when it is below the free index or was live at the last sweep (the
+  // runtime's !mspan.isFree); a span whose bits cannot be read counts every object allocated.
+  for (size_t first = 0; first < spans_.size(); first += kBatchRegions) {
+    const size_t count = std::min(kBatchRegions, spans_.size() - first);
+    std::vector<std::vector<uint8_t>> bits(count);
+    std::vector<Process::ReadRequest> r;
+    for (size_t k = 0; k < count; ++k) {
+      const Span& s = spans_[first + k];
+      bits[k].assign((s.nelems + 7) / 8, 0xff);
+      if (s.allocbits != 0) r.push_back({s.allocbits, bits[k].data(), bits[k].size()});
+    }
+    RETURN_IF_ERROR(Read(r));
+    for (size_t k = 0, j = 0; k < count; ++k) {
+      const Span& s = spans_[first + k];
+      if (s.allocbits != 0 && !r[j++].ok) std::fill(bits[k].begin(), bits[k].end(), 0xff);
+      for (uint64_t i = 0; i < s.nelems; ++i) {
+        if (i < s.freeindex || ((bits[k][i / 8] >> (i % 8)) & 1)) {
+          allocated_[(s.bit + i) >> 6] |= uint64_t{1} << ((s.bit + i) & 63);
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+const Span* Marker::Find(uint64_t addr, uint64_t* index) const {
+  if (addr < heap_lo_ || addr >= heap_hi_) return nullptr;
+  auto it = std::upper_bound(spans_.begin(), spans_.end(), addr,
+                             [](uint64_t a, const Span& s) { return a < s.base; });
+  if (it == spans_.begin()) return nullptr;
+  const Span& s = *--it;
+  const uint64_t i = (addr - s.base) / s.elemsize;
+  if (i >= s.nelems) return nullptr;
+  *index = i;
+  return &s;
+}
+
+void Marker::MarkWord(uint64_t word) {
+  uint64_t i = 0;
+  const Span* s = Find(word, &i);
+  if (s == nullptr) return;
+  const uint64_t bit = s->bit + i;
+  if (!Test(allocated_, bit) || Test(marked_, bit)) return;
+  marked_[bit >> 6] |= uint64_t{1} << (bit & 63);
+  ++result_.objects_marked;
+  if (auto w = waiters_.find(bit); w != waiters_.end()) {
+    for (size_t g : w->second) {
+      if (!rooted_[g]) {
+        rooted_[g] = true;
+        ready_.push_back(g);
+      }
+    }
+  }
+  if (s->noscan || opaque_.contains(s->base + i * s->elemsize)) return;
+  if (held_ + (work_.size() + 1) * sizeof(Work) > limits_.max_memory) {
+    if (error_.ok()) error_ = absl::ResourceExhaustedError("the mark's work list is over the cap");
+    return;
+  }
+  work_.push_back({static_cast<uint32_t>(s - spans_.data()), static_cast<uint32_t>(i)});
+  result_.memory = std::max(result_.memory, held_ + work_.size() * sizeof(Work));
+}
+
+void Marker::ScanWords(const uint8_t* data, uint64_t len, const std::vector<uint8_t>* mask,
+                       uint64_t first_word) {
+  for (uint64_t off = 0; off + 8 <= len; off += 8) {
+    if (mask != nullptr) {
+      const uint64_t w = first_word + off / 8;
+      if (w / 8 >= mask->size() || !(((*mask)[w / 8] >> (w % 8)) & 1)) continue;
+    }
+    uint64_t word;
+    memcpy(&word, data + off, 8);
+    if (word >= heap_lo_ && word < heap_hi_) MarkWord(word);
+  }
+}
+
+absl::Status Marker::ScanRange(uint64_t addr, uint64_t len, const std::vector<uint8_t>* mask) {
+  addr &= ~uint64_t{7};
+  for (uint64_t off = 0; off < len; off += kBatchBytes) {
+    const uint64_t n = std::min(kBatchBytes, len - off);
+    if (buffer_.size() < n) buffer_.resize(n);
+    std::vector<Process::ReadRequest> r = {{addr + off, buffer_.data(), n}};
+    RETURN_IF_ERROR(Read(r));
+    if (r[0].ok) ScanWords(buffer_.data(), n, mask, off / 8);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Marker::Drain() {
+  std::vector<Process::ReadRequest> r;
+  std::vector<Work> batch;
+  while (!work_.empty() || !ready_.empty()) {
+    RETURN_IF_ERROR(error_);
+    if (!ready_.empty()) {
+      const size_t g = ready_.back();
+      ready_.pop_back();
+      RETURN_IF_ERROR(ScanGoroutine(g));
+      continue;
+    }
+    // Objects in batches of one system call; an object larger than a batch alone, in chunks.
+    batch.clear();
+    r.clear();
+    uint64_t bytes = 0;
+    while (!work_.empty() && batch.size() < kBatchRegions) {
+      const Work w = work_.back();
+      const Span& s = spans_[w.span];
+      if (s.elemsize > kBatchBytes) {
+        if (!batch.empty()) break;
+        work_.pop_back();
+        RETURN_IF_ERROR(ScanRange(s.base + w.index * s.elemsize, s.elemsize, nullptr));
+        continue;
+      }
+      if (bytes + s.elemsize > kBatchBytes) break;
+      work_.pop_back();
+      batch.push_back(w);
+      bytes += s.elemsize;
+    }
+    if (batch.empty()) continue;
+    if (buffer_.size() < bytes) buffer_.resize(bytes);
+    uint64_t at = 0;
+    for (const Work& w : batch) {
+      const Span& s = spans_[w.span];
+      r.push_back({s.base + w.index * s.elemsize, buffer_.data() + at, s.elemsize});
+      at += s.elemsize;
+    }
+    RETURN_IF_ERROR(Read(r));
+    at = 0;
+    for (size_t k = 0; k < batch.size(); ++k) {
+      if (r[k].ok) ScanWords(buffer_.data() + at, r[k].len, nullptr, 0);
+      at += r[k].len;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Marker::ScanGlobalRange(uint64_t start, uint64_t end, int32_t mask_field) {
+  if (end < start || end - start > kMaxGlobals) {
+    return absl::DataLossError(absl::StrFormat("globals %#x-%#x make no sense", start, end));
+  }
+  const uint64_t words = (end - start) / 8;
+  // runtime.bitvector {n int32; bytedata *uint8}: one bit per word, set where it holds a pointer.
+  uint64_t bv[2] = {};
+  std::vector<uint8_t> mask;
+  if (mask_field >= 0) {
+    std::vector<Process::ReadRequest> r = {{facts_.moduledata + mask_field, bv, 16}};
+    RETURN_IF_ERROR(Read(r));
+    if (r[0].ok && (bv[0] & 0xffffffff) == words && bv[1] != 0) {
+      mask.resize((words + 7) / 8);
+      r = {{bv[1], mask.data(), mask.size()}};
+      RETURN_IF_ERROR(Read(r));
+      if (!r[0].ok) mask.clear();
+    }
+  }
+  // Without the bitmap, every word is a possible pointer: more is kept, nothing invented.
+  return ScanRange(start, end - start, mask.empty() ? nullptr : &mask);
+}
+
+absl::Status Marker::ScanGlobals() {
+  if (facts_.moduledata == 0 || o_.moduledata_data < 0 || o_.moduledata_ebss < 0) {
+    return absl::FailedPreconditionError("runtime.firstmoduledata is not located");
+  }
+  uint64_t md[4] = {};  // data, edata, bss, ebss: consecutive in every release
+  std::vector<Process::ReadRequest> r = {{facts_.moduledata + o_.moduledata_data, md, 32}};
+  RETURN_IF_ERROR(Read(r));
+  if (!r[0].ok) return absl::DataLossError("runtime.firstmoduledata is unreadable");
+  RETURN_IF_ERROR(ScanGlobalRange(md[0], md[1], o_.moduledata_gcdatamask));
+  return ScanGlobalRange(md[2], md[3], o_.moduledata_gcbssmask);
+}
+
+absl::Status Marker::ScanGoroutine(size_t i) {
+  const GoroutineState& g = gs_[i];
+  ++result_.roots;
+  MarkWord(g.sched_ctxt);  // the closure of a goroutine not yet started
+  if (g.stack_hi <= g.stack_lo || g.stack_hi - g.stack_lo > kMaxStack) return absl::OkStatus();
+  // A running goroutine's saved SP is stale: its whole stack then.
+  const bool parked = g.known && g.status != symbols::kGoRunning;
+  const uint64_t sp =
+      parked && g.sched_sp >= g.stack_lo && g.sched_sp < g.stack_hi ? g.sched_sp : g.stack_lo;
+  return ScanRange(sp, g.stack_hi - sp, nullptr);
+}
+
+absl::Status Marker::ClassifyGoroutines() {
+  rooted_.assign(gs_.size(), false);
+  for (const GoroutineState& g : gs_) {
+    opaque_.insert(g.g);
+    opaque_.insert(g.sudogs.begin(), g.sudogs.end());
+  }
+  RETURN_IF_ERROR(Hold(opaque_.size() * 16 + gs_.size()));
+  for (size_t i = 0; i < gs_.size(); ++i) {
+    const GoroutineState& g = gs_[i];
+    std::vector<uint64_t> objects;
+    switch (ClassifyWait(facts_.version, g)) {
+      case WaitClass::kRoot:
+        break;
+      case WaitClass::kForever:
+        ++result_.candidates;
+        continue;
+      case WaitClass::kChannel:
+        objects = g.channels;
+        break;
+      case WaitClass::kSync:
+        objects = {g.sync_object};
+        break;
+    }
+    if (objects.empty()) {
+      rooted_[i] = true;
+      ready_.push_back(i);
+      continue;
+    }
+    ++result_.candidates;
+    // What it waits on outside the heap (a global) is reachable by definition.
+    for (uint64_t obj : objects) {
+      uint64_t index = 0;
+      const Span* s = Find(obj, &index);
+      if (s == nullptr || !Test(allocated_, s->bit + index)) {
+        rooted_[i] = true;
+        break;
+      }
+      waiters_[s->bit + index].push_back(i);
+    }
+    if (rooted_[i]) ready_.push_back(i);
+  }
+  return Hold(waiters_.size() * 48);
+}
+
+absl::StatusOr<MarkResult> Marker::Run() {
+  RETURN_IF_ERROR(ReadSpans());
+  RETURN_IF_ERROR(ClassifyGoroutines());
+  RETURN_IF_ERROR(ScanGlobals());
+  // Marking an object a parked goroutine waits on roots that goroutine (MarkWord): one drain
+  // reaches the fixed point.
+  RETURN_IF_ERROR(Drain());
+  RETURN_IF_ERROR(error_);
+  for (size_t i = 0; i < gs_.size(); ++i) {
+    // As the runtime's profile: the main goroutine parked in `select {}` is not reported (it
+    // still counts as leaked for the mark: it roots nothing).
+    if (rooted_[i] ||
+        (gs_[i].goid == 1 && ClassifyWait(facts_.version, gs_[i]) == WaitClass::kForever)) {
+      continue;
+    }
+    result_.leaked.push_back(i);
+  }
+  return std::move(result_);
+}
+
+}  // namespace
+
+WaitClass ClassifyWait(const symbols::GoVersion& version, const GoroutineState& g) {
+  if (!g.known || (g.status != symbols::kGoWaiting && g.status != symbols::kGoLeaked)) {
+    return WaitClass::kRoot;
+  }
+  const std::string reason = symbols::WaitReasonString(version, g.wait_reason);
+  if (reason == "select (no cases)" || reason == "chan send (nil chan)" ||
+      reason == "chan receive (nil chan)") {
+    return WaitClass::kForever;
+  }
+  if (reason == "chan send" || reason == "chan receive" || reason == "select") {
+    return g.channels.empty() ? WaitClass::kRoot : WaitClass::kChannel;
+  }
+  if (reason == "sync.Cond.Wait" || reason == "sync.Mutex.Lock" || reason == "sync.RWMutex.RLock" ||
+      reason == "sync.RWMutex.Lock" || reason == "sync.WaitGroup.Wait") {
+    return g.sync_object != 0 ? WaitClass::kSync : WaitClass::kRoot;
+  }
+  return WaitClass::kRoot;
+}
+
+absl::StatusOr<MarkResult> Mark(RemoteMemory& memory, const HeapFacts& facts,
+                                const std::vector<GoroutineState>& goroutines,
+                                const MarkLimits& limits) {
+  return Marker(memory, facts, goroutines, limits).Run();
+}
+
+}  // namespace ctxagent::heap

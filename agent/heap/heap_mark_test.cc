@@ -1,0 +1,321 @@
+#include "agent/heap/heap_mark.h"
+
+#include <cstring>
+#include <map>
+
+#include "gtest/gtest.h"
+#include "symbols/go_facts.h"
+#include "symbols/go_status.h"
+
+namespace ctxagent::heap {
+namespace {
+
+// A target's memory made by hand: regions by address.
+class FakeMemory : public RemoteMemory {
+ public:
+  void ReadMany(std::vector<Process::ReadRequest>& requests) override {
+    for (auto& r : requests) {
+      r.ok = false;
+      auto it = regions_.upper_bound(r.addr);
+      if (it == regions_.begin()) continue;
+      --it;
+      const uint64_t off = r.addr - it->first;
+      if (off + r.len > it->second.size()) continue;
+      memcpy(r.out, it->second.data() + off, r.len);
+      r.ok = true;
+      ++reads;
+    }
+  }
+  std::vector<uint8_t>& Region(uint64_t addr, size_t len) {
+    auto& v = regions_[addr];
+    if (v.size() < len) v.resize(len);
+    return v;
+  }
+  void Put(uint64_t addr, uint64_t value) {
+    auto it = --regions_.upper_bound(addr);
+    memcpy(it->second.data() + (addr - it->first), &value, 8);
+  }
+  uint64_t reads = 0;
+
+ private:
+  std::map<uint64_t, std::vector<uint8_t>> regions_;
+};
+
+symbols::GoVersion Go127() {
+  symbols::GoVersion v;
+  v.major = 1;
+  v.minor = 27;
+  return v;
+}
+
+uint8_t Reason(const std::string& name) {
+  const std::vector<std::string> all = symbols::WaitReasonStrings(Go127());
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (all[i] == name) return static_cast<uint8_t>(i);
+  }
+  ADD_FAILURE() << name;
+  return 0;
+}
+
+constexpr uint64_t kMheap = 0x100000, kSpanArray = 0x200000, kSpanStructs = 0x300000;
+constexpr uint64_t kModuledata = 0x500000, kData = 0x600000, kMask = 0x620000;
+constexpr uint64_t kHeap = 0xc000000000;  // a span of 128 objects of 64 bytes
+constexpr uint64_t kNoScanHeap = 0xc000100000;
+constexpr uint64_t kStacks = 0x7000000;
+constexpr int kGlobals = 16;  // words of .data; .bss empty
+
+// A Go 1.27 heap: one scan span and one no-scan span of 64-byte objects, 16 words of globals
+// whose bitmap says which hold pointers, and goroutine stacks of 256 bytes.
+class FakeHeap {
+ public:
+  FakeHeap() {
+    facts_.offsets = *symbols::OffsetsForVersion(Go127());
+    facts_.version = Go127();
+    facts_.span_index_u16 = true;
+    facts_.mheap = kMheap;
+    facts_.moduledata = kModuledata;
+    const auto& o = facts_.offsets;
+    mem_.Region(kMheap, o.mheap_allspans + 24);
+    mem_.Region(kSpanArray, 16);
+    mem_.Region(kModuledata, 600);
+    mem_.Region(kData, kGlobals * 8);
+    mem_.Region(kMask, 8);
+    mem_.Region(kHeap, 8192);
+    mem_.Region(kNoScanHeap, 8192);
+    mem_.Region(kStacks, 1 << 16);
+    AddSpan(0, kHeap, false);
+    AddSpan(1, kNoScanHeap, true);
+    mem_.Put(kMheap + o.mheap_allspans, kSpanArray);
+    mem_.Put(kMheap + o.mheap_allspans + 8, 2);
+    mem_.Put(kMheap + o.mheap_allspans + 16, 2);
+    mem_.Put(kModuledata + o.moduledata_data, kData);
+    mem_.Put(kModuledata + o.moduledata_edata, kData + kGlobals * 8);
+    mem_.Put(kModuledata + o.moduledata_bss, kData + kGlobals * 8);
+    mem_.Put(kModuledata + o.moduledata_ebss, kData + kGlobals * 8);
+    mem_.Put(kModuledata + o.moduledata_gcdatamask, kGlobals);
+    mem_.Put(kModuledata + o.moduledata_gcdatamask + 8, kMask);
+    mem_.Put(kMask, 0xff);  // the first 8 words of .data hold pointers, the rest do not
+  }
+
+  static uint64_t Obj(int i) { return kHeap + i * 64; }
+  static uint64_t NoScanObj(int i) { return kNoScanHeap + i * 64; }
+  void Global(int word, uint64_t value) { mem_.Put(kData + word * 8, value); }
+  void Store(uint64_t addr, uint64_t value) { mem_.Put(addr, value); }
+
+  // A goroutine with a 256-byte stack holding `held`; parked on `waits` with `reason`, or
+  // runnable when `reason` is empty.
+  size_t Goroutine(const std::string& reason, std::vector<uint64_t> waits,
+                   std::vector<uint64_t> held = {}) {
+    GoroutineState g;
+    g.goid = gs_.size() + 2;
+    g.g = kStacks + 0x8000 + gs_.size() * 8;
+    g.known = true;
+    g.stack_lo = kStacks + gs_.size() * 256;
+    g.stack_hi = g.stack_lo + 256;
+    g.sched_sp = g.stack_lo + 64;
+    for (size_t k = 0; k < held.size(); ++k) mem_.Put(g.sched_sp + k * 8, held[k]);
+    if (reason.empty()) {
+      g.status = symbols::kGoRunnable;
+    } else {
+      g.status = symbols::kGoWaiting;
+      g.waiting = true;
+      g.wait_reason = Reason(reason);
+      if (absl::string_view(reason).substr(0, 5) == "sync.") {
+        g.sync_object = waits.empty() ? 0 : waits[0];
+      } else {
+        g.channels = waits;
+      }
+    }
+    gs_.push_back(g);
+    return gs_.size() - 1;
+  }
+
+  absl::StatusOr<MarkResult> Mark(MarkLimits limits = {}) {
+    return heap::Mark(mem_, facts_, gs_, limits);
+  }
+  std::vector<size_t> Leaked() {
+    absl::StatusOr<MarkResult> r = Mark();
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->leaked : std::vector<size_t>{};
+  }
+  FakeMemory& memory() { return mem_; }
+  HeapFacts& facts() { return facts_; }
+  std::vector<GoroutineState>& goroutines() { return gs_; }
+
+ private:
+  void AddSpan(int k, uint64_t base, bool noscan) {
+    const auto& o = facts_.offsets;
+    const uint64_t s = kSpanStructs + k * 256;
+    mem_.Region(s, 256);
+    mem_.Put(kSpanArray + k * 8, s);
+    mem_.Put(s + o.mspan_startaddr, base);
+    mem_.Put(s + o.mspan_npages, 1);
+    mem_.Put(s + o.mspan_elemsize, 64);
+    auto& v = mem_.Region(s, 256);
+    v[o.mspan_nelems] = 128;     // uint16
+    v[o.mspan_freeindex] = 128;  // every object allocated
+    v[o.mspan_spanclass] = noscan ? 1 : 0;
+    v[o.mspan_state] = 1;
+  }
+
+  FakeMemory mem_;
+  HeapFacts facts_;
+  std::vector<GoroutineState> gs_;
+};
+
+TEST(HeapMarkTest, ChannelHeldByAGlobalKeepsItsWaiter) {
+  FakeHeap h;
+  h.Global(0, FakeHeap::Obj(1));
+  h.Goroutine("chan receive", {FakeHeap::Obj(1)});
+  EXPECT_TRUE(h.Leaked().empty());
+}
+
+TEST(HeapMarkTest, ChannelHeldOnlyByItsWaiterLeaks) {
+  FakeHeap h;
+  // The waiter's own stack holds the channel: a parked goroutine is no root.
+  const size_t g = h.Goroutine("chan send", {FakeHeap::Obj(1)}, {FakeHeap::Obj(1)});
+  EXPECT_EQ(h.Leaked(), std::vector<size_t>{g});
+}
+
+TEST(HeapMarkTest, GlobalWordsWithoutThePointerBitAreNotRoots) {
+  FakeHeap h;
+  h.Global(9, FakeHeap::Obj(1));  // word 9: not a pointer per the bitmap
+  const size_t g = h.Goroutine("chan receive", {FakeHeap::Obj(1)});
+  EXPECT_EQ(h.Leaked(), std::vector<size_t>{g});
+}
+
+TEST(HeapMarkTest, ReachableThroughHeapObjects) {
+  FakeHeap h;
+  h.Global(0, FakeHeap::Obj(5));
+  h.Store(FakeHeap::Obj(5) + 16, FakeHeap::Obj(9) + 8);  // an interior pointer
+  h.Goroutine("select", {FakeHeap::Obj(3), FakeHeap::Obj(9)});
+  EXPECT_TRUE(h.Leaked().empty());
+}
+
+TEST(HeapMarkTest, NoScanObjectsAreNotScanned) {
+  FakeHeap h;
+  h.Global(0, FakeHeap::NoScanObj(2));
+  h.Store(FakeHeap::NoScanObj(2), FakeHeap::Obj(1));  // bytes that look like a pointer
+  const size_t g = h.Goroutine("chan receive", {FakeHeap::Obj(1)});
+  EXPECT_EQ(h.Leaked(), std::vector<size_t>{g});
+}
+
+TEST(HeapMarkTest, RunnableStacksAreRoots) {
+  FakeHeap h;
+  h.Goroutine("", {}, {FakeHeap::Obj(4)});
+  h.Goroutine("chan receive", {FakeHeap::Obj(4)});
+  EXPECT_TRUE(h.Leaked().empty());
+}
+
+// g1 waits on c1 and holds c2; g2 waits on c2: g2 wakes only if g1 can.
+TEST(HeapMarkTest, ChainsReachTheirFixedPoint) {
+  FakeHeap h;
+  const size_t g1 = h.Goroutine("chan receive", {FakeHeap::Obj(1)}, {FakeHeap::Obj(2)});
+  const size_t g2 = h.Goroutine("chan send", {FakeHeap::Obj(2)});
+  EXPECT_EQ(h.Leaked(), (std::vector<size_t>{g1, g2}));
+  h.Global(3, FakeHeap::Obj(1));
+  EXPECT_TRUE(h.Leaked().empty());
+}
+
+TEST(HeapMarkTest, SyncPrimitivesAndForeverWaits) {
+  FakeHeap h;
+  h.Global(0, FakeHeap::Obj(7));
+  h.Goroutine("sync.Mutex.Lock", {FakeHeap::Obj(7) + 8});  // a Mutex inside a live struct
+  const size_t wg = h.Goroutine("sync.WaitGroup.Wait", {FakeHeap::Obj(8)});
+  const size_t nil_recv = h.Goroutine("chan receive (nil chan)", {});
+  const size_t forever = h.Goroutine("select (no cases)", {});
+  // Parked on a global: reachable by definition.
+  h.Goroutine("sync.Cond.Wait", {kData + 8});
+  EXPECT_EQ(h.Leaked(), (std::vector<size_t>{wg, nil_recv, forever}));
+  // The main goroutine in `select {}` is not reported, as the runtime's profile.
+  h.goroutines()[forever].goid = 1;
+  EXPECT_EQ(h.Leaked(), (std::vector<size_t>{wg, nil_recv}));
+}
+
+// A channel's wait queue points at its waiters' sudogs, and those at their goroutines: the mark
+// must not reach one parked goroutine's stack through another's channel.
+TEST(HeapMarkTest, SudogsAndGoroutinesAreOpaque) {
+  FakeHeap h;
+  const size_t g = h.Goroutine("chan receive", {FakeHeap::Obj(1)}, {FakeHeap::Obj(2)});
+  h.goroutines()[g].sudogs = {FakeHeap::Obj(10)};
+  h.goroutines()[g].g = FakeHeap::Obj(11);
+  h.Global(0, FakeHeap::Obj(12));                     // a live channel ...
+  h.Store(FakeHeap::Obj(12), FakeHeap::Obj(10));      // ... whose queue holds g's sudog
+  h.Store(FakeHeap::Obj(10), FakeHeap::Obj(11));      // sudog.g
+  h.Store(FakeHeap::Obj(10) + 40, FakeHeap::Obj(1));  // sudog.c
+  h.Store(FakeHeap::Obj(11) + 8, FakeHeap::Obj(1));   // a g field
+  EXPECT_EQ(h.Leaked(), std::vector<size_t>{g});
+}
+
+TEST(HeapMarkTest, TornGoroutinesAreRoots) {
+  FakeHeap h;
+  const size_t torn = h.Goroutine("chan receive", {FakeHeap::Obj(3)}, {FakeHeap::Obj(1)});
+  h.goroutines()[torn].known = false;
+  h.Goroutine("chan receive", {FakeHeap::Obj(1)});
+  EXPECT_TRUE(h.Leaked().empty());
+}
+
+TEST(HeapMarkTest, FreeSlotsAreNotObjects) {
+  FakeHeap h;
+  auto& span = h.memory().Region(kSpanStructs, 256);
+  span[h.facts().offsets.mspan_freeindex] = 4;  // objects 4.. are free unless their bit says
+  h.memory().Region(0x700000, 16);              // ... and no bit says so
+  h.Store(kSpanStructs + h.facts().offsets.mspan_allocbits, 0x700000);
+  h.Global(0, FakeHeap::Obj(6));  // a stale pointer to a free slot
+  h.Store(FakeHeap::Obj(6), FakeHeap::Obj(1));
+  const size_t g = h.Goroutine("chan receive", {FakeHeap::Obj(1)});
+  EXPECT_EQ(h.Leaked(), std::vector<size_t>{g});
+}
+
+// A target whose runtime structures are garbage: errors, bounded work, never a verdict.
+TEST(HeapMarkTest, HostileHeapsAreRefused) {
+  {
+    FakeHeap h;
+    h.Store(kMheap + h.facts().offsets.mheap_allspans + 8, uint64_t{1} << 40);  // len > cap
+    EXPECT_EQ(h.Mark().status().code(), absl::StatusCode::kDataLoss);
+  }
+  {
+    FakeHeap h;
+    h.Store(kMheap + h.facts().offsets.mheap_allspans + 8, 3'000'000);
+    h.Store(kMheap + h.facts().offsets.mheap_allspans + 16, 3'000'000);
+    MarkLimits limits;
+    limits.max_spans = 1'000'000;
+    EXPECT_EQ(h.Mark(limits).status().code(), absl::StatusCode::kResourceExhausted);
+  }
+  {
+    FakeHeap h;  // both spans claim the same pages
+    h.Store(kSpanStructs + 256 + h.facts().offsets.mspan_startaddr, kHeap);
+    EXPECT_EQ(h.Mark().status().code(), absl::StatusCode::kDataLoss);
+  }
+  {
+    FakeHeap h;  // a cycle through every object, and a cap the work list passes
+    h.Global(0, FakeHeap::Obj(0));
+    for (int i = 0; i < 128; ++i) h.Store(FakeHeap::Obj(i), FakeHeap::Obj((i + 1) % 128));
+    for (int i = 0; i < 128; ++i) h.Store(FakeHeap::Obj(i) + 8, FakeHeap::Obj((i + 7) % 128));
+    absl::StatusOr<MarkResult> r = h.Mark();
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->objects_marked, 128u);
+    MarkLimits tight;
+    tight.max_read = 4096;
+    EXPECT_EQ(h.Mark(tight).status().code(), absl::StatusCode::kResourceExhausted);
+  }
+  {
+    FakeHeap h;  // a nonsensical span: skipped as torn, the rest still marked
+    h.Store(kSpanStructs + 256 + h.facts().offsets.mspan_elemsize, 3);
+    h.Global(0, FakeHeap::Obj(1));
+    h.Goroutine("chan receive", {FakeHeap::Obj(1)});
+    absl::StatusOr<MarkResult> r = h.Mark();
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->spans, 1u);
+    EXPECT_TRUE(r->leaked.empty());
+  }
+}
+
+TEST(HeapMarkTest, UntabledReleasesAreRefused) {
+  FakeHeap h;
+  h.facts().offsets.mheap_allspans = -1;
+  EXPECT_EQ(h.Mark().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace ctxagent::heap

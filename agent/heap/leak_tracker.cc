@@ -1,0 +1,166 @@
+#include "agent/heap/leak_tracker.h"
+
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace ctxagent::heap {
+namespace {
+
+// Goroutines a finding lists by goid (as the lineage's findings cap theirs).
+constexpr size_t kMaxListed = 20;
+
+std::string Clock(absl::Time t) { return absl::FormatTime("%H:%M:%S", t, absl::UTCTimeZone()); }
+
+// The context a leaked goroutine is bound to, if the lineage knows one: what it is parked on,
+// else what it was started with, else what its spawner worked under.
+const ContextNode* BoundContext(const ProcessLineage& lineage, uint64_t goid) {
+  const GoroutineNode* n = lineage.FindGoroutine(goid);
+  if (n == nullptr) return nullptr;
+  for (const std::vector<ContextId>* ids : {&n->parked_on, &n->bound}) {
+    for (ContextId id : *ids) {
+      if (const ContextNode* c = lineage.FindContext(id)) return c;
+    }
+  }
+  return n->spawner_context != 0 ? lineage.FindContext(n->spawner_context) : nullptr;
+}
+
+std::string Explain(absl::Time now, const Finding& f, const LeakTracker& tracker,
+                    const ProcessLineage& lineage, const ContextNode* context) {
+  const SiteTable& sites = lineage.sites();
+  std::string out =
+      absl::StrFormat("%d goroutine%s blocked in %s at %s", f.count, f.count == 1 ? "" : "s",
+                      f.wait_reason, SiteLocation(sites.Get(f.site)));
+  if (!f.go_sites.empty()) {
+    absl::StrAppend(&out, " (started by the go statement at ",
+                    ShortSiteString(sites.Get(f.go_sites.front())), ")");
+  }
+  absl::StrAppend(&out, " for ", FormatAge(f.oldest_age),
+                  ", that nothing can ever wake: what they wait on is reachable only from leaked "
+                  "goroutines (marks at ",
+                  Clock(tracker.previous_mark()), " and ", Clock(tracker.last_mark()), " agree)");
+  if (context != nullptr) {
+    absl::StrAppend(&out, "; bound to a ", ContextKindName(context->kind), " context created at ",
+                    ShortSiteString(sites.Get(context->site)));
+    if (context->cancelled) {
+      absl::StrAppend(&out, ", cancelled ", FormatAge(now - *context->cancelled), " ago");
+      if (context->cancel_site != kNoSite) {
+        absl::StrAppend(&out, " at ", ShortSiteString(sites.Get(context->cancel_site)));
+      }
+    } else {
+      absl::StrAppend(&out, ", never cancelled");
+    }
+  }
+  absl::StrAppend(&out, ".");
+  return out;
+}
+
+}  // namespace
+
+std::vector<LeakedGoroutine*> LeakTracker::Update(absl::Time at,
+                                                  const std::vector<GoroutineState>& goroutines,
+                                                  const std::vector<size_t>& leaked) {
+  absl::flat_hash_map<uint64_t, LeakedGoroutine> before;
+  for (LeakedGoroutine& l : proven_) before.emplace(l.state.goid, std::move(l));
+  proven_.clear();
+  absl::flat_hash_map<uint64_t, Pending> pending;
+  std::vector<uint64_t> fresh;
+  for (size_t i : leaked) {
+    const GoroutineState& g = goroutines[i];
+    Pending p{g.g, g.wait_reason, g.sudogs, at};
+    auto it = pending_.find(g.goid);
+    const bool same = it != pending_.end() && it->second.g == p.g &&
+                      it->second.wait_reason == p.wait_reason && it->second.sudogs == p.sudogs;
+    if (same) p.first_marked = it->second.first_marked;
+    if (same && at - p.first_marked >= min_gap_) {
+      LeakedGoroutine l;
+      if (auto b = before.find(g.goid); b != before.end()) {
+        l = std::move(b->second);
+      } else {
+        fresh.push_back(g.goid);
+      }
+      l.state = g;
+      l.first_marked = p.first_marked;
+      l.confirmed = at;
+      proven_.push_back(std::move(l));
+    }
+    pending.emplace(g.goid, std::move(p));
+  }
+  pending_ = std::move(pending);
+  std::sort(proven_.begin(), proven_.end(), [](const LeakedGoroutine& a, const LeakedGoroutine& b) {
+    return a.state.goid < b.state.goid;
+  });
+  previous_mark_ = last_mark_;
+  last_mark_ = at;
+  std::vector<LeakedGoroutine*> out;
+  for (LeakedGoroutine& l : proven_) {
+    if (std::find(fresh.begin(), fresh.end(), l.state.goid) != fresh.end()) out.push_back(&l);
+  }
+  return out;
+}
+
+std::vector<Finding> GoroutineLeakFindings(absl::Time now, const LeakTracker& tracker,
+                                           const ProcessLineage& lineage,
+                                           const std::vector<Finding>& others) {
+  // What the context findings name: their goroutines (a capped list) and their contexts' sites,
+  // which cover the goroutines past the cap (parked on, or started with, a context made there).
+  absl::flat_hash_set<uint64_t> named;
+  absl::flat_hash_set<SiteId> context_sites;
+  for (const Finding& f : others) {
+    named.insert(f.goroutines.begin(), f.goroutines.end());
+    if (f.kind != FindingKind::kBrokenChain) context_sites.insert(f.site);
+  }
+  auto taken = [&](uint64_t goid) {
+    if (named.contains(goid)) return true;
+    const GoroutineNode* n = lineage.FindGoroutine(goid);
+    if (n == nullptr) return false;
+    for (const std::vector<ContextId>* ids : {&n->parked_on, &n->bound}) {
+      for (ContextId id : *ids) {
+        const ContextNode* c = lineage.FindContext(id);
+        if (c != nullptr && context_sites.contains(c->site)) return true;
+      }
+    }
+    return false;
+  };
+  // By blocking line, `go` statement and wait reason, in that order.
+  std::map<std::tuple<SiteId, SiteId, std::string>, Finding> groups;
+  std::map<std::tuple<SiteId, SiteId, std::string>, const ContextNode*> contexts;
+  for (const LeakedGoroutine& l : tracker.proven()) {
+    if (taken(l.state.goid)) continue;
+    const auto key = std::make_tuple(l.blocked_at, l.state.go_site, l.state.state);
+    Finding& f = groups[key];
+    f.kind = FindingKind::kGoroutineLeak;
+    f.site = l.blocked_at;
+    if (f.go_sites.empty() && l.state.go_site != kNoSite) f.go_sites.push_back(l.state.go_site);
+    f.wait_reason = l.state.state;
+    if (f.goroutines.size() < kMaxListed) f.goroutines.push_back(l.state.goid);
+    ++f.count;
+    ++f.parked;
+    // Parked since the runtime noted it (a GC saw it blocked), else since the first mark.
+    const absl::Time since = l.state.waiting_since != absl::InfinitePast()
+                                 ? std::min(l.state.waiting_since, l.first_marked)
+                                 : l.first_marked;
+    const absl::Duration age = now - since;
+    f.oldest_age = f.count == 1 ? age : std::max(f.oldest_age, age);
+    f.newest_age = f.count == 1 ? age : std::min(f.newest_age, age);
+    const ContextNode* c = BoundContext(lineage, l.state.goid);
+    if (c != nullptr && contexts[key] == nullptr) {
+      contexts[key] = c;
+      f.related_site = c->site;
+      f.example = c->id;
+      f.example_kind = c->kind;
+    }
+  }
+  std::vector<Finding> out;
+  for (auto& [key, f] : groups) {
+    f.explanation = Explain(now, f, tracker, lineage, contexts[key]);
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+}  // namespace ctxagent::heap

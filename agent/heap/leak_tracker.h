@@ -1,0 +1,64 @@
+// Which goroutines successive marks agree are leaked, and the goroutine_leak findings they make.
+// The target runs on while a mark reads it, so one mark's verdict may rest on a torn read: a
+// goroutine is proven leaked only when two marks at least `min_gap` apart both found it leaked
+// and it stayed parked on the same wait in between (same g, wait reason and sudogs).
+#ifndef CTXAGENT_AGENT_HEAP_LEAK_TRACKER_H_
+#define CTXAGENT_AGENT_HEAP_LEAK_TRACKER_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/time/time.h"
+#include "agent/lineage/goroutine_state.h"
+#include "agent/lineage/lineage.h"
+
+namespace ctxagent::heap {
+
+struct LeakedGoroutine {
+  GoroutineState state;         // as the latest mark read it
+  absl::Time first_marked;      // the first mark that found it leaked
+  absl::Time confirmed;         // the latest mark that found it leaked again
+  SiteId blocked_at = kNoSite;  // the first frame of its stack outside the runtime and sync
+  std::vector<uint64_t> stack;  // return addresses, innermost first (sched.pc first)
+};
+
+class LeakTracker {
+ public:
+  explicit LeakTracker(absl::Duration min_gap) : min_gap_(min_gap) {}
+
+  // One mark's verdicts at `at`: `leaked` indexes `goroutines`. Returns the goroutines proven by
+  // this mark that were not proven before it (the caller unwinds those).
+  std::vector<LeakedGoroutine*> Update(absl::Time at, const std::vector<GoroutineState>& goroutines,
+                                       const std::vector<size_t>& leaked);
+  // Proven leaked as of the last mark, in goid order.
+  const std::vector<LeakedGoroutine>& proven() const { return proven_; }
+  // When the last two marks ran (InfinitePast before).
+  absl::Time last_mark() const { return last_mark_; }
+  absl::Time previous_mark() const { return previous_mark_; }
+
+ private:
+  struct Pending {
+    uint64_t g = 0;
+    uint8_t wait_reason = 0;
+    std::vector<uint64_t> sudogs;
+    absl::Time first_marked;
+  };
+  absl::Duration min_gap_;
+  absl::flat_hash_map<uint64_t, Pending> pending_;  // by goid: leaked in the last mark
+  std::vector<LeakedGoroutine> proven_;
+  absl::Time last_mark_ = absl::InfinitePast();
+  absl::Time previous_mark_ = absl::InfinitePast();
+};
+
+// The goroutine_leak findings at `now`: one per blocking line and `go` statement, with the wait
+// reason, counts and ages, and the context a goroutine is bound to where the lineage knows it.
+// Goroutines that a context finding of `others` already names are left to it (the most specific
+// finding wins).
+std::vector<Finding> GoroutineLeakFindings(absl::Time now, const LeakTracker& tracker,
+                                           const ProcessLineage& lineage,
+                                           const std::vector<Finding>& others);
+
+}  // namespace ctxagent::heap
+
+#endif  // CTXAGENT_AGENT_HEAP_LEAK_TRACKER_H_

@@ -1,0 +1,3 @@
+module example.com/leakprog
+
+go 1.19
