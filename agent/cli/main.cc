@@ -100,7 +100,8 @@ ABSL_FLAG(int, http_reserved_connections, 0,
           "slots kept for fresh connections: past max - reserved open ones, the connection idle "
           "longest between keep-alive requests is closed");
 ABSL_FLAG(int, http_max_connections_per_client, 0,
-          "connections one source address may hold; more are closed on accept");
+          "connections one source address may hold; beyond it a new one closes that address's "
+          "connection idle longest");
 ABSL_FLAG(absl::Duration, http_request_timeout, absl::ZeroDuration(),
           "a request's headers must be in this long after its connection or previous response "
           "(request bodies are refused)");

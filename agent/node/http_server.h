@@ -43,8 +43,9 @@ struct HttpLimits {
   // connection waiting longest for its next request is closed (a client that keeps connections
   // must reconnect: RFC 9112 9.5 lets a server close an inactive connection at any time).
   int reserved_connections = 64;
-  // Per source address; more are closed on accept (RFC 9112 9.4: "an excessive number of open
-  // connections from a single client").
+  // Per source address (RFC 9112 9.4: "an excessive number of open connections from a single
+  // client"): beyond it a new connection closes the address's connection waiting longest for a
+  // request, or itself when all are busy, so a fresh probe wins over idle ones from its address.
   int max_connections_per_client = 16;
   absl::Duration idle_timeout = absl::Seconds(10);  // a silent connection is closed
   // From a connection's start, or its previous response, until its request is complete (headers

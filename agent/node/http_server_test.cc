@@ -234,20 +234,30 @@ TEST(HttpServerTest, RequestBodiesAreRefusedAndTheirConnectionsClosed) {
               StartsWith("HTTP/1.1 200"));
 }
 
+// A client at its limit: its next connection closes its own connection idle longest, no other
+// client's.
 TEST(HttpServerTest, OneClientCannotTakeMoreThanItsConnections) {
   HttpServerOptions o = Loopback();
   o.limits.max_connections_per_client = 3;
   auto server = HttpServer::Start(o, AnswerX);
   ASSERT_TRUE(server.ok()) << server.status();
   const int port = (*server)->port();
+  const int other = Connect(port, "127.0.0.3");
+  ASSERT_THAT(KeepAliveGet(other, "/a"), StartsWith("HTTP/1.1 200"));
   std::vector<int> mine;
-  for (int i = 0; i < 3; ++i) mine.push_back(Connect(port, "127.0.0.2"));
-  const int fourth = Connect(port, "127.0.0.2");
-  EXPECT_TRUE(ClosedByServer(fourth, absl::Seconds(2)));
-  for (int fd : mine) EXPECT_THAT(KeepAliveGet(fd, "/a"), StartsWith("HTTP/1.1 200"));
-  EXPECT_THAT(Request(port, "GET /a HTTP/1.0\r\n\r\n"), StartsWith("HTTP/1.1 200"));
+  for (int i = 0; i < 3; ++i) {
+    mine.push_back(Connect(port, "127.0.0.2"));
+    ASSERT_THAT(KeepAliveGet(mine.back(), "/a"), StartsWith("HTTP/1.1 200"));
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_THAT(KeepAliveGet(mine[0], "/a"), StartsWith("HTTP/1.1 200"));  // mine[1] idle longest
+  mine.push_back(Connect(port, "127.0.0.2"));
+  EXPECT_THAT(KeepAliveGet(mine.back(), "/a"), StartsWith("HTTP/1.1 200"));
+  EXPECT_TRUE(ClosedByServer(mine[1], absl::Seconds(1)));
+  for (int i : {0, 2}) EXPECT_THAT(KeepAliveGet(mine[i], "/a"), StartsWith("HTTP/1.1 200")) << i;
+  EXPECT_THAT(KeepAliveGet(other, "/a"), StartsWith("HTTP/1.1 200"));
   for (int fd : mine) close(fd);
-  close(fourth);
+  close(other);
 }
 
 // Busy keep-alive clients holding every slot: a fresh connection closes the one idle longest, and
