@@ -96,6 +96,23 @@ ABSL_FLAG(uint64_t, max_contexts_total, 0, "tracked contexts in all before new o
 ABSL_FLAG(int, max_site_labels, 0, "findings per process exported with their site label");
 ABSL_FLAG(absl::Duration, rescan, absl::ZeroDuration(),
           "/proc rescan period (exec events find new processes)");
+ABSL_FLAG(absl::Duration, series_ttl, absl::ZeroDuration(),
+          "how long a workload's counter series outlive its last traced process");
+ABSL_FLAG(uint64_t, max_workloads, 0,
+          "workloads with series at most; beyond it the longest exited are dropped first "
+          "(ctxagent_workloads_dropped_total)");
+ABSL_FLAG(int, http_max_connections, 0, "connections each HTTP server holds at most");
+ABSL_FLAG(int, http_reserved_connections, 0,
+          "slots kept for fresh connections: past max - reserved open ones, the connection idle "
+          "longest between keep-alive requests is closed");
+ABSL_FLAG(int, http_max_connections_per_client, 0,
+          "connections one source address may hold; beyond it a new one closes that address's "
+          "connection idle longest");
+ABSL_FLAG(absl::Duration, http_request_timeout, absl::ZeroDuration(),
+          "a request's headers must be in this long after its connection or previous response "
+          "(request bodies are refused)");
+ABSL_FLAG(absl::Duration, http_idle_timeout, absl::ZeroDuration(),
+          "a connection silent this long is closed");
 
 namespace ctxagent {
 namespace {
@@ -265,11 +282,20 @@ int RunDaemonCommand(DaemonArgs& a, const std::vector<std::string>& positional) 
   }
   auto ring = RingBytes(a.ring_kb);
   absl::Status s = ring.status();
-  for (absl::Status c :
-       {CheckPositive("refresh", a.o.refresh), CheckPositive("poll", a.o.poll),
-        CheckPositive("rescan", a.o.rescan), CheckFraction("budget", a.o.budget),
-        CheckFindings(a.o.findings), CheckMarks(a.o.mark_every, a.o.mark_memory_mb)}) {
+  const HttpLimits& h = a.o.http;
+  for (absl::Status c : {CheckPositive("refresh", a.o.refresh), CheckPositive("poll", a.o.poll),
+                         CheckPositive("rescan", a.o.rescan), CheckFraction("budget", a.o.budget),
+                         CheckFindings(a.o.findings), CheckPositive("series_ttl", a.o.series.ttl),
+                         CheckPositive("http_request_timeout", h.request_timeout),
+                         CheckPositive("http_idle_timeout", h.idle_timeout),
+                         CheckMarks(a.o.mark_every, a.o.mark_memory_mb)}) {
     s.Update(c);
+  }
+  if (s.ok() && (a.o.series.max_workloads == 0 || h.max_connections_per_client < 1 ||
+                 h.reserved_connections < 0 || h.reserved_connections >= h.max_connections)) {
+    s = absl::InvalidArgumentError(
+        "--max_workloads and --http_max_connections_per_client must be more than 0, and "
+        "--http_reserved_connections from 0 to less than --http_max_connections");
   }
   if (s.ok() && (a.o.max_site_labels < 0 || a.o.max_contexts_per_process == 0 ||
                  a.o.max_contexts_total == 0)) {
@@ -309,6 +335,13 @@ Command DaemonCommand(DaemonArgs* a) {
        Bind(FLAGS_max_contexts_total, &o.max_contexts_total),
        Bind(FLAGS_max_site_labels, &o.max_site_labels),
        Bind(FLAGS_budget, &o.budget),
+       Bind(FLAGS_series_ttl, &o.series.ttl),
+       Bind(FLAGS_max_workloads, &o.series.max_workloads),
+       Bind(FLAGS_http_max_connections, &o.http.max_connections),
+       Bind(FLAGS_http_reserved_connections, &o.http.reserved_connections),
+       Bind(FLAGS_http_max_connections_per_client, &o.http.max_connections_per_client),
+       Bind(FLAGS_http_request_timeout, &o.http.request_timeout),
+       Bind(FLAGS_http_idle_timeout, &o.http.idle_timeout),
        Bind(FLAGS_duty_cycle, &o.duty_cycle),
        Bind(FLAGS_ring_buffer_kb, &a->ring_kb),
        Bind(FLAGS_verbose, &g_verbose)},

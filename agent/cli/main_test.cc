@@ -85,7 +85,10 @@ TEST(MainTest, CommandHelpListsOnlyThatCommandsFlagsWithItsDefaults) {
   EXPECT_THAT(daemon.out,
               ::testing::AllOf(HasSubstr("--refresh=5s"), HasSubstr("--listen=0.0.0.0:9464"),
                                HasSubstr("--detail_listen=127.0.0.1:9465"),
-                               Not(HasSubstr("--target_budget")), Not(HasSubstr("--http"))));
+                               HasSubstr("--series_ttl=5m"), HasSubstr("--max_workloads=10000"),
+                               HasSubstr("--http_max_connections_per_client=16"),
+                               HasSubstr("--http_reserved_connections=64"),
+                               Not(HasSubstr("--target_budget")), Not(HasSubstr("--http="))));
   EXPECT_EQ(RunAgent({"help", "daemon"}).out, daemon.out);
   Result symbols = RunAgent({"symbols", "--help"});
   EXPECT_EQ(symbols.code, 0);
@@ -124,6 +127,13 @@ TEST(MainTest, ImpossibleValuesAreRefusedInOneLine) {
   ExpectRefused({"attach", "--budget=abc", "1"}, "--budget");
   ExpectRefused({"attach", "-o", "xml", "1"}, "-o must be tree, json, dot or html");
   ExpectRefused({"daemon", "--include=nope:x"}, "selector");
+  ExpectRefused({"daemon", "--series_ttl=0s"}, "--series_ttl must be a positive duration");
+  ExpectRefused({"daemon", "--http_request_timeout=0s"}, "--http_request_timeout must be a");
+  ExpectRefused({"daemon", "--max_workloads=0"}, "--max_workloads");
+  ExpectRefused({"daemon", "--http_max_connections=64", "--http_reserved_connections=64"},
+                "--http_reserved_connections from 0 to less than --http_max_connections");
+  ExpectRefused({"daemon", "--http_max_connections_per_client=0"},
+                "--http_max_connections_per_client");
   ExpectRefused({"daemon", "--refresh"}, "--refresh needs a value");
   ExpectRefused({"attach", "--nope=1", "1"}, "unknown flag --nope");
   ExpectRefused({"symbols", "--listen=:1", "x"}, "takes no flag --listen");

@@ -64,13 +64,14 @@ absl::Status Daemon::Init() {
       ProbeSet::Options{.sampling = {.budget = o_.budget, .fixed = o_.duty_cycle}}, absl::Now());
   // What Prometheus and the kubelet need on --listen; trees and findings (source paths, function
   // names) only on --detail_listen, loopback unless the operator says otherwise.
-  auto http = HttpServer::Start({.listen = o_.listen, .inline_paths = {"/healthz", "/readyz"}},
-                                [this](const HttpRequest& r) { return Handle(r); });
+  auto http = HttpServer::Start(
+      {.listen = o_.listen, .limits = o_.http, .inline_paths = {"/healthz", "/readyz"}},
+      [this](const HttpRequest& r) { return Handle(r); });
   if (!http.ok()) return http.status();
   http_ = *std::move(http);
   Log(absl::StrCat("listening on port ", http_->port(), " (metrics)"));
   if (!o_.detail_listen.empty()) {
-    auto detail = HttpServer::Start({.listen = o_.detail_listen},
+    auto detail = HttpServer::Start({.listen = o_.detail_listen, .limits = o_.http},
                                     [this](const HttpRequest& r) { return endpoints_.Handle(r); });
     if (!detail.ok()) return detail.status();
     detail_http_ = *std::move(detail);
@@ -279,6 +280,7 @@ void Daemon::Consider(pid_t pid, const ctx_exec_file* exec) {
                  {"pod", p->labels.pod},
                  {"container", p->labels.container},
                  {"binary", p->labels.binary}};
+  workloads_.Started(p->identity);
   processes_.emplace(pid, std::move(p));
 }
 
@@ -293,6 +295,7 @@ void Daemon::Forget(pid_t pid) {
   const symbols::FileIdentity file = it->second->exe.file;
   // Its last counts: a process that lived less than a refresh would otherwise never be counted.
   ExportCounters(*it->second);
+  workloads_.Exited(it->second->identity, absl::Now());
   const std::string pod_uid = it->second->labels.pod_uid;
   processes_.erase(it);
   tracer_->SetTraced(pid, false);

@@ -27,6 +27,7 @@
 #include "agent/node/metrics.h"
 #include "agent/node/process_endpoints.h"
 #include "agent/node/selector.h"
+#include "agent/node/workload_series.h"
 #include "agent/session/probes.h"
 #include "agent/session/session.h"
 #include "agent/trace/decoder.h"
@@ -40,6 +41,7 @@ struct DaemonOptions {
   // /processes and /processes/<pid>/...: source paths and function names, so loopback by default;
   // empty: not served.
   std::string detail_listen = "127.0.0.1:9465";
+  HttpLimits http;  // of both servers
   std::vector<Selector> include, exclude;
   std::string host_proc = "/proc";  // the host's /proc (mounted elsewhere in a container)
   std::string log_pods_root = "/var/log/pods";
@@ -55,6 +57,7 @@ struct DaemonOptions {
   uint64_t max_contexts_per_process = 200000;
   uint64_t max_contexts_total = 1000000;
   int max_site_labels = 10;
+  WorkloadSeries::Options series;  // how long counters outlive their workload, and how many
   uint32_t ring_bytes = Tracer::kDefaultRingBytes;
   double budget = kDefaultBudget;  // share of the node's CPU tracing may use; 0 = no limit
   FixedDutyCycle duty_cycle;       // set: this duty cycle instead of the budget's plan
@@ -126,6 +129,7 @@ class Daemon : public ProcessProvider {
   absl::Time overhead_since_;
   EventClock clock_;
   Metrics metrics_;
+  WorkloadSeries workloads_{o_.series, metrics_.workloads_dropped.Add({})};
   PodResolver pods_{o_.log_pods_root};
   BinaryCatalog catalog_{o_.host_proc};
   absl::flat_hash_set<symbols::FileIdentity> unselected_;  // rejected by binary selectors alone

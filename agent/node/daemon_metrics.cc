@@ -24,9 +24,9 @@ void Daemon::ExportCounters(TracedProcess& p) {
   LineageStats st = p.session->lineage().stats();
   for (int k = 0; k < 4; ++k) {
     if (uint64_t d = st.created_by_kind[k] - p.last.created_by_kind[k]; d > 0) {
-      Metrics::Labels l = p.identity;
-      l["kind"] = ContextKindName(static_cast<ContextKind>(k));
-      metrics_.contexts_created.Add(l).Increment(static_cast<double>(d));
+      workloads_.Add(metrics_.contexts_created, p.identity,
+                     {{"kind", ContextKindName(static_cast<ContextKind>(k))}},
+                     static_cast<double>(d));
     }
   }
   const std::pair<const char*, uint64_t> causes[] = {
@@ -35,9 +35,8 @@ void Daemon::ExportCounters(TracedProcess& p) {
       {"deadline", st.cancelled_deadline - p.last.cancelled_deadline}};
   for (const auto& [cause, d] : causes) {
     if (d == 0) continue;
-    Metrics::Labels l = p.identity;
-    l["cause"] = cause;
-    metrics_.contexts_cancelled.Add(l).Increment(static_cast<double>(d));
+    workloads_.Add(metrics_.contexts_cancelled, p.identity, {{"cause", cause}},
+                   static_cast<double>(d));
   }
   p.last = st;
 }
@@ -87,6 +86,8 @@ void Daemon::Refresh(absl::Time now) {
   metrics_.SetGauges(metrics_.findings, findings);
   metrics_.SetGauges(metrics_.attached, attached);
   metrics_.SetGauges(metrics_.sampling_ratio, sampling);
+  workloads_.Expire(now);
+  metrics_.SetGauges(metrics_.workloads, {{{}, static_cast<double>(workloads_.size())}});
   ExportTotals(now);
 }
 

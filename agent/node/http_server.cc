@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <deque>
 #include <map>
+#include <optional>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -43,9 +45,13 @@ struct HttpServer::Impl {
   struct Open {
     int fd;
     absl::Time waiting_since;  // InfiniteFuture while a request is being answered
+    uint32_t client;           // IPv4 source address
+    bool closing = false;      // its socket is shut down: no longer holds a slot
   };
   absl::Mutex conn_mu;
   std::map<MHD_Connection*, Open> open ABSL_GUARDED_BY(conn_mu);
+  int holding ABSL_GUARDED_BY(conn_mu) = 0;  // open and not closing
+  std::map<uint32_t, int> holding_by_client ABSL_GUARDED_BY(conn_mu);
   // The sweeper sleeps until the earliest deadline, or until one of these is set.
   bool open_changed ABSL_GUARDED_BY(conn_mu) = false;
   bool sweeper_stop ABSL_GUARDED_BY(conn_mu) = false;
@@ -54,6 +60,17 @@ struct HttpServer::Impl {
   void Work();
   // Shuts down the sockets of connections whose request is overdue; libmicrohttpd then closes them.
   void Sweep();
+  void Close(Open& o) ABSL_EXCLUSIVE_LOCKS_REQUIRED(conn_mu);
+  void Release(Open& o) ABSL_EXCLUSIVE_LOCKS_REQUIRED(conn_mu);  // it no longer holds a slot
+  // The connection waiting longest for a request, other than `fresh` (just accepted), of `client`
+  // only if set; null when every other one is busy.
+  Open* Idlest(MHD_Connection* fresh, std::optional<uint32_t> client)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(conn_mu);
+  // Makes room for `fresh`: closes the idlest connections of its client beyond the per-client
+  // limit (`fresh` itself when all are busy), then the idlest of all while fewer than the reserved
+  // slots are free. So a fresh connection (the kubelet's probe) always finds a slot, even from an
+  // address it shares with a neighbour (a hostNetwork pod's is the node's).
+  void MakeRoom(MHD_Connection* fresh) ABSL_EXCLUSIVE_LOCKS_REQUIRED(conn_mu);
   void SetWaiting(MHD_Connection* c, bool waiting_for_request);
   void OnConnection(MHD_Connection* c, bool started);
   // Hands `p` to a worker (suspending its connection); false when the queue is full or stopping.
@@ -72,6 +89,14 @@ MHD_Result Send(MHD_Connection* c, const HttpResponse& r) {
   return ok;
 }
 
+bool HasBody(MHD_Connection* c) {
+  const char* length =
+      MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  return (length != nullptr && std::string_view(length) != "0") ||
+         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) !=
+             nullptr;
+}
+
 MHD_Result AddQueryArgument(void* cls, MHD_ValueKind, const char* key, const char* value) {
   (*static_cast<std::map<std::string, std::string>*>(cls))[key] = value ? value : "";
   return MHD_YES;
@@ -88,6 +113,9 @@ MHD_Result OnRequest(void* cls, MHD_Connection* c, const char* url, const char* 
   if (p == nullptr) {
     const std::string m = method;
     if (m != "GET" && m != "HEAD") return Send(c, {405, "text/plain", "only GET\n"});
+    // Answered before the body is read, the connection is closed after the answer: a declared body
+    // cannot hold a slot byte by byte.
+    if (HasBody(c)) return Send(c, {413, "text/plain", "no request body expected\n"});
     p = new Pending();  // deleted by OnCompleted
     p->connection = c;
     p->request.method = m;
@@ -95,10 +123,6 @@ MHD_Result OnRequest(void* cls, MHD_Connection* c, const char* url, const char* 
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, AddQueryArgument, &p->request.query);
     *req_cls = p;
     impl->SetWaiting(c, false);
-    return MHD_YES;
-  }
-  if (*upload_data_size != 0) {
-    *upload_data_size = 0;  // a GET body is ignored
     return MHD_YES;
   }
   if (p->done) return Send(c, p->response);
@@ -157,12 +181,65 @@ bool HttpServer::Impl::Enqueue(Pending* p) {
 void HttpServer::Impl::OnConnection(MHD_Connection* c, bool started) {
   absl::MutexLock l(&conn_mu);
   if (!started) {
-    open.erase(c);  // from now on the socket may be closed and its number reused
+    // From now on the socket may be closed and its number reused.
+    if (auto it = open.find(c); it != open.end()) {
+      if (!it->second.closing) Release(it->second);
+      open.erase(it);
+    }
     return;
   }
-  const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-  if (info != nullptr) open[c] = {info->connect_fd, absl::Now()};
+  const MHD_ConnectionInfo* fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  const MHD_ConnectionInfo* from = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (fd == nullptr || from == nullptr || from->client_addr->sa_family != AF_INET) return;
+  const uint32_t client = reinterpret_cast<const sockaddr_in*>(from->client_addr)->sin_addr.s_addr;
+  open[c] = {fd->connect_fd, absl::Now(), client};
+  ++holding;
+  ++holding_by_client[client];
   open_changed = true;
+  MakeRoom(c);
+}
+
+void HttpServer::Impl::Close(Open& o) {
+  shutdown(o.fd, SHUT_RDWR);
+  o.closing = true;  // once
+  o.waiting_since = absl::InfiniteFuture();
+  Release(o);
+}
+
+void HttpServer::Impl::Release(Open& o) {
+  --holding;
+  if (--holding_by_client[o.client] == 0) holding_by_client.erase(o.client);
+}
+
+HttpServer::Impl::Open* HttpServer::Impl::Idlest(MHD_Connection* fresh,
+                                                 std::optional<uint32_t> client) {
+  Open* idlest = nullptr;
+  for (auto& [connection, o] : open) {
+    if (connection != fresh && o.waiting_since != absl::InfiniteFuture() &&
+        (!client.has_value() || o.client == *client) &&
+        (idlest == nullptr || o.waiting_since < idlest->waiting_since)) {
+      idlest = &o;
+    }
+  }
+  return idlest;
+}
+
+void HttpServer::Impl::MakeRoom(MHD_Connection* fresh) {
+  const HttpLimits& l = options.limits;
+  Open& mine = open.at(fresh);
+  while (holding_by_client[mine.client] > l.max_connections_per_client) {
+    Open* idlest = Idlest(fresh, mine.client);
+    if (idlest == nullptr) {  // its others are all busy
+      Close(mine);
+      return;
+    }
+    Close(*idlest);
+  }
+  while (holding > l.max_connections - l.reserved_connections) {
+    Open* idlest = Idlest(fresh, std::nullopt);
+    if (idlest == nullptr) return;  // all busy: the reserved slots take the newcomers
+    Close(*idlest);
+  }
 }
 
 void HttpServer::Impl::SetWaiting(MHD_Connection* c, bool waiting_for_request) {
@@ -182,13 +259,12 @@ void HttpServer::Impl::Sweep() {
     absl::Time next = absl::InfiniteFuture();
     for (auto& [connection, o] : open) {
       if (o.waiting_since == absl::InfiniteFuture()) continue;
-      const absl::Time deadline = o.waiting_since + options.request_timeout;
+      const absl::Time deadline = o.waiting_since + options.limits.request_timeout;
       if (deadline > now) {
         next = std::min(next, deadline);
         continue;
       }
-      shutdown(o.fd, SHUT_RDWR);
-      o.waiting_since = absl::InfiniteFuture();  // once
+      Close(o);
     }
     open_changed = false;
     conn_mu.AwaitWithDeadline(absl::Condition(
@@ -244,12 +320,13 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->handler = std::move(handler);
+  const HttpLimits& l = options.limits;
   const unsigned idle_s =
-      static_cast<unsigned>(std::max<int64_t>(1, absl::ToInt64Seconds(options.idle_timeout)));
+      static_cast<unsigned>(std::max<int64_t>(1, absl::ToInt64Seconds(l.idle_timeout)));
   impl->daemon = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, nullptr,
       nullptr, OnRequest, impl.get(), MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd),
-      MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options.max_connections),
+      MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(l.max_connections),
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, options.max_header_bytes, MHD_OPTION_CONNECTION_TIMEOUT,
       idle_s, MHD_OPTION_NOTIFY_COMPLETED, OnCompleted, impl.get(), MHD_OPTION_NOTIFY_CONNECTION,
       OnConnection, impl.get(), MHD_OPTION_END);

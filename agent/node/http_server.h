@@ -33,23 +33,41 @@ struct HttpResponse {
   std::string body;
 };
 
+// What clients can hold of a server (flags of the daemon: deploy/README.md, "Endpoints"). A busy
+// neighbour may keep every slot with valid keep-alive requests, so bounds on slowness alone do not
+// keep a slot free for the kubelet's fresh connection: the per-client limit and the eviction of
+// idle keep-alive connections do.
+struct HttpLimits {
+  int max_connections = 512;
+  // Slots kept for fresh connections: beyond max_connections - reserved_connections open ones, the
+  // connection waiting longest for its next request is closed (a client that keeps connections
+  // must reconnect: RFC 9112 9.5 lets a server close an inactive connection at any time).
+  int reserved_connections = 64;
+  // Per source address (RFC 9112 9.4: "an excessive number of open connections from a single
+  // client"): beyond it a new connection closes the address's connection waiting longest for a
+  // request, or itself when all are busy, so a fresh probe wins over idle ones from its address.
+  int max_connections_per_client = 16;
+  absl::Duration idle_timeout = absl::Seconds(10);  // a silent connection is closed
+  // From a connection's start, or its previous response, until its request is complete (headers
+  // read; a request with a body is refused, so none is ever read): a client sending a byte a
+  // second is cut off here; also the keep-alive timeout.
+  absl::Duration request_timeout = absl::Seconds(5);
+};
+
 struct HttpServerOptions {
   std::string listen;  // "host:port" (":port" or "0.0.0.0:port": all addresses; port 0 picks one)
   int worker_threads = 4;
-  int max_connections = 512;
   int max_queued = 64;              // requests waiting for a worker; beyond it 503
   size_t max_header_bytes = 16384;  // request line and headers; a longer URL gets 414
-  absl::Duration idle_timeout = absl::Seconds(10);  // a silent connection is closed
-  // From a connection's start, or its previous response, until its request is complete (headers
-  // read): a client sending a byte a second is cut off here; also the keep-alive timeout.
-  absl::Duration request_timeout = absl::Seconds(5);
+  HttpLimits limits;
   std::set<std::string> inline_paths;  // answered on the I/O thread: must not block
 };
 
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(const HttpRequest& request)>;
-  // Only GET and HEAD reach the handler (others get 405). It may run on several threads at once.
+  // Only GET and HEAD without a body reach the handler (others get 405, a body 413, and the
+  // connection is closed). It may run on several threads at once.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options,
                                                            Handler handler);
   ~HttpServer();

@@ -24,15 +24,46 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-int Connect(int port) {
+// A connection to 127.0.0.1:port from `source` (another client, as the server counts them).
+int Connect(int port, const char* source = "127.0.0.1") {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
+  inet_pton(AF_INET, source, &a.sin_addr);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0) << source;
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
   return fd;
 }
+
+// Sends one keep-alive GET on `fd` and reads its answer (body "x").
+std::string KeepAliveGet(int fd, const std::string& path) {
+  const std::string req = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: a\r\n\r\n");
+  if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+    return "send failed";
+  }
+  std::string out;
+  char buf[4096];
+  while (!absl::EndsWith(out, "\r\n\r\nx")) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 2000) <= 0) break;
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    out.append(buf, n);
+  }
+  return out;
+}
+
+// Whether the server closed `fd` (EOF or reset) within `wait`.
+bool ClosedByServer(int fd, absl::Duration wait) {
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(wait))) <= 0) return false;
+  char buf[256];
+  return read(fd, buf, sizeof(buf)) <= 0;
+}
+
+HttpResponse AnswerX(const HttpRequest&) { return HttpResponse{200, "text/plain", "x"}; }
 
 // Sends `raw` (while reading, so that a server that answers early cannot deadlock us) and returns
 // everything read until the server closes or 5 s pass; "RESET" if the connection was reset.
@@ -92,22 +123,12 @@ TEST(HttpServerTest, ServesGetAndRejectsTheRest) {
 
 TEST(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   for (const char* path : {"/healthz", "/a"}) {  // inline and on a worker
-    auto server = HttpServer::Start(Loopback(), [](const HttpRequest&) {
-      return HttpResponse{200, "text/plain", "x"};
-    });
+    auto server = HttpServer::Start(Loopback(), AnswerX);
     ASSERT_TRUE(server.ok()) << server.status();
     int fd = Connect((*server)->port());
     for (int i = 0; i < 3; ++i) {
-      const std::string req = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: a\r\n\r\n");
-      ASSERT_EQ(send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
-      std::string out;
-      char buf[4096];
-      while (!absl::EndsWith(out, "\r\n\r\nx")) {
-        ssize_t n = read(fd, buf, sizeof(buf));
-        ASSERT_GT(n, 0) << path << " request " << i << ": " << out;
-        out.append(buf, n);
-      }
-      EXPECT_THAT(out, StartsWith("HTTP/1.1 200"));
+      const std::string out = KeepAliveGet(fd, path);
+      EXPECT_THAT(out, StartsWith("HTTP/1.1 200")) << path << " request " << i;
       EXPECT_THAT(out, ::testing::Not(HasSubstr("Connection: close"))) << path;
     }
     close(fd);
@@ -131,6 +152,7 @@ TEST(HttpServerTest, NoClientOrHandlerStallsHealthz) {
   absl::Notification release;
   HttpServerOptions o = Loopback();
   o.worker_threads = 2;
+  o.limits.max_connections_per_client = 200;  // the idle ones below are held, not refused
   auto server = HttpServer::Start(o, [&](const HttpRequest& r) {
     if (r.path == "/slow") release.WaitForNotificationWithTimeout(absl::Seconds(10));
     return HttpResponse{200, "text/plain", "ok\n"};
@@ -168,10 +190,8 @@ TEST(HttpServerTest, NoClientOrHandlerStallsHealthz) {
 // trickles bytes; one that completes it in time is served.
 TEST(HttpServerTest, SlowRequestsAreCutOffAtTheirDeadline) {
   HttpServerOptions o = Loopback();
-  o.request_timeout = absl::Milliseconds(700);
-  auto server = HttpServer::Start(o, [](const HttpRequest&) {
-    return HttpResponse{200, "text/plain", "x"};
-  });
+  o.limits.request_timeout = absl::Milliseconds(700);
+  auto server = HttpServer::Start(o, AnswerX);
   ASSERT_TRUE(server.ok()) << server.status();
   int fd = Connect((*server)->port());
   const std::string head = "GET /a HTTP/1.1\r\nHost: a\r\nX-Slow: ";
@@ -192,6 +212,81 @@ TEST(HttpServerTest, SlowRequestsAreCutOffAtTheirDeadline) {
   EXPECT_GE(lived, absl::Milliseconds(600));
   EXPECT_LT(lived, absl::Seconds(2));
   EXPECT_THAT(Request((*server)->port(), "GET /a HTTP/1.0\r\n\r\n"), StartsWith("HTTP/1.1 200"));
+}
+
+// A declared body (a 1 GB Content-Length, chunked) is refused at once, and the connection closed:
+// sending it a byte every few seconds cannot hold a slot.
+TEST(HttpServerTest, RequestBodiesAreRefusedAndTheirConnectionsClosed) {
+  auto server = HttpServer::Start(Loopback(), AnswerX);
+  ASSERT_TRUE(server.ok()) << server.status();
+  for (const char* head : {"GET /a HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000\r\n\r\nab",
+                           "GET /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na",
+                           "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000\r\n\r\nab"}) {
+    const absl::Time start = absl::Now();
+    const std::string out = Request((*server)->port(), head);  // returns when the server closes
+    EXPECT_THAT(out, ::testing::AnyOf(StartsWith("HTTP/1.1 413"), StartsWith("HTTP/1.1 405")))
+        << head;
+    EXPECT_LT(absl::Now() - start, absl::Seconds(2)) << "not closed: " << head;
+  }
+  EXPECT_THAT(Request((*server)->port(),
+                      "GET /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n"
+                      "Connection: close\r\n\r\n"),
+              StartsWith("HTTP/1.1 200"));
+}
+
+// A client at its limit: its next connection closes its own connection idle longest, no other
+// client's.
+TEST(HttpServerTest, OneClientCannotTakeMoreThanItsConnections) {
+  HttpServerOptions o = Loopback();
+  o.limits.max_connections_per_client = 3;
+  auto server = HttpServer::Start(o, AnswerX);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  const int other = Connect(port, "127.0.0.3");
+  ASSERT_THAT(KeepAliveGet(other, "/a"), StartsWith("HTTP/1.1 200"));
+  std::vector<int> mine;
+  for (int i = 0; i < 3; ++i) {
+    mine.push_back(Connect(port, "127.0.0.2"));
+    ASSERT_THAT(KeepAliveGet(mine.back(), "/a"), StartsWith("HTTP/1.1 200"));
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_THAT(KeepAliveGet(mine[0], "/a"), StartsWith("HTTP/1.1 200"));  // mine[1] idle longest
+  mine.push_back(Connect(port, "127.0.0.2"));
+  EXPECT_THAT(KeepAliveGet(mine.back(), "/a"), StartsWith("HTTP/1.1 200"));
+  EXPECT_TRUE(ClosedByServer(mine[1], absl::Seconds(1)));
+  for (int i : {0, 2}) EXPECT_THAT(KeepAliveGet(mine[i], "/a"), StartsWith("HTTP/1.1 200")) << i;
+  EXPECT_THAT(KeepAliveGet(other, "/a"), StartsWith("HTTP/1.1 200"));
+  for (int fd : mine) close(fd);
+  close(other);
+}
+
+// Busy keep-alive clients holding every slot: a fresh connection closes the one idle longest, and
+// no other.
+TEST(HttpServerTest, OldestIdleKeepAliveConnectionMakesRoomForAFreshOne) {
+  HttpServerOptions o = Loopback();
+  o.limits.max_connections = 8;
+  o.limits.reserved_connections = 2;
+  auto server = HttpServer::Start(o, AnswerX);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  std::vector<int> kept;  // 6 = max_connections - reserved_connections, each after a request
+  for (int i = 0; i < 6; ++i) {
+    kept.push_back(Connect(port, absl::StrCat("127.0.1.", i + 1).c_str()));
+    ASSERT_THAT(KeepAliveGet(kept.back(), "/a"), StartsWith("HTTP/1.1 200"));
+    absl::SleepFor(absl::Milliseconds(5));  // a distinct idle-since for each
+  }
+  ASSERT_THAT(KeepAliveGet(kept[0], "/a"), StartsWith("HTTP/1.1 200"));  // now kept[1] is oldest
+  EXPECT_THAT(Request(port, "GET /healthz HTTP/1.0\r\n\r\n"), StartsWith("HTTP/1.1 200"));
+  EXPECT_TRUE(ClosedByServer(kept[1], absl::Seconds(1)));
+  // Its slot taken by a newcomer that stays, the next fresh connection closes the next oldest.
+  kept.push_back(Connect(port, "127.0.1.9"));
+  EXPECT_THAT(Request(port, "GET /healthz HTTP/1.0\r\n\r\n"), StartsWith("HTTP/1.1 200"));
+  EXPECT_TRUE(ClosedByServer(kept[2], absl::Seconds(1)));
+  for (int i : {0, 3, 4, 5, 6}) {
+    EXPECT_FALSE(ClosedByServer(kept[i], absl::Milliseconds(50))) << i;
+    EXPECT_THAT(KeepAliveGet(kept[i], "/a"), StartsWith("HTTP/1.1 200")) << i;
+  }
+  for (int fd : kept) close(fd);
 }
 
 TEST(HttpServerTest, BadListenAddresses) {

@@ -22,6 +22,9 @@ Metrics::Metrics()
                                    "Events the probes could not deliver, by reason.")),
       evictions(CTXAGENT_COUNTER("ctxagent_evictions_total",
                                  "Contexts not tracked because of the memory caps.")),
+      workloads_dropped(CTXAGENT_COUNTER(
+          "ctxagent_workloads_dropped_total",
+          "Exited workloads whose series were dropped before --series_ttl, for --max_workloads.")),
       contexts_live(CTXAGENT_GAUGE("ctxagent_contexts_live", "Tracked contexts not cancelled.")),
       goroutines(CTXAGENT_GAUGE("ctxagent_goroutines_tracked", "Live goroutines tracked.")),
       findings(
@@ -33,7 +36,10 @@ Metrics::Metrics()
                                     "below 1 counts cover the traced windows.")),
       overhead(CTXAGENT_GAUGE(
           "ctxagent_overhead_cpu_ratio",
-          "CPU cost of tracing as a share of the node's CPU, averaged over ~5 minutes.")) {
+          "CPU cost of tracing as a share of the node's CPU, averaged over ~5 minutes.")),
+      workloads(CTXAGENT_GAUGE(
+          "ctxagent_workloads_tracked",
+          "Workloads with series: traced now, or exited less than --series_ttl ago.")) {
   CTXAGENT_GAUGE("ctxagent_build_info", "ctxagent's version.")
       .Add({{"version", CTXAGENT_VERSION}})
       .Set(1);

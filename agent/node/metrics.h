@@ -26,12 +26,14 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& events;
   prometheus::Family<prometheus::Counter>& events_lost;
   prometheus::Family<prometheus::Counter>& evictions;
+  prometheus::Family<prometheus::Counter>& workloads_dropped;
   prometheus::Family<prometheus::Gauge>& contexts_live;
   prometheus::Family<prometheus::Gauge>& goroutines;
   prometheus::Family<prometheus::Gauge>& findings;
   prometheus::Family<prometheus::Gauge>& attached;
   prometheus::Family<prometheus::Gauge>& sampling_ratio;
   prometheus::Family<prometheus::Gauge>& overhead;
+  prometheus::Family<prometheus::Gauge>& workloads;
 
   // Replaces every series of a gauge family: series absent from `values` are removed, so label
   // sets of processes that exited disappear.

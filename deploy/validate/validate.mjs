@@ -20,6 +20,7 @@ const MODULES = {
   "apps/v1": "kubernetes-models/apps/v1",
   "rbac.authorization.k8s.io/v1": "kubernetes-models/rbac.authorization.k8s.io/v1",
   "policy/v1": "kubernetes-models/policy/v1",
+  "networking.k8s.io/v1": "kubernetes-models/networking.k8s.io/v1",
   "scheduling.k8s.io/v1": "kubernetes-models/scheduling.k8s.io/v1",
   "monitoring.coreos.com/v1": "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1",
 };
@@ -153,6 +154,18 @@ function crossChecks(file, byKind, rules) {
       const add = sc.capabilities?.add ?? [];
       if (sc.allowPrivilegeEscalation === false && (sc.privileged || add.some((x) => /^(CAP_)?SYS_ADMIN$/.test(x)))) {
         out.push(`${file}: ${describe(ds)}: allowPrivilegeEscalation=false conflicts with privileged/SYS_ADMIN (the API server rejects it)`);
+      }
+    }
+    // The port the probes use must be the one the NetworkPolicy guards, on these pods.
+    const probePorts = new Set((podSpec.containers ?? []).flatMap((c) =>
+      ["startupProbe", "livenessProbe", "readinessProbe"].map((p) => c[p]?.httpGet?.port).filter(Boolean)));
+    for (const np of byKind.NetworkPolicy ?? []) {
+      for (const [k, v] of Object.entries(np.spec?.podSelector?.matchLabels ?? {})) {
+        if (labels[k] !== v) out.push(`${file}: ${describe(np)}: podSelector ${k}=${v} does not select ${describe(ds)}'s pods`);
+      }
+      const guarded = new Set((np.spec?.ingress ?? []).flatMap((r) => (r.ports ?? []).map((p) => p.port)));
+      for (const port of probePorts) {
+        if (!guarded.has(port)) out.push(`${file}: ${describe(np)}: probe port "${port}" is not the guarded port`);
       }
     }
     for (const pm of byKind.PodMonitor ?? []) {

@@ -77,7 +77,8 @@ TEST(HttpAbuseTest, HealthzAnswersEveryProbeUnderAbuse) {
 
   std::vector<int> idle;
   for (int i = 0; i < 200; ++i) {
-    int fd = Connect(daemon.port);
+    // 20 clients: one address would be held to --http_max_connections_per_client.
+    int fd = testing::ConnectFrom(daemon.port, absl::StrCat("127.3.", i % 20, ".1"));
     ASSERT_GE(fd, 0) << "idle connection " << i;
     idle.push_back(fd);
   }

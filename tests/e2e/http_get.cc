@@ -52,6 +52,20 @@ bool Dechunk(const std::string& in, std::string* out) {
 
 }  // namespace
 
+int ConnectFrom(int port, const std::string& source) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  sockaddr_in to = Loopback(port);
+  if (fd < 0 || inet_pton(AF_INET, source.c_str(), &from.sin_addr) != 1 ||
+      bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
+      (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0 && errno != EINPROGRESS)) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 HttpResult HttpGet(int port, const std::string& path, absl::Duration timeout) {
   HttpResult r;
   const absl::Time deadline = absl::Now() + timeout;

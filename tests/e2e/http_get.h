@@ -16,6 +16,10 @@ struct HttpResult {
 // GET http://127.0.0.1:<port><path>, one connection per request, bounded by `timeout`.
 HttpResult HttpGet(int port, const std::string& path, absl::Duration timeout = absl::Seconds(5));
 
+// Starts a non-blocking connection to 127.0.0.1:<port> from `source` (any 127.x.y.z: the server
+// sees another client per address); -1 on failure. Writable once connected.
+int ConnectFrom(int port, const std::string& source);
+
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreeLoopbackPort();
 
