@@ -7,12 +7,13 @@
 #   3. the scaling curve: daemon CPU with SCALE_PROCS (1 10 50) idle services, and with one service
 #      holding SCALE_CONTEXTS (10000 100000) live contexts, each waited on by a goroutine (probes
 #      always on, so that every context is tracked; without a budget, then paced under the default
-#      one), SCALE_SECONDS (30) each, paced runs PACED_SECONDS (150: longer than the pacer's
-#      longest pause, 60 s, so the average includes the paced work). Prints what one further idle
-#      process costs (the fixed per-process cost) from the smallest and largest SCALE_PROCS.
+#      one), SCALE_SECONDS (30) each, paced runs PACED_SECONDS (150; the pacer's pause can be
+#      longer, up to 5 min: then the average holds one paced run, not the steady state). Prints
+#      what one further idle process costs (the fixed per-process cost) from the smallest and
+#      largest SCALE_PROCS.
 # Only bench/idlesvc processes are selected (--include=binary:idlesvc*), so other Go programs on a
 # shared machine are not traced; the daemon still sees every exec on the node.
-#   sudo bench/idle.sh [build/ctxagent]      # ~8 min; SKIP_SCALE=1: phases 1-2 only; SKIP_IDLE=1:
+#   sudo bench/idle.sh [build/ctxagent]      # ~12 min; SKIP_SCALE=1: phases 1-2 only; SKIP_IDLE=1:
 #   phase 3 only (SCALE_PROCS="" for the contexts alone)
 set -euo pipefail
 
