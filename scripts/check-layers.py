@@ -25,13 +25,15 @@ PRODUCT = {
     "symbols": ["bpf"],  # bpf/ctxagent.h's enum ctx_hook: what the probe at a site does
     "agent/lineage": [],  # the lineage tree: plain data, fed events by agent/trace
     "agent/trace": ["symbols", "bpf", "agent/lineage"],
+    "agent/heap": ["agent/trace", "agent/lineage", "symbols"],  # the mark of the target's memory
     "agent/control": ["agent/trace", "symbols", "bpf"],
-    "agent/session": ["agent/control", "agent/trace", "agent/lineage", "symbols", "bpf"],
+    "agent/session": ["agent/heap", "agent/control", "agent/trace", "agent/lineage", "symbols",
+                      "bpf"],
     "agent/view": ["agent/control", "agent/trace", "agent/lineage"],
     "agent/node": ["agent/session", "agent/view", "agent/control", "agent/trace", "agent/lineage",
                    "symbols"],
-    "agent/cli": ["agent/node", "agent/session", "agent/view", "agent/control", "agent/trace",
-                  "agent/lineage", "symbols"],
+    "agent/cli": ["agent/node", "agent/session", "agent/heap", "agent/view", "agent/control",
+                  "agent/trace", "agent/lineage", "symbols"],
 }
 # Test-only folders: they may use every product layer, plus these.
 TESTS = {

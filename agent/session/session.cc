@@ -185,13 +185,12 @@ bool TracingSession::Refresh(absl::Time now, bool probes_attached) {
   }
   const bool reconcile = now >= next_reconcile_ && reconcile_pacer_.Due(now);
   if (reconcile) Reconcile(now);
-  if (options_.mark_every > absl::ZeroDuration() && mark_status_.ok() && now >= next_mark_ &&
-      mark_pacer_.Due(now) && MarkHeap(now)) {
-    changed_ = true;
-    evaluation_held_ = true;  // a proven leak is reported at this refresh, probes on or off
-  }
+  // A leak proven (or withdrawn) is reported at this refresh, probes on or off; it starts no
+  // threshold, so the lineage's settling is left as it is.
+  const bool leaks_changed = options_.mark_every > absl::ZeroDuration() && mark_status_.ok() &&
+                             now >= next_mark_ && mark_pacer_.Due(now) && MarkHeap(now);
   // Detached, the lineage changes only when memory is read: the last findings stand meanwhile.
-  const bool due = evaluation_held_ || ((probes_attached || reconcile) &&
+  const bool due = evaluation_held_ || leaks_changed || ((probes_attached || reconcile) &&
                                         (changed_ || now <= settled_after_ + options_.refresh ||
                                          now - last_evaluation_ >= kQuietEvaluation));
   // One held back runs once its pacer allows, whatever changed meanwhile: a threshold that passed

@@ -86,7 +86,7 @@ TEST_P(GoroutineLeakTest, ProvenLeaksEqualTheRuntimesLeakProfile) {
   ASSERT_TRUE(prog.WaitForLine("ready", absl::Seconds(20)));
   testing::Child agent =
       testing::Child::Start({CTXAGENT_BIN, "attach", std::to_string(prog.pid()), "-o", "json",
-                             "--duration=6s", "--refresh=500ms", "--mark_every=2s"});
+                             "--duration=10s", "--refresh=500ms", "--mark_every=2s"});
   const std::string raw = agent.ReadAll(absl::Seconds(60));
   ASSERT_EQ(agent.Wait(absl::Seconds(10)), 0) << raw;
   const AgentView v = ParseAgent(raw);
