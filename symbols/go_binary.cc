@@ -100,6 +100,8 @@ absl::StatusOr<std::unique_ptr<GoBinary>> GoBinary::Open(const std::string& path
   if (!bin->allg_vars_.ok()) bin->allg_vars_ = Annotate(bin->allg_vars_.status(), path);
   bin->mheap_ = FindMheap(*bin->elf_, *bin->pclntab_);
   if (!bin->mheap_.ok()) bin->mheap_ = Annotate(bin->mheap_.status(), path);
+  bin->semtable_ = FindSemtable(*bin->elf_, *bin->pclntab_);
+  if (!bin->semtable_.ok()) bin->semtable_ = Annotate(bin->semtable_.status(), path);
   return bin;
 }
 

@@ -77,6 +77,8 @@ class GoBinary {
   // Link-time address of runtime.mheap_, from .symtab or the heap's callers' code
   // (runtime_vars.h): the mark's way to every span.
   const absl::StatusOr<uint64_t>& MheapAddress() const { return mheap_; }
+  // Link-time address of runtime.semtable (runtime_vars.h): sync waits before Go 1.26.
+  const absl::StatusOr<uint64_t>& SemtableAddress() const { return semtable_; }
 
  private:
   GoBinary() = default;
@@ -91,6 +93,7 @@ class GoBinary {
   bool has_dwarf_ = false;
   absl::StatusOr<AllgVars> allg_vars_ = absl::UnknownError("not looked up");
   absl::StatusOr<uint64_t> mheap_ = absl::UnknownError("not looked up");
+  absl::StatusOr<uint64_t> semtable_ = absl::UnknownError("not looked up");
 };
 
 }  // namespace ctxagent::symbols

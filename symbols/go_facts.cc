@@ -148,6 +148,7 @@ constexpr OffsetFact kOffsetFacts[] = {
      {{17, 104}, {20, -1}, {21, 112}, {22, 104}},
      "runtime.mspan",
      "elemsize"},
+    {"semaroot_treap", &G::semaroot_treap, {{17, 8}}, "runtime.semaRoot", "treap"},
     // moduledata: 1.21 added fields before types; 1.26 and 1.27 reshaped its tail.
     {"moduledata_data", &G::moduledata_data, {{17, 208}}, "runtime.moduledata", "data"},
     {"moduledata_edata", &G::moduledata_edata, {{17, 216}}, "runtime.moduledata", "edata"},

@@ -78,6 +78,7 @@ struct GoOffsets {
   int32_t mspan_spanclass = -1;  // uint8: size class << 1 | noscan
   int32_t mspan_state = -1;      // uint8: 1 = in use (mSpanInUse)
   int32_t mspan_elemsize = -1;
+  int32_t semaroot_treap = -1;  // runtime.semaRoot.treap: the root's *sudog tree
   // runtime.moduledata: the globals and their pointer bitmaps (runtime.bitvector {n, bytedata}).
   int32_t moduledata_data = -1;
   int32_t moduledata_edata = -1;

@@ -136,6 +136,43 @@ absl::StatusOr<uint64_t> FindMheapInCode(const ElfFile& elf, const Pclntab& pcln
   return best;
 }
 
+absl::StatusOr<uint64_t> FindSemtableInCode(const ElfFile& elf, const Pclntab& pclntab) {
+  const ElfSection* bss = elf.FindSection(".bss");
+  if (bss == nullptr) return absl::NotFoundError("no .bss");
+  // semTable.rootFor(addr) is inlined into both: `LEA r, [semtable]`, then the index.
+  std::vector<absl::flat_hash_set<uint64_t>> leas;
+  for (absl::string_view name : {"runtime.semacquire1", "runtime.semrelease1"}) {
+    ASSIGN_OR_RETURN(Function f, pclntab.FindFunction(name));
+    if (f.end <= f.entry || f.end - f.entry > kMaxCallerSize) {
+      return absl::DataLossError(absl::StrFormat("%s: bad bounds", name));
+    }
+    ASSIGN_OR_RETURN(absl::string_view code, elf.ReadAt(f.entry, f.end - f.entry));
+    ASSIGN_OR_RETURN(std::vector<DataReference> refs, DecodeDataReferences(code, f.entry));
+    auto& in_bss = leas.emplace_back();
+    for (const DataReference& r : refs) {
+      if (r.kind == Kind::kLea && r.target >= bss->addr && r.target < bss->addr + bss->size) {
+        in_bss.insert(r.target);
+      }
+    }
+  }
+  std::vector<uint64_t> both;
+  for (uint64_t a : leas[0]) {
+    if (leas[1].contains(a)) both.push_back(a);
+  }
+  if (both.size() != 1) {
+    return absl::NotFoundError(absl::StrFormat(
+        "runtime.semtable: %d .bss addresses taken by both semacquire1 and semrelease1",
+        both.size()));
+  }
+  return both[0];
+}
+
+absl::StatusOr<uint64_t> FindSemtable(const ElfFile& elf, const Pclntab& pclntab) {
+  absl::StatusOr<uint64_t> sym = elf.LookupSymbol("runtime.semtable");
+  if (sym.ok()) return *sym;
+  return FindSemtableInCode(elf, pclntab);
+}
+
 absl::StatusOr<uint64_t> FindMheap(const ElfFile& elf, const Pclntab& pclntab) {
   absl::StatusOr<uint64_t> sym = elf.LookupSymbol("runtime.mheap_");
   if (sym.ok()) return *sym;

@@ -34,6 +34,13 @@ absl::StatusOr<uint64_t> FindMheapInCode(const ElfFile& elf, const Pclntab& pcln
 // The .symtab address when the binary has it, else FindMheapInCode.
 absl::StatusOr<uint64_t> FindMheap(const ElfFile& elf, const Pclntab& pclntab);
 
+// runtime.semtable: the semaphore table (251 roots of treaps of waiting sudogs keyed by address),
+// where a goroutine parked on a Mutex, RWMutex or WaitGroup waits before Go 1.26 names the
+// primitive. Stripped, it is the one .bss address both semacquire1 and semrelease1 LEA (for
+// semTable.rootFor, inlined). NotFound otherwise.
+absl::StatusOr<uint64_t> FindSemtableInCode(const ElfFile& elf, const Pclntab& pclntab);
+absl::StatusOr<uint64_t> FindSemtable(const ElfFile& elf, const Pclntab& pclntab);
+
 }  // namespace ctxagent::symbols
 
 #endif  // CTXAGENT_SYMBOLS_RUNTIME_VARS_H_

@@ -90,22 +90,25 @@ TEST(RuntimeVarsTest, CodeScanEqualsSymtabOnEveryFixture) {
   EXPECT_GT(checked, 0);
 }
 
-// runtime.mheap_ from its callers' code equals the symbol table's in every variant that has one;
-// stripped, it is a .bss address as its twin's (the mark then reads live spans through it:
-// heap tests).
-TEST(RuntimeVarsTest, MheapFromCodeEqualsSymtabOnEveryFixture) {
+// runtime.mheap_ and runtime.semtable from code equal the symbol table's in every variant that
+// has one; stripped, they are .bss addresses (goroutine_leaks_test reads live spans and
+// semaphores through them).
+TEST(RuntimeVarsTest, HeapAndSemaphoresFromCodeEqualSymtabOnEveryFixture) {
   int checked = 0;
   for (const Fixture& f : AllFixtures("ctxprog")) {
     SCOPED_TRACE(f.path);
     Opened o = Open(f.path);
     ASSERT_NE(o.pclntab, nullptr);
-    absl::StatusOr<uint64_t> code = FindMheapInCode(*o.elf, *o.pclntab);
-    ASSERT_TRUE(code.ok()) << code.status();
-    const ElfSection* in = SectionOf(*o.elf, *code);
-    ASSERT_NE(in, nullptr);
-    EXPECT_EQ(in->name, ".bss");
-    if (f.variant != "stripped") {
-      EXPECT_EQ(*code, o.elf->LookupSymbol("runtime.mheap_").value_or(0));
+    for (const auto& [symbol, find] : {std::make_pair("runtime.mheap_", &FindMheapInCode),
+                                       std::make_pair("runtime.semtable", &FindSemtableInCode)}) {
+      absl::StatusOr<uint64_t> code = find(*o.elf, *o.pclntab);
+      ASSERT_TRUE(code.ok()) << symbol << ": " << code.status();
+      const ElfSection* in = SectionOf(*o.elf, *code);
+      ASSERT_NE(in, nullptr);
+      EXPECT_EQ(in->name, ".bss");
+      if (f.variant != "stripped") {
+        EXPECT_EQ(*code, o.elf->LookupSymbol(symbol).value_or(0)) << symbol;
+      }
     }
     ++checked;
   }

@@ -469,8 +469,9 @@ WaitClass ClassifyWait(const symbols::GoVersion& version, const GoroutineState& 
   if (reason == "chan send" || reason == "chan receive" || reason == "select") {
     return g.channels.empty() ? WaitClass::kRoot : WaitClass::kChannel;
   }
+  // "semacquire": how releases before 1.20 name a Mutex, RWMutex or WaitGroup wait.
   if (reason == "sync.Cond.Wait" || reason == "sync.Mutex.Lock" || reason == "sync.RWMutex.RLock" ||
-      reason == "sync.RWMutex.Lock" || reason == "sync.WaitGroup.Wait") {
+      reason == "sync.RWMutex.Lock" || reason == "sync.WaitGroup.Wait" || reason == "semacquire") {
     return g.sync_object != 0 ? WaitClass::kSync : WaitClass::kRoot;
   }
   return WaitClass::kRoot;

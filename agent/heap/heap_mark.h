@@ -5,8 +5,9 @@
 //    allocation bits and free index; pointer-free spans (no-scan size classes) are never read;
 //  - roots are the globals (data/bss with their pointer bitmaps from moduledata) and the stacks of
 //    goroutines that can run: running, runnable, in a syscall, asleep, parked in netpoll, ...;
-//  - a goroutine parked on channels (`chan send`/`chan receive`/`select`) or, from Go 1.26, on a
-//    sync primitive becomes a root once an object it waits on is marked (or lies outside the heap);
+//  - a goroutine parked on channels (`chan send`/`chan receive`/`select`) or on a sync primitive
+//    (named on g.waiting from Go 1.26, found in the semaphore table before: heap/sema.h) becomes
+//    a root once an object it waits on is marked (or lies outside the heap);
 //    parked on a nil channel or `select {}`, never;
 //  - the goroutines left are leaked: nothing that can run can ever wake them.
 // The runtime hides the sudogs' channel and primitive pointers during its leak mark; here every g
@@ -59,8 +60,9 @@ struct HeapFacts {
   uint64_t mheap = 0;       // &runtime.mheap_
   uint64_t moduledata = 0;  // &runtime.firstmoduledata
   symbols::GoOffsets offsets;
-  bool span_index_u16 = false;  // GoRuntimeFacts::mspan_index_u16
-  symbols::GoVersion version;   // its wait reasons
+  bool span_index_u16 = false;   // GoRuntimeFacts::mspan_index_u16
+  bool sync_waits_on_g = false;  // GoRuntimeFacts::sync_waits_on_g (else heap/sema.h)
+  symbols::GoVersion version;    // its wait reasons
 };
 
 // What one mark may read from the target and hold in the agent.
@@ -98,7 +100,7 @@ absl::StatusOr<MarkResult> Mark(RemoteMemory& memory, const HeapFacts& facts,
 enum class WaitClass {
   kRoot,     // can run, or waits on something the mark does not model (sleep, IO, GC, ...)
   kChannel,  // chan send / chan receive / select: wakes when a channel it waits on is reachable
-  kSync,     // a sync primitive (Go 1.26+): wakes when the primitive is reachable
+  kSync,     // a sync primitive (sync_object known): wakes when the primitive is reachable
   kForever,  // a nil channel or `select {}`: nothing can wake it
 };
 WaitClass ClassifyWait(const symbols::GoVersion& version, const GoroutineState& g);

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <map>
 
+#include "agent/heap/sema.h"
 #include "gtest/gtest.h"
 #include "symbols/go_facts.h"
 #include "symbols/go_status.h"
@@ -48,8 +49,8 @@ symbols::GoVersion Go127() {
   return v;
 }
 
-uint8_t Reason(const std::string& name) {
-  const std::vector<std::string> all = symbols::WaitReasonStrings(Go127());
+uint8_t Reason(const std::string& name, const symbols::GoVersion& version = Go127()) {
+  const std::vector<std::string> all = symbols::WaitReasonStrings(version);
   for (size_t i = 0; i < all.size(); ++i) {
     if (all[i] == name) return static_cast<uint8_t>(i);
   }
@@ -309,6 +310,46 @@ TEST(HeapMarkTest, HostileHeapsAreRefused) {
     EXPECT_EQ(r->spans, 1u);
     EXPECT_TRUE(r->leaked.empty());
   }
+}
+
+// Go 1.19: three goroutines in semacquire, one the treap's root, one its child, one waiting on
+// the child's address behind it (waitlink); the treap's root also points back at itself.
+TEST(SemaphoreWaitsTest, EveryWaiterOfTheTableGetsItsPrimitive) {
+  symbols::GoVersion go119;
+  go119.major = 1;
+  go119.minor = 19;
+  const symbols::GoOffsets o = *symbols::OffsetsForVersion(go119);
+  FakeMemory mem;
+  constexpr uint64_t kTable = 0x100000, kSudogs = 0x200000;
+  mem.Region(kTable, 251 * 64);
+  mem.Region(kSudogs, 3 * 128);
+  const uint64_t a = kSudogs, b = kSudogs + 128, c = kSudogs + 256;
+  mem.Put(kTable + 7 * 64 + o.semaroot_treap, a);
+  const uint64_t waiters[][3] = {{a, 0xa000, 0xe1}, {b, 0xb000, 0xe2}, {c, 0xc000, 0xe2}};
+  for (const auto& w : waiters) {
+    mem.Put(w[0] + o.sudog_g, w[1]);
+    mem.Put(w[0] + o.sudog_elem, w[2]);
+  }
+  mem.Put(a + o.sudog_prev, b);
+  mem.Put(a + o.sudog_next, a);  // a cycle: read once
+  mem.Put(b + o.sudog_waitlink, c);
+  std::vector<GoroutineState> gs;
+  for (uint64_t g : {0xa000, 0xb000, 0xc000, 0xd000}) {
+    GoroutineState s;
+    s.g = g;
+    s.known = true;
+    s.status = symbols::kGoWaiting;
+    s.wait_reason = Reason("semacquire", go119);
+    gs.push_back(s);
+  }
+  ASSERT_TRUE(AddSemaphoreWaits(mem, kTable, o, go119, gs).ok());
+  EXPECT_EQ(gs[0].sync_object, 0xe1u);
+  EXPECT_EQ(gs[1].sync_object, 0xe2u);
+  EXPECT_EQ(gs[2].sync_object, 0xe2u);
+  EXPECT_EQ(gs[2].sudogs, std::vector<uint64_t>{c});
+  EXPECT_EQ(gs[3].sync_object, 0u);  // not in the table: stays a root
+  EXPECT_EQ(ClassifyWait(go119, gs[0]), WaitClass::kSync);
+  EXPECT_EQ(ClassifyWait(go119, gs[3]), WaitClass::kRoot);
 }
 
 TEST(HeapMarkTest, UntabledReleasesAreRefused) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iterator>
 
+#include "agent/heap/sema.h"
 #include "agent/heap/unwind.h"
 #include "symbols/go_facts.h"
 
@@ -58,9 +59,11 @@ TracingSession::TracingSession(pid_t pid, const symbols::GoBinary& bin, uint64_t
       leaks_(options.mark_every / 2) {
   heap_facts_.offsets = bin.offsets();
   heap_facts_.version = bin.build_info().version;
-  heap_facts_.span_index_u16 = symbols::RuntimeFactsForVersion(heap_facts_.version)
-                                   .value_or(symbols::GoRuntimeFacts{})
-                                   .mspan_index_u16 != 0;
+  const symbols::GoRuntimeFacts facts =
+      symbols::RuntimeFactsForVersion(heap_facts_.version).value_or(symbols::GoRuntimeFacts{});
+  heap_facts_.span_index_u16 = facts.mspan_index_u16 != 0;
+  heap_facts_.sync_waits_on_g = facts.sync_waits_on_g != 0;
+  if (bin.SemtableAddress().ok()) semtable_ = *bin.SemtableAddress() + bias;
   if (bin.MheapAddress().ok()) heap_facts_.mheap = *bin.MheapAddress() + bias;
   if (bin.pclntab().moduledata() != 0) heap_facts_.moduledata = bin.pclntab().moduledata() + bias;
 }
@@ -99,7 +102,12 @@ absl::Duration TracingSession::work_pause() const {
 
 bool TracingSession::MarkHeap(absl::Time now) {
   const double cpu = ThreadCpuSeconds();
-  const std::vector<GoroutineState> gs = goroutines_.ReadEvery();
+  std::vector<GoroutineState> gs = goroutines_.ReadEvery();
+  // Before 1.26 sync waits are found in the semaphore table; a failed read leaves those goroutines
+  // roots (a miss, never a leak invented).
+  if (!heap_facts_.sync_waits_on_g) {
+    (void)heap::AddSemaphoreWaits(memory_, semtable_, heap_facts_.offsets, heap_facts_.version, gs);
+  }
   absl::StatusOr<heap::MarkResult> mark =
       heap::Mark(memory_, heap_facts_, gs, options_.mark_limits);
   ++marks_;
@@ -190,9 +198,10 @@ bool TracingSession::Refresh(absl::Time now, bool probes_attached) {
   const bool leaks_changed = options_.mark_every > absl::ZeroDuration() && mark_status_.ok() &&
                              now >= next_mark_ && mark_pacer_.Due(now) && MarkHeap(now);
   // Detached, the lineage changes only when memory is read: the last findings stand meanwhile.
-  const bool due = evaluation_held_ || leaks_changed || ((probes_attached || reconcile) &&
-                                        (changed_ || now <= settled_after_ + options_.refresh ||
-                                         now - last_evaluation_ >= kQuietEvaluation));
+  const bool due =
+      evaluation_held_ || leaks_changed ||
+      ((probes_attached || reconcile) && (changed_ || now <= settled_after_ + options_.refresh ||
+                                          now - last_evaluation_ >= kQuietEvaluation));
   // One held back runs once its pacer allows, whatever changed meanwhile: a threshold that passed
   // in the pause must still be seen.
   evaluation_held_ = due && !evaluate_pacer_.Due(now);

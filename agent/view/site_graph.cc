@@ -174,6 +174,14 @@ class Builder {
   void AttachFindings() {
     for (size_t fi = 0; fi < g_.findings.size(); ++fi) {
       const Finding& f = g_.findings[fi];
+      if (f.kind == FindingKind::kGoroutineLeak) {
+        // Its site is the line the goroutines block on, not a context's: shown on their `go`
+        // statement's node, which it makes when the lineage never tracked them.
+        const SiteId go = f.go_sites.empty() ? f.site : f.go_sites.front();
+        const std::string& blocked_in = lineage_.sites().Get(f.site).function;
+        g_.nodes[GoNode(go, blocked_in.empty() ? "?" : blocked_in)].findings.push_back(fi);
+        continue;
+      }
       SiteNode& n = g_.nodes[CtxNode(f.site)];
       n.findings.push_back(fi);
       if (f.kind == FindingKind::kOrphanedDone || f.kind == FindingKind::kLostCancel ||

@@ -110,6 +110,27 @@ TEST_F(SiteGraphTest, ReRootingWithoutAFindingIsNotBroken) {
   EXPECT_EQ(EdgeOf(g, S(req_), S(audit_), SiteEdgeType::kBroken), nullptr);
 }
 
+// A proven goroutine leak sits on its goroutines' `go` statement (made when the lineage never
+// tracked them), not on a context node for the line they block on.
+TEST_F(SiteGraphTest, GoroutineLeaksSitOnTheirGoStatement) {
+  const SiteId blocked = lin_.sites().Intern({"main.worker.func1", "/src/app/worker.go", 77});
+  const SiteId go = lin_.sites().Intern({"main.worker", "/src/app/worker.go", 75});
+  Finding leak;
+  leak.kind = FindingKind::kGoroutineLeak;
+  leak.site = blocked;
+  leak.go_sites = {go};
+  leak.count = 3;
+  findings_.push_back(leak);
+  SiteGraph g = BuildSiteGraph(lin_, findings_, t_);
+  EXPECT_EQ(g.index.count(S(blocked)), 0u);
+  ASSERT_EQ(g.index.count(G(go)), 1u);
+  const SiteNode& n = g.nodes[g.index.at(G(go))];
+  EXPECT_EQ(n.type, SiteNodeType::kGoroutines);
+  EXPECT_EQ(n.function, "main.worker.func1");
+  ASSERT_EQ(n.findings.size(), 1u);
+  EXPECT_EQ(g.findings[n.findings[0]].kind, FindingKind::kGoroutineLeak);
+}
+
 TEST_F(SiteGraphTest, AttentionPutsFindingsFirst) {
   SiteGraph g = BuildSiteGraph(lin_, findings_, t_);
   std::vector<size_t> order = g.ByAttention();

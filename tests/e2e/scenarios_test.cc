@@ -86,16 +86,12 @@ std::vector<Outcome> RunAtOnce(const std::string& bin_dir,
     EXPECT_TRUE(programs.back().WaitForLine("ready", absl::Seconds(20))) << s << " did not start";
   }
   for (size_t i = 0; i < scenarios.size(); ++i) {
-    std::vector<std::string> argv = {CTXAGENT_BIN,
-                                     "attach",
-                                     std::to_string(programs[i].pid()),
-                                     "-o",
-                                     "json",
-                                     "--duration=" CTXAGENT_E2E_DURATION,
-                                     "--grace=1s",
-                                     "--leak_after=2s",
-                                     "--min_count=3",
-                                     "--refresh=500ms"};
+    std::vector<std::string> argv = {CTXAGENT_BIN, "attach", std::to_string(programs[i].pid()),
+                                     "-o", "json", "--duration=" CTXAGENT_E2E_DURATION,
+                                     "--grace=1s", "--leak_after=2s", "--min_count=3",
+                                     "--refresh=500ms",
+                                     // Two heap marks within the run whatever its start.
+                                     "--mark_every=2s"};
     for (const std::string& flag : ModeFlags(mode)) argv.push_back(flag);
     agents.push_back(testing::Child::Start(argv));
   }

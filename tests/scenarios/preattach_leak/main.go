@@ -2,10 +2,11 @@
 // on ctx.Done() with the cancel func dropped, and 20 goroutines blocked on a channel nobody sends on,
 // all made before "ready"; afterwards only healthy request-scoped timeouts.
 //
-// No finding: contexts made before the attach have no creation site or creator the agent could
-// know, so none of the findings' conditions can be established soundly (docs/internals.md). The
-// goroutines themselves are reported with their wait reasons and `go` sites, grouped, from the
-// first evaluation (tests/e2e/goroutines_pprof_test.cc checks them).
+// No context finding: contexts made before the attach have no creation site or creator the agent
+// could know, so none of those findings' conditions can be established soundly
+// (docs/internals.md). The watchers are a fact of the heap, though: nothing that can run holds
+// their Done channels any more, so the mark proves them leaked (goroutine_leak, at the line they
+// block on). The stuck goroutines wait on a global channel: reachable, not leaked.
 package main
 
 import (
@@ -17,7 +18,7 @@ import (
 
 type session struct{ cancel context.CancelFunc }
 
-func (s *session) watch(ctx context.Context) { <-ctx.Done() }
+func (s *session) watch(ctx context.Context) { <-ctx.Done() } // want: goroutine_leak
 
 var never = make(chan int)
 

@@ -1,0 +1,29 @@
+// Before Go 1.26 a goroutine parked on a Mutex, RWMutex or WaitGroup does not name the primitive
+// in its g: its sudog sits only in the runtime's semaphore table, 251 roots each holding a treap of
+// sudogs keyed by semaphore address (sudog.elem; children in prev/next), with the other waiters on
+// one address chained through waitlink. Reading that table gives each such goroutine its
+// primitive, so the mark can tell whether anything that can run still holds it.
+#ifndef CTXAGENT_AGENT_HEAP_SEMA_H_
+#define CTXAGENT_AGENT_HEAP_SEMA_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "agent/heap/heap_mark.h"
+#include "agent/lineage/goroutine_state.h"
+#include "symbols/go_offsets.h"
+
+namespace ctxagent::heap {
+
+// Sets sync_object (the semaphore's address) and adds the sudog to `sudogs` of every goroutine
+// in `goroutines` parked in a semaphore acquire that the table at `semtable` lists. The table
+// changes under the read: a sudog whose g is not parked on a semaphore is passed over. DataLoss
+// when the table holds more sudogs than any program parks (a corrupt or cyclic treap).
+absl::Status AddSemaphoreWaits(RemoteMemory& memory, uint64_t semtable,
+                               const symbols::GoOffsets& offsets, const symbols::GoVersion& version,
+                               std::vector<GoroutineState>& goroutines);
+
+}  // namespace ctxagent::heap
+
+#endif  // CTXAGENT_AGENT_HEAP_SEMA_H_
