@@ -106,16 +106,21 @@ std::vector<LeakedGoroutine*> LeakTracker::Update(absl::Time at,
 std::vector<Finding> GoroutineLeakFindings(absl::Time now, const LeakTracker& tracker,
                                            const ProcessLineage& lineage,
                                            const std::vector<Finding>& others) {
-  // What the context findings name: their goroutines (a capped list) and their contexts' sites,
-  // which cover the goroutines past the cap (parked on, or started with, a context made there).
+  // What the context findings name: their goroutines (a capped list), their `go` statements and
+  // their contexts' sites, which cover the goroutines past the cap and those whose contexts the
+  // probes never saw (made before the attach or between windows): the same code path, the same bug.
   absl::flat_hash_set<uint64_t> named;
-  absl::flat_hash_set<SiteId> context_sites;
+  absl::flat_hash_set<SiteId> context_sites, go_sites;
   for (const Finding& f : others) {
     named.insert(f.goroutines.begin(), f.goroutines.end());
+    go_sites.insert(f.go_sites.begin(), f.go_sites.end());
     if (f.kind != FindingKind::kBrokenChain) context_sites.insert(f.site);
   }
-  auto taken = [&](uint64_t goid) {
-    if (named.contains(goid)) return true;
+  auto taken = [&](const GoroutineState& g) {
+    const uint64_t goid = g.goid;
+    if (named.contains(goid) || (g.go_site != kNoSite && go_sites.contains(g.go_site))) {
+      return true;
+    }
     const GoroutineNode* n = lineage.FindGoroutine(goid);
     if (n == nullptr) return false;
     for (const std::vector<ContextId>* ids : {&n->parked_on, &n->bound}) {
@@ -130,7 +135,7 @@ std::vector<Finding> GoroutineLeakFindings(absl::Time now, const LeakTracker& tr
   std::map<std::tuple<SiteId, SiteId, std::string>, Finding> groups;
   std::map<std::tuple<SiteId, SiteId, std::string>, const ContextNode*> contexts;
   for (const LeakedGoroutine& l : tracker.proven()) {
-    if (taken(l.state.goid)) continue;
+    if (taken(l.state)) continue;
     const auto key = std::make_tuple(l.blocked_at, l.state.go_site, l.state.state);
     Finding& f = groups[key];
     f.kind = FindingKind::kGoroutineLeak;

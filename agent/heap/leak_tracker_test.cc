@@ -73,6 +73,9 @@ TEST(LeakTrackerTest, FindingsGroupByBlockingLineAndGoStatement) {
   other.goroutines = {9};
   const std::vector<Finding> f =
       GoroutineLeakFindings(kT0 + absl::Seconds(70), t, lineage, {other});
+  // A context finding whose goroutines come from the same `go` statement takes them all.
+  other.go_sites = {go};
+  EXPECT_TRUE(GoroutineLeakFindings(kT0 + absl::Seconds(70), t, lineage, {other}).empty());
   ASSERT_EQ(f.size(), 1u);
   EXPECT_EQ(f[0].kind, FindingKind::kGoroutineLeak);
   EXPECT_EQ(f[0].site, block);
