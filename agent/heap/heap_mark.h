@@ -31,6 +31,7 @@
 #include "agent/lineage/goroutine_state.h"
 #include "agent/trace/process.h"
 #include "symbols/buildinfo.h"
+#include "symbols/go_binary.h"
 #include "symbols/go_offsets.h"
 
 namespace ctxagent::heap {
@@ -62,6 +63,9 @@ struct HeapFacts {
   bool span_index_u16 = false;  // GoRuntimeFacts::mspan_index_u16
   symbols::GoVersion version;   // its wait reasons
 };
+
+// Where `bin`, loaded at `bias`, keeps its heap and globals (zero where not located).
+HeapFacts HeapFactsFor(const symbols::GoBinary& bin, uint64_t bias);
 
 // What one mark may read from the target and hold in the agent.
 struct MarkLimits {
