@@ -15,7 +15,8 @@ bool Unchanged(const GoroutineState& before, const GoroutineState& after) {
 
 }  // namespace
 
-StackSnapshot ReadStacks(GoroutineReader& reader, heap::RemoteMemory& memory, absl::Time now) {
+StackSnapshot ReadStacks(GoroutineReader& reader, heap::RemoteMemory& memory,
+                         StackSymbolizer& symbolizer, absl::Time now) {
   StackSnapshot out;
   out.taken = now;
   std::vector<GoroutineStateReader::Query> again;
@@ -39,6 +40,10 @@ StackSnapshot ReadStacks(GoroutineReader& reader, heap::RemoteMemory& memory, ab
     const bool running = s.state.status == symbols::kGoRunning;
     if (!Unchanged(s.state, after[i]) || (!running && s.pcs.empty())) {
       ++out.changed;
+      continue;
+    }
+    if (!running && symbolizer.Lookup(s.pcs.back()).function != "runtime.goexit") {
+      ++out.incomplete;
       continue;
     }
     if (running) ++out.running;

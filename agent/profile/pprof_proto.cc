@@ -70,21 +70,27 @@ class Encoder {
     m.UintField(2, String(unit));
     return m;
   }
+  // The location of a return address; 0 for one the runtime's own profiles leave out: generated
+  // wrappers (tracebackPCs elides them) and runtime.goexit, the bottom of every stack.
   uint64_t Location(uint64_t pc) {
-    auto [it, inserted] = locations_.try_emplace(pc, locations_.size() + 1);
-    if (!inserted) return it->second;
+    if (auto it = locations_.find(pc); it != locations_.end()) return it->second;
     Message loc;
-    loc.UintField(1, it->second);
+    const uint64_t id = locations_.size() + 1;
+    loc.UintField(1, id);
     loc.UintField(2, 1);       // the executable's mapping
     loc.UintField(3, pc - 1);  // the call, as runtime/pprof records a return address
+    bool shown = false;
     for (const symbols::SourceFrame& f : symbolizer_.Lookup(pc).frames) {
+      if (f.wrapper || f.function == "runtime.goexit") continue;
       Message line;
       line.UintField(1, Function(f));
       line.UintField(2, static_cast<uint64_t>(f.line));
       loc.BytesField(4, line.bytes());
+      shown = true;
     }
+    if (!shown) return locations_[pc] = 0;
     top_.BytesField(kLocation, loc.bytes());
-    return it->second;
+    return locations_[pc] = id;
   }
   Message& top() { return top_; }
 
@@ -132,7 +138,9 @@ std::string EncodeProfile(const Profile& profile, StackSymbolizer& symbolizer,
   for (const Sample& s : profile.samples) {
     Message sample;
     std::vector<uint64_t> locations;
-    for (uint64_t pc : s.pcs) locations.push_back(e.Location(pc));
+    for (uint64_t pc : s.pcs) {
+      if (const uint64_t id = e.Location(pc); id != 0) locations.push_back(id);
+    }
     sample.PackedField(1, locations);
     sample.PackedField(2, {static_cast<uint64_t>(s.count)});
     for (const auto& [key, value] : s.labels) {

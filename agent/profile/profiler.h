@@ -32,7 +32,7 @@ class GoroutineProfiler {
                                                                    const Process& process);
 
   // Every user goroutine's stack, now.
-  StackSnapshot Read() { return ReadStacks(reader_, memory_, absl::Now()); }
+  StackSnapshot Read() { return ReadStacks(reader_, memory_, symbolizer_, absl::Now()); }
   // Proves leaks on its own, as a session does: two heap marks `gap` apart must agree. The
   // proven goroutines, unwound at the second mark.
   absl::StatusOr<StackSnapshot> ProveLeaks(absl::Duration gap, const heap::MarkLimits& limits);

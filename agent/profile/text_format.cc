@@ -84,7 +84,7 @@ std::string CountProfileText(const Profile& profile, StackSymbolizer& symbolizer
       for (const symbols::SourceFrame& f : info.frames) {
         show = show || !(absl::StartsWith(f.function, "runtime.") ||
                          absl::StartsWith(f.function, "internal/runtime/"));
-        if (!show || f.function == "runtime.goexit") continue;
+        if (!show || f.wrapper || f.function == "runtime.goexit") continue;
         absl::StrAppend(&out, absl::StrFormat("#\t%#x\t%s+%#x\t%s:%d\n", pc - 1, f.function,
                                               pc - 1 - info.entry, f.file, f.line));
       }

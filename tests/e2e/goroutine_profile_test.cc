@@ -62,7 +62,7 @@ bool Transient(const std::string& state) {
 
 bool ServesHttp(const Dumped& d) { return absl::StrContains(d.created, "net/http."); }
 
-std::string Run(const std::string& command, int* status) {
+std::string Shell(const std::string& command, int* status) {
   std::string out;
   FILE* p = popen(command.c_str(), "r");
   if (p == nullptr) return out;
@@ -76,7 +76,7 @@ std::string Run(const std::string& command, int* status) {
 // for all its (inlined) lines; stacks through net/http are left out (the request's own).
 std::map<std::string, int64_t> RawStacks(const std::string& file) {
   int status = -1;
-  const std::string raw = Run(absl::StrCat(kGo, " tool pprof -raw ", file, " 2>&1"), &status);
+  const std::string raw = Shell(absl::StrCat(kGo, " tool pprof -raw ", file, " 2>&1"), &status);
   EXPECT_EQ(status, 0) << raw;
   std::map<std::string, std::string> locations;
   std::vector<std::pair<int64_t, std::vector<std::string>>> samples;
@@ -122,10 +122,10 @@ TEST_P(GoroutineProfileTest, EqualsTheRuntimesOwnProfiles) {
   const std::string pid = std::to_string(prog.pid());
   int status = -1;
   const std::string ours =
-      Run(absl::StrCat(CTXAGENT_BIN, " profile ", pid, " -o text 2>&1"), &status);
+      Shell(absl::StrCat(CTXAGENT_BIN, " profile ", pid, " -o text 2>&1"), &status);
   ASSERT_EQ(status, 0) << ours;
   for (const char* type : {"goroutine", "create", "leak"}) {
-    const std::string out = Run(absl::StrCat(CTXAGENT_BIN, " profile ", pid, " ", dir, "/", type,
+    const std::string out = Shell(absl::StrCat(CTXAGENT_BIN, " profile ", pid, " ", dir, "/", type,
                                              ".pb.gz --type ", type, " --mark_every=1s 2>&1"),
                                 &status);
     ASSERT_EQ(status, 0) << type << ": " << out;
@@ -181,7 +181,7 @@ TEST_P(GoroutineProfileTest, EqualsTheRuntimesOwnProfiles) {
   for (const char* type : {"goroutine", "create", "leak"}) {
     for (const char* view : {"-top", "-traces"}) {
       const std::string out =
-          Run(absl::StrCat(kGo, " tool pprof ", view, " ", dir, "/", type, ".pb.gz 2>&1"), &status);
+          Shell(absl::StrCat(kGo, " tool pprof ", view, " ", dir, "/", type, ".pb.gz 2>&1"), &status);
       EXPECT_EQ(status, 0) << type << " " << view << ": " << out;
       EXPECT_TRUE(absl::StrContains(out, "main.") || std::string(type) == "leak")
           << type << " " << view << ": " << out;
