@@ -80,21 +80,6 @@ absl::StatusOr<std::string> Copy(const absl::StatusOr<absl::string_view>& s) {
   return s.ok() ? absl::StatusOr<std::string>(std::string(*s)) : s.status();
 }
 
-// Section (or, without section headers, PT_LOAD segment) that holds `vaddr`: [start, end).
-std::pair<uint64_t, uint64_t> ContainingRange(const ElfFile& elf, uint64_t vaddr) {
-  for (const ElfSection& s : elf.sections()) {
-    if (s.addr != 0 && s.type != SHT_NOBITS && vaddr >= s.addr && vaddr - s.addr < s.size) {
-      return {s.addr, s.addr + s.size};
-    }
-  }
-  for (const ElfSegment& seg : elf.segments()) {
-    if (seg.type == PT_LOAD && vaddr >= seg.vaddr && vaddr - seg.vaddr < seg.filesz) {
-      return {seg.vaddr, seg.vaddr + seg.filesz};
-    }
-  }
-  return {0, 0};
-}
-
 struct FuncInfo {
   uint64_t off = 0;  // of the _func within the table
   uint64_t entry = 0;
@@ -391,7 +376,7 @@ auto Pclntab::Layout::Locate(const ElfFile& elf) -> absl::StatusOr<Layout> {
     }
   }
   if (absl::StatusOr<uint64_t> sym = elf.LookupSymbol("runtime.pcheader"); sym.ok() && *sym != 0) {
-    auto [begin, end] = ContainingRange(elf, *sym);
+    auto [begin, end] = elf.ContainingRange(*sym);
     if (end > *sym) {
       absl::StatusOr<Layout> l = Decode(elf, *sym, end - *sym);
       if (l.ok()) return l;
@@ -516,8 +501,8 @@ absl::StatusOr<std::unique_ptr<Pclntab>> Pclntab::Parse(const ElfFile& elf) {
   tab->text_start_ = l.text_start;
   tab->moduledata_ = md;
   tab->nfunc_ = l.nfunc;
-  // FuncIDWrapper is the last funcID in every release (its value changes): the largest in the table,
-  // which always holds wrappers (ABI wrappers, generated equality functions).
+  // FuncIDWrapper is the last funcID in every release (its value changes): the largest in the
+  // table, which always holds wrappers (ABI wrappers, generated equality functions).
   for (size_t i = 0; i < l.nfunc; ++i) {
     absl::StatusOr<FuncInfo> f = l.Func(i);
     if (f.ok()) tab->wrapper_func_id_ = std::max(tab->wrapper_func_id_, f->func_id);

@@ -10,8 +10,7 @@ namespace ctxagent {
 
 AttachHttp::AttachHttp(absl::Mutex& mu, pid_t pid, const ProcessLineage& lineage,
                        const std::vector<Finding>& findings, const symbols::GoBinary& binary,
-                       const Process& process, SiteGrowth* growth,
-                       const heap::LeakTracker* leaks)
+                       const Process& process, SiteGrowth* growth, const heap::LeakTracker* leaks)
     : mu_(mu),
       pid_(pid),
       lineage_(lineage),
@@ -43,8 +42,15 @@ void AttachHttp::ForEachProcess(absl::FunctionRef<void(const ProcessView&)> fn) 
 bool AttachHttp::WithProcess(pid_t pid, absl::FunctionRef<void(const ProcessView&)> fn) {
   if (pid != pid_) return false;
   absl::MutexLock l(&mu_);
-  fn({pid_, lineage_, findings_, binary_, process_, growth_, {{"binary", binary_name_}},
-      absl::ZeroDuration(), leaks_});
+  fn({pid_,
+      lineage_,
+      findings_,
+      binary_,
+      process_,
+      growth_,
+      {{"binary", binary_name_}},
+      absl::ZeroDuration(),
+      leaks_});
   return true;
 }
 

@@ -49,9 +49,10 @@ std::string AbslUnparseFlag(const FixedDutyCycle& d) {
 ABSL_FLAG(std::string, o, "",
           "output format (symbols: text or json; attach: tree, json, dot or html, html being one "
           "self-contained page of the final state; profile: pprof or text)");
-ABSL_FLAG(std::string, type, "",
-          "profile: goroutine (every goroutine by stack), leak (proven leaked and context findings' "
-          "goroutines) or create (by `go` statement)");
+ABSL_FLAG(
+    std::string, type, "",
+    "profile: goroutine (every goroutine by stack), leak (proven leaked and context findings' "
+    "goroutines) or create (by `go` statement)");
 ABSL_FLAG(bool, verbose, false, "libbpf's debug messages on stderr (its warnings always are)");
 ABSL_FLAG(std::string, view, "",
           "sites (live top view and report by creation site) or contexts (every context)");

@@ -133,7 +133,8 @@ std::string EncodeProfile(const Profile& profile, StackSymbolizer& symbolizer,
   m.UintField(4, mapping.file_offset);
   m.UintField(5, e.String(mapping.file));
   m.UintField(6, e.String(mapping.build_id));
-  for (int field = 7; field <= 10; ++field) m.BoolField(field, true);  // functions, files, lines, inlines
+  for (int field = 7; field <= 10; ++field)
+    m.BoolField(field, true);  // functions, files, lines, inlines
   top.BytesField(kMapping, m.bytes());
   for (const Sample& s : profile.samples) {
     Message sample;

@@ -24,9 +24,8 @@ Profile Grouped(const std::string& name, const StackSnapshot& snapshot,
                    [](const Sample& a, const Sample& b) { return a.count > b.count; });
   p.comments.push_back(absl::StrCat(
       "ctxagent read ", p.total + running + snapshot.changed + snapshot.incomplete,
-      " goroutines without stopping the process: ", snapshot.changed,
-      " changed under the read, ", snapshot.incomplete, " not unwound to their start and ",
-      running,
+      " goroutines without stopping the process: ", snapshot.changed, " changed under the read, ",
+      snapshot.incomplete, " not unwound to their start and ", running,
       " running on a CPU (no stack readable) are not sampled"));
   return p;
 }

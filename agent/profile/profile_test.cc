@@ -1,6 +1,8 @@
 // The profile forms against a real Go binary's pclntab (pprofprog, built by Go 1.27, stripped):
 // traceback rules, the runtime's text formats, grouping, and a profile.proto that `go tool pprof`
 // (Debian's Go) reads back with the same stacks and counts.
+#include "agent/profile/profile.h"
+
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -9,7 +11,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/profile/pprof_proto.h"
-#include "agent/profile/profile.h"
 #include "agent/profile/stack_symbolizer.h"
 #include "agent/profile/text_format.h"
 #include "gtest/gtest.h"
@@ -89,9 +90,9 @@ TEST_F(ProfileTest, SymbolizesReturnAddressesWithTheBias) {
 TEST_F(ProfileTest, DumpIsTheRuntimesFormat) {
   StackSnapshot s;
   s.taken = absl::Now();
-  GoroutineStack g = Parked(7, "chan receive",
-                            {Pc("runtime.gopark", 0x20), Pc("main.receiver", 0x12),
-                             Pc("runtime.goexit", 1)});
+  GoroutineStack g =
+      Parked(7, "chan receive",
+             {Pc("runtime.gopark", 0x20), Pc("main.receiver", 0x12), Pc("runtime.goexit", 1)});
   g.state.waiting_since = s.taken - absl::Seconds(200);
   g.state.gopc = Pc("main.spawn", 0x40);
   g.state.parent_goid = 1;
@@ -125,8 +126,8 @@ TEST_F(ProfileTest, GroupsByStackAndLabels) {
   EXPECT_EQ(p.total, 3);
   EXPECT_EQ(p.samples[0].count, 2);
   EXPECT_EQ(p.samples[0].pcs, a);
-  EXPECT_EQ(p.samples[0].labels[0], std::make_pair(std::string("wait_reason"),
-                                                   std::string("chan receive")));
+  EXPECT_EQ(p.samples[0].labels[0],
+            std::make_pair(std::string("wait_reason"), std::string("chan receive")));
   EXPECT_EQ(p.samples[1].count, 1);
   ASSERT_EQ(p.comments.size(), 1u);
   EXPECT_TRUE(absl::StrContains(p.comments[0], "read 6 goroutines")) << p.comments[0];
@@ -148,8 +149,8 @@ TEST_F(ProfileTest, GoToolPprofReadsTheProto) {
   ASSERT_TRUE(gz.ok());
   const std::string path = ::testing::TempDir() + "/goroutine.pb.gz";
   std::ofstream(path, std::ios::binary) << *gz;
-  FILE* p = popen(absl::StrCat("/usr/lib/go-1.27/bin/go tool pprof -raw ", path, " 2>&1").c_str(),
-                  "r");
+  FILE* p =
+      popen(absl::StrCat("/usr/lib/go-1.27/bin/go tool pprof -raw ", path, " 2>&1").c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string raw;
   char buf[4096];

@@ -75,8 +75,8 @@ StackSnapshot LeakSnapshot(const heap::LeakTracker& tracker, const std::vector<F
     const absl::flat_hash_set<uint64_t> named(f.goroutines.begin(), f.goroutines.end());
     for (const GoroutineStack& g : current.goroutines) {
       if (named.contains(g.state.goid) && listed.insert(g.state.goid).second) {
-        out.goroutines.push_back({g.state, g.pcs, FindingKindName(f.kind),
-                                  ShortSiteString(sites.Get(f.site))});
+        out.goroutines.push_back(
+            {g.state, g.pcs, FindingKindName(f.kind), ShortSiteString(sites.Get(f.site))});
       }
     }
   }

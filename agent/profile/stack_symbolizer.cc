@@ -13,7 +13,8 @@ bool IsExportedRuntime(absl::string_view name) {
   if (size_t dot = name.rfind('.'); dot != absl::string_view::npos) {
     receiver = name.substr(0, dot);
     name = name.substr(dot + 1);
-    if (receiver.size() >= 3 && receiver[0] == '(' && receiver[1] == '*' && receiver.back() == ')') {
+    if (receiver.size() >= 3 && receiver[0] == '(' && receiver[1] == '*' &&
+        receiver.back() == ')') {
       receiver = receiver.substr(2, receiver.size() - 3);
     }
   }

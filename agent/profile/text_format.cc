@@ -25,7 +25,8 @@ void AppendFrames(std::string& out, const GoroutineStack& g, StackSymbolizer& sy
       if (f.wrapper || !ShownInTraceback(f.function, first)) continue;
       first = false;
       absl::StrAppend(&out, PrintedFunctionName(f.function), "(...)\n\t", f.file, ":", f.line);
-      if (!f.inlined && pc > info.entry) absl::StrAppend(&out, absl::StrFormat(" +%#x", pc - info.entry));
+      if (!f.inlined && pc > info.entry)
+        absl::StrAppend(&out, absl::StrFormat(" +%#x", pc - info.entry));
       out += '\n';
     }
   }
@@ -71,8 +72,8 @@ std::string CountProfileText(const Profile& profile, StackSymbolizer& symbolizer
     if (!s.labels.empty()) {
       out += "# labels: {";
       for (size_t i = 0; i < s.labels.size(); ++i) {
-        absl::StrAppend(&out, i ? ", " : "", "\"", s.labels[i].first, "\":[\"",
-                        s.labels[i].second, "\"]");
+        absl::StrAppend(&out, i ? ", " : "", "\"", s.labels[i].first, "\":[\"", s.labels[i].second,
+                        "\"]");
       }
       out += "}\n";
     }

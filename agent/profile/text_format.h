@@ -5,7 +5,8 @@
 //    the runtime's, but for the argument words of a frame that is not inlined: the runtime prints
 //    the values it finds in registers' spill slots, read here they would be stale, so they are
 //    printed as "(...)" too. "locked to thread" and pprof labels are not printed.
-//  - debug=1, runtime/pprof's legacy count format: "N @ 0xpc ...", then "#\t0xpc\tfunc+0xoff\tfile:line".
+//  - debug=1, runtime/pprof's legacy count format: "N @ 0xpc ...", then
+//  "#\t0xpc\tfunc+0xoff\tfile:line".
 #ifndef CTXAGENT_AGENT_PROFILE_TEXT_FORMAT_H_
 #define CTXAGENT_AGENT_PROFILE_TEXT_FORMAT_H_
 

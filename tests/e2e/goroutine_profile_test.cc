@@ -35,7 +35,8 @@ struct Dumped {
 // A debug=2 dump by goid.
 std::map<uint64_t, Dumped> ParseDump(const std::string& dump) {
   std::map<uint64_t, Dumped> out;
-  static const std::regex kHeader(R"(^goroutine (\d+)(?: gp=\S+ m=\S+(?: mp=\S+)?)? \[([^\]]*)\]:)");
+  static const std::regex kHeader(
+      R"(^goroutine (\d+)(?: gp=\S+ m=\S+(?: mp=\S+)?)? \[([^\]]*)\]:)");
   Dumped* g = nullptr;
   std::vector<std::string> lines = absl::StrSplit(dump, '\n');
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -93,10 +94,8 @@ std::map<std::string, int64_t> RawStacks(const std::string& file) {
     } else if (section == kLocations && w.size() >= 5 && absl::EndsWith(w[0], ":")) {
       last = std::string(absl::StripSuffix(w[0], ":"));  // "1: 0xaddr M=1 fn file:line s=0"
       locations[last] = absl::StrCat(w[3], " ", w[4]);
-    } else if (section == kLocations && w.size() >= 2 && !last.empty() && !absl::StrContains(line, "s=")) {
+    } else if (section == kLocations && w.size() >= 2 && !last.empty()) {
       absl::StrAppend(&locations[last], "|", w[0], " ", w[1]);  // an inlined caller's line
-    } else if (section == kLocations && w.size() >= 3 && !last.empty()) {
-      absl::StrAppend(&locations[last], "|", w[0], " ", w[1]);
     }
   }
   std::map<std::string, int64_t> out;
@@ -126,8 +125,8 @@ TEST_P(GoroutineProfileTest, EqualsTheRuntimesOwnProfiles) {
   ASSERT_EQ(status, 0) << ours;
   for (const char* type : {"goroutine", "create", "leak"}) {
     const std::string out = Shell(absl::StrCat(CTXAGENT_BIN, " profile ", pid, " ", dir, "/", type,
-                                             ".pb.gz --type ", type, " --mark_every=1s 2>&1"),
-                                &status);
+                                               ".pb.gz --type ", type, " --mark_every=1s 2>&1"),
+                                  &status);
     ASSERT_EQ(status, 0) << type << ": " << out;
   }
   const testing::HttpResult dump = testing::HttpGet(port, "/debug/pprof/goroutine?debug=2");
@@ -180,8 +179,8 @@ TEST_P(GoroutineProfileTest, EqualsTheRuntimesOwnProfiles) {
 
   for (const char* type : {"goroutine", "create", "leak"}) {
     for (const char* view : {"-top", "-traces"}) {
-      const std::string out =
-          Shell(absl::StrCat(kGo, " tool pprof ", view, " ", dir, "/", type, ".pb.gz 2>&1"), &status);
+      const std::string out = Shell(
+          absl::StrCat(kGo, " tool pprof ", view, " ", dir, "/", type, ".pb.gz 2>&1"), &status);
       EXPECT_EQ(status, 0) << type << " " << view << ": " << out;
       EXPECT_TRUE(absl::StrContains(out, "main.") || std::string(type) == "leak")
           << type << " " << view << ": " << out;
