@@ -23,34 +23,25 @@ void PprofEndpoints::Register(ProcessEndpoints& endpoints) {
   }
 }
 
-HttpResponse PprofEndpoints::Serve(const ProcessView& p, const HttpRequest& r,
-                                   profile::ProfileType type) {
-  auto debug = r.query.find("debug");
-  const std::string key =
-      absl::StrCat(static_cast<int>(type), "/", debug == r.query.end() ? "0" : debug->second);
+profile::StackSnapshot PprofEndpoints::Snapshot(const ProcessView& p,
+                                                profile::GoroutineProfiler& profiler) {
   const absl::Time now = absl::Now();
   {
     absl::MutexLock l(&mu_);
     Paced& paced = processes_[p.pid];
     paced.pacer.set_allowance(kProfileAllowance);
-    if (!paced.pacer.Due(now)) {
-      auto last = paced.last.find(key);
-      if (last != paced.last.end()) return last->second;
-      return {429, "text/plain",
-              absl::StrCat("paced: the next read of pid ", p.pid, " in ",
-                           absl::FormatDuration(paced.pacer.pause()), "\n")};
-    }
+    if (!paced.pacer.Due(now)) return paced.last;
   }
   const double cpu = ThreadCpuSeconds();
-  HttpResponse out = ServeGoroutineProfile(p, r, type);
+  profile::StackSnapshot snapshot = profiler.Read();
   absl::MutexLock l(&mu_);
   Paced& paced = processes_[p.pid];
   paced.pacer.Ran(now, ThreadCpuSeconds() - cpu);
-  if (out.status == 200) paced.last[key] = out;
-  return out;
+  paced.last = snapshot;
+  return snapshot;
 }
 
-HttpResponse ServeGoroutineProfile(const ProcessView& p, const HttpRequest& r,
+HttpResponse PprofEndpoints::Serve(const ProcessView& p, const HttpRequest& r,
                                    profile::ProfileType type) {
   int debug = 0;
   if (auto d = r.query.find("debug"); d != r.query.end() && !absl::SimpleAtoi(d->second, &debug)) {
@@ -62,7 +53,7 @@ HttpResponse ServeGoroutineProfile(const ProcessView& p, const HttpRequest& r,
   }
   auto profiler = profile::GoroutineProfiler::Create(p.binary, p.process);
   if (!profiler.ok()) return {503, "text/plain", std::string(profiler.status().message()) + "\n"};
-  profile::StackSnapshot snapshot = (*profiler)->Read();
+  profile::StackSnapshot snapshot = Snapshot(p, **profiler);
   if (type == profile::ProfileType::kLeak) {
     if (p.leaks == nullptr) return {404, "text/plain", "no heap marks for this process\n"};
     snapshot = profile::LeakSnapshot(*p.leaks, p.findings, p.lineage.sites(), snapshot);

@@ -2,15 +2,14 @@
 // /processes/<pid>/pprof/goroutine, .../goroutineleak and .../goroutinecreate with its `debug`
 // parameter (0: gzipped profile.proto, 1: count text, 2: the runtime's goroutine dump), so that a
 // Pyroscope or Parca scrape job pointed at them works unchanged. Each read costs CPU per goroutine
-// and runs under the provider's lock: reads of one process are paced to kProfileAllowance cores,
-// a request within the pause getting the last answer (or 429 when there is none).
+// and runs under the provider's lock: reads of one process are paced to kProfileAllowance cores, a
+// request within the pause getting a profile of the last read.
 #ifndef CTXAGENT_AGENT_NODE_PPROF_ENDPOINTS_H_
 #define CTXAGENT_AGENT_NODE_PPROF_ENDPOINTS_H_
 
 #include <sys/types.h>
 
 #include <map>
-#include <string>
 
 #include "absl/synchronization/mutex.h"
 #include "agent/control/work_pacer.h"
@@ -35,15 +34,13 @@ class PprofEndpoints {
 
   struct Paced {
     WorkPacer pacer;
-    std::map<std::string, HttpResponse> last;  // by profile type and debug
+    profile::StackSnapshot last;  // of the last read
   };
+  // A read of `p`'s goroutines, or the last one while its pacer holds reads back.
+  profile::StackSnapshot Snapshot(const ProcessView& p, profile::GoroutineProfiler& profiler);
   absl::Mutex mu_;  // requests of different processes run at once (one lock per provider)
   std::map<pid_t, Paced> processes_ ABSL_GUARDED_BY(mu_);
 };
-
-// The answer to one request, unpaced (exposed for tests).
-HttpResponse ServeGoroutineProfile(const ProcessView& p, const HttpRequest& r,
-                                   profile::ProfileType type);
 
 }  // namespace ctxagent
 

@@ -4,6 +4,8 @@
 // runtime's frame for frame (function, file, line, offset) for >= 99% of them, with the same wait
 // reason and "created by" lines; the debug=0 profiles, read by Debian's `go tool pprof -raw`, must
 // count the same goroutines per stack; `-top` and `-traces` must read every profile kind.
+#include <signal.h>
+
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -17,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "bpf/bpf_testing.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/http_get.h"
 #include "tests/e2e/process_runner.h"
@@ -186,6 +189,55 @@ TEST_P(GoroutineProfileTest, EqualsTheRuntimesOwnProfiles) {
           << type << " " << view << ": " << out;
     }
   }
+  prog.Kill(SIGKILL);
+  prog.Wait(absl::Seconds(5));
+}
+
+// The same profiles from the detail endpoints (here attach's --http), with net/http/pprof's
+// parameters, paced: a second read at once gets the first answer.
+TEST(PprofEndpointsTest, ServeTheProfilesAsNetHttpPprofDoes) {
+  CTXAGENT_REQUIRE_BPF();
+  const std::string bin = absl::StrCat(CTXAGENT_PPROFPROG, "/go1.27/pprofprog");
+  const int port = testing::FreeLoopbackPort();
+  testing::Child prog = testing::Child::Start({bin, "-addr", absl::StrCat("127.0.0.1:", port)});
+  ASSERT_TRUE(prog.WaitForLine("ready", absl::Seconds(20)));
+  const int http = testing::FreeLoopbackPort();
+  testing::Child agent =
+      testing::Child::Start({CTXAGENT_BIN, "attach", std::to_string(prog.pid()), "-o", "json",
+                             "--duration=60s", absl::StrCat("--http=127.0.0.1:", http)},
+                            true);
+  ASSERT_TRUE(agent.WaitForLine("serving /processes", absl::Seconds(30)));
+  absl::SleepFor(absl::Milliseconds(1500));
+  const std::string base = absl::StrCat("/processes/", prog.pid(), "/pprof/");
+  const testing::HttpResult ours = testing::HttpGet(http, base + "goroutine?debug=2");
+  const testing::HttpResult dump = testing::HttpGet(port, "/debug/pprof/goroutine?debug=2");
+  ASSERT_EQ(ours.status, 200) << ours.body;
+  const std::map<uint64_t, Dumped> runtime_view = ParseDump(dump.body);
+  const std::map<uint64_t, Dumped> agent_view = ParseDump(ours.body);
+  int compared = 0;
+  for (const auto& [goid, r] : runtime_view) {
+    if (Transient(r.state) || ServesHttp(r)) continue;
+    ASSERT_TRUE(agent_view.count(goid)) << goid;
+    EXPECT_EQ(absl::StrJoin(agent_view.at(goid).frames, "\n"), absl::StrJoin(r.frames, "\n"));
+    ++compared;
+  }
+  EXPECT_GE(compared, 27);
+  EXPECT_EQ(testing::HttpGet(http, base + "goroutine?debug=2").body, ours.body) << "paced";
+  const std::string dir = ::testing::TempDir();
+  for (const char* path : {"goroutine", "goroutineleak", "goroutinecreate"}) {
+    const testing::HttpResult proto = testing::HttpGet(http, base + path);
+    ASSERT_EQ(proto.status, 200) << path << ": " << proto.body;
+    const std::string file = absl::StrCat(dir, "/endpoint_", path, ".pb.gz");
+    std::ofstream(file, std::ios::binary) << proto.body;
+    int status = -1;
+    const std::string top = Shell(absl::StrCat(kGo, " tool pprof -top ", file, " 2>&1"), &status);
+    EXPECT_EQ(status, 0) << path << ": " << top;
+    const testing::HttpResult text = testing::HttpGet(http, base + path + "?debug=1");
+    EXPECT_TRUE(absl::StartsWith(text.body, absl::StrCat(path, " profile: total "))) << text.body;
+  }
+  EXPECT_EQ(testing::HttpGet(http, base + "goroutine?seconds=5").status, 400);
+  agent.Kill(SIGINT);
+  agent.Wait(absl::Seconds(20));
   prog.Kill(SIGKILL);
   prog.Wait(absl::Seconds(5));
 }
