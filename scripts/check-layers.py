@@ -26,14 +26,16 @@ PRODUCT = {
     "agent/lineage": [],  # the lineage tree: plain data, fed events by agent/trace
     "agent/trace": ["symbols", "bpf", "agent/lineage"],
     "agent/heap": ["agent/trace", "agent/lineage", "symbols"],  # the mark of the target's memory
+    # goroutine profiles (pprof) read from outside
+    "agent/profile": ["agent/heap", "agent/trace", "agent/lineage", "symbols"],
     "agent/control": ["agent/trace", "symbols", "bpf"],
     "agent/session": ["agent/heap", "agent/control", "agent/trace", "agent/lineage", "symbols",
                       "bpf"],
     "agent/view": ["agent/control", "agent/trace", "agent/lineage"],
-    "agent/node": ["agent/session", "agent/view", "agent/control", "agent/trace", "agent/lineage",
-                   "symbols"],
-    "agent/cli": ["agent/node", "agent/session", "agent/heap", "agent/view", "agent/control",
-                  "agent/trace", "agent/lineage", "symbols"],
+    "agent/node": ["agent/session", "agent/profile", "agent/heap", "agent/view", "agent/control",
+                   "agent/trace", "agent/lineage", "symbols"],
+    "agent/cli": ["agent/node", "agent/session", "agent/profile", "agent/heap", "agent/view",
+                  "agent/control", "agent/trace", "agent/lineage", "symbols"],
 }
 # Test-only folders: they may use every product layer, plus these.
 TESTS = {

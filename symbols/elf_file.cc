@@ -166,6 +166,20 @@ const ElfSection* ElfFile::FindSection(absl::string_view name) const {
   return nullptr;
 }
 
+std::pair<uint64_t, uint64_t> ElfFile::ContainingRange(uint64_t vaddr) const {
+  for (const ElfSection& s : sections_) {
+    if (s.addr != 0 && s.type != SHT_NOBITS && vaddr >= s.addr && vaddr - s.addr < s.size) {
+      return {s.addr, s.addr + s.size};
+    }
+  }
+  for (const ElfSegment& seg : segments_) {
+    if (seg.type == PT_LOAD && vaddr >= seg.vaddr && vaddr - seg.vaddr < seg.filesz) {
+      return {seg.vaddr, seg.vaddr + seg.filesz};
+    }
+  }
+  return {0, 0};
+}
+
 absl::StatusOr<absl::string_view> ElfFile::SectionData(const ElfSection& section) const {
   if (section.type == SHT_NOBITS) return absl::string_view();
   return Slice(data_, section.offset, section.size, absl::StrCat("section ", section.name));

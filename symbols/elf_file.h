@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -65,6 +66,9 @@ class ElfFile {
   absl::Span<const ElfSection> sections() const { return sections_; }
   absl::Span<const ElfSegment> segments() const { return segments_; }
   const ElfSection* FindSection(absl::string_view name) const;
+  // The section (or, without section headers, PT_LOAD segment) that holds `vaddr`: [start, end),
+  // {0, 0} when none does.
+  std::pair<uint64_t, uint64_t> ContainingRange(uint64_t vaddr) const;
   // Bytes of a section in the file (empty for SHT_NOBITS).
   absl::StatusOr<absl::string_view> SectionData(const ElfSection& section) const;
 

@@ -80,21 +80,6 @@ absl::StatusOr<std::string> Copy(const absl::StatusOr<absl::string_view>& s) {
   return s.ok() ? absl::StatusOr<std::string>(std::string(*s)) : s.status();
 }
 
-// Section (or, without section headers, PT_LOAD segment) that holds `vaddr`: [start, end).
-std::pair<uint64_t, uint64_t> ContainingRange(const ElfFile& elf, uint64_t vaddr) {
-  for (const ElfSection& s : elf.sections()) {
-    if (s.addr != 0 && s.type != SHT_NOBITS && vaddr >= s.addr && vaddr - s.addr < s.size) {
-      return {s.addr, s.addr + s.size};
-    }
-  }
-  for (const ElfSegment& seg : elf.segments()) {
-    if (seg.type == PT_LOAD && vaddr >= seg.vaddr && vaddr - seg.vaddr < seg.filesz) {
-      return {seg.vaddr, seg.vaddr + seg.filesz};
-    }
-  }
-  return {0, 0};
-}
-
 struct FuncInfo {
   uint64_t off = 0;  // of the _func within the table
   uint64_t entry = 0;
@@ -260,6 +245,7 @@ struct Pclntab::Layout {
   struct InlinedCall {
     int32_t nameoff;
     int32_t parent_pc;
+    uint8_t func_id;
   };
   absl::StatusOr<InlinedCall> InlineEntry(uint64_t tree, int32_t ix) const {
     uint64_t size = format == Format::k120 ? 16 : 20;
@@ -267,10 +253,11 @@ struct Pclntab::Layout {
                      elf->ReadAt(tree + size * static_cast<uint64_t>(ix), size));
     if (format == Format::k120) {
       return InlinedCall{static_cast<int32_t>(Le32(e.data() + 4)),
-                         static_cast<int32_t>(Le32(e.data() + 8))};
+                         static_cast<int32_t>(Le32(e.data() + 8)), static_cast<uint8_t>(e[0])};
     }
+    // {parent int16, funcID uint8, _ byte, file, line, func_, parentPc int32} before Go 1.20.
     return InlinedCall{static_cast<int32_t>(Le32(e.data() + 12)),
-                       static_cast<int32_t>(Le32(e.data() + 16))};
+                       static_cast<int32_t>(Le32(e.data() + 16)), static_cast<uint8_t>(e[2])};
   }
 
   // Index of the function containing pc, by binary search over the functab.
@@ -389,7 +376,7 @@ auto Pclntab::Layout::Locate(const ElfFile& elf) -> absl::StatusOr<Layout> {
     }
   }
   if (absl::StatusOr<uint64_t> sym = elf.LookupSymbol("runtime.pcheader"); sym.ok() && *sym != 0) {
-    auto [begin, end] = ContainingRange(elf, *sym);
+    auto [begin, end] = elf.ContainingRange(*sym);
     if (end > *sym) {
       absl::StatusOr<Layout> l = Decode(elf, *sym, end - *sym);
       if (l.ok()) return l;
@@ -514,6 +501,12 @@ absl::StatusOr<std::unique_ptr<Pclntab>> Pclntab::Parse(const ElfFile& elf) {
   tab->text_start_ = l.text_start;
   tab->moduledata_ = md;
   tab->nfunc_ = l.nfunc;
+  // FuncIDWrapper is the last funcID in every release (its value changes): the largest in the
+  // table, which always holds wrappers (ABI wrappers, generated equality functions).
+  for (size_t i = 0; i < l.nfunc; ++i) {
+    absl::StatusOr<FuncInfo> f = l.Func(i);
+    if (f.ok()) tab->wrapper_func_id_ = std::max(tab->wrapper_func_id_, f->func_id);
+  }
   tab->layout_ = std::make_shared<const Layout>(l);
   return tab;
 }
@@ -583,12 +576,14 @@ absl::StatusOr<std::vector<SourceFrame>> Pclntab::Symbolize(uint64_t pc) const {
     if (frame.line < 0) frame.line = 0;  // unknown
     if (ix < 0) {
       ASSIGN_OR_RETURN(frame.function, Copy(l.Name(f.nameoff)));
+      frame.wrapper = wrapper_func_id_ != 0 && f.func_id == wrapper_func_id_;
       frames.push_back(std::move(frame));
       break;
     }
     ASSIGN_OR_RETURN(Layout::InlinedCall call, l.InlineEntry(tree, ix));
     ASSIGN_OR_RETURN(frame.function, Copy(l.Name(call.nameoff)));
     frame.inlined = true;
+    frame.wrapper = wrapper_func_id_ != 0 && call.func_id == wrapper_func_id_;
     frames.push_back(std::move(frame));
     if (call.parent_pc < 0) return absl::DataLossError("pclntab: negative inline parentPc");
     cur = f.entry + static_cast<uint64_t>(call.parent_pc);

@@ -28,6 +28,9 @@ struct SourceFrame {
   std::string file;
   int line = 0;
   bool inlined = false;
+  // Generated code (FuncIDWrapper: method and ABI wrappers, the closure of a `go f(x)` statement)
+  // that the runtime's traceback hides.
+  bool wrapper = false;
 };
 
 class Pclntab {
@@ -59,6 +62,7 @@ class Pclntab {
   uint64_t text_start_ = 0;
   uint64_t moduledata_ = 0;
   size_t nfunc_ = 0;
+  uint8_t wrapper_func_id_ = 0;
   struct Layout;
   std::shared_ptr<const Layout> layout_;
   // Built on first FindFunction (not thread-safe: call it once before sharing the Pclntab).

@@ -255,9 +255,9 @@ absl::Status RunAttachCommand(const AttachOptions& options) {
   AttachRun run(options);
   if (absl::Status s = Prepare(run); !s.ok()) return s;
   if (!options.http.empty()) {
-    run.http = std::make_unique<AttachHttp>(run.mu, options.pid, run.session->lineage(),
-                                            run.session->findings(), *run.bin,
-                                            run.session->process(), &run.growth);
+    run.http = std::make_unique<AttachHttp>(
+        run.mu, options.pid, run.session->lineage(), run.session->findings(), *run.bin,
+        run.session->process(), &run.growth, &run.session->leaks());
     if (absl::Status s = run.http->Serve(options.http); !s.ok()) return s;
   }
   InstallStopHandlers();

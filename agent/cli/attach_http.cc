@@ -10,14 +10,15 @@ namespace ctxagent {
 
 AttachHttp::AttachHttp(absl::Mutex& mu, pid_t pid, const ProcessLineage& lineage,
                        const std::vector<Finding>& findings, const symbols::GoBinary& binary,
-                       const Process& process, SiteGrowth* growth)
+                       const Process& process, SiteGrowth* growth, const heap::LeakTracker* leaks)
     : mu_(mu),
       pid_(pid),
       lineage_(lineage),
       findings_(findings),
       binary_(binary),
       process_(process),
-      growth_(growth) {
+      growth_(growth),
+      leaks_(leaks) {
   // The executable's name, as the daemon lists it.
   char target[4096];
   ssize_t n = readlink(absl::StrCat("/proc/", pid, "/exe").c_str(), target, sizeof(target) - 1);
@@ -41,7 +42,15 @@ void AttachHttp::ForEachProcess(absl::FunctionRef<void(const ProcessView&)> fn) 
 bool AttachHttp::WithProcess(pid_t pid, absl::FunctionRef<void(const ProcessView&)> fn) {
   if (pid != pid_) return false;
   absl::MutexLock l(&mu_);
-  fn({pid_, lineage_, findings_, binary_, process_, growth_, {{"binary", binary_name_}}});
+  fn({pid_,
+      lineage_,
+      findings_,
+      binary_,
+      process_,
+      growth_,
+      {{"binary", binary_name_}},
+      absl::ZeroDuration(),
+      leaks_});
   return true;
 }
 

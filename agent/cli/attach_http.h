@@ -20,7 +20,7 @@ class AttachHttp : public ProcessProvider {
   // changes them.
   AttachHttp(absl::Mutex& mu, pid_t pid, const ProcessLineage& lineage,
              const std::vector<Finding>& findings, const symbols::GoBinary& binary,
-             const Process& process, SiteGrowth* growth);
+             const Process& process, SiteGrowth* growth, const heap::LeakTracker* leaks);
   // Routes are added here before Serve.
   ProcessEndpoints& endpoints() { return endpoints_; }
   absl::Status Serve(const std::string& listen);
@@ -37,6 +37,7 @@ class AttachHttp : public ProcessProvider {
   const symbols::GoBinary& binary_;
   const Process& process_;
   SiteGrowth* growth_;
+  const heap::LeakTracker* leaks_;
   std::string binary_name_;
   ProcessEndpoints endpoints_{*this};
   std::unique_ptr<HttpServer> server_;  // last: stopped before the rest goes

@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "agent/cli/attach_command.h"
 #include "agent/cli/command_line.h"
+#include "agent/cli/profile_command.h"
 #include "agent/cli/symbols_command.h"
 #include "agent/node/daemon.h"
 #include "agent/trace/tracer.h"
@@ -47,7 +48,11 @@ std::string AbslUnparseFlag(const FixedDutyCycle& d) {
 // agent/cli/command_line.h), and `ctxagent <command> --help` shows them.
 ABSL_FLAG(std::string, o, "",
           "output format (symbols: text or json; attach: tree, json, dot or html, html being one "
-          "self-contained page of the final state)");
+          "self-contained page of the final state; profile: pprof or text)");
+ABSL_FLAG(
+    std::string, type, "",
+    "profile: goroutine (every goroutine by stack), leak (proven leaked and context findings' "
+    "goroutines) or create (by `go` statement)");
 ABSL_FLAG(bool, verbose, false, "libbpf's debug messages on stderr (its warnings always are)");
 ABSL_FLAG(std::string, view, "",
           "sites (live top view and report by creation site) or contexts (every context)");
@@ -123,6 +128,7 @@ constexpr char kUsage[] =
     "commands:\n"
     "  symbols <binary-or-pid>   Go version, offsets and probe plan of a binary\n"
     "  attach <pid>              live lineage tree of one Go process, then its findings\n"
+    "  profile <pid> [FILE]      goroutine profile (pprof or text), read without stopping it\n"
     "  daemon                    node agent: every Go process, Prometheus metrics\n"
     "  help [command]            this text, or a command's flags\n"
     "  version                   the version\n"
@@ -264,6 +270,35 @@ Command AttachCommand(AttachOptions* o, int* ring_kb) {
       }};
 }
 
+Command ProfileCommand(ProfileOptions* o) {
+  return {"profile <pid> [FILE] [flags]   (the profile to FILE, else to stdout)",
+          {Bind(FLAGS_type, &o->type), Bind(FLAGS_o, &o->output),
+           Bind(FLAGS_mark_every, &o->mark_every), Bind(FLAGS_mark_memory_mb, &o->mark_memory_mb)},
+          [o](const std::vector<std::string>& positional) {
+            if (positional.empty() || positional.size() > 2) {
+              return Fail("profile", "expected one pid (and optionally the profile's file)");
+            }
+            if (positional.size() == 2) o->output_file = positional[1];
+            auto pid = ParsePid(positional[0]);
+            absl::Status s = pid.status();
+            if (s.ok() && o->type != "goroutine" && o->type != "leak" && o->type != "create") {
+              s = absl::InvalidArgumentError("--type must be goroutine, leak or create");
+            }
+            if (s.ok() && o->output != "pprof" && o->output != "text") {
+              s = absl::InvalidArgumentError("-o must be pprof or text");
+            }
+            s.Update(CheckPositive("mark_every", o->mark_every));
+            s.Update(CheckMarks(o->mark_every, o->mark_memory_mb));
+            if (!s.ok()) return Fail("profile", std::string(s.message()));
+            o->pid = *pid;
+            if (absl::Status run = RunProfileCommand(*o); !run.ok()) {
+              fprintf(stderr, "ctxagent profile: %s\n", std::string(run.message()).c_str());
+              return 1;
+            }
+            return 0;
+          }};
+}
+
 struct DaemonArgs {
   DaemonOptions o;
   int ring_kb = 0;
@@ -375,12 +410,15 @@ int Main(int argc, char** argv) {
   std::string symbols_format;
   AttachOptions attach;
   int attach_ring_kb = 0;
+  ProfileOptions profile;
   DaemonArgs daemon;
   Command command;
   if (name == "symbols") {
     command = SymbolsCommand(&symbols_format);
   } else if (name == "attach") {
     command = AttachCommand(&attach, &attach_ring_kb);
+  } else if (name == "profile") {
+    command = ProfileCommand(&profile);
   } else if (name == "daemon") {
     command = DaemonCommand(&daemon);
   } else {

@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "symbols/go_facts.h"
 #include "symbols/go_status.h"
 #include "symbols/status_macros.h"
 
@@ -481,6 +482,20 @@ absl::StatusOr<MarkResult> Mark(RemoteMemory& memory, const HeapFacts& facts,
                                 const std::vector<GoroutineState>& goroutines,
                                 const MarkLimits& limits) {
   return Marker(memory, facts, goroutines, limits).Run();
+}
+
+HeapFacts HeapFactsFor(const symbols::GoBinary& bin, uint64_t bias) {
+  HeapFacts facts;
+  facts.offsets = bin.offsets();
+  facts.version = bin.build_info().version;
+  const symbols::GoRuntimeFacts runtime =
+      symbols::RuntimeFactsForVersion(facts.version).value_or(symbols::GoRuntimeFacts{});
+  facts.span_index_u16 = runtime.mspan_index_u16 != 0;
+  facts.sync_waits_on_g = runtime.sync_waits_on_g != 0;
+  if (bin.SemtableAddress().ok()) facts.semtable = *bin.SemtableAddress() + bias;
+  if (bin.MheapAddress().ok()) facts.mheap = *bin.MheapAddress() + bias;
+  if (bin.pclntab().moduledata() != 0) facts.moduledata = bin.pclntab().moduledata() + bias;
+  return facts;
 }
 
 }  // namespace ctxagent::heap

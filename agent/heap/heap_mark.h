@@ -32,6 +32,7 @@
 #include "agent/lineage/goroutine_state.h"
 #include "agent/trace/process.h"
 #include "symbols/buildinfo.h"
+#include "symbols/go_binary.h"
 #include "symbols/go_offsets.h"
 
 namespace ctxagent::heap {
@@ -62,8 +63,12 @@ struct HeapFacts {
   symbols::GoOffsets offsets;
   bool span_index_u16 = false;   // GoRuntimeFacts::mspan_index_u16
   bool sync_waits_on_g = false;  // GoRuntimeFacts::sync_waits_on_g (else heap/sema.h)
+  uint64_t semtable = 0;         // &runtime.semtable (0: not found)
   symbols::GoVersion version;    // its wait reasons
 };
+
+// Where `bin`, loaded at `bias`, keeps its heap and globals (zero where not located).
+HeapFacts HeapFactsFor(const symbols::GoBinary& bin, uint64_t bias);
 
 // What one mark may read from the target and hold in the agent.
 struct MarkLimits {

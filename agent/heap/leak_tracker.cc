@@ -7,6 +7,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "agent/heap/sema.h"
+#include "agent/heap/unwind.h"
 
 namespace ctxagent::heap {
 namespace {
@@ -166,6 +168,27 @@ std::vector<Finding> GoroutineLeakFindings(absl::Time now, const LeakTracker& tr
     out.push_back(std::move(f));
   }
   return out;
+}
+
+absl::StatusOr<bool> MarkAndTrack(RemoteMemory& memory, const HeapFacts& facts,
+                                  const MarkLimits& limits, std::vector<GoroutineState> goroutines,
+                                  absl::Time now, Decoder& decoder, LeakTracker& tracker,
+                                  MarkResult& result) {
+  // A failed table read leaves those goroutines roots: a miss, never a leak invented.
+  if (!facts.sync_waits_on_g) {
+    (void)AddSemaphoreWaits(memory, facts.semtable, facts.offsets, facts.version, goroutines);
+  }
+  absl::StatusOr<MarkResult> mark = Mark(memory, facts, goroutines, limits);
+  if (!mark.ok()) return mark.status();
+  const size_t before = tracker.proven().size();
+  bool changed = false;
+  for (LeakedGoroutine* l : tracker.Update(now, goroutines, mark->leaked)) {
+    l->stack = Unwind(memory, l->state);
+    l->blocked_at = decoder.BlockingSite(l->stack);
+    changed = true;
+  }
+  result = *std::move(mark);
+  return changed || tracker.proven().size() != before;
 }
 
 }  // namespace ctxagent::heap

@@ -9,9 +9,12 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/heap/heap_mark.h"
 #include "agent/lineage/goroutine_state.h"
 #include "agent/lineage/lineage.h"
+#include "agent/trace/decoder.h"
 
 namespace ctxagent::heap {
 
@@ -50,6 +53,15 @@ class LeakTracker {
   absl::Time last_mark_ = absl::InfinitePast();
   absl::Time previous_mark_ = absl::InfinitePast();
 };
+
+// One mark of `goroutines` (every goroutine, as GoroutineReader::ReadEvery reads them) at `now`,
+// its verdicts given to `tracker`; before Go 1.26 the semaphore table first names what sync waits
+// wait on (heap/sema.h). The goroutines it newly proves leaked are unwound and their blocking line
+// found. Returns whether the proven set changed; the mark's error when it failed.
+absl::StatusOr<bool> MarkAndTrack(RemoteMemory& memory, const HeapFacts& facts,
+                                  const MarkLimits& limits, std::vector<GoroutineState> goroutines,
+                                  absl::Time now,
+                                  Decoder& decoder, LeakTracker& tracker, MarkResult& result);
 
 // The goroutine_leak findings at `now`: one per blocking line and `go` statement, with the wait
 // reason, counts and ages, and the context a goroutine is bound to where the lineage knows it.

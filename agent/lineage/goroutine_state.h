@@ -28,6 +28,7 @@ struct GoroutineState {
   absl::Time waiting_since = absl::InfinitePast();
   uint64_t parent_goid = 0;    // Go 1.21+ (0 before)
   SiteId go_site = kNoSite;    // the `go` statement (gopc)
+  uint64_t gopc = 0;           // its return address, as the runtime's "created by" line prints it
   std::string start_function;  // startpc
   // Channels (runtime.hchan addresses) it is parked on: one for a channel operation, one per case
   // for a select. Empty when not parked on a channel.

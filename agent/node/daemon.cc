@@ -387,7 +387,8 @@ ProcessView Daemon::View(TracedProcess& p) {
            {"namespace", p.labels.namespace_},
            {"pod", p.labels.pod},
            {"container", p.labels.container}},
-          p.session->work_pause()};
+          p.session->work_pause(),
+          &p.session->leaks()};
 }
 
 void Daemon::ForEachProcess(absl::FunctionRef<void(const ProcessView&)> fn) {

@@ -29,6 +29,7 @@ ProcessEndpoints::ProcessEndpoints(ProcessProvider& provider) : provider_(provid
   AddLeaf("goroutines", [](const ProcessView& p, const HttpRequest&) {
     return JsonResponse(GoroutinesToJson(p.lineage, absl::Now()));
   });
+  pprof_.Register(*this);
 }
 
 void ProcessEndpoints::AddLeaf(const std::string& name, Leaf leaf) {
@@ -68,8 +69,8 @@ HttpResponse ProcessEndpoints::Handle(const HttpRequest& request) const {
   }
   std::vector<std::string> parts = absl::StrSplit(request.path, '/', absl::SkipEmpty());
   pid_t pid;
-  if (parts.size() == 3 && parts[0] == "processes" && absl::SimpleAtoi(parts[1], &pid)) {
-    auto leaf = leaves_.find(parts[2]);
+  if (parts.size() >= 3 && parts[0] == "processes" && absl::SimpleAtoi(parts[1], &pid)) {
+    auto leaf = leaves_.find(absl::StrJoin(parts.begin() + 2, parts.end(), "/"));
     if (leaf != leaves_.end()) {
       HttpResponse out;
       if (!provider_.WithProcess(pid,

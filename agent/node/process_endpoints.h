@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "absl/functional/function_ref.h"
+#include "agent/heap/leak_tracker.h"
 #include "agent/lineage/lineage.h"
 #include "agent/node/http_server.h"
+#include "agent/node/pprof_endpoints.h"
 #include "agent/trace/process.h"
 #include "agent/view/site_graph.h"
 #include "nlohmann/json.hpp"
@@ -33,6 +35,7 @@ struct ProcessView {
   // How much later than usual its findings can be: its memory reads and evaluations are spaced
   // to fit the budget (TracingSession::work_pause).
   absl::Duration work_pause = absl::ZeroDuration();
+  const heap::LeakTracker* leaks = nullptr;  // the goroutines its heap marks proved leaked
 };
 
 // What is traced. Implementations run the callbacks with the lock that guards their lineages.
@@ -51,10 +54,10 @@ class ProcessEndpoints {
   // Answers an exact path; takes the provider's lock itself if it needs it.
   using Page = std::function<HttpResponse(ProcessProvider& provider, const HttpRequest& request)>;
 
-  // Serves /processes, /processes/<pid>/tree and /processes/<pid>/findings.
+  // Serves /processes, /processes/<pid>/tree, .../findings, .../goroutines and .../pprof/...
   explicit ProcessEndpoints(ProcessProvider& provider);
   // Registration must be done before the first Handle (before the server starts).
-  void AddLeaf(const std::string& name, Leaf leaf);  // /processes/<pid>/<name>
+  void AddLeaf(const std::string& name, Leaf leaf);  // /processes/<pid>/<name> ("a/b" too)
   void AddPage(const std::string& path, Page page);  // e.g. "/"
   // Thread-safe. 404 with the list of endpoints for any other path.
   HttpResponse Handle(const HttpRequest& request) const;
@@ -63,6 +66,7 @@ class ProcessEndpoints {
   ProcessProvider& provider_;
   std::map<std::string, Leaf> leaves_;
   std::map<std::string, Page> pages_;
+  PprofEndpoints pprof_;
 };
 
 // A JSON body (UTF-8-safe, see agent/view/utf8.h).

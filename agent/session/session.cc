@@ -3,10 +3,6 @@
 #include <algorithm>
 #include <iterator>
 
-#include "agent/heap/sema.h"
-#include "agent/heap/unwind.h"
-#include "symbols/go_facts.h"
-
 namespace ctxagent {
 namespace {
 
@@ -56,17 +52,8 @@ TracingSession::TracingSession(pid_t pid, const symbols::GoBinary& bin, uint64_t
       liveness_(process_, bin.offsets()),
       goroutines_(bin, process_, bias, decoder_, clock_),
       memory_(process_),
-      leaks_(options.mark_every / 2) {
-  heap_facts_.offsets = bin.offsets();
-  heap_facts_.version = bin.build_info().version;
-  const symbols::GoRuntimeFacts facts =
-      symbols::RuntimeFactsForVersion(heap_facts_.version).value_or(symbols::GoRuntimeFacts{});
-  heap_facts_.span_index_u16 = facts.mspan_index_u16 != 0;
-  heap_facts_.sync_waits_on_g = facts.sync_waits_on_g != 0;
-  if (bin.SemtableAddress().ok()) semtable_ = *bin.SemtableAddress() + bias;
-  if (bin.MheapAddress().ok()) heap_facts_.mheap = *bin.MheapAddress() + bias;
-  if (bin.pclntab().moduledata() != 0) heap_facts_.moduledata = bin.pclntab().moduledata() + bias;
-}
+      heap_facts_(heap::HeapFactsFor(bin, bias)),
+      leaks_(options.mark_every / 2) {}
 
 void TracingSession::Apply(const ctx_event& raw, const EventClock& clock) {
   ++events_;
@@ -102,35 +89,20 @@ absl::Duration TracingSession::work_pause() const {
 
 bool TracingSession::MarkHeap(absl::Time now) {
   const double cpu = ThreadCpuSeconds();
-  std::vector<GoroutineState> gs = goroutines_.ReadEvery();
-  // Before 1.26 sync waits are found in the semaphore table; a failed read leaves those goroutines
-  // roots (a miss, never a leak invented).
-  if (!heap_facts_.sync_waits_on_g) {
-    (void)heap::AddSemaphoreWaits(memory_, semtable_, heap_facts_.offsets, heap_facts_.version, gs);
-  }
-  absl::StatusOr<heap::MarkResult> mark =
-      heap::Mark(memory_, heap_facts_, gs, options_.mark_limits);
+  absl::StatusOr<bool> changed =
+      heap::MarkAndTrack(memory_, heap_facts_, options_.mark_limits, goroutines_.ReadEvery(), now,
+                         decoder_, leaks_, last_mark_);
   ++marks_;
   next_mark_ = now + options_.mark_every;
-  bool changed = false;
-  if (mark.ok()) {
-    const size_t before = leaks_.proven().size();
-    for (heap::LeakedGoroutine* l : leaks_.Update(now, gs, mark->leaked)) {
-      l->stack = heap::Unwind(memory_, l->state);
-      l->blocked_at = decoder_.BlockingSite(l->stack);
-      changed = true;
-    }
-    changed = changed || leaks_.proven().size() != before;
-    last_mark_ = *std::move(mark);
-  } else if (process_.Alive()) {
+  if (!changed.ok() && process_.Alive()) {
     // Not a verdict: a target whose runtime makes no sense, or a heap past the cap, is traced on
     // without marks (one mark per process is all it may cost).
-    mark_status_ = mark.status();
+    mark_status_ = changed.status();
   }
   const double spent = ThreadCpuSeconds() - cpu;
   last_mark_.cpu_seconds = spent;
   mark_pacer_.Ran(now, spent);
-  return changed;
+  return changed.value_or(false);
 }
 
 std::vector<Finding> TracingSession::AllFindings(absl::Time now) {

@@ -106,7 +106,6 @@ class TracingSession {
   GoroutineReader goroutines_;  // every goroutine's state, those that predate the probes included
   heap::ProcessMemory memory_;
   heap::HeapFacts heap_facts_;
-  uint64_t semtable_ = 0;  // &runtime.semtable in the process (0: not found)
   heap::LeakTracker leaks_;
   heap::MarkResult last_mark_;
   absl::Status mark_status_;

@@ -112,7 +112,8 @@ std::vector<GoroutineState> GoroutineReader::ReadGs(const std::vector<uint64_t>&
         s.waiting_since = clock_.ToTime(static_cast<uint64_t>(since));
       }
       if (o.g_parent_goid >= 0) s.parent_goid = Word(p, o.g_parent_goid);
-      if (const uint64_t gopc = Word(p, o.g_gopc); gopc != 0) s.go_site = decoder_.GoSite(gopc);
+      s.gopc = Word(p, o.g_gopc);
+      if (s.gopc != 0) s.go_site = decoder_.GoSite(s.gopc);
       s.start_function = decoder_.FunctionName(Word(p, o.g_startpc));
       s.system = IsSystem(s.start_function);
       // g.waiting lists a goroutine's sudogs for channel operations, and from 1.26 the one sudog

@@ -17,6 +17,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/e2e/http_get.h"
 #include "tests/e2e/process_runner.h"
+#include "tests/e2e/toolchains.h"
 
 namespace ctxagent {
 namespace {
@@ -139,17 +140,8 @@ TEST_P(GoroutineLeakTest, ProvenLeaksEqualTheRuntimesLeakProfile) {
   prog.Wait(absl::Seconds(5));
 }
 
-std::vector<std::string> Versions() {
-  std::vector<std::string> v = absl::StrSplit(CTXAGENT_GO_VERSIONS, ',', absl::SkipEmpty());
-  return v;
-}
-
-INSTANTIATE_TEST_SUITE_P(Toolchains, GoroutineLeakTest, ::testing::ValuesIn(Versions()),
-                         [](const auto& info) {
-                           std::string n = "go" + info.param;
-                           std::replace(n.begin(), n.end(), '.', '_');
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Toolchains, GoroutineLeakTest, ::testing::ValuesIn(testing::GoVersions()),
+                         testing::ToolchainTestName);
 
 }  // namespace
 }  // namespace ctxagent

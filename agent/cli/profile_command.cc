@@ -1,0 +1,49 @@
+#include "agent/cli/profile_command.h"
+
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "agent/profile/profiler.h"
+#include "agent/session/session.h"
+
+namespace ctxagent {
+
+absl::Status RunProfileCommand(const ProfileOptions& o) {
+  const Process process(o.pid);
+  absl::StatusOr<std::unique_ptr<symbols::GoBinary>> bin =
+      symbols::GoBinary::Open(process.exe_path());
+  if (!bin.ok()) return bin.status();
+  absl::StatusOr<std::unique_ptr<profile::GoroutineProfiler>> profiler =
+      profile::GoroutineProfiler::Create(**bin, process);
+  if (!profiler.ok()) return profiler.status();
+  profile::ProfileType type = profile::ProfileType::kGoroutine;
+  absl::StatusOr<profile::StackSnapshot> snapshot;
+  if (o.type == "leak") {
+    type = profile::ProfileType::kLeak;
+    snapshot = (*profiler)->ProveLeaks(o.mark_every, MarkLimitsFor(o.mark_memory_mb));
+  } else {
+    if (o.type == "create") type = profile::ProfileType::kCreate;
+    snapshot = (*profiler)->Read();
+  }
+  if (!snapshot.ok()) return snapshot.status();
+  absl::StatusOr<std::string> out;
+  // The text form of the goroutine profile is the runtime's dump (debug=2); of the others, the
+  // count text (debug=1), as net/http/pprof serves them.
+  if (o.output == "text" && type == profile::ProfileType::kGoroutine) {
+    out = (*profiler)->Dump(*snapshot);
+  } else {
+    out = (*profiler)->Render(profile::BuildProfile(type, *snapshot), o.output == "text" ? 1 : 0);
+  }
+  if (!out.ok()) return out.status();
+  if (o.output_file.empty()) {
+    fwrite(out->data(), 1, out->size(), stdout);
+    return absl::OkStatus();
+  }
+  std::ofstream file(o.output_file, std::ios::binary);
+  file << *out;
+  if (!file.good()) return absl::UnavailableError(absl::StrCat("cannot write ", o.output_file));
+  return absl::OkStatus();
+}
+
+}  // namespace ctxagent
