@@ -60,8 +60,8 @@ class LeakTracker {
 // found. Returns whether the proven set changed; the mark's error when it failed.
 absl::StatusOr<bool> MarkAndTrack(RemoteMemory& memory, const HeapFacts& facts,
                                   const MarkLimits& limits, std::vector<GoroutineState> goroutines,
-                                  absl::Time now,
-                                  Decoder& decoder, LeakTracker& tracker, MarkResult& result);
+                                  absl::Time now, Decoder& decoder, LeakTracker& tracker,
+                                  MarkResult& result);
 
 // The goroutine_leak findings at `now`: one per blocking line and `go` statement, with the wait
 // reason, counts and ages, and the context a goroutine is bound to where the lineage knows it.
