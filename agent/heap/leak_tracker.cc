@@ -92,6 +92,14 @@ std::vector<LeakedGoroutine*> LeakTracker::Update(absl::Time at,
     }
     pending.emplace(g.goid, std::move(p));
   }
+  // A proven goroutine read torn by this mark (it was scanned as a root) is not withdrawn: the
+  // mark says nothing of it. Its findings would otherwise flap under a busy target.
+  for (const GoroutineState& g : goroutines) {
+    auto b = before.find(g.goid);
+    if (g.known || b == before.end() || pending.contains(g.goid)) continue;
+    if (auto it = pending_.find(g.goid); it != pending_.end()) pending.emplace(g.goid, it->second);
+    proven_.push_back(std::move(b->second));
+  }
   pending_ = std::move(pending);
   std::sort(proven_.begin(), proven_.end(), [](const LeakedGoroutine& a, const LeakedGoroutine& b) {
     return a.state.goid < b.state.goid;

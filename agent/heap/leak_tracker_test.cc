@@ -56,6 +56,20 @@ TEST(LeakTrackerTest, AMarkThatFindsItReachableWithdrawsIt) {
   EXPECT_TRUE(t.proven().empty());
 }
 
+TEST(LeakTrackerTest, ATornReadWithdrawsNothing) {
+  LeakTracker t(absl::Seconds(5));
+  std::vector<GoroutineState> gs = {Parked(7, 0xa0)};
+  t.Update(kT0, gs, {0});
+  t.Update(kT0 + absl::Seconds(10), gs, {0});
+  gs[0].known = false;  // changed under the read: a root for that mark
+  t.Update(kT0 + absl::Seconds(20), gs, {});
+  ASSERT_EQ(t.proven().size(), 1u);
+  gs[0].known = true;  // and leaked again at the next: still the same proof
+  EXPECT_TRUE(t.Update(kT0 + absl::Seconds(30), gs, {0}).empty());
+  EXPECT_EQ(t.proven().size(), 1u);
+  EXPECT_EQ(t.proven()[0].first_marked, kT0);
+}
+
 TEST(LeakTrackerTest, FindingsGroupByBlockingLineAndGoStatement) {
   ProcessLineage lineage(1);
   const SiteId block = lineage.sites().Intern(Site{"main.worker", "/src/worker.go", 77});

@@ -52,6 +52,9 @@ class SessionTest : public ::testing::Test {
   std::unique_ptr<TracingSession> NewSession(absl::Duration grace, absl::Duration leak_after) {
     SessionOptions o;
     o.refresh = absl::Seconds(1);
+    // These tests count evaluations and reads of the lineage; a proven leak is evaluated at once
+    // (its own test: goroutine_leaks_test), so the heap marks stay off here.
+    o.mark_every = absl::ZeroDuration();
     o.findings.grace = grace;
     o.findings.leak_after = leak_after;
     auto session = TracingSession::Create(pid_, *bin_, o);
@@ -91,6 +94,7 @@ TEST_F(SessionTest, EvaluatesOnlyWhatCanHaveChanged) {
 TEST_F(SessionTest, EvaluationsArePacedByTheirCost) {
   SessionOptions o;
   o.refresh = absl::Seconds(1);
+  o.mark_every = absl::ZeroDuration();  // evaluations alone are paced here
   auto session = TracingSession::Create(pid_, *bin_, o);
   ASSERT_TRUE(session.ok()) << session.status();
   TracingSession& s = **session;
