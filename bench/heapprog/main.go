@@ -3,11 +3,13 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"math/rand"
 	"os"
 	"runtime"
+	"time"
 )
 
 type node struct {
@@ -17,9 +19,16 @@ type node struct {
 
 var roots []*node
 
+// A request whose result nobody receives: the worker leaks (and ctxagent, like any agent, traces
+// the binary only if it uses context).
 func leak() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	ch := make(chan int)
-	go func() { ch <- 1 }()
+	go func() {
+		<-ctx.Done()
+		ch <- 1
+	}()
 }
 
 func main() {
@@ -44,5 +53,7 @@ func main() {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Printf("ready pid=%d heap_alloc=%d\n", os.Getpid(), ms.HeapAlloc)
-	select {}
+	for { // asleep, not deadlocked: the runtime would end a program whose goroutines all block
+		time.Sleep(time.Hour)
+	}
 }
