@@ -53,6 +53,10 @@ ABSL_FLAG(
     std::string, type, "",
     "profile: goroutine (every goroutine by stack), leak (proven leaked and context findings' "
     "goroutines) or create (by `go` statement)");
+ABSL_FLAG(int, seconds, 0,
+          "profile: a delta profile, the goroutines that appeared (and, counted negative, went "
+          "away) over this many seconds, as net/http/pprof's ?seconds= (pprof output, goroutine "
+          "and leak types); 0 = one profile now");
 ABSL_FLAG(bool, verbose, false, "libbpf's debug messages on stderr (its warnings always are)");
 ABSL_FLAG(std::string, view, "",
           "sites (live top view and report by creation site) or contexts (every context)");
@@ -271,32 +275,39 @@ Command AttachCommand(AttachOptions* o, int* ring_kb) {
 }
 
 Command ProfileCommand(ProfileOptions* o) {
-  return {"profile <pid> [FILE] [flags]   (the profile to FILE, else to stdout)",
-          {Bind(FLAGS_type, &o->type), Bind(FLAGS_o, &o->output),
-           Bind(FLAGS_mark_every, &o->mark_every), Bind(FLAGS_mark_memory_mb, &o->mark_memory_mb)},
-          [o](const std::vector<std::string>& positional) {
-            if (positional.empty() || positional.size() > 2) {
-              return Fail("profile", "expected one pid (and optionally the profile's file)");
-            }
-            if (positional.size() == 2) o->output_file = positional[1];
-            auto pid = ParsePid(positional[0]);
-            absl::Status s = pid.status();
-            if (s.ok() && o->type != "goroutine" && o->type != "leak" && o->type != "create") {
-              s = absl::InvalidArgumentError("--type must be goroutine, leak or create");
-            }
-            if (s.ok() && o->output != "pprof" && o->output != "text") {
-              s = absl::InvalidArgumentError("-o must be pprof or text");
-            }
-            s.Update(CheckPositive("mark_every", o->mark_every));
-            s.Update(CheckMarks(o->mark_every, o->mark_memory_mb));
-            if (!s.ok()) return Fail("profile", std::string(s.message()));
-            o->pid = *pid;
-            if (absl::Status run = RunProfileCommand(*o); !run.ok()) {
-              fprintf(stderr, "ctxagent profile: %s\n", std::string(run.message()).c_str());
-              return 1;
-            }
-            return 0;
-          }};
+  return {
+      "profile <pid> [FILE] [flags]   (the profile to FILE, else to stdout)",
+      {Bind(FLAGS_type, &o->type), Bind(FLAGS_o, &o->output), Bind(FLAGS_seconds, &o->seconds),
+       Bind(FLAGS_mark_every, &o->mark_every), Bind(FLAGS_mark_memory_mb, &o->mark_memory_mb)},
+      [o](const std::vector<std::string>& positional) {
+        if (positional.empty() || positional.size() > 2) {
+          return Fail("profile", "expected one pid (and optionally the profile's file)");
+        }
+        if (positional.size() == 2) o->output_file = positional[1];
+        auto pid = ParsePid(positional[0]);
+        absl::Status s = pid.status();
+        if (s.ok() && o->type != "goroutine" && o->type != "leak" && o->type != "create") {
+          s = absl::InvalidArgumentError("--type must be goroutine, leak or create");
+        }
+        if (s.ok() && o->output != "pprof" && o->output != "text") {
+          s = absl::InvalidArgumentError("-o must be pprof or text");
+        }
+        if (s.ok() && o->seconds < 0) {
+          s = absl::InvalidArgumentError("--seconds must be 0 or more");
+        }
+        if (s.ok() && o->seconds > 0 && (o->type == "create" || o->output != "pprof")) {
+          s = absl::InvalidArgumentError("--seconds needs -o pprof and --type goroutine or leak");
+        }
+        s.Update(CheckPositive("mark_every", o->mark_every));
+        s.Update(CheckMarks(o->mark_every, o->mark_memory_mb));
+        if (!s.ok()) return Fail("profile", std::string(s.message()));
+        o->pid = *pid;
+        if (absl::Status run = RunProfileCommand(*o); !run.ok()) {
+          fprintf(stderr, "ctxagent profile: %s\n", std::string(run.message()).c_str());
+          return 1;
+        }
+        return 0;
+      }};
 }
 
 struct DaemonArgs {

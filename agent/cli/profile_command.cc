@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "agent/profile/profiler.h"
 #include "agent/session/session.h"
 
@@ -18,19 +19,27 @@ absl::Status RunProfileCommand(const ProfileOptions& o) {
       profile::GoroutineProfiler::Create(**bin, process);
   if (!profiler.ok()) return profiler.status();
   profile::ProfileType type = profile::ProfileType::kGoroutine;
-  absl::StatusOr<profile::StackSnapshot> snapshot;
-  if (o.type == "leak") {
-    type = profile::ProfileType::kLeak;
-    snapshot = (*profiler)->ProveLeaks(o.mark_every, MarkLimitsFor(o.mark_memory_mb));
-  } else {
-    if (o.type == "create") type = profile::ProfileType::kCreate;
-    snapshot = (*profiler)->Read();
-  }
+  if (o.type == "leak") type = profile::ProfileType::kLeak;
+  if (o.type == "create") type = profile::ProfileType::kCreate;
+  auto read = [&]() -> absl::StatusOr<profile::StackSnapshot> {
+    if (type == profile::ProfileType::kLeak) {
+      return (*profiler)->ProveLeaks(o.mark_every, MarkLimitsFor(o.mark_memory_mb));
+    }
+    return (*profiler)->Read();
+  };
+  absl::StatusOr<profile::StackSnapshot> snapshot = read();
   if (!snapshot.ok()) return snapshot.status();
   absl::StatusOr<std::string> out;
-  // The text form of the goroutine profile is the runtime's dump (debug=2); of the others, the
-  // count text (debug=1), as net/http/pprof serves them.
-  if (o.output == "text" && type == profile::ProfileType::kGoroutine) {
+  if (o.seconds > 0) {
+    const profile::Profile first = profile::BuildProfile(type, *snapshot);
+    absl::SleepFor(absl::Seconds(o.seconds));
+    snapshot = read();
+    if (!snapshot.ok()) return snapshot.status();
+    out = (*profiler)->Render(profile::DeltaProfile(first, profile::BuildProfile(type, *snapshot)),
+                              0);
+  } else if (o.output == "text" && type == profile::ProfileType::kGoroutine) {
+    // The text form of the goroutine profile is the runtime's dump (debug=2); of the others, the
+    // count text (debug=1), as net/http/pprof serves them.
     out = (*profiler)->Dump(*snapshot);
   } else {
     out = (*profiler)->Render(profile::BuildProfile(type, *snapshot), o.output == "text" ? 1 : 0);

@@ -16,6 +16,7 @@ struct ProfileOptions {
   std::string type = "goroutine";  // goroutine | leak | create
   std::string output = "pprof";    // pprof (gzipped profile.proto) | text
   std::string output_file;         // else stdout
+  int seconds = 0;  // > 0: the delta between a read now and one this many seconds later
   // leak: the two heap marks that must agree, this far apart, and the memory one may hold.
   absl::Duration mark_every = absl::Seconds(2);
   int mark_memory_mb = 256;

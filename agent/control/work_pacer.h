@@ -34,6 +34,8 @@ class WorkPacer {
   void set_allowance(double cores);
   // False while the last run's pause lasts.
   bool Due(absl::Time now) const { return now >= next_; }
+  // When the last run's pause ends.
+  absl::Time due() const { return next_; }
   // A run that started at `start` and cost `cpu_s`.
   void Ran(absl::Time start, double cpu_s);
   // The pause after the last run (zero without a limit).

@@ -26,9 +26,11 @@ namespace ctxagent {
 // A request handed to a worker; its connection stays suspended until the response is ready.
 struct Pending {
   MHD_Connection* connection;
+  uint32_t client = 0;  // IPv4 source address
   HttpRequest request;
-  HttpResponse response;
+  HttpResponse response;          // a deferred one's `then` until it is due
   bool queued = false;            // handed to a worker (touched by the MHD thread only)
+  bool deferred = false;          // counted in deferred_by_client until answered (workers only)
   std::atomic<bool> done{false};  // the worker's response is ready
 };
 
@@ -38,6 +40,10 @@ struct HttpServer::Impl {
   MHD_Daemon* daemon = nullptr;
   absl::Mutex mu;
   std::deque<Pending*> queue ABSL_GUARDED_BY(mu);
+  // Deferred requests by when they are due. A worker waits for the earliest it knows of; the one
+  // that defers a request computes its wait again, so a new earliest is never overslept.
+  std::multimap<absl::Time, Pending*> deferred ABSL_GUARDED_BY(mu);
+  std::map<uint32_t, int> deferred_by_client ABSL_GUARDED_BY(mu);
   bool stopping ABSL_GUARDED_BY(mu) = false;
   std::vector<std::thread> workers;
   // Open connections (from libmicrohttpd's start notification to its close notification, which
@@ -58,6 +64,13 @@ struct HttpServer::Impl {
   std::thread sweeper;
 
   void Work();
+  // The next request for a worker: queued, or deferred and due (any deferred once stopping); null
+  // when stopping with none left. `stop`: answer it with 503.
+  Pending* Next(bool& stop);
+  // Keeps `p` suspended until `p->response.at`; false (and a 429 in `p->response`) when its client
+  // has too many deferred already (a deferral again is not counted again) or a 503 when stopping.
+  bool Defer(Pending* p);
+  void Answered(Pending* p);  // a deferred request no longer counts for its client
   // Shuts down the sockets of connections whose request is overdue; libmicrohttpd then closes them.
   void Sweep();
   void Close(Open& o) ABSL_EXCLUSIVE_LOCKS_REQUIRED(conn_mu);
@@ -120,6 +133,11 @@ MHD_Result OnRequest(void* cls, MHD_Connection* c, const char* url, const char* 
     p->connection = c;
     p->request.method = m;
     p->request.path = url;
+    if (const MHD_ConnectionInfo* from =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        from != nullptr && from->client_addr->sa_family == AF_INET) {
+      p->client = reinterpret_cast<const sockaddr_in*>(from->client_addr)->sin_addr.s_addr;
+    }
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, AddQueryArgument, &p->request.query);
     *req_cls = p;
     impl->SetWaiting(c, false);
@@ -276,23 +294,66 @@ void HttpServer::Impl::Sweep() {
   }
 }
 
-void HttpServer::Impl::Work() {
+Pending* HttpServer::Impl::Next(bool& stop) {
+  absl::MutexLock l(&mu);
   while (true) {
-    Pending* p;
-    bool stop;
-    {
-      absl::MutexLock l(&mu);
-      mu.Await(absl::Condition(
-          +[](Impl* i)
-               ABSL_EXCLUSIVE_LOCKS_REQUIRED(i->mu) { return i->stopping || !i->queue.empty(); },
-          this));
-      if (queue.empty()) return;
-      p = queue.front();
+    stop = stopping;
+    if (!queue.empty()) {
+      Pending* p = queue.front();
       queue.pop_front();
-      stop = stopping;
+      return p;
     }
-    // Stopping, what is still queued is answered at once: MHD cannot stop with suspended requests.
-    p->response = stop ? HttpResponse{503, "text/plain", "shutting down\n"} : handler(p->request);
+    if (!deferred.empty() && (stopping || deferred.begin()->first <= absl::Now())) {
+      Pending* p = deferred.begin()->second;
+      deferred.erase(deferred.begin());
+      return p;
+    }
+    if (stopping) return nullptr;
+    mu.AwaitWithDeadline(absl::Condition(
+                             +[](Impl* i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(i->mu) {
+                               return i->stopping || !i->queue.empty();
+                             },
+                             this),
+                         deferred.empty() ? absl::InfiniteFuture() : deferred.begin()->first);
+  }
+}
+
+bool HttpServer::Impl::Defer(Pending* p) {
+  absl::MutexLock l(&mu);
+  if (stopping) {
+    p->response = {503, "text/plain", "shutting down\n"};
+    return false;
+  }
+  if (!p->deferred) {
+    int& pending = deferred_by_client[p->client];
+    if (pending >= options.limits.max_deferred_per_client) {
+      p->response = {429, "text/plain", "too many deferred requests from this client\n"};
+      return false;
+    }
+    ++pending;
+    p->deferred = true;
+  }
+  deferred.emplace(p->response.at, p);
+  return true;
+}
+
+void HttpServer::Impl::Answered(Pending* p) {
+  absl::MutexLock l(&mu);
+  if (--deferred_by_client[p->client] == 0) deferred_by_client.erase(p->client);
+}
+
+void HttpServer::Impl::Work() {
+  bool stop;
+  while (Pending* p = Next(stop)) {
+    // Stopping, what is still queued or deferred is answered at once: MHD cannot stop with
+    // suspended requests.
+    if (stop) {
+      p->response = {503, "text/plain", "shutting down\n"};
+    } else {
+      p->response = p->response.then ? p->response.then() : handler(p->request);
+      if (p->response.then && Defer(p)) continue;
+    }
+    if (p->deferred) Answered(p);
     p->done = true;
     MHD_resume_connection(p->connection);
   }

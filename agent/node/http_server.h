@@ -5,8 +5,10 @@
 // gives each connection a worker thread until its request arrives: 200 idle connections occupy
 // every worker and /healthz waits behind them. Handlers run on a bounded pool of worker threads
 // (connections are suspended meanwhile), so a handler waiting for the daemon's lock delays no
-// other request; cheap handlers named in `inline_paths` answer on the I/O thread itself. What
-// libmicrohttpd lacks, a deadline for the whole request, a sweeper thread adds.
+// other request; cheap handlers named in `inline_paths` answer on the I/O thread itself. A handler
+// may defer its answer (a delta profile's second read): the connection stays suspended, on no
+// thread, until a worker completes it. What libmicrohttpd lacks, a deadline for the whole request,
+// a sweeper thread adds.
 #ifndef CTXAGENT_AGENT_NODE_HTTP_SERVER_H_
 #define CTXAGENT_AGENT_NODE_HTTP_SERVER_H_
 
@@ -31,6 +33,11 @@ struct HttpResponse {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  // A deferred answer (net/http/pprof's `seconds`): once `at` has come, a worker answers with
+  // `then()` instead (which may defer again). Meanwhile the connection stays suspended and holds no
+  // thread, so a client waiting for it delays no other request. Not for inline paths.
+  absl::Time at = absl::InfinitePast();
+  std::function<HttpResponse()> then;
 };
 
 // What clients can hold of a server (flags of the daemon: deploy/README.md, "Endpoints"). A busy
@@ -52,6 +59,9 @@ struct HttpLimits {
   // read; a request with a body is refused, so none is ever read): a client sending a byte a
   // second is cut off here; also the keep-alive timeout.
   absl::Duration request_timeout = absl::Seconds(5);
+  // Deferred answers pending per source address: beyond it the deferral is refused with 429, so a
+  // client cannot pile up suspended requests and the state they hold.
+  int max_deferred_per_client = 4;
 };
 
 struct HttpServerOptions {

@@ -289,6 +289,57 @@ TEST(HttpServerTest, OldestIdleKeepAliveConnectionMakesRoomForAFreshOne) {
   for (int fd : kept) close(fd);
 }
 
+// A deferred answer holds no worker: with one worker, other requests are answered while deferred
+// ones wait, each of which comes when due, even past the idle timeout (a suspended connection does
+// not time out); a client's deferrals beyond its limit get 429, another client's do not.
+TEST(HttpServerTest, DeferredAnswersHoldNoWorker) {
+  HttpServerOptions o = Loopback();
+  o.worker_threads = 1;
+  o.limits.idle_timeout = absl::Seconds(1);
+  o.limits.max_deferred_per_client = 2;
+  constexpr absl::Duration kLater = absl::Milliseconds(1500);
+  std::atomic<int> then_ran{0};
+  auto server = HttpServer::Start(o, [&](const HttpRequest& r) {
+    if (r.path != "/later") return AnswerX(r);
+    HttpResponse deferred;
+    deferred.at = absl::Now() + kLater;
+    deferred.then = [&] {
+      ++then_ran;
+      return HttpResponse{200, "text/plain", "x"};
+    };
+    return deferred;
+  });
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  const absl::Time start = absl::Now();
+  std::vector<std::thread> waiting;
+  std::vector<std::string> answers(3);
+  std::vector<absl::Duration> took(3);
+  for (int i = 0; i < 3; ++i) {
+    waiting.emplace_back([&, i] {
+      const int fd = Connect(port, i < 2 ? "127.0.0.1" : "127.0.0.2");
+      answers[i] = KeepAliveGet(fd, "/later");
+      took[i] = absl::Now() - start;
+      close(fd);
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(300));  // all three deferred
+  const int same = Connect(port);
+  const absl::Time asked = absl::Now();
+  EXPECT_THAT(KeepAliveGet(same, "/now"), StartsWith("HTTP/1.1 200"));
+  EXPECT_LT(absl::Now() - asked, absl::Milliseconds(300));
+  EXPECT_THAT(KeepAliveGet(same, "/later"), StartsWith("HTTP/1.1 429")) << "its third deferral";
+  close(same);
+  for (std::thread& t : waiting) t.join();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT(answers[i], ::testing::AllOf(StartsWith("HTTP/1.1 200"), ::testing::EndsWith("x")))
+        << i;
+    EXPECT_GE(took[i], kLater) << i;
+    EXPECT_LT(took[i], kLater + absl::Seconds(1)) << i;
+  }
+  EXPECT_EQ(then_ran, 3);
+}
+
 TEST(HttpServerTest, BadListenAddresses) {
   for (const char* bad : {"nope", "1.2.3.4.5:80", "127.0.0.1:99999", ":x"}) {
     HttpServerOptions o;

@@ -1,5 +1,7 @@
 #include "agent/node/pprof_endpoints.h"
 
+#include <utility>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -10,9 +12,21 @@ namespace {
 
 HttpResponse BadRequest(const std::string& why) { return {400, "text/plain", why + "\n"}; }
 
+HttpResponse Failed(const absl::Status& s) {
+  return {absl::IsNotFound(s) ? 404 : 503, "text/plain", std::string(s.message()) + "\n"};
+}
+
+HttpResponse Rendered(profile::GoroutineProfiler& profiler, const profile::Profile& profile,
+                      int debug) {
+  absl::StatusOr<std::string> body = profiler.Render(profile, debug > 0 ? 1 : 0);
+  if (!body.ok()) return {500, "text/plain", std::string(body.status().message()) + "\n"};
+  return {200, debug > 0 ? "text/plain; charset=utf-8" : "application/octet-stream", *body};
+}
+
 }  // namespace
 
-void PprofEndpoints::Register(ProcessEndpoints& endpoints) {
+void PprofEndpoints::Register(ProcessEndpoints& endpoints, ProcessProvider& provider) {
+  provider_ = &provider;
   for (auto [name, type] : {std::make_pair("goroutine", profile::ProfileType::kGoroutine),
                             std::make_pair("goroutineleak", profile::ProfileType::kLeak),
                             std::make_pair("goroutinecreate", profile::ProfileType::kCreate)}) {
@@ -41,30 +55,94 @@ profile::StackSnapshot PprofEndpoints::Snapshot(const ProcessView& p,
   return snapshot;
 }
 
+absl::StatusOr<profile::StackSnapshot> PprofEndpoints::Take(const ProcessView& p,
+                                                            profile::ProfileType type,
+                                                            profile::GoroutineProfiler& profiler) {
+  profile::StackSnapshot snapshot = Snapshot(p, profiler);
+  if (type == profile::ProfileType::kLeak) {
+    if (p.leaks == nullptr) return absl::NotFoundError("no heap marks for this process");
+    snapshot = profile::LeakSnapshot(*p.leaks, p.findings, p.lineage.sites(), snapshot);
+  }
+  profile::LabelContexts(p.lineage, snapshot);
+  return snapshot;
+}
+
 HttpResponse PprofEndpoints::Serve(const ProcessView& p, const HttpRequest& r,
                                    profile::ProfileType type) {
   int debug = 0;
   if (auto d = r.query.find("debug"); d != r.query.end() && !absl::SimpleAtoi(d->second, &debug)) {
     return BadRequest("debug must be 0, 1 or 2");
   }
-  if (r.query.count("seconds") > 0) {
-    // net/http/pprof's delta profiles: what changed over `seconds`, for cumulative profiles.
-    return BadRequest("\"seconds\" parameter is not supported for this profile type");
+  if (auto s = r.query.find("seconds"); s != r.query.end()) {
+    return ServeDelta(p, s->second, debug, type);
   }
   auto profiler = profile::GoroutineProfiler::Create(p.binary, p.process);
-  if (!profiler.ok()) return {503, "text/plain", std::string(profiler.status().message()) + "\n"};
-  profile::StackSnapshot snapshot = Snapshot(p, **profiler);
-  if (type == profile::ProfileType::kLeak) {
-    if (p.leaks == nullptr) return {404, "text/plain", "no heap marks for this process\n"};
-    snapshot = profile::LeakSnapshot(*p.leaks, p.findings, p.lineage.sites(), snapshot);
-  }
+  if (!profiler.ok()) return Failed(profiler.status());
+  absl::StatusOr<profile::StackSnapshot> snapshot = Take(p, type, **profiler);
+  if (!snapshot.ok()) return Failed(snapshot.status());
   if (debug >= 2 && type == profile::ProfileType::kGoroutine) {
-    return {200, "text/plain; charset=utf-8", (*profiler)->Dump(snapshot)};
+    return {200, "text/plain; charset=utf-8", (*profiler)->Dump(*snapshot)};
   }
-  absl::StatusOr<std::string> body =
-      (*profiler)->Render(profile::BuildProfile(type, snapshot), debug > 0 ? 1 : 0);
-  if (!body.ok()) return {500, "text/plain", std::string(body.status().message()) + "\n"};
-  return {200, debug > 0 ? "text/plain; charset=utf-8" : "application/octet-stream", *body};
+  return Rendered(**profiler, profile::BuildProfile(type, *snapshot), debug);
+}
+
+// net/http/pprof's checks, in its order and with its messages.
+HttpResponse PprofEndpoints::ServeDelta(const ProcessView& p, const std::string& seconds, int debug,
+                                        profile::ProfileType type) {
+  int64_t s = 0;
+  if (!absl::SimpleAtoi(seconds, &s) || s <= 0) {
+    return BadRequest("invalid value for \"seconds\" - must be a positive integer");
+  }
+  if (type == profile::ProfileType::kCreate) {
+    return BadRequest("\"seconds\" parameter is not supported for this profile type");
+  }
+  if (s > kMaxDeltaSeconds) {
+    return BadRequest(absl::StrCat(
+        "profile duration exceeds the server's limit (seconds <= ", kMaxDeltaSeconds, ")"));
+  }
+  if (debug != 0) return BadRequest("seconds and debug params are incompatible");
+  auto profiler = profile::GoroutineProfiler::Create(p.binary, p.process);
+  if (!profiler.ok()) return Failed(profiler.status());
+  absl::StatusOr<profile::StackSnapshot> first = Take(p, type, **profiler);
+  if (!first.ok()) return Failed(first.status());
+  const absl::Time at = absl::Now() + absl::Seconds(s);
+  return Later(at, p.pid, type, profile::BuildProfile(type, *first),
+               at + absl::Seconds(kMaxDeltaSeconds));
+}
+
+HttpResponse PprofEndpoints::Later(absl::Time at, pid_t pid, profile::ProfileType type,
+                                   profile::Profile first, absl::Time latest) {
+  HttpResponse later;
+  later.at = at;
+  later.then = [this, pid, type, first = std::move(first), latest] {
+    return SecondRead(pid, type, first, latest);
+  };
+  return later;
+}
+
+HttpResponse PprofEndpoints::SecondRead(pid_t pid, profile::ProfileType type,
+                                        const profile::Profile& first, absl::Time latest) {
+  absl::Time due;
+  {
+    absl::MutexLock l(&mu_);
+    due = processes_[pid].pacer.due();
+  }
+  // Not the paced copy of the first read: the delta would be empty, its duration zero.
+  if (due > absl::Now() && due <= latest) return Later(due, pid, type, first, latest);
+  HttpResponse out{404, "text/plain", absl::StrCat("pid ", pid, " is no longer traced\n")};
+  provider_->WithProcess(pid, [&](const ProcessView& p) {
+    auto profiler = profile::GoroutineProfiler::Create(p.binary, p.process);
+    if (!profiler.ok()) {
+      out = Failed(profiler.status());
+      return;
+    }
+    absl::StatusOr<profile::StackSnapshot> second = Take(p, type, **profiler);
+    out = second.ok()
+              ? Rendered(**profiler,
+                         profile::DeltaProfile(first, profile::BuildProfile(type, *second)), 0)
+              : Failed(second.status());
+  });
+  return out;
 }
 
 }  // namespace ctxagent

@@ -29,7 +29,7 @@ ProcessEndpoints::ProcessEndpoints(ProcessProvider& provider) : provider_(provid
   AddLeaf("goroutines", [](const ProcessView& p, const HttpRequest&) {
     return JsonResponse(GoroutinesToJson(p.lineage, absl::Now()));
   });
-  pprof_.Register(*this);
+  pprof_.Register(*this, provider_);
 }
 
 void ProcessEndpoints::AddLeaf(const std::string& name, Leaf leaf) {

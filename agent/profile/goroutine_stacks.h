@@ -30,6 +30,9 @@ struct GoroutineStack {
   // Leak profile only: why it is listed (a finding kind) and the site that finding names.
   std::string kind;
   std::string site;
+  // Where the context it is parked on (else one its function captured) was created, when a
+  // session's lineage knows (LabelContexts).
+  std::string context_site;
 };
 
 struct StackSnapshot {

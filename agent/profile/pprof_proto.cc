@@ -50,6 +50,7 @@ enum : int {
   kFunction = 5,
   kStringTable = 6,
   kTimeNanos = 9,
+  kDurationNanos = 10,
   kPeriodType = 11,
   kPeriod = 12,
   kComment = 13,
@@ -125,6 +126,7 @@ std::string EncodeProfile(const Profile& profile, StackSymbolizer& symbolizer,
   top.BytesField(kPeriodType, e.ValueType(profile.name, "count").bytes());
   top.UintField(kPeriod, 1);
   top.UintField(kTimeNanos, static_cast<uint64_t>(absl::ToUnixNanos(profile.taken)));
+  top.UintField(kDurationNanos, static_cast<uint64_t>(absl::ToInt64Nanoseconds(profile.duration)));
   for (const std::string& c : profile.comments) top.UintField(kComment, e.String(c));
   Message m;
   m.UintField(1, 1);
@@ -143,7 +145,7 @@ std::string EncodeProfile(const Profile& profile, StackSymbolizer& symbolizer,
       if (const uint64_t id = e.Location(pc); id != 0) locations.push_back(id);
     }
     sample.PackedField(1, locations);
-    sample.PackedField(2, {static_cast<uint64_t>(s.count)});
+    sample.PackedField(2, {static_cast<uint64_t>(s.count)});  // a delta's may be negative
     for (const auto& [key, value] : s.labels) {
       Message label;
       label.UintField(1, e.String(key));

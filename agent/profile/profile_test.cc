@@ -10,7 +10,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "agent/lineage/lineage.h"
 #include "agent/profile/pprof_proto.h"
+#include "agent/profile/profiler.h"
 #include "agent/profile/stack_symbolizer.h"
 #include "agent/profile/text_format.h"
 #include "gtest/gtest.h"
@@ -139,23 +141,66 @@ TEST_F(ProfileTest, GroupsByStackAndLabels) {
   EXPECT_FALSE(absl::StrContains(text, "runtime.gopark")) << "leading runtime frames hidden";
 }
 
+// A goroutine the lineage knows bound to a context is labelled with that context's creation site;
+// one it does not know is not.
+TEST_F(ProfileTest, LabelsTheSiteOfTheContextAGoroutineIsBoundTo) {
+  ProcessLineage lineage(1);
+  ContextCreated c;
+  c.time = absl::Now();
+  c.goid = 1;
+  c.addr = 0xc000100000;
+  c.kind = ContextKind::kCancel;
+  c.parents = {{0x5ad3c0, ParentLink::Type::kBackground}};
+  c.site = lineage.sites().Intern({"main.handle", "/src/app/main.go", 42});
+  lineage.OnContextCreated(c);
+  GoroutineCreated g;
+  g.time = c.time;
+  g.goid = 7;
+  g.parent_goid = 1;
+  g.start_function = "main.watch";
+  g.captured = {0x48fd00, 0x4ca020, c.addr};  // code pointer, then the context's itab and data
+  lineage.OnGoroutineCreated(g);
+  StackSnapshot s;
+  s.taken = absl::Now();
+  const std::vector<uint64_t> a = {Pc("runtime.gopark", 0x20), Pc("main.watch", 0x12)};
+  s.goroutines = {Parked(7, "chan receive", a), Parked(8, "chan receive", a)};
+  LabelContexts(lineage, s);
+  EXPECT_EQ(s.goroutines[0].context_site, "main.go:42");
+  EXPECT_EQ(s.goroutines[1].context_site, "");
+  const Profile p = StacksProfile(s, "goroutine");
+  ASSERT_EQ(p.samples.size(), 2u);
+  int labelled = 0;
+  for (const Sample& sample : p.samples) {
+    for (const auto& [key, value] : sample.labels) {
+      labelled += key == "context_site" && value == "main.go:42";
+    }
+  }
+  EXPECT_EQ(labelled, 1);
+}
+
+// What Debian's `go tool pprof -raw` reads of `profile` encoded (empty on failure).
+std::string PprofRaw(const Profile& profile, StackSymbolizer& symbolizer) {
+  auto gz = Gzip(EncodeProfile(profile, symbolizer, {}));
+  EXPECT_TRUE(gz.ok());
+  const std::string path = ::testing::TempDir() + "/" + profile.name + ".pb.gz";
+  std::ofstream(path, std::ios::binary) << gz.value_or("");
+  FILE* p =
+      popen(absl::StrCat("/usr/lib/go-1.27/bin/go tool pprof -raw ", path, " 2>&1").c_str(), "r");
+  if (p == nullptr) return "";
+  std::string raw;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) raw.append(buf, n);
+  EXPECT_EQ(pclose(p), 0) << raw;
+  return raw;
+}
+
 TEST_F(ProfileTest, GoToolPprofReadsTheProto) {
   StackSnapshot s;
   s.taken = absl::Now();
   const std::vector<uint64_t> a = {Pc("runtime.gopark", 0x20), Pc("main.receiver", 0x12),
                                    Pc("runtime.goexit", 1)};
   s.goroutines = {Parked(3, "chan receive", a), Parked(5, "chan receive", a)};
-  auto gz = Gzip(EncodeProfile(StacksProfile(s, "goroutine"), *symbolizer_, {}));
-  ASSERT_TRUE(gz.ok());
-  const std::string path = ::testing::TempDir() + "/goroutine.pb.gz";
-  std::ofstream(path, std::ios::binary) << *gz;
-  FILE* p =
-      popen(absl::StrCat("/usr/lib/go-1.27/bin/go tool pprof -raw ", path, " 2>&1").c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string raw;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) raw.append(buf, n);
-  ASSERT_EQ(pclose(p), 0) << raw;
+  const std::string raw = PprofRaw(StacksProfile(s, "goroutine"), *symbolizer_);
   EXPECT_TRUE(absl::StrContains(raw, "PeriodType: goroutine count")) << raw;
   // runtime.goexit is left out, as the runtime's own profiles leave it out.
   EXPECT_TRUE(absl::StrContains(raw, "          2: 1 2 \n")) << raw;
@@ -163,6 +208,47 @@ TEST_F(ProfileTest, GoToolPprofReadsTheProto) {
   EXPECT_TRUE(absl::StrContains(raw, "wait_reason:[chan receive]")) << raw;
   EXPECT_TRUE(absl::StrContains(raw, " main.receiver ")) << raw;
   EXPECT_TRUE(absl::StrContains(raw, " runtime.gopark ")) << raw;
+}
+
+// The second read minus the first by stack and labels: what appeared counts up, what went away
+// down, what stayed the same is not sampled; pprof reads the negative count and the duration.
+TEST_F(ProfileTest, DeltaSubtractsByStackAndLabels) {
+  const std::vector<uint64_t> a = {Pc("runtime.gopark", 0x20), Pc("main.receiver", 0x12)};
+  const std::vector<uint64_t> b = {Pc("runtime.gopark", 0x20), Pc("main.sender", 0x12)};
+  const std::vector<uint64_t> c = {Pc("runtime.gopark", 0x20), Pc("main.selector", 0x12)};
+  StackSnapshot first, second;
+  first.taken = absl::FromUnixSeconds(1000);
+  second.taken = first.taken + absl::Seconds(5);
+  second.changed = 1;
+  first.goroutines = {Parked(1, "chan receive", a), Parked(2, "chan receive", a),
+                      Parked(3, "chan send", b), Parked(4, "select", c)};
+  second.goroutines = {Parked(1, "chan receive", a), Parked(2, "chan receive", a),
+                       Parked(3, "chan send", b),    Parked(5, "chan send", b),
+                       Parked(6, "chan send", b),    Parked(7, "chan receive", b)};
+  const Profile d =
+      DeltaProfile(StacksProfile(first, "goroutine"), StacksProfile(second, "goroutine"));
+  EXPECT_EQ(d.name, "goroutine");
+  EXPECT_EQ(d.taken, second.taken);
+  EXPECT_EQ(d.duration, absl::Seconds(5));
+  ASSERT_EQ(d.samples.size(), 3u);  // a's cancel out
+  EXPECT_EQ(d.samples[0].pcs, b);
+  EXPECT_EQ(d.samples[0].count, 2);
+  EXPECT_EQ(d.samples[1].pcs, b);  // the same stack with another wait reason: another sample
+  EXPECT_EQ(d.samples[1].count, 1);
+  EXPECT_EQ(d.samples[2].pcs, c);
+  EXPECT_EQ(d.samples[2].count, -1);
+  EXPECT_EQ(d.total, 2);
+  ASSERT_EQ(d.comments.size(), 3u);
+  EXPECT_TRUE(absl::StrContains(d.comments[2], "second read: ctxagent read 7 goroutines"));
+  EXPECT_TRUE(absl::StrContains(d.comments[2], "1 changed")) << d.comments[2];
+  EXPECT_TRUE(DeltaProfile(StacksProfile(second, "goroutine"), StacksProfile(second, "goroutine"))
+                  .samples.empty());
+
+  const std::string raw = PprofRaw(d, *symbolizer_);
+  EXPECT_TRUE(absl::StrContains(raw, "Duration: 5s")) << raw;
+  EXPECT_TRUE(absl::StrContains(raw, "          2: ")) << raw;
+  EXPECT_TRUE(absl::StrContains(raw, "         -1: ")) << raw;
+  EXPECT_FALSE(absl::StrContains(raw, " main.receiver ")) << raw;
 }
 
 }  // namespace

@@ -83,6 +83,19 @@ StackSnapshot LeakSnapshot(const heap::LeakTracker& tracker, const std::vector<F
   return out;
 }
 
+void LabelContexts(const ProcessLineage& lineage, StackSnapshot& snapshot) {
+  for (GoroutineStack& g : snapshot.goroutines) {
+    const GoroutineNode* n = lineage.FindGoroutine(g.state.goid);
+    if (n == nullptr) continue;
+    for (const std::vector<ContextId>* ids : {&n->parked_on, &n->bound}) {
+      const ContextNode* c = ids->empty() ? nullptr : lineage.FindContext(ids->front());
+      if (c == nullptr) continue;
+      g.context_site = ShortSiteString(lineage.sites().Get(c->site));
+      break;
+    }
+  }
+}
+
 Profile BuildProfile(ProfileType type, const StackSnapshot& snapshot) {
   switch (type) {
     case ProfileType::kGoroutine:

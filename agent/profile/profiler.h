@@ -64,6 +64,11 @@ class GoroutineProfiler {
 StackSnapshot LeakSnapshot(const heap::LeakTracker& tracker, const std::vector<Finding>& findings,
                            const SiteTable& sites, const StackSnapshot& current);
 
+// Sets the context_site of each goroutine of `snapshot` that `lineage` knows parked on a context's
+// Done channel, or else bound to a context (captured by its function when started): that context's
+// creation site (the first one's, as the goroutines view lists them).
+void LabelContexts(const ProcessLineage& lineage, StackSnapshot& snapshot);
+
 // The profile of `type` (the leak type from a LeakSnapshot).
 Profile BuildProfile(ProfileType type, const StackSnapshot& snapshot);
 

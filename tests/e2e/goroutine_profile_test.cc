@@ -11,6 +11,7 @@
 #include <map>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -236,7 +237,95 @@ TEST(PprofEndpointsTest, ServeTheProfilesAsNetHttpPprofDoes) {
     const testing::HttpResult text = testing::HttpGet(http, base + path + "?debug=1");
     EXPECT_TRUE(absl::StartsWith(text.body, absl::StrCat(path, " profile: total "))) << text.body;
   }
-  EXPECT_EQ(testing::HttpGet(http, base + "goroutine?seconds=5").status, 400);
+  agent.Kill(SIGINT);
+  agent.Wait(absl::Seconds(20));
+  prog.Kill(SIGKILL);
+  prog.Wait(absl::Seconds(5));
+}
+
+// A delta over a window in which pprofprog spawned once (19 goroutines): exactly those, and no
+// stack that stayed the same (main.main and its signal loop count 0, summed over their labels); a
+// duration of the window's 4 s.
+void ExpectSpawnedDelta(const std::string& file) {
+  std::map<std::string, int64_t> by_function;
+  int64_t total = 0;
+  for (const auto& [stack, count] : RawStacks(file)) {
+    // Summed over labels: the signal loop ran and parked again, its `waited` label lost.
+    if (absl::StrContains(stack, "main.main")) EXPECT_EQ(count, 0) << "unchanged: " << stack;
+    std::smatch m;
+    if (std::regex_search(stack, m, std::regex(R"(main\.(\w+) )"))) by_function[m[1]] += count;
+    total += count;
+  }
+  for (const char* f : {"receiver", "sender", "selector", "sleeper", "locker", "waiter",
+                        "condWaiter", "reader", "watch"}) {
+    EXPECT_EQ(by_function[f], 2) << f << " in " << file;
+  }
+  EXPECT_EQ(by_function["forever"], 1) << file;
+  EXPECT_EQ(total, 19) << file;
+  int status = -1;
+  const std::string raw = Shell(absl::StrCat(kGo, " tool pprof -raw ", file, " 2>&1"), &status);
+  EXPECT_TRUE(std::regex_search(raw, std::regex(R"(Duration: [4-6]\.\d\d\n)"))) << raw;
+}
+
+// `seconds`: net/http/pprof's delta profile. pprofprog starts 19 goroutines (two of each parked
+// kind, one more `select {}`) on SIGUSR1 in the middle of the window: the delta, read by `go tool
+// pprof -raw`, holds exactly those and no stack that stayed the same. Meanwhile the server answers
+// other requests at once: pending deltas hold no worker thread (a client may have 4 pending).
+TEST(PprofEndpointsTest, DeltaCountsWhatChangedWithoutHoldingTheServer) {
+  CTXAGENT_REQUIRE_BPF();
+  const std::string bin = absl::StrCat(CTXAGENT_PPROFPROG, "/go1.27/pprofprog");
+  testing::Child prog = testing::Child::Start({bin});
+  ASSERT_TRUE(prog.WaitForLine("ready", absl::Seconds(20)));
+  const int http = testing::FreeLoopbackPort();
+  testing::Child agent =
+      testing::Child::Start({CTXAGENT_BIN, "attach", std::to_string(prog.pid()), "-o", "json",
+                             "--duration=60s", absl::StrCat("--http=127.0.0.1:", http)},
+                            true);
+  ASSERT_TRUE(agent.WaitForLine("serving /processes", absl::Seconds(30)));
+  const std::string base = absl::StrCat("/processes/", prog.pid(), "/pprof/");
+  for (const char* bad : {"goroutine?seconds=0", "goroutine?seconds=x", "goroutine?seconds=61",
+                          "goroutine?seconds=5&debug=1", "goroutinecreate?seconds=5"}) {
+    EXPECT_EQ(testing::HttpGet(http, base + bad).status, 400) << bad;
+  }
+  // `ctxagent profile --seconds` over the same window.
+  const std::string cli_file = ::testing::TempDir() + "/cli_goroutine_delta.pb.gz";
+  int cli_status = -1;
+  std::string cli_out;
+  std::thread cli([&] {
+    cli_out = Shell(
+        absl::StrCat(CTXAGENT_BIN, " profile ", prog.pid(), " ", cli_file, " --seconds=4 2>&1"),
+        &cli_status);
+  });
+  // As many deltas as the server has worker threads.
+  std::vector<testing::HttpResult> deltas(4);
+  std::vector<std::thread> pending;
+  for (testing::HttpResult& d : deltas) {
+    pending.emplace_back(
+        [&] { d = testing::HttpGet(http, base + "goroutine?seconds=4", absl::Seconds(20)); });
+  }
+  absl::SleepFor(absl::Seconds(1));
+  const absl::Time asked = absl::Now();
+  EXPECT_EQ(testing::HttpGet(http, "/processes").status, 200);
+  EXPECT_EQ(testing::HttpGet(http, base + "goroutine?debug=1").status, 200);
+  EXPECT_LT(absl::Now() - asked, absl::Seconds(1)) << "answered while deltas are pending";
+  EXPECT_EQ(testing::HttpGet(http, base + "goroutine?seconds=4").status, 429) << "a fifth";
+  ASSERT_EQ(kill(prog.pid(), SIGUSR1), 0);
+  ASSERT_TRUE(prog.WaitForLine("spawned", absl::Seconds(2)));
+  for (std::thread& t : pending) t.join();
+  for (const testing::HttpResult& d : deltas) ASSERT_EQ(d.status, 200) << d.body;
+  cli.join();
+  ASSERT_EQ(cli_status, 0) << cli_out;
+  ExpectSpawnedDelta(cli_file);
+  const std::string file = ::testing::TempDir() + "/endpoint_goroutine_delta.pb.gz";
+  std::ofstream(file, std::ios::binary) << deltas[0].body;
+  ExpectSpawnedDelta(file);
+  // The leak kind's delta is a profile pprof reads too (nothing proven leaked appears in 1 s).
+  const testing::HttpResult leak = testing::HttpGet(http, base + "goroutineleak?seconds=1");
+  ASSERT_EQ(leak.status, 200) << leak.body;
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << leak.body;
+  int status = -1;
+  Shell(absl::StrCat(kGo, " tool pprof -raw ", file, " 2>&1"), &status);
+  EXPECT_EQ(status, 0);
   agent.Kill(SIGINT);
   agent.Wait(absl::Seconds(20));
   prog.Kill(SIGKILL);
@@ -245,6 +334,9 @@ TEST(PprofEndpointsTest, ServeTheProfilesAsNetHttpPprofDoes) {
 
 INSTANTIATE_TEST_SUITE_P(Toolchains, GoroutineProfileTest,
                          ::testing::ValuesIn(testing::GoVersions()), testing::ToolchainTestName);
+// Position-independent executables (a load bias on every address), old and new toolchains.
+INSTANTIATE_TEST_SUITE_P(Pie, GoroutineProfileTest, ::testing::ValuesIn(testing::PieGoVersions()),
+                         testing::ToolchainTestName);
 
 }  // namespace
 }  // namespace ctxagent

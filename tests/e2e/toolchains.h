@@ -16,10 +16,21 @@ inline std::vector<std::string> GoVersions() {
   return absl::StrSplit(CTXAGENT_GO_VERSIONS, ',', absl::SkipEmpty());
 }
 
-// "1.27" -> "go1_27".
+// Those of them that also built test programs as PIE, in directories "go<version>-pie"
+// (CTXAGENT_PIE_GO_VERSIONS, "1.21-pie,1.27-pie", for the targets that use them).
+inline std::vector<std::string> PieGoVersions() {
+#ifdef CTXAGENT_PIE_GO_VERSIONS
+  return absl::StrSplit(CTXAGENT_PIE_GO_VERSIONS, ',', absl::SkipEmpty());
+#else
+  return {};
+#endif
+}
+
+// "1.27" -> "go1_27", "1.21-pie" -> "go1_21_pie".
 inline std::string ToolchainTestName(const ::testing::TestParamInfo<std::string>& info) {
   std::string n = "go" + info.param;
   std::replace(n.begin(), n.end(), '.', '_');
+  std::replace(n.begin(), n.end(), '-', '_');
   return n;
 }
 
