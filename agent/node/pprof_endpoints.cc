@@ -23,8 +23,8 @@ void PprofEndpoints::Register(ProcessEndpoints& endpoints) {
   }
 }
 
-profile::StackSnapshot PprofEndpoints::Snapshot(const ProcessView& p,
-                                                profile::GoroutineProfiler& profiler) {
+absl::StatusOr<profile::StackSnapshot> PprofEndpoints::Snapshot(
+    const ProcessView& p, profile::GoroutineProfiler& profiler) {
   const absl::Time now = absl::Now();
   {
     absl::MutexLock l(&mu_);
@@ -33,11 +33,11 @@ profile::StackSnapshot PprofEndpoints::Snapshot(const ProcessView& p,
     if (!paced.pacer.Due(now)) return paced.last;
   }
   const double cpu = ThreadCpuSeconds();
-  profile::StackSnapshot snapshot = profiler.Read();
+  absl::StatusOr<profile::StackSnapshot> snapshot = profiler.Read();
   absl::MutexLock l(&mu_);
   Paced& paced = processes_[p.pid];
   paced.pacer.Ran(now, ThreadCpuSeconds() - cpu);
-  paced.last = snapshot;
+  if (snapshot.ok()) paced.last = *snapshot;
   return snapshot;
 }
 
@@ -51,9 +51,11 @@ HttpResponse PprofEndpoints::Serve(const ProcessView& p, const HttpRequest& r,
     // net/http/pprof's delta profiles: what changed over `seconds`, for cumulative profiles.
     return BadRequest("\"seconds\" parameter is not supported for this profile type");
   }
-  auto profiler = profile::GoroutineProfiler::Create(p.binary, p.process);
+  auto profiler = profile::GoroutineProfiler::Create(p.binary, p.process, p.goroutine_memory);
   if (!profiler.ok()) return {503, "text/plain", std::string(profiler.status().message()) + "\n"};
-  profile::StackSnapshot snapshot = Snapshot(p, **profiler);
+  absl::StatusOr<profile::StackSnapshot> read = Snapshot(p, **profiler);
+  if (!read.ok()) return {503, "text/plain", std::string(read.status().message()) + "\n"};
+  profile::StackSnapshot& snapshot = *read;
   if (type == profile::ProfileType::kLeak) {
     if (p.leaks == nullptr) return {404, "text/plain", "no heap marks for this process\n"};
     snapshot = profile::LeakSnapshot(*p.leaks, p.findings, p.lineage.sites(), snapshot);

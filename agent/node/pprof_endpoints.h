@@ -37,7 +37,8 @@ class PprofEndpoints {
     profile::StackSnapshot last;  // of the last read
   };
   // A read of `p`'s goroutines, or the last one while its pacer holds reads back.
-  profile::StackSnapshot Snapshot(const ProcessView& p, profile::GoroutineProfiler& profiler);
+  absl::StatusOr<profile::StackSnapshot> Snapshot(const ProcessView& p,
+                                                  profile::GoroutineProfiler& profiler);
   absl::Mutex mu_;  // requests of different processes run at once (one lock per provider)
   std::map<pid_t, Paced> processes_ ABSL_GUARDED_BY(mu_);
 };
