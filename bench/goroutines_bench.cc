@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   ProcessLineage lineage(process.pid());
   Decoder decoder(**bin, process, *bias, lineage.sites());
   EventClock clock;
-  GoroutineReader reader(**bin, process, *bias, decoder, clock);
+  GoroutineReader reader(**bin, process, *bias, decoder, clock, uint64_t{1} << 30);
   const int rounds = absl::GetFlag(FLAGS_rounds);
   size_t n = reader.ReadAll().size();  // warm the symbol caches
   double cpu = CpuSeconds();

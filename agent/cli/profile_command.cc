@@ -16,7 +16,8 @@ absl::Status RunProfileCommand(const ProfileOptions& o) {
       symbols::GoBinary::Open(process.exe_path());
   if (!bin.ok()) return bin.status();
   absl::StatusOr<std::unique_ptr<profile::GoroutineProfiler>> profiler =
-      profile::GoroutineProfiler::Create(**bin, process);
+      profile::GoroutineProfiler::Create(**bin, process,
+                                         MarkLimitsFor(o.mark_memory_mb).max_memory);
   if (!profiler.ok()) return profiler.status();
   profile::ProfileType type = profile::ProfileType::kGoroutine;
   if (o.type == "leak") type = profile::ProfileType::kLeak;

@@ -24,7 +24,8 @@ constexpr uint64_t kMaxGlobals = uint64_t{1} << 30;
 constexpr size_t kBatchRegions = 1024;
 constexpr uint64_t kBatchBytes = uint64_t{1} << 20;
 // In-use spans whose fields make no sense, tolerated as torn reads of spans changing under the
-// mark (skipped); more is a corrupt heap.
+// mark (skipped); more is a corrupt heap. An unreadable span pointer counts too: the runtime never
+// frees an mspan.
 constexpr uint64_t kMaxTornSpans = 64;
 
 uint64_t Load(const uint8_t* p, int32_t off, int bytes = 8) {
@@ -185,7 +186,7 @@ absl::Status Marker::ReadSpanFields(const std::vector<uint64_t>& ptrs) {
     RETURN_IF_ERROR(Read(r));
     for (size_t k = 0; k < count; ++k) {
       const uint8_t* p = &buf[k * len];
-      if (!r[k].ok || p[o_.mspan_state] != kSpanInUse) continue;
+      if (r[k].ok && p[o_.mspan_state] != kSpanInUse) continue;
       Span s;
       s.base = Load(p, o_.mspan_startaddr);
       const uint64_t npages = Load(p, o_.mspan_npages);
@@ -195,7 +196,7 @@ absl::Status Marker::ReadSpanFields(const std::vector<uint64_t>& ptrs) {
       s.allocbits = Load(p, o_.mspan_allocbits);
       s.noscan = (p[o_.mspan_spanclass] & 1) != 0;
       s.bytes = npages * kPageSize;
-      if (s.base % kPageSize != 0 || npages == 0 || npages > kMaxSpanPages ||
+      if (!r[k].ok || s.base % kPageSize != 0 || npages == 0 || npages > kMaxSpanPages ||
           s.base + s.bytes < s.base || s.elemsize == 0 || s.elemsize % 8 != 0 || s.nelems == 0 ||
           s.nelems > s.bytes / s.elemsize || s.freeindex > s.nelems) {
         if (++torn > kMaxTornSpans) {
@@ -437,6 +438,10 @@ absl::Status Marker::ClassifyGoroutines() {
 }
 
 absl::StatusOr<MarkResult> Marker::Run() {
+  // The goroutines' states count against the same cap: one process's marks hold no more.
+  uint64_t states = 0;
+  for (const GoroutineState& g : gs_) states += HeldBytes(g);
+  RETURN_IF_ERROR(Hold(states));
   RETURN_IF_ERROR(ReadSpans());
   RETURN_IF_ERROR(ClassifyGoroutines());
   RETURN_IF_ERROR(ScanGlobals());

@@ -72,9 +72,10 @@ HeapFacts HeapFactsFor(const symbols::GoBinary& bin, uint64_t bias);
 
 // What one mark may read from the target and hold in the agent.
 struct MarkLimits {
-  uint64_t max_memory = uint64_t{256} << 20;  // span table, bitmaps, work lists
-  uint64_t max_read = uint64_t{16} << 30;     // bytes read from the target
-  uint64_t max_spans = uint64_t{8} << 20;     // allspans entries
+  // The goroutines' states, span table, bitmaps, work lists.
+  uint64_t max_memory = uint64_t{256} << 20;
+  uint64_t max_read = uint64_t{16} << 30;  // bytes read from the target
+  uint64_t max_spans = uint64_t{8} << 20;  // allspans entries
 };
 
 struct MarkResult {

@@ -310,6 +310,39 @@ TEST(HeapMarkTest, HostileHeapsAreRefused) {
     EXPECT_EQ(r->spans, 1u);
     EXPECT_TRUE(r->leaked.empty());
   }
+  for (int garbage : {1, 65}) {
+    FakeHeap h;  // span pointers at unmapped garbage: one is torn, more a corrupt heap
+    constexpr uint64_t kArray = 0x800000;
+    h.memory().Region(kArray, (2 + garbage) * 8);
+    h.Store(kArray, kSpanStructs);
+    h.Store(kArray + 8, kSpanStructs + 256);
+    for (int i = 0; i < garbage; ++i) h.Store(kArray + 16 + i * 8, 0xdead0000 + i * 4096);
+    for (int word : {0, 1, 2}) {
+      h.Store(kMheap + h.facts().offsets.mheap_allspans + word * 8,
+              word == 0 ? kArray : 2 + garbage);
+    }
+    absl::StatusOr<MarkResult> r = h.Mark();
+    if (garbage == 1) {
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_EQ(r->spans, 2u);
+    } else {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+    }
+  }
+}
+
+TEST(HeapMarkTest, GoroutineStatesCountAgainstTheMemoryCap) {
+  FakeHeap h;
+  for (int i = 0; i < 100; ++i) h.Goroutine("sleep", {});
+  uint64_t states = 0;
+  for (const GoroutineState& g : h.goroutines()) states += HeldBytes(g);
+  MarkLimits limits;
+  limits.max_memory = states + 256;  // the states fit, not the mark's own tables beside them
+  EXPECT_EQ(h.Mark(limits).status().code(), absl::StatusCode::kResourceExhausted);
+  limits.max_memory = states + (1 << 20);
+  absl::StatusOr<MarkResult> r = h.Mark(limits);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GE(r->memory, states);
 }
 
 // Go 1.19: three goroutines in semacquire, one the treap's root, one its child, one waiting on

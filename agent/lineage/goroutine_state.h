@@ -45,6 +45,14 @@ struct GoroutineState {
   uint64_t sync_object = 0;
 };
 
+// The agent's memory `s` holds: what a target's goroutines cost is capped (a corrupt goroutine list
+// must not grow the agent), in GoroutineReader and in the heap mark.
+inline uint64_t HeldBytes(const GoroutineState& s) {
+  auto heap = [](const std::string& str) { return str.capacity() > 15 ? str.capacity() + 1 : 0; };
+  return sizeof(GoroutineState) + heap(s.state) + heap(s.start_function) +
+         8 * (s.channels.capacity() + s.sudogs.capacity());
+}
+
 // Reads goroutine state from the target (agent/trace/goroutines.h; tests fake it).
 class GoroutineStateReader {
  public:

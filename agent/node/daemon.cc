@@ -388,7 +388,8 @@ ProcessView Daemon::View(TracedProcess& p) {
            {"pod", p.labels.pod},
            {"container", p.labels.container}},
           p.session->work_pause(),
-          &p.session->leaks()};
+          &p.session->leaks(),
+          MarkLimitsFor(o_.mark_memory_mb).max_memory};
 }
 
 void Daemon::ForEachProcess(absl::FunctionRef<void(const ProcessView&)> fn) {

@@ -37,8 +37,8 @@ void PprofEndpoints::Register(ProcessEndpoints& endpoints, ProcessProvider& prov
   }
 }
 
-profile::StackSnapshot PprofEndpoints::Snapshot(const ProcessView& p,
-                                                profile::GoroutineProfiler& profiler) {
+absl::StatusOr<profile::StackSnapshot> PprofEndpoints::Snapshot(
+    const ProcessView& p, profile::GoroutineProfiler& profiler) {
   const absl::Time now = absl::Now();
   {
     absl::MutexLock l(&mu_);
@@ -47,18 +47,20 @@ profile::StackSnapshot PprofEndpoints::Snapshot(const ProcessView& p,
     if (!paced.pacer.Due(now)) return paced.last;
   }
   const double cpu = ThreadCpuSeconds();
-  profile::StackSnapshot snapshot = profiler.Read();
+  absl::StatusOr<profile::StackSnapshot> snapshot = profiler.Read();
   absl::MutexLock l(&mu_);
   Paced& paced = processes_[p.pid];
   paced.pacer.Ran(now, ThreadCpuSeconds() - cpu);
-  paced.last = snapshot;
+  if (snapshot.ok()) paced.last = *snapshot;
   return snapshot;
 }
 
 absl::StatusOr<profile::StackSnapshot> PprofEndpoints::Take(const ProcessView& p,
                                                             profile::ProfileType type,
                                                             profile::GoroutineProfiler& profiler) {
-  profile::StackSnapshot snapshot = Snapshot(p, profiler);
+  absl::StatusOr<profile::StackSnapshot> read = Snapshot(p, profiler);
+  if (!read.ok()) return read.status();
+  profile::StackSnapshot snapshot = *std::move(read);
   if (type == profile::ProfileType::kLeak) {
     if (p.leaks == nullptr) return absl::NotFoundError("no heap marks for this process");
     snapshot = profile::LeakSnapshot(*p.leaks, p.findings, p.lineage.sites(), snapshot);
@@ -76,7 +78,7 @@ HttpResponse PprofEndpoints::Serve(const ProcessView& p, const HttpRequest& r,
   if (auto s = r.query.find("seconds"); s != r.query.end()) {
     return ServeDelta(p, s->second, debug, type);
   }
-  auto profiler = profile::GoroutineProfiler::Create(p.binary, p.process);
+  auto profiler = profile::GoroutineProfiler::Create(p.binary, p.process, p.goroutine_memory);
   if (!profiler.ok()) return Failed(profiler.status());
   absl::StatusOr<profile::StackSnapshot> snapshot = Take(p, type, **profiler);
   if (!snapshot.ok()) return Failed(snapshot.status());
@@ -101,7 +103,7 @@ HttpResponse PprofEndpoints::ServeDelta(const ProcessView& p, const std::string&
         "profile duration exceeds the server's limit (seconds <= ", kMaxDeltaSeconds, ")"));
   }
   if (debug != 0) return BadRequest("seconds and debug params are incompatible");
-  auto profiler = profile::GoroutineProfiler::Create(p.binary, p.process);
+  auto profiler = profile::GoroutineProfiler::Create(p.binary, p.process, p.goroutine_memory);
   if (!profiler.ok()) return Failed(profiler.status());
   absl::StatusOr<profile::StackSnapshot> first = Take(p, type, **profiler);
   if (!first.ok()) return Failed(first.status());
@@ -131,7 +133,7 @@ HttpResponse PprofEndpoints::SecondRead(pid_t pid, profile::ProfileType type,
   if (due > absl::Now() && due <= latest) return Later(due, pid, type, first, latest);
   HttpResponse out{404, "text/plain", absl::StrCat("pid ", pid, " is no longer traced\n")};
   provider_->WithProcess(pid, [&](const ProcessView& p) {
-    auto profiler = profile::GoroutineProfiler::Create(p.binary, p.process);
+    auto profiler = profile::GoroutineProfiler::Create(p.binary, p.process, p.goroutine_memory);
     if (!profiler.ok()) {
       out = Failed(profiler.status());
       return;

@@ -57,7 +57,8 @@ class PprofEndpoints {
     profile::StackSnapshot last;  // of the last read
   };
   // A read of `p`'s goroutines, or the last one while its pacer holds reads back.
-  profile::StackSnapshot Snapshot(const ProcessView& p, profile::GoroutineProfiler& profiler);
+  absl::StatusOr<profile::StackSnapshot> Snapshot(const ProcessView& p,
+                                                  profile::GoroutineProfiler& profiler);
   // The goroutines a profile of `type` lists (the leak snapshot for kLeak).
   absl::StatusOr<profile::StackSnapshot> Take(const ProcessView& p, profile::ProfileType type,
                                               profile::GoroutineProfiler& profiler);

@@ -36,6 +36,8 @@ struct ProcessView {
   // to fit the budget (TracingSession::work_pause).
   absl::Duration work_pause = absl::ZeroDuration();
   const heap::LeakTracker* leaks = nullptr;  // the goroutines its heap marks proved leaked
+  // What one read of its goroutines may hold (--mark_memory_mb).
+  uint64_t goroutine_memory = heap::MarkLimits{}.max_memory;
 };
 
 // What is traced. Implementations run the callbacks with the lock that guards their lineages.

@@ -15,12 +15,14 @@ bool Unchanged(const GoroutineState& before, const GoroutineState& after) {
 
 }  // namespace
 
-StackSnapshot ReadStacks(GoroutineReader& reader, heap::RemoteMemory& memory,
-                         StackSymbolizer& symbolizer, absl::Time now) {
+absl::StatusOr<StackSnapshot> ReadStacks(GoroutineReader& reader, heap::RemoteMemory& memory,
+                                         StackSymbolizer& symbolizer, absl::Time now) {
+  absl::StatusOr<std::vector<GoroutineState>> every = reader.ReadEvery();
+  if (!every.ok()) return every.status();
   StackSnapshot out;
   out.taken = now;
   std::vector<GoroutineStateReader::Query> again;
-  for (GoroutineState& g : reader.ReadEvery()) {
+  for (GoroutineState& g : *every) {
     if (g.system) continue;
     if (!g.known) {
       ++out.changed;

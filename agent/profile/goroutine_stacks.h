@@ -43,9 +43,10 @@ struct StackSnapshot {
   uint64_t running = 0;                    // listed without a stack
 };
 
-// One read of every user goroutine (the runtime's dump hides system goroutines too).
-StackSnapshot ReadStacks(GoroutineReader& reader, heap::RemoteMemory& memory,
-                         StackSymbolizer& symbolizer, absl::Time now);
+// One read of every user goroutine (the runtime's dump hides system goroutines too); the
+// reader's error when the goroutine list makes no sense.
+absl::StatusOr<StackSnapshot> ReadStacks(GoroutineReader& reader, heap::RemoteMemory& memory,
+                                         StackSymbolizer& symbolizer, absl::Time now);
 
 // "<1m", "1m-10m", "10m-1h", "1h-1d", ">1d": the wait label of a goroutine parked since `since`
 // ("" when the runtime has not recorded since when).

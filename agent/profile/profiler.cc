@@ -10,18 +10,18 @@
 namespace ctxagent::profile {
 
 absl::StatusOr<std::unique_ptr<GoroutineProfiler>> GoroutineProfiler::Create(
-    const symbols::GoBinary& bin, const Process& process) {
+    const symbols::GoBinary& bin, const Process& process, uint64_t max_memory) {
   absl::StatusOr<uint64_t> bias = process.LoadBias(bin.elf());
   if (!bias.ok()) return bias.status();
-  return std::unique_ptr<GoroutineProfiler>(new GoroutineProfiler(bin, process, *bias));
+  return std::unique_ptr<GoroutineProfiler>(new GoroutineProfiler(bin, process, *bias, max_memory));
 }
 
 GoroutineProfiler::GoroutineProfiler(const symbols::GoBinary& bin, const Process& process,
-                                     uint64_t bias)
+                                     uint64_t bias, uint64_t max_memory)
     : bin_(bin),
       bias_(bias),
       decoder_(bin, process, bias, sites_),
-      reader_(bin, process, bias, decoder_, clock_),
+      reader_(bin, process, bias, decoder_, clock_, max_memory),
       memory_(process),
       symbolizer_(bin.pclntab(), bias) {
   const symbols::Pclntab& table = bin.pclntab();
@@ -44,7 +44,9 @@ absl::StatusOr<StackSnapshot> GoroutineProfiler::ProveLeaks(absl::Duration gap,
   heap::MarkResult mark;
   for (int i = 0; i < 2; ++i) {
     if (i > 0) absl::SleepFor(gap);
-    absl::StatusOr<bool> marked = heap::MarkAndTrack(memory_, facts, limits, reader_.ReadEvery(),
+    absl::StatusOr<std::vector<GoroutineState>> goroutines = reader_.ReadEvery();
+    if (!goroutines.ok()) return goroutines.status();
+    absl::StatusOr<bool> marked = heap::MarkAndTrack(memory_, facts, limits, *std::move(goroutines),
                                                      absl::Now(), decoder_, tracker, mark);
     if (!marked.ok()) return marked.status();
   }

@@ -27,12 +27,16 @@ enum class ProfileType { kGoroutine, kLeak, kCreate };
 
 class GoroutineProfiler {
  public:
-  // `bin` and `process` must outlive the profiler.
+  // `bin` and `process` must outlive the profiler; a read holds at most `max_memory` bytes of
+  // goroutine states (GoroutineReader).
   static absl::StatusOr<std::unique_ptr<GoroutineProfiler>> Create(const symbols::GoBinary& bin,
-                                                                   const Process& process);
+                                                                   const Process& process,
+                                                                   uint64_t max_memory);
 
   // Every user goroutine's stack, now.
-  StackSnapshot Read() { return ReadStacks(reader_, memory_, symbolizer_, absl::Now()); }
+  absl::StatusOr<StackSnapshot> Read() {
+    return ReadStacks(reader_, memory_, symbolizer_, absl::Now());
+  }
   // Proves leaks on its own, as a session does: two heap marks `gap` apart must agree. The
   // proven goroutines, unwound at the second mark.
   absl::StatusOr<StackSnapshot> ProveLeaks(absl::Duration gap, const heap::MarkLimits& limits);
@@ -45,7 +49,8 @@ class GoroutineProfiler {
   const GoroutineReader::Cost& cost() const { return reader_.cost(); }
 
  private:
-  GoroutineProfiler(const symbols::GoBinary& bin, const Process& process, uint64_t bias);
+  GoroutineProfiler(const symbols::GoBinary& bin, const Process& process, uint64_t bias,
+                    uint64_t max_memory);
 
   const symbols::GoBinary& bin_;
   uint64_t bias_;

@@ -50,7 +50,7 @@ TracingSession::TracingSession(pid_t pid, const symbols::GoBinary& bin, uint64_t
       lineage_(pid),
       decoder_(bin, process_, bias, lineage_.sites()),
       liveness_(process_, bin.offsets()),
-      goroutines_(bin, process_, bias, decoder_, clock_),
+      goroutines_(bin, process_, bias, decoder_, clock_, options.mark_limits.max_memory),
       memory_(process_),
       heap_facts_(heap::HeapFactsFor(bin, bias)),
       leaks_(options.mark_every / 2) {}
@@ -89,9 +89,12 @@ absl::Duration TracingSession::work_pause() const {
 
 bool TracingSession::MarkHeap(absl::Time now) {
   const double cpu = ThreadCpuSeconds();
+  absl::StatusOr<std::vector<GoroutineState>> goroutines = goroutines_.ReadEvery();
   absl::StatusOr<bool> changed =
-      heap::MarkAndTrack(memory_, heap_facts_, options_.mark_limits, goroutines_.ReadEvery(), now,
-                         decoder_, leaks_, last_mark_);
+      goroutines.ok()
+          ? heap::MarkAndTrack(memory_, heap_facts_, options_.mark_limits, *std::move(goroutines),
+                               now, decoder_, leaks_, last_mark_)
+          : goroutines.status();
   ++marks_;
   next_mark_ = now + options_.mark_every;
   if (!changed.ok() && process_.Alive()) {

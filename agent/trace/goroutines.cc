@@ -3,19 +3,27 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
 #include "agent/trace/cancel_ctx.h"
 #include "symbols/go_facts.h"
 #include "symbols/go_status.h"
+#include "symbols/status_macros.h"
 
 namespace ctxagent {
 namespace {
 
 // A select has one sudog per case; a longer chain is a torn read.
 constexpr int kMaxSudogs = 128;
-// More goroutines than this in allgs is a torn or corrupt header: a target whose allglen says
-// more cost the agent 900 MiB before (a state per g). Go services run up to some 100k.
-constexpr uint64_t kMaxGoroutines = 1 << 20;
+// The runtime's maxstacksize on amd64: a live g with a larger stack is not a g.
+constexpr uint64_t kMaxStack = uint64_t{1} << 30;
+// allgs entries that are not goroutines, tolerated beyond as many as are (the runtime never lists
+// anything else, but a read may race with a grown array); more is a corrupt list.
+constexpr uint64_t kMaxGarbage = 64;
+// What a seen g pointer costs in the set that refuses duplicates.
+constexpr uint64_t kSeenBytes = 16;
 
 uint64_t Word(const uint8_t* p, int32_t off) {
   uint64_t v = 0;
@@ -42,12 +50,14 @@ bool ParkedOnSync(const std::string& state) { return absl::StartsWith(state, "sy
 }  // namespace
 
 GoroutineReader::GoroutineReader(const symbols::GoBinary& bin, const Process& process,
-                                 uint64_t bias, Decoder& decoder, const EventClock& clock)
+                                 uint64_t bias, Decoder& decoder, const EventClock& clock,
+                                 uint64_t max_memory)
     : bin_(bin),
       process_(process),
       bias_(bias),
       decoder_(decoder),
       clock_(clock),
+      max_memory_(max_memory),
       sync_on_g_(symbols::RuntimeFactsForVersion(bin.build_info().version)
                      .value_or(symbols::GoRuntimeFacts{})
                      .sync_waits_on_g != 0) {}
@@ -61,7 +71,8 @@ void GoroutineReader::ReadMany(std::vector<Process::ReadRequest>& requests) {
 }
 
 std::vector<GoroutineState> GoroutineReader::ReadGs(const std::vector<uint64_t>& gs,
-                                                    const std::vector<uint64_t>& goids) {
+                                                    const std::vector<uint64_t>& goids,
+                                                    uint64_t* implausible) {
   const symbols::GoOffsets& o = bin_.offsets();
   std::vector<GoroutineState> out(gs.size());
   if (o.g_goid < 0 || o.g_atomicstatus < 0 || o.g_waitreason < 0 || o.GReadSpan() <= 0) return out;
@@ -83,22 +94,29 @@ std::vector<GoroutineState> GoroutineReader::ReadGs(const std::vector<uint64_t>&
       const size_t i = first + k;
       GoroutineState& s = out[i];
       s.g = gs[i];
-      if (!reads[k].ok) continue;
       const uint8_t* p = &g_buffer_[k * len];
-      s.goid = Word(p, o.g_goid);
       uint32_t status = 0;
       memcpy(&status, p + o.g_atomicstatus, 4);
       const uint32_t bare = status & ~symbols::kGoScanBit;
-      if (!goids.empty() && s.goid != goids[i]) continue;  // reused for another goroutine
-      if (bare == symbols::kGoIdle || bare == symbols::kGoDead || bare == symbols::kGoDeadExtra) {
+      const uint64_t goid = Word(p, o.g_goid);
+      const uint64_t lo = Word(p, o.g_stack_lo), hi = Word(p, o.g_stack_hi);
+      const bool dead = bare == symbols::kGoDead || bare == symbols::kGoDeadExtra;
+      // allgs never holds an idle g (newproc1 makes it dead first), nor a live one without goid
+      // or stack: what reads so is not a g.
+      if (!reads[k].ok || (!dead && (bare == symbols::kGoIdle || bare > symbols::kGoDeadExtra ||
+                                     goid == 0 || hi <= lo || hi - lo > kMaxStack))) {
+        if (implausible != nullptr) ++*implausible;
         continue;
       }
+      s.goid = goid;
+      if (!goids.empty() && goid != goids[i]) continue;  // reused for another goroutine
+      if (dead) continue;
       const uint8_t reason = p[o.g_waitreason];
       s.known = true;
       s.status = bare;
       s.wait_reason = reason;
-      s.stack_lo = Word(p, o.g_stack_lo);
-      s.stack_hi = Word(p, o.g_stack_hi);
+      s.stack_lo = lo;
+      s.stack_hi = hi;
       if (o.g_sched >= 0) {
         s.sched_sp = Word(p, o.g_sched + o.gobuf_sp);
         s.sched_pc = Word(p, o.g_sched + o.gobuf_pc);
@@ -171,7 +189,12 @@ void GoroutineReader::ReadParkedChannels(std::vector<GoroutineState>& states,
       }
       if (const uint64_t c = Word(p, chan_word); c != 0) s.channels.push_back(c);
       if (o.sudog_isselect >= 0 && p[o.sudog_isselect] != 0) s.in_select = true;
-      if (const uint64_t link = Word(p, o.sudog_waitlink); link != 0) {
+      const uint64_t link = Word(p, o.sudog_waitlink);
+      if (std::find(s.sudogs.begin(), s.sudogs.end(), link) != s.sudogs.end()) {
+        torn[who[k]] = true;  // a cycle: the list changed under the read, or is corrupt
+        continue;
+      }
+      if (link != 0) {
         who2.push_back(who[k]);
         next2.push_back(link);
       }
@@ -217,32 +240,78 @@ std::vector<GoroutineState> GoroutineReader::Read(const std::vector<Query>& quer
 }
 
 std::vector<GoroutineState> GoroutineReader::ReadAll() {
-  std::vector<GoroutineState> out = ReadEvery();
+  absl::StatusOr<std::vector<GoroutineState>> every = ReadEvery();
+  if (!every.ok()) return {};
+  std::vector<GoroutineState>& out = *every;
   out.erase(
       std::remove_if(out.begin(), out.end(), [](const GoroutineState& s) { return !s.known; }),
       out.end());
-  return out;
+  return std::move(out);
 }
 
-std::vector<GoroutineState> GoroutineReader::ReadEvery() {
+absl::StatusOr<std::vector<GoroutineState>> GoroutineReader::ReadEvery() {
+  std::vector<GoroutineState> out;
   auto allgs = bin_.AllgsAddress();
   auto allglen = bin_.AllglenAddress();
-  if (!allgs.ok() || !allglen.ok()) return {};
+  if (!allgs.ok() || !allglen.ok()) return out;
   // The length first: the runtime publishes a grown array before the length that covers it.
-  uint64_t n = 0, array = 0;
+  uint64_t n = 0, slice[3] = {};  // allgs: array, len, cap
   std::vector<Process::ReadRequest> header = {{*allglen + bias_, &n, 8},
-                                              {*allgs + bias_, &array, 8}};
+                                              {*allgs + bias_, slice, sizeof(slice)}};
   ReadMany(header);
-  if (!header[0].ok || !header[1].ok || array == 0 || n == 0 || n > kMaxGoroutines) return {};
-  std::vector<uint64_t> gs(n);
-  std::vector<Process::ReadRequest> list = {{array, gs.data(), n * 8}};
-  ReadMany(list);
-  if (!list[0].ok) return {};
-  std::vector<GoroutineState> out = ReadGs(gs, {});
-  // Unreadable, dead or never-used g records tell nothing; those read torn keep their stack.
-  out.erase(std::remove_if(out.begin(), out.end(),
-                           [](const GoroutineState& s) { return !s.known && s.stack_hi == 0; }),
-            out.end());
+  if (!header[0].ok || !header[1].ok) return absl::DataLossError("runtime.allgs is unreadable");
+  if (n == 0) return out;
+  ASSIGN_OR_RETURN(const WritableMemory memory, process_.Writable());
+  if (n > slice[2] || n > memory.Extent(slice[0]) / 8) {
+    return absl::DataLossError(
+        absl::StrFormat("runtime.allglen is %d, past runtime.allgs (cap %d, %d mapped at %#x)", n,
+                        slice[2], memory.Extent(slice[0]) / 8, slice[0]));
+  }
+  // In chunks, each g pointer checked before it is read: the cost follows the goroutines that
+  // make sense, and a list of garbage is refused after a few of its entries.
+  const uint64_t g_len = static_cast<uint64_t>(std::max(bin_.offsets().GReadSpan(), 8));
+  absl::flat_hash_set<uint64_t> seen;
+  std::vector<uint64_t> chunk, gs;
+  uint64_t plausible = 0, garbage = 0, held = 0;
+  for (uint64_t first = 0; first < n; first += kGChunk) {
+    chunk.resize(std::min<uint64_t>(kGChunk, n - first));
+    std::vector<Process::ReadRequest> list = {
+        {slice[0] + first * 8, chunk.data(), chunk.size() * 8}};
+    ReadMany(list);
+    if (!list[0].ok) return absl::DataLossError("runtime.allgs' array is unreadable");
+    gs.clear();
+    for (uint64_t g : chunk) {
+      // A g is a heap object: aligned, in a writable mapping, listed once.
+      if (g % 8 != 0 || !memory.Contains(g, g_len) || !seen.insert(g).second) {
+        ++garbage;
+      } else {
+        gs.push_back(g);
+      }
+    }
+    uint64_t implausible = 0;
+    std::vector<GoroutineState> states = ReadGs(gs, {}, &implausible);
+    garbage += implausible;
+    plausible += gs.size() - implausible;
+    for (GoroutineState& s : states) {
+      // Dead g records tell nothing; those read torn keep their stack.
+      if (!s.known && s.stack_hi == 0) continue;
+      held += HeldBytes(s);
+      out.push_back(std::move(s));
+    }
+    if (garbage > kMaxGarbage + plausible) {
+      return absl::DataLossError(
+          absl::StrFormat("runtime.allgs: %d of its first %d entries are not goroutines", garbage,
+                          first + chunk.size()));
+    }
+    if (held + seen.size() * kSeenBytes > max_memory_) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "its goroutines need more than %d MiB (%d read)", max_memory_ >> 20, out.size()));
+    }
+  }
+  if (plausible == 0) {
+    return absl::DataLossError(
+        absl::StrFormat("none of runtime.allgs' %d entries is a goroutine", n));
+  }
   std::sort(out.begin(), out.end(),
             [](const GoroutineState& a, const GoroutineState& b) { return a.goid < b.goid; });
   return out;

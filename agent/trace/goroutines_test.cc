@@ -90,7 +90,7 @@ TEST_P(GoroutineReaderTest, ReadsStatesChannelsAndSitesOfALiveProcess) {
   SiteTable sites;
   Decoder decoder(**bin, process, *bias, sites);
   EventClock clock;
-  GoroutineReader reader(**bin, process, *bias, decoder, clock);
+  GoroutineReader reader(**bin, process, *bias, decoder, clock, uint64_t{64} << 20);
   std::map<uint64_t, GoroutineState> all;
   for (GoroutineState& s : reader.ReadAll()) all[s.goid] = s;
   int compared = 0;

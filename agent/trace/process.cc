@@ -127,6 +127,43 @@ absl::StatusOr<uint64_t> Process::LoadBias(const symbols::ElfFile& exe) const {
   return absl::NotFoundError(absl::StrCat("pid ", pid_, ": executable mapping not found"));
 }
 
+WritableMemory WritableMemory::Parse(absl::string_view maps) {
+  WritableMemory out;
+  for (absl::string_view line : absl::StrSplit(maps, '\n', absl::SkipEmpty())) {
+    // start-end perms offset dev inode path
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (f.size() < 2 || f[1].size() < 2 || f[1][0] != 'r' || f[1][1] != 'w') continue;
+    const size_t dash = f[0].find('-');
+    uint64_t start = 0, end = 0;
+    if (dash == absl::string_view::npos || !absl::SimpleHexAtoi(f[0].substr(0, dash), &start) ||
+        !absl::SimpleHexAtoi(f[0].substr(dash + 1), &end) || end <= start) {
+      continue;
+    }
+    if (!out.ranges_.empty() && out.ranges_.back().second == start) {
+      out.ranges_.back().second = end;
+    } else {
+      out.ranges_.push_back({start, end});
+    }
+  }
+  return out;  // the kernel lists mappings in address order
+}
+
+uint64_t WritableMemory::Extent(uint64_t addr) const {
+  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), addr,
+                             [](uint64_t a, const auto& r) { return a < r.first; });
+  if (it == ranges_.begin()) return 0;
+  --it;
+  return addr < it->second ? it->second - addr : 0;
+}
+
+absl::StatusOr<WritableMemory> Process::Writable() const {
+  std::ifstream maps(absl::StrCat("/proc/", pid_, "/maps"));
+  if (!maps) return absl::NotFoundError(absl::StrCat("pid ", pid_, " has exited"));
+  std::stringstream text;
+  text << maps.rdbuf();
+  return WritableMemory::Parse(text.str());
+}
+
 absl::Status Process::Read(uint64_t addr, void* out, size_t len) const {
   struct iovec local = {out, len};
   struct iovec remote = {reinterpret_cast<void*>(addr), len};

@@ -6,13 +6,30 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "symbols/elf_file.h"
 #include "symbols/go_binary.h"
 
 namespace ctxagent {
+
+// The writable mappings of a process (/proc/<pid>/maps), adjacent ones merged: where its heap,
+// stacks and every runtime structure live. A pointer read from the target that falls outside is
+// garbage, refused before it costs a read.
+class WritableMemory {
+ public:
+  // From the text of /proc/<pid>/maps.
+  static WritableMemory Parse(absl::string_view maps);
+  // The bytes from `addr` to the end of its mapping; 0 outside every writable mapping.
+  uint64_t Extent(uint64_t addr) const;
+  bool Contains(uint64_t addr, uint64_t len) const { return len <= Extent(addr) && len > 0; }
+
+ private:
+  std::vector<std::pair<uint64_t, uint64_t>> ranges_;  // [start, end), sorted, disjoint
+};
 
 // A pid number is reused once its process is gone; the start time it is constructed with tells
 // this process from a later one with the same number.
@@ -37,6 +54,8 @@ class Process {
   absl::Status CalledExec() const;
   // Load bias of the main executable (0 for non-PIE): runtime address = link address + bias.
   absl::StatusOr<uint64_t> LoadBias(const symbols::ElfFile& exe) const;
+  // Its writable mappings now; NotFound once it is gone.
+  absl::StatusOr<WritableMemory> Writable() const;
   // Reads `len` bytes of the target's memory (process_vm_readv); the target keeps running, so what
   // is read may be stale by the time it is used.
   absl::Status Read(uint64_t addr, void* out, size_t len) const;

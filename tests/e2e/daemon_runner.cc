@@ -146,12 +146,14 @@ std::optional<nlohmann::json> ProcessEntry(const nlohmann::json& processes, pid_
   return std::nullopt;
 }
 
-long VmRssKiB(pid_t pid) {
+long VmRssKiB(pid_t pid) { return StatusKiB(pid, "VmRSS"); }
+
+long StatusKiB(pid_t pid, const std::string& field) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(in, line)) {
     absl::string_view v = line;
-    if (absl::ConsumePrefix(&v, "VmRSS:")) {
+    if (absl::ConsumePrefix(&v, field + ":")) {
       v = absl::StripAsciiWhitespace(v);
       long kib;
       if (absl::SimpleAtoi(v.substr(0, v.find(' ')), &kib)) return kib;

@@ -72,6 +72,8 @@ std::optional<nlohmann::json> ProcessEntry(const nlohmann::json& processes, pid_
 
 // VmRSS of `pid` in KiB (-1 if unreadable).
 long VmRssKiB(pid_t pid);
+// A field of /proc/<pid>/status in KiB ("VmHWM": the peak RSS); -1 if unreadable.
+long StatusKiB(pid_t pid, const std::string& field);
 
 }  // namespace ctxagent::testing
 

@@ -1,0 +1,3 @@
+module example.com/hostileprog
+
+go 1.19
