@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +14,7 @@
 #include "agent/cli/attach_http.h"
 #include "agent/control/overhead.h"
 #include "agent/control/work_pacer.h"
+#include "agent/session/agent_loop.h"
 #include "agent/session/probes.h"
 #include "agent/session/session.h"
 #include "agent/session/stop.h"
@@ -29,9 +29,19 @@
 namespace ctxagent {
 namespace {
 
-// One attach run: the target's binary and session, the probes and what they cost.
-struct AttachRun {
+// One attach run: the target's binary and session, the probes and what they cost; the agent loop
+// runs it until a stop, the duration, or the target's exit.
+struct AttachRun : public AgentLoop::Driver {
   explicit AttachRun(const AttachOptions& o) : options(o) {}
+
+  absl::StatusOr<bool> Poll(absl::Time now, bool ending) override;
+  absl::StatusOr<bool> Refresh(absl::Time now) override;
+  State state() const override {
+    return {.next_due = probes->next_deadline(),
+            .draining = probes->attached(),
+            .probing = probes->probing(),
+            .handled = tracer->handled()};
+  }
 
   const AttachOptions& options;
   std::unique_ptr<symbols::GoBinary> bin;
@@ -148,51 +158,55 @@ void Draw(AttachRun& r, absl::Time now, const OverheadSample& last_interval) {
   fflush(stdout);
 }
 
+absl::StatusOr<bool> AttachRun::Poll(absl::Time now, bool ending) {
+  // The switch before the drain (see ProbeSet::TickAndDrain); an attach checks that the target
+  // still runs the binary, so an exec not yet drained cannot get the old binary's probes. Past the
+  // end only the drain: what happened until then goes into the report.
+  absl::Status s;
+  if (ending) {
+    tracer->Drain();
+  } else {
+    s = probes->TickAndDrain([this] { session->OnProbesPaused(); });
+  }
+  // After an exec the lineage is of a program no longer there: stop, never re-attach.
+  if (target_execd) return session->process().CalledExec();
+  if (s.ok()) return true;
+  if (session->process().Alive()) return s;
+  target_exited = true;
+  return false;
+}
+
+absl::StatusOr<bool> AttachRun::Refresh(absl::Time now) {
+  if (!session->process().Alive()) {
+    target_exited = true;
+    return false;
+  }
+  if (absl::Status s = session->process().CheckRuns(bin->identity());
+      absl::IsFailedPrecondition(s)) {
+    return s;
+  }
+  if (probes->NewLoss()) session->OnEventsLost();
+  const OverheadSample last_interval = probes->Measure(now);
+  session->Refresh(now, probes->attached());
+  if (live) Draw(*this, now, last_interval);
+  return true;
+}
+
 // Traces until a stop, the duration, or the target's exit.
 absl::Status Trace(AttachRun& r) {
   const AttachOptions& o = r.options;
-  const absl::Time end = r.start + o.duration;
-  absl::Time next_eval = r.start + o.refresh;
-  OverheadSample last_interval;
+  AgentLoop loop({.refresh = o.refresh,
+                  .first_refresh = r.start + o.refresh,
+                  .end = r.start + o.duration,
+                  .poll = o.poll},
+                 RealClock(), r);
   while (!StopRequested()) {
     absl::ReleasableMutexLock lock(&r.mu);
-    const absl::Time now = absl::Now();
-    // The switch before the drain (see ProbeSet::TickAndDrain); an attach checks that the target
-    // still runs the binary, so an exec not yet drained cannot get the old binary's probes.
-    absl::Status s;
-    if (now < end) {
-      s = r.probes->TickAndDrain([&r] { r.session->OnProbesPaused(); });
-    } else {
-      r.tracer->Drain();
-    }
-    // After an exec the lineage is of a program no longer there: stop, never re-attach.
-    if (r.target_execd) return r.session->process().CalledExec();
-    if (now >= end) break;
-    if (!s.ok()) {
-      if (r.session->process().Alive()) return s;
-      r.target_exited = true;
-      break;
-    }
-    if (now >= next_eval) {
-      next_eval = now + o.refresh;
-      if (!r.session->process().Alive()) {
-        r.target_exited = true;
-        break;
-      }
-      if (absl::Status s = r.session->process().CheckRuns(r.bin->identity());
-          absl::IsFailedPrecondition(s)) {
-        return s;
-      }
-      if (r.probes->NewLoss()) r.session->OnEventsLost();
-      last_interval = r.probes->Measure(now);
-      r.session->Refresh(now, r.probes->attached());
-      if (r.live) Draw(r, now, last_interval);
-    }
-    // Until the next thing due; probe events wait in the ring (the probes never wake us).
-    absl::Time wake = std::min({next_eval, end, r.probes->next_deadline()});
-    if (r.probes->attached()) wake = std::min(wake, now + o.poll);
+    absl::StatusOr<AgentLoop::Wake> wake = loop.Step();
+    if (!wake.ok()) return wake.status();
+    if (loop.stopped()) break;
     lock.Release();
-    r.tracer->Wait(wake - absl::Now());
+    r.tracer->Wait(wake->at - absl::Now());
   }
   return absl::OkStatus();
 }

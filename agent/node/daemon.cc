@@ -38,7 +38,7 @@ void Log(const std::string& message) { fprintf(stderr, "ctxagent daemon: %s\n", 
 
 }  // namespace
 
-Daemon::Daemon(const DaemonOptions& o) : o_(o), drain_every_(o.poll) {}
+Daemon::Daemon(const DaemonOptions& o) : o_(o) {}
 
 // The HTTP threads go first: they read everything below.
 Daemon::~Daemon() {
@@ -88,61 +88,54 @@ void Daemon::Run() {
     probes_->Restart(absl::Now());
   }
   ready_ = true;
-  next_refresh_ = absl::Now();
   next_scan_ = absl::Now() + o_.rescan;
-  absl::Time woken[2] = {absl::InfinitePast(), absl::InfinitePast()};  // the last two ring wakeups
+  AgentLoop loop({.refresh = o_.refresh,
+                  .first_refresh = absl::Now(),
+                  .poll = o_.poll,
+                  .quiet_events_per_second = kQuietEventsPerSecond,
+                  .min_wake_gap = kMinWakeGap},
+                 RealClock(), *this);
   while (!StopRequested()) {
-    absl::Time wake;
-    bool probing = false;
+    absl::StatusOr<AgentLoop::Wake> wake;
     {
       absl::MutexLock l(&mu_);
-      const absl::Time now = absl::Now();
-      absl::Status s = probes_->TickAndDrain([this] {
-        for (auto& [pid, p] : processes_) p->session->OnProbesPaused();
-      });
-      if (!s.ok()) Log(std::string(s.message()));
-      const double per_s = static_cast<double>(tracer_->handled() - handled_seen_) /
-                           std::max(1e-3, absl::ToDoubleSeconds(now - last_drain_));
-      handled_seen_ = tracer_->handled();
-      last_drain_ = now;
-      drain_every_ = per_s < kQuietEventsPerSecond
-                         ? std::min(2 * drain_every_, std::max(o_.poll, o_.refresh))
-                         : o_.poll;
-      wake = Step(absl::Now());
-      probing = probes_->probing();
+      wake = loop.Step();
     }
+    if (!wake.ok() || loop.stopped()) return;  // not from the daemon: its steps always go on
     // Nothing to do until the next deadline, an exec, a filling ring, or a young binary's hit
-    // alarm. Wakeups closer than the gap (a burst of execs) are batched, a lone exec costs one;
-    // not while a binary is probed: its alarms come every few milliseconds when it is busy, and
-    // each gap would be that long of full tracing.
-    absl::Duration left = wake - absl::Now();
-    if (woken[1] - woken[0] < kMinWakeGap && !probing) {
-      absl::SleepFor(std::min(left, kMinWakeGap));
-      left = wake - absl::Now();
-      woken[0] = absl::InfinitePast();
+    // alarm; a burst of execs is batched (kMinWakeGap).
+    absl::Duration left = wake->at - absl::Now();
+    if (wake->batch > absl::ZeroDuration()) {
+      absl::SleepFor(std::min(left, wake->batch));
+      left = wake->at - absl::Now();
     }
-    if (tracer_->Wait(left)) {
-      woken[0] = woken[1];
-      woken[1] = absl::Now();
-    }
+    if (tracer_->Wait(left)) loop.RingWoke(absl::Now());
   }
 }
 
-// Everything due at `now` but the probes' switch (Run); returns when something is next due.
-absl::Time Daemon::Step(absl::Time now) {
+absl::StatusOr<bool> Daemon::Poll(absl::Time now, bool /*ending*/) {
+  absl::Status s = probes_->TickAndDrain([this] {
+    for (auto& [pid, p] : processes_) p->session->OnProbesPaused();
+  });
+  if (!s.ok()) Log(std::string(s.message()));
   if (now >= next_scan_) {
     Scan();
     next_scan_ = now + o_.rescan;
   }
-  if (now >= next_refresh_) {
-    probes_->Measure(now);
-    Refresh(now);
-    next_refresh_ = now + o_.refresh;
-  }
-  absl::Time wake = std::min({next_refresh_, next_scan_, probes_->next_deadline()});
-  // Probe events wait in the ring (the probes never wake the daemon): this long at most.
-  if (probes_->attached() && !processes_.empty()) wake = std::min(wake, now + drain_every_);
-  return wake;
+  return true;
+}
+
+absl::StatusOr<bool> Daemon::Refresh(absl::Time now) {
+  probes_->Measure(now);
+  RefreshProcesses(now);
+  return true;
+}
+
+AgentLoop::Driver::State Daemon::state() const {
+  return {.next_due = std::min(next_scan_, probes_->next_deadline()),
+          .draining = probes_->attached() && !processes_.empty(),
+          .probing = probes_->probing(),
+          .handled = tracer_->handled()};
 }
 
 void Daemon::LogNewFindings(TracedProcess& p) {

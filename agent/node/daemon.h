@@ -28,6 +28,7 @@
 #include "agent/node/process_endpoints.h"
 #include "agent/node/selector.h"
 #include "agent/node/workload_series.h"
+#include "agent/session/agent_loop.h"
 #include "agent/session/probes.h"
 #include "agent/session/session.h"
 #include "agent/trace/decoder.h"
@@ -63,7 +64,7 @@ struct DaemonOptions {
   FixedDutyCycle duty_cycle;       // set: this duty cycle instead of the budget's plan
 };
 
-class Daemon : public ProcessProvider {
+class Daemon : public ProcessProvider, public AgentLoop::Driver {
  public:
   explicit Daemon(const DaemonOptions& options);
   ~Daemon();
@@ -98,8 +99,11 @@ class Daemon : public ProcessProvider {
     bool mark_stop_logged = false;  // why its heap marks stopped, logged once
   };
 
-  // The main loop's steps (daemon.cc).
-  absl::Time Step(absl::Time now);
+  // The agent loop's steps (daemon.cc): the probes' switch and drain, then the rescan when due;
+  // the periodic refresh (measure, then the sessions and metrics).
+  absl::StatusOr<bool> Poll(absl::Time now, bool ending) override;
+  absl::StatusOr<bool> Refresh(absl::Time now) override;
+  State state() const override;
   void OnEvent(const ctx_event& e);
   bool Capped(TracedProcess& p);
   // Discovery (daemon.cc).
@@ -112,7 +116,7 @@ class Daemon : public ProcessProvider {
   void Scan();
   // Metrics (daemon_metrics.cc).
   void ExportCounters(TracedProcess& p);
-  void Refresh(absl::Time now);
+  void RefreshProcesses(absl::Time now);
   // Logs the findings `p` reports for the first time (kubectl logs shows them without a scrape).
   void LogNewFindings(TracedProcess& p);
   void ExportFindings(const TracedProcess& p, std::map<Metrics::Labels, double>& findings) const;
@@ -136,10 +140,7 @@ class Daemon : public ProcessProvider {
   absl::flat_hash_map<pid_t, std::unique_ptr<TracedProcess>> processes_;
   absl::flat_hash_set<pid_t> ignored_;  // decided not to trace, until it exits or execs
   std::atomic<bool> ready_{false};
-  absl::Time next_refresh_, next_scan_;
-  absl::Duration drain_every_ = kDefaultDrainLatency;  // --poll, longer while few events come
-  absl::Time last_drain_ = absl::Now();
-  uint64_t handled_seen_ = 0;  // Tracer::handled() at the last drain
+  absl::Time next_scan_;
   uint64_t events_ = 0, exported_events_ = 0;
   uint64_t evictions_ = 0, exported_evictions_ = 0;
   uint64_t total_tracked_ = 0;

@@ -57,7 +57,7 @@ void Daemon::ExportFindings(const TracedProcess& p,
   }
 }
 
-void Daemon::Refresh(absl::Time now) {
+void Daemon::RefreshProcesses(absl::Time now) {
   std::map<Metrics::Labels, double> live, goroutines, findings, attached, sampling;
   total_tracked_ = 0;
   const bool lost = probes_->NewLoss();

@@ -158,6 +158,27 @@ void TracingSession::Evaluate(absl::Time now) {
   ++evaluations_;
 }
 
+bool TracingSession::ReconcileDue(absl::Time now) const {
+  return now >= next_reconcile_ && reconcile_pacer_.Due(now);
+}
+
+bool TracingSession::MarkDue(absl::Time now) const {
+  return options_.mark_every > absl::ZeroDuration() && mark_status_.ok() && now >= next_mark_ &&
+         mark_pacer_.Due(now);
+}
+
+bool TracingSession::Settling(absl::Time now) const {
+  return now <= settled_after_ + options_.refresh;
+}
+
+bool TracingSession::QuietTooLong(absl::Time now) const {
+  return now - last_evaluation_ >= kQuietEvaluation;
+}
+
+bool TracingSession::FindingsCanDiffer(absl::Time now) const {
+  return changed_ || Settling(now) || QuietTooLong(now);
+}
+
 bool TracingSession::Refresh(absl::Time now, bool probes_attached) {
   // Events change the findings only if they changed the live nodes: contexts and goroutines that
   // came and went since the last evaluation (an idle service's requests) leave every finding as
@@ -166,17 +187,14 @@ bool TracingSession::Refresh(absl::Time now, bool probes_attached) {
     applied_ = false;
     if (lineage_.LiveFingerprint() != evaluated_live_) changed_ = true;
   }
-  const bool reconcile = now >= next_reconcile_ && reconcile_pacer_.Due(now);
-  if (reconcile) Reconcile(now);
+  const bool reconciled = ReconcileDue(now);
+  if (reconciled) Reconcile(now);
   // A leak proven (or withdrawn) is reported at this refresh, probes on or off; it starts no
   // threshold, so the lineage's settling is left as it is.
-  const bool leaks_changed = options_.mark_every > absl::ZeroDuration() && mark_status_.ok() &&
-                             now >= next_mark_ && mark_pacer_.Due(now) && MarkHeap(now);
+  const bool leaks_changed = MarkDue(now) && MarkHeap(now);
   // Detached, the lineage changes only when memory is read: the last findings stand meanwhile.
-  const bool due =
-      evaluation_held_ || leaks_changed ||
-      ((probes_attached || reconcile) && (changed_ || now <= settled_after_ + options_.refresh ||
-                                          now - last_evaluation_ >= kQuietEvaluation));
+  const bool lineage_seen = probes_attached || reconciled;
+  const bool due = evaluation_held_ || leaks_changed || (lineage_seen && FindingsCanDiffer(now));
   // One held back runs once its pacer allows, whatever changed meanwhile: a threshold that passed
   // in the pause must still be seen.
   evaluation_held_ = due && !evaluate_pacer_.Due(now);

@@ -89,6 +89,16 @@ class TracingSession {
  private:
   TracingSession(pid_t pid, const symbols::GoBinary& bin, uint64_t bias,
                  const SessionOptions& options);
+  // Refresh's rule, in named parts. Memory is read again once the last read's period and pause
+  // passed; the heap is marked on its own period and pause, while marks work.
+  bool ReconcileDue(absl::Time now) const;
+  bool MarkDue(absl::Time now) const;
+  // A threshold counted from the last change (grace, leak_after, collection) may pass by `now`.
+  bool Settling(absl::Time now) const;
+  // No evaluation for kQuietEvaluation: a deadline coming near can withdraw a finding.
+  bool QuietTooLong(absl::Time now) const;
+  // Something changed since the last evaluation, or time alone can change its result.
+  bool FindingsCanDiffer(absl::Time now) const;
   void Reconcile(absl::Time now);
   void Evaluate(absl::Time now);
   // Marks the heap, proves leaks across marks and finds where the new ones are stuck. Returns
