@@ -16,7 +16,7 @@ std::vector<Finding> ProcessLineage::Evaluate(absl::Time now_time, const Finding
   ev.grace = Ns(options.grace);
   ev.settled = ev.now - ev.grace;
   ev.leak_before = ev.now - Ns(options.leak_after);
-  for (const auto& [goid, g] : s.goroutines) {
+  for (const auto& [goid, g] : s.goroutines()) {
     if (g.alive() && !g.uncertain) ev.live.push_back(goid);
   }
   std::sort(ev.live.begin(), ev.live.end());
@@ -80,21 +80,15 @@ bool ProcessLineage::ObserveGoroutines(absl::Time now_time, GoroutineStateReader
   if (!std::is_sorted(s.states.begin(), s.states.end(), by_goid)) {
     std::sort(s.states.begin(), s.states.end(), by_goid);
   }
-  for (const GoroutineState& st : s.states) {
-    // At the first look every goroutine predates the probes: it joins the tree from memory.
-    if (first && !s.goroutines.contains(st.goid)) {
-      Go& g = s.GetGo(st.goid, st.g, now);
-      g.before_attach = true;
-      g.parent_goid = st.parent_goid;
-      g.go_site = st.go_site;
-      g.start_function = s.InternFunction(st.start_function);
-    }
+  // At the first look every goroutine predates the probes: it joins the tree from memory.
+  if (first) {
+    for (const GoroutineState& st : s.states) s.AddGoroutineFromMemory(st, now);
   }
   // Done channels of the contexts that can be waited on: a channel stays the same for the
   // context's life, and outlives it while goroutines are parked on it.
   std::vector<ContextId> ids;
   std::vector<GoroutineStateReader::ContextQuery> queries;
-  for (const auto& [id, c] : s.contexts) {
+  for (const auto& [id, c] : s.contexts()) {
     if (!c.live() || (c.flags & kUncertain)) continue;
     if (auto d = s.done_channels.find(id); d != s.done_channels.end() && d->second != 0) continue;
     ids.push_back(id);
@@ -108,7 +102,7 @@ bool ProcessLineage::ObserveGoroutines(absl::Time now_time, GoroutineStateReader
       fresh.insert(ids[i]);
     }
   }
-  absl::erase_if(s.done_channels, [&](const auto& kv) { return !s.contexts.contains(kv.first); });
+  absl::erase_if(s.done_channels, [&](const auto& kv) { return s.FindCtx(kv.first) == nullptr; });
   absl::flat_hash_map<uint64_t, ContextId> by_channel;
   for (const auto& [id, chan] : s.done_channels) by_channel.emplace(chan, id);
   s.parked.clear();
@@ -128,7 +122,7 @@ bool ProcessLineage::ObserveGoroutines(absl::Time now_time, GoroutineStateReader
   queries.clear();
   for (const auto& [id, goids] : s.parked) {
     if (fresh.contains(id)) continue;
-    const Ctx& c = s.contexts.at(id);
+    const Ctx& c = *s.FindCtx(id);
     recheck.push_back(id);
     queries.push_back({c.addr, c.ckind()});
   }

@@ -7,9 +7,9 @@
 namespace ctxagent::lineage_internal {
 
 void FindBrokenChains(Evaluation& ev) {
-  State& s = ev.s;
+  const State& s = ev.s;
   for (uint64_t goid : ev.live) {
-    const Go& g = s.goroutines[goid];
+    const Go& g = s.GoAt(goid);
     const bool rerooted = g.first_rooted != 0;
     if ((!rerooted && !g.captured_background) || g.spawner_context == 0) continue;
     auto [cancelled_at, by] = s.EffectiveCancel(g.spawner_context);

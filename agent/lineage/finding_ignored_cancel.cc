@@ -26,10 +26,10 @@ std::string Doing(const State& s, uint64_t goid, ContextId id) {
 
 // Attributed to the first such context the goroutine holds.
 void FindIgnoredCancels(Evaluation& ev) {
-  State& s = ev.s;
+  const State& s = ev.s;
   for (uint64_t goid : ev.live) {
     if (ev.used_goroutines.contains(goid)) continue;
-    const Go& g = s.goroutines[goid];
+    const Go& g = s.GoAt(goid);
     for (ContextId id : g.bound) {
       auto [cancelled_at, by] = s.EffectiveCancel(id);
       if (by == nullptr || cancelled_at > ev.settled) continue;

@@ -21,7 +21,7 @@ struct Accumulating {
 // several from the same site (one long-lived context per goroutine and site, like main's root or a
 // connection's context, is normal), not waited on by running goroutines.
 Accumulating Collect(Evaluation& ev) {
-  State& s = ev.s;
+  const State& s = ev.s;
   auto timer_far = [&](const Ctx& c) {
     return c.ckind() == ContextKind::kTimer && c.deadline != kNever &&
            c.deadline >= ev.now + Ns(ev.options.far_deadline);
@@ -38,7 +38,7 @@ Accumulating Collect(Evaluation& ev) {
   // Goroutines started with it that are parked on its Done channel wait for it: they cannot cancel.
   absl::flat_hash_map<ContextId, uint32_t> bound_parked;
   for (uint64_t goid : ev.live) {
-    for (ContextId id : s.goroutines[goid].bound) {
+    for (ContextId id : s.GoAt(goid).bound) {
       if (s.ParkedOn(goid, id)) ++bound_parked[id];
     }
   }
@@ -53,13 +53,13 @@ Accumulating Collect(Evaluation& ev) {
            retained(c) && !ev.used_contexts.contains(id);
   };
   absl::flat_hash_map<std::pair<uint64_t, SiteId>, uint32_t> old_per_creator;
-  for (const auto& [id, c] : s.contexts) {
+  for (const auto& [id, c] : s.contexts()) {
     if (eligible(id, c) && c.created <= ev.leak_before && !s.CreatorGone(c.creator_goid, ev.now)) {
       ++old_per_creator[std::make_pair(c.creator_goid, c.site)];
     }
   }
   Accumulating out;
-  for (const auto& [id, c] : s.contexts) {
+  for (const auto& [id, c] : s.contexts()) {
     if (!eligible(id, c)) continue;
     bool candidate = s.CreatorGone(c.creator_goid, ev.now);
     if (!candidate && c.created <= ev.leak_before) {
@@ -79,11 +79,11 @@ Accumulating Collect(Evaluation& ev) {
 void FindLostCancels(Evaluation& ev) {
   State& s = ev.s;
   Accumulating acc = Collect(ev);
-  for (const auto& [site, n] : acc.per_site) s.site_aggs.try_emplace(site);
+  for (const auto& [site, n] : acc.per_site) s.site_history.try_emplace(site);
   // Reported when the count grows, while it holds (Accumulation).
   absl::flat_hash_set<std::pair<FindingKind, SiteId>> reported;
   const uint64_t min_count = static_cast<uint64_t>(ev.options.min_count);
-  for (auto& [site, agg] : s.site_aggs) {
+  for (auto& [site, agg] : s.site_history) {
     auto it = acc.per_site.find(site);
     const Candidates n = it != acc.per_site.end() ? it->second : Candidates{};
     for (auto [kind, count, accumulation] :

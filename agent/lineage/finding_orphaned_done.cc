@@ -10,11 +10,11 @@ using Waiters = absl::flat_hash_map<ContextId, absl::InlinedVector<uint64_t, 2>>
 
 // Live goroutines bound to or parked on each context (those not already explained), goid order.
 Waiters WaitersOf(Evaluation& ev) {
-  State& s = ev.s;
+  const State& s = ev.s;
   Waiters waiters;
   for (uint64_t goid : ev.live) {
     if (ev.used_goroutines.contains(goid)) continue;
-    for (ContextId id : s.goroutines[goid].bound) waiters[id].push_back(goid);
+    for (ContextId id : s.GoAt(goid).bound) waiters[id].push_back(goid);
   }
   for (const auto& [id, goids] : s.parked) {
     for (uint64_t goid : goids) {
@@ -37,7 +37,7 @@ Waiters WaitersOf(Evaluation& ev) {
 // contexts at one site, old enough, each still waited on: a server's connection goroutine opening a
 // session per request and dropping it is the same leak as a short-lived goroutine doing it once.
 void FindOrphanedDone(Evaluation& ev) {
-  State& s = ev.s;
+  const State& s = ev.s;
   Waiters waiters = WaitersOf(ev);
   absl::flat_hash_map<std::pair<uint64_t, SiteId>, uint32_t> waited_per_creator;
   for (const auto& [id, w] : waiters) {

@@ -18,7 +18,7 @@
 
 namespace ctxagent {
 namespace lineage_internal {
-struct State;
+class State;
 }  // namespace lineage_internal
 
 using ContextId = uint64_t;  // creation sequence number within the process: survives address reuse

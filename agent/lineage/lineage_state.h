@@ -53,10 +53,6 @@ struct Ctx {
   uint64_t addr = 0;
   ContextId parent = 0;
   uint64_t creator_goid = 0;
-  // Live: the parent Context's data word at creation, which a memory check compares to tell this
-  // context from a new object at its address. Cancelled: the goroutine that cancelled it. One field
-  // for both keeps a context in 80 bytes.
-  uint64_t aux = 0;
   int64_t created = 0;
   int64_t deadline = kNever;
   int64_t cancelled = kNever;
@@ -75,6 +71,16 @@ struct Ctx {
   bool live() const { return !(flags & (kCancelled | kGone)); }
   ContextKind ckind() const { return static_cast<ContextKind>(kind); }
   RootKind rkind() const { return static_cast<RootKind>(root); }
+  // While not cancelled: the parent Context's data word at creation, which a memory check compares
+  // to tell this context from a new object at its address (0: not read).
+  uint64_t parent_word() const { return is_cancelled() ? 0 : word_; }
+  // Once cancelled: the goroutine that cancelled it (0: unknown).
+  uint64_t cancel_goid() const { return is_cancelled() ? word_ : 0; }
+
+ private:
+  friend class State;
+  // parent_word or cancel_goid: never needed together, so one word keeps a context in 80 bytes.
+  uint64_t word_ = 0;
 };
 
 // Most recent cancelable contexts a goroutine created or was started with: where its "current"
@@ -128,11 +134,9 @@ struct Accumulation {
 };
 
 // Per-site history kept across evaluations (sites are bounded by the program's code).
-struct SiteAgg {
+struct SiteHistory {
   Accumulation lost;
   Accumulation timer;
-  uint64_t created = 0;
-  uint64_t cancelled = 0;
 };
 
 inline std::string SiteString(const SiteTable& sites, SiteId id) {
@@ -140,176 +144,91 @@ inline std::string SiteString(const SiteTable& sites, SiteId id) {
   return absl::StrCat(s.file, ":", s.line);
 }
 
-struct State {
-  absl::flat_hash_map<ContextId, Ctx> contexts;
-  absl::flat_hash_map<uint64_t, ContextId> by_addr;  // newest non-gone context per address
-  absl::flat_hash_map<uint64_t, Go> goroutines;
-  absl::flat_hash_map<SiteId, SiteAgg> site_aggs;
-  std::vector<std::string> functions{""};
-  absl::flat_hash_map<std::string, uint32_t> function_index;
-  // Goroutine state last read from memory (ObserveGoroutines), by goid, and the Done channels of
-  // the contexts live goroutines are bound to.
-  std::vector<GoroutineState> states;  // known and not the runtime's, in goid order
-  absl::flat_hash_map<ContextId, uint64_t> done_channels;
-  absl::flat_hash_map<ContextId, std::vector<uint64_t>> parked;  // goids parked on its Done channel
-  bool observed = false;  // ObserveGoroutines ran once (goroutines at attach are in the tree)
-  ContextId next_id = 0;
-  LineageStats counters;  // monotonic counters; sizes are filled in stats()
-  uint64_t live_contexts = 0;
-  uint64_t live_goroutines = 0;
+// How an end became known: a probe saw it, or a read of the target's memory after a pause found it
+// (Reconcile). They are counted apart, and a context found ended in memory leaves the address index
+// (its memory may be reused unseen).
+enum class Seen { kByProbe, kInMemory };
+
+// The tree of one process. Nodes change only through the lifecycle steps below, each keeping the
+// counters, the live counts and the fingerprint; everyone else reads nodes as const.
+class State {
+ public:
+  // Lifecycle steps. The probes' events and Reconcile's reads of memory reach the same state for
+  // the same facts through the same steps.
+  // A context created under the nearest tracked cancelable ancestor its parent chain names.
+  void CreateContext(const ContextCreated& e);
+  // A probe saw a cancel: ignored for an unknown or already cancelled context (Go ignores a second
+  // cancel too); the context at that address is gone instead when the parent words differ.
+  void OnCancelEvent(const ContextCancelled& e);
+  // Live context `id` was cancelled at `when` (`site` and `goid`: where and by whom, when known).
+  void CancelContext(ContextId id, int64_t when, CancelCause cause, SiteId site, uint64_t goid,
+                     Seen seen);
+  // Its address now holds another object: the GC freed it, nothing can cancel it any more.
+  void ContextGone(ContextId id);
+  // A probe saw a `go` statement.
+  void StartGoroutine(const GoroutineCreated& e);
+  // A goroutine that predates the probes, first read from memory.
+  void AddGoroutineFromMemory(const GoroutineState& st, int64_t now);
+  // A probe saw an exit (counted as unknown for a goroutine never seen).
+  void OnExitEvent(const GoroutineExited& e);
+  void ExitGoroutine(uint64_t goid, int64_t when, Seen seen);
+  // Frees cancelled contexts and exited goroutines that ended by `before` and that no live node
+  // needs any more.
+  void Collect(int64_t before);
+
+  // What a lost event or a pause makes of live nodes.
+  void EventsLost();
+  void ProbesPaused();
+  void MakeUncertain(ContextId id);
+  void MakeGoroutineUncertain(uint64_t goid);
+
+  // Reads.
+  const absl::flat_hash_map<ContextId, Ctx>& contexts() const { return contexts_; }
+  const absl::flat_hash_map<uint64_t, Go>& goroutines() const { return goroutines_; }
+  const Ctx* FindCtx(ContextId id) const {
+    if (id == 0) return nullptr;
+    auto it = contexts_.find(id);
+    return it == contexts_.end() ? nullptr : &it->second;
+  }
+  const Go* FindGo(uint64_t goid) const {
+    auto it = goroutines_.find(goid);
+    return it == goroutines_.end() ? nullptr : &it->second;
+  }
+  const Go& GoAt(uint64_t goid) const { return goroutines_.find(goid)->second; }  // must exist
+  // The newest tracked context at `addr` (0: none).
+  ContextId ContextAt(uint64_t addr) const {
+    auto it = by_addr_.find(addr);
+    return it == by_addr_.end() ? 0 : it->second;
+  }
+  const LineageStats& counters() const { return counters_; }
+  uint64_t live_contexts() const { return live_contexts_; }
+  uint64_t live_goroutines() const { return live_goroutines_; }
   // LiveFingerprint, kept as nodes go live and end: an order-free sum of mixed ids, so reading it
   // costs nothing however large the tree (the daemon reads it at every drain and refresh).
-  uint64_t live_sum = 0;
-
-  // View caches, dropped on any mutation.
-  bool cached = false;  // something below is filled
-  bool children_built = false;
-  absl::flat_hash_map<ContextId, std::vector<ContextId>> children_index;
-  absl::flat_hash_map<ContextId, std::unique_ptr<ContextNode>> context_views;
-  absl::flat_hash_map<uint64_t, std::unique_ptr<GoroutineNode>> goroutine_views;
-
-  void Invalidate() {
-    if (!cached) return;
-    cached = children_built = false;
-    children_index.clear();
-    context_views.clear();
-    goroutine_views.clear();
-  }
-  void EnsureChildrenIndex() {
-    cached = true;
-    if (children_built) return;
-    for (const auto& [id, c] : contexts) {
-      if (c.parent != 0) children_index[c.parent].push_back(id);
-    }
-    for (auto& [id, v] : children_index) std::sort(v.begin(), v.end());
-    children_built = true;
-  }
-
-  Ctx* FindCtx(ContextId id) {
-    if (id == 0) return nullptr;
-    auto it = contexts.find(id);
-    return it == contexts.end() ? nullptr : &it->second;
-  }
-  Go* FindGo(uint64_t goid) {
-    auto it = goroutines.find(goid);
-    return it == goroutines.end() ? nullptr : &it->second;
-  }
-  // splitmix64's finalizer (Mix(0) == 0).
-  static uint64_t Mix(uint64_t x) {
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-  }
-  // A live goroutine's term: its first context rooted at Background is part of it (broken chains
-  // need it, and it can come and go while the goroutine runs on). Contexts and goroutines apart.
-  static uint64_t GoTerm(uint64_t goid, const Go& g) {
-    return Mix(2 * goid + 1) ^ Mix(g.first_rooted);
-  }
-  void ContextLive(ContextId id) {
-    ++live_contexts;
-    live_sum += Mix(2 * id);
-  }
-  // A live context is cancelled, gone or freed.
-  void ContextEnded(ContextId id) {
-    --live_contexts;
-    live_sum -= Mix(2 * id);
-  }
-  void SetFirstRooted(uint64_t goid, Go& g, ContextId id) {
-    if (g.alive()) live_sum -= GoTerm(goid, g);
-    g.first_rooted = id;
-    if (g.alive()) live_sum += GoTerm(goid, g);
-  }
-
-  // Goroutines made before attach appear first as creators of contexts.
-  Go& GetGo(uint64_t goid, uint64_t g, int64_t now) {
-    auto [it, inserted] = goroutines.try_emplace(goid);
-    if (inserted) {
-      it->second.started = now;
-      ++counters.goroutines_seen;
-      ++live_goroutines;
-      live_sum += GoTerm(goid, it->second);
-    }
-    if (g != 0) it->second.g = g;
-    return it->second;
-  }
-  uint32_t InternFunction(const std::string& name) {
-    auto [it, inserted] = function_index.try_emplace(name, static_cast<uint32_t>(functions.size()));
-    if (inserted) functions.push_back(name);
-    return it->second;
-  }
+  uint64_t live_sum() const { return live_sum_; }
+  const absl::flat_hash_map<SiteId, SiteCount>& site_counts() const { return site_counts_; }
 
   // The live cancelable context `g` works under: its most recent one, or that one's nearest live
   // ancestor when it was already cancelled (a `defer cancel()` child ended before the `go`).
-  ContextId Current(const Go& g) {
-    for (ContextId id : g.recent) {
-      for (const Ctx* c = FindCtx(id); c != nullptr; c = FindCtx(c->parent)) {
-        if (c->live()) return id;
-        id = c->parent;
-      }
-    }
-    return 0;
-  }
-
+  ContextId Current(const Go& g) const;
   // When `id` was cancelled, directly or through its nearest cancelled ancestor (a cancelled
   // ancestor implies the descendant is done, even if that event was lost). Returns the cancelled
   // context too.
-  std::pair<int64_t, const Ctx*> EffectiveCancel(ContextId id) {
-    for (const Ctx* c = FindCtx(id); c != nullptr; c = FindCtx(c->parent)) {
-      if (c->is_cancelled()) return {c->cancelled, c};
-    }
-    return {kNever, nullptr};
-  }
-
+  std::pair<int64_t, const Ctx*> EffectiveCancel(ContextId id) const;
   // For a cancel propagated from an ancestor: the nearest ancestor cancelled no later than `c`. Not
   // stored: a cancel reaches every descendant at once, so this is what the event saw.
-  ContextId CancelledBy(const Ctx& c) {
-    if (!c.is_cancelled() || static_cast<CancelCause>(c.cause) != CancelCause::kParent) return 0;
-    ContextId id = c.parent;
-    for (const Ctx* a = FindCtx(id); a != nullptr; id = a->parent, a = FindCtx(id)) {
-      if (a->is_cancelled() && a->cancelled <= c.cancelled) return id;
-    }
-    return 0;
-  }
-
+  ContextId CancelledBy(const Ctx& c) const;
   // Where the cancel that ended `c` was called: follows parent propagation to its origin.
-  SiteId OriginCancelSite(const Ctx* c) {
-    for (int depth = 0; c != nullptr && depth < 64; ++depth) {
-      if (c->cancel_site != kNoSite || static_cast<CancelCause>(c->cause) != CancelCause::kParent) {
-        return c->cancel_site;
-      }
-      c = FindCtx(CancelledBy(*c));
-    }
-    return kNoSite;
-  }
-
+  SiteId OriginCancelSite(const Ctx* c) const;
   // A goroutine's creator is gone when it exited (its record is freed only after it exited).
-  bool CreatorGone(uint64_t goid, int64_t before) {
+  bool CreatorGone(uint64_t goid, int64_t before) const {
     const Go* g = FindGo(goid);
     return g == nullptr || g->exited <= before;
   }
-
-  void FillGoroutineView(uint64_t goid, const Go& g, GoroutineNode& n);
-  void FillStateView(uint64_t goid, GoroutineNode& n) const;
-  // Its address now holds another object: the GC freed it, nothing can cancel it any more.
-  void MarkGone(ContextId id, Ctx& c) {
-    auto a = by_addr.find(c.addr);
-    if (a != by_addr.end() && a->second == id) by_addr.erase(a);
-    if (c.live()) ContextEnded(id);
-    c.flags |= kGone;
-  }
   // The state read from memory for a live goroutine (null when not read or torn).
-  const GoroutineState* StateOf(uint64_t goid) const {
-    auto it = std::lower_bound(states.begin(), states.end(), goid,
-                               [](const GoroutineState& st, uint64_t id) { return st.goid < id; });
-    return it == states.end() || it->goid != goid ? nullptr : &*it;
-  }
+  const GoroutineState* StateOf(uint64_t goid) const;
   // The `go` statement of a goroutine: probed, else read from memory.
-  SiteId GoSiteOf(uint64_t goid) const {
-    auto it = goroutines.find(goid);
-    if (it != goroutines.end() && it->second.go_site != kNoSite) return it->second.go_site;
-    const GoroutineState* st = StateOf(goid);
-    return st == nullptr ? kNoSite : st->go_site;
-  }
+  SiteId GoSiteOf(uint64_t goid) const;
   // True when a goroutine is parked on context `id`'s Done channel (read from memory).
   bool ParkedOn(uint64_t goid, ContextId id) const {
     auto it = parked.find(id);
@@ -317,25 +236,55 @@ struct State {
            std::find(it->second.begin(), it->second.end(), goid) != it->second.end();
   }
 
-  void Exit(uint64_t goid, Go& g, int64_t when) {
-    live_sum -= GoTerm(goid, g);
-    g.exited = when;
-    --live_goroutines;
-    for (ContextId id : g.bound) {
-      if (Ctx* c = FindCtx(id); c != nullptr && c->bound_live > 0) --c->bound_live;
-    }
-    if (Ctx* c = FindCtx(g.spawner_context); c != nullptr && c->spawn_refs > 0) --c->spawn_refs;
+  // Views.
+  void FillGoroutineView(uint64_t goid, const Go& g, GoroutineNode& n) const;
+  void FillStateView(uint64_t goid, GoroutineNode& n) const;
+  void Invalidate() {
+    if (!cached) return;
+    cached = children_built = false;
+    children_index.clear();
+    context_views.clear();
+    goroutine_views.clear();
   }
+  void EnsureChildrenIndex();
 
-  void Free(absl::flat_hash_map<ContextId, Ctx>::iterator it) {
-    const Ctx& c = it->second;
-    auto a = by_addr.find(c.addr);
-    if (a != by_addr.end() && a->second == it->first) by_addr.erase(a);
-    if (Ctx* p = FindCtx(c.parent); p != nullptr && p->children > 0) --p->children;
-    if (c.live()) ContextEnded(it->first);
-    ++counters.freed_contexts;
-    contexts.erase(it);
-  }
+  // Not bookkeeping: what memory reads and evaluations leave for the next, and the view caches.
+  // Goroutine state last read from memory (ObserveGoroutines), by goid, and the Done channels of
+  // the contexts live goroutines are bound to.
+  std::vector<GoroutineState> states;  // known and not the runtime's, in goid order
+  absl::flat_hash_map<ContextId, uint64_t> done_channels;
+  absl::flat_hash_map<ContextId, std::vector<uint64_t>> parked;  // goids parked on its Done channel
+  bool observed = false;  // ObserveGoroutines ran once (goroutines at attach are in the tree)
+  absl::flat_hash_map<SiteId, SiteHistory> site_history;
+  // View caches, dropped on any mutation.
+  bool cached = false;  // something below is filled
+  bool children_built = false;
+  absl::flat_hash_map<ContextId, std::vector<ContextId>> children_index;
+  absl::flat_hash_map<ContextId, std::unique_ptr<ContextNode>> context_views;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<GoroutineNode>> goroutine_views;
+
+ private:
+  Ctx* MutableCtx(ContextId id) { return const_cast<Ctx*>(FindCtx(id)); }
+  // The goroutine, added as live (made before attach, or its creation unseen) if new.
+  Go& GetGo(uint64_t goid, uint64_t g, int64_t now);
+  // Resolves `c.parent` and `c.root` from the parent chain read at creation.
+  void ResolveParent(const ContextCreated& e, Ctx& c) const;
+  void ContextEnded(ContextId id);  // a live context is cancelled, gone or freed
+  void SetFirstRooted(uint64_t goid, Go& g, ContextId id);
+  void Free(absl::flat_hash_map<ContextId, Ctx>::iterator it);
+  uint32_t InternFunction(const std::string& name);
+
+  absl::flat_hash_map<ContextId, Ctx> contexts_;
+  absl::flat_hash_map<uint64_t, ContextId> by_addr_;  // newest non-gone context per address
+  absl::flat_hash_map<uint64_t, Go> goroutines_;
+  absl::flat_hash_map<SiteId, SiteCount> site_counts_;
+  std::vector<std::string> functions_{""};
+  absl::flat_hash_map<std::string, uint32_t> function_index_;
+  ContextId next_id_ = 0;
+  LineageStats counters_;  // monotonic counters; sizes are filled in stats()
+  uint64_t live_contexts_ = 0;
+  uint64_t live_goroutines_ = 0;
+  uint64_t live_sum_ = 0;
 };
 
 // Accumulates one (kind, site) finding.
