@@ -33,6 +33,37 @@ struct SourceFrame {
   bool wrapper = false;
 };
 
+// A stack map (runtime.stackmap) row: which words of a frame region hold live pointers.
+struct StackBitmap {
+  bool present = false;       // the function has this map (FUNCDATA_{Args,Locals}PointerMaps)
+  int32_t nbit = 0;           // words the row covers
+  std::vector<uint8_t> bits;  // one bit per word, set where a live pointer is
+};
+
+// An address-taken local of a frame (runtime.stackObjectRecord).
+struct StackObject {
+  int32_t off = 0;  // from varp when negative (locals), else from argp (arguments)
+  int32_t size = 0;
+};
+
+// What the runtime's stack scan (runtime/stkframe.go getStackMap, mgcmark.go scanframeworker)
+// knows of the frame of the function containing a PC.
+struct FrameMaps {
+  uint64_t entry = 0;      // link-time
+  int32_t sp_delta = 0;    // pcsp at the PC: bytes below the SP the function was entered with
+  int32_t args = 0;        // bytes of arguments and results (_func.args); negative: unknown
+  bool top_frame = false;  // FuncFlagTopFrame: the outermost frame of a stack (goexit, mstart)
+  bool sp_write = false;   // FuncFlagSPWrite: writes SP, no unwinding through it
+  // Entered by a signal rather than a call (asyncPreempt, debugCallV2, sigpanic): its caller's
+  // frame is at an instruction with no stack map and has live pointers in spilled registers.
+  bool injected = false;
+  // Address-taken locals (FUNCDATA_StackObjects): scanned when a pointer reaches them.
+  std::vector<StackObject> stack_objects;
+  bool stack_objects_unknown = false;  // some whose extents are not decoded (1.16-1.17, corrupt)
+  StackBitmap locals;                  // the words below varp
+  StackBitmap arg_words;               // the words from argp
+};
+
 class Pclntab {
  public:
   // Locates and validates the table. The ElfFile must outlive the Pclntab.
@@ -53,6 +84,11 @@ class Pclntab {
   // Frames at `pc`, innermost first; inlined callers are expanded through the inline tree.
   // For a return address, pass `ret - 1` to name the call's line.
   absl::StatusOr<std::vector<SourceFrame>> Symbolize(uint64_t pc) const;
+  // The frame of a function stopped at `pc`, a return address or a parked goroutine's
+  // g.sched.pc: SP delta at `pc`, stack maps at the call before it (as the runtime, `pc - 1` unless
+  // `pc` is the entry). NotFound outside the text; DataLoss when the table is inconsistent.
+  // Defined in stack_maps.cc.
+  absl::StatusOr<FrameMaps> FrameMapsAt(uint64_t pc) const;
 
  private:
   Pclntab() = default;

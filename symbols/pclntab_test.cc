@@ -35,7 +35,9 @@ namespace {
 
 using ::ctxagent::symbols::testing::AllFixtures;
 using ::ctxagent::symbols::testing::Fixture;
+using ::ctxagent::symbols::testing::GoTool;
 using ::ctxagent::symbols::testing::RunCommand;
+using ::ctxagent::symbols::testing::UnstrippedTwin;
 
 constexpr char kMainGoSuffix[] = "tests/fixtures/ctxprog/main.go";
 
@@ -61,16 +63,6 @@ int LineOf(const std::string& file, absl::string_view needle) {
     if (absl::StrContains(line, needle)) return n;
   }
   return 0;
-}
-
-std::string GoTool(const Fixture& f, const std::string& args) {
-  return RunCommand("GOTOOLCHAIN=local " + f.go_tool + " tool " + args);
-}
-
-// The unstripped binary with the same layout: nm needs a .symtab.
-std::string Twin(const Fixture& f) {
-  if (f.variant != "stripped") return f.path;
-  return f.path.substr(0, f.path.rfind('/')) + "/default";
 }
 
 struct NmSymbol {
@@ -148,7 +140,7 @@ TEST_P(PclntabFixtureTest, HeaderAndModuledata) {
   EXPECT_EQ(tab_->magic(), f.go_version == "1.19" ? 0xFFFFFFF0u : 0xFFFFFFF1u);
   EXPECT_GT(tab_->num_functions(), 1000u);
   std::map<std::string, uint64_t> syms;
-  for (const NmSymbol& s : Nm(f, Twin(f))) syms[s.name] = s.addr;
+  for (const NmSymbol& s : Nm(f, UnstrippedTwin(f))) syms[s.name] = s.addr;
   ASSERT_TRUE(syms.count("runtime.text"));
   EXPECT_EQ(tab_->text_start(), syms["runtime.text"]);
   ASSERT_NE(tab_->moduledata(), 0u);
@@ -184,7 +176,7 @@ TEST_P(PclntabFixtureTest, HeaderAndModuledata) {
 // Every Go text symbol `go tool nm` lists is found by name and by PC at the same address.
 TEST_P(PclntabFixtureTest, MatchesGoToolNm) {
   const Fixture& f = GetParam();
-  std::vector<NmSymbol> nm = Nm(f, Twin(f));
+  std::vector<NmSymbol> nm = Nm(f, UnstrippedTwin(f));
   uint64_t text = 0, etext = 0;
   std::map<uint64_t, std::set<std::string>> by_addr;
   std::map<std::string, std::set<uint64_t>> by_name;  // several: ABI0/ABIInternal wrapper pairs
@@ -258,7 +250,7 @@ TEST_P(PclntabFixtureTest, SymbolizeWorkCancelCall) {
   uint64_t call_pc = 0;
   int objdump_line = 0;
   for (absl::string_view line :
-       absl::StrSplit(GoTool(f, "objdump -s '^main.workCancel$' " + Twin(f)), '\n')) {
+       absl::StrSplit(GoTool(f, "objdump -s '^main.workCancel$' " + UnstrippedTwin(f)), '\n')) {
     if (!absl::StrContains(line, "CALL context.WithCancel(SB)")) continue;
     std::vector<absl::string_view> cols = absl::StrSplit(line, '\t', absl::SkipWhitespace());
     ASSERT_GE(cols.size(), 2u) << line;

@@ -274,6 +274,7 @@ TEST(HooksForVersion, RequiredHooksPerVersion) {
 using testing::AllFixtures;
 using testing::Fixture;
 using testing::RunCommand;
+using testing::UnstrippedTwin;
 
 bool Exists(const std::string& path) {
   struct stat st;
@@ -291,12 +292,6 @@ std::vector<Fixture> BuiltFixtures() {
     }
   }
   return out;
-}
-
-// Stripped binaries have no symbols for objdump/nm; their code is the default build's.
-std::string UnstrippedTwin(const Fixture& f) {
-  if (f.variant != "stripped") return f.path;
-  return f.path.substr(0, f.path.size() - f.variant.size()) + "default";
 }
 
 GoVersion FixtureVersion(const Fixture& f) {

@@ -37,4 +37,13 @@ std::string RunCommand(const std::string& command) {
   return out;
 }
 
+std::string GoTool(const Fixture& f, const std::string& args) {
+  return RunCommand("GOTOOLCHAIN=local " + f.go_tool + " tool " + args);
+}
+
+std::string UnstrippedTwin(const Fixture& f) {
+  if (f.variant != "stripped") return f.path;
+  return f.path.substr(0, f.path.size() - f.variant.size()) + "default";
+}
+
 }  // namespace ctxagent::symbols::testing

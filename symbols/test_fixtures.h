@@ -18,6 +18,10 @@ struct Fixture {
 std::vector<Fixture> AllFixtures(const std::string& name);
 // Runs a command, returns its stdout; fails the current test on a non-zero exit.
 std::string RunCommand(const std::string& command);
+// `go tool <args>` of the fixture's own toolchain.
+std::string GoTool(const Fixture& f, const std::string& args);
+// Stripped binaries have no symbols for objdump/nm; their code is the default build's.
+std::string UnstrippedTwin(const Fixture& f);
 
 }  // namespace ctxagent::symbols::testing
 

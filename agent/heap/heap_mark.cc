@@ -390,7 +390,19 @@ absl::Status Marker::ScanGoroutine(size_t i) {
   const bool parked = g.known && g.status != symbols::kGoRunning;
   const uint64_t sp =
       parked && g.sched_sp >= g.stack_lo && g.sched_sp < g.stack_hi ? g.sched_sp : g.stack_lo;
-  return ScanRange(sp, g.stack_hi - sp, nullptr);
+  const uint64_t len = g.stack_hi - sp;
+  if (!facts_.frames || !UnwindsFromSched(g) || len > kBatchBytes) {
+    return ScanRange(sp, len, nullptr);
+  }
+  if (buffer_.size() < len) buffer_.resize(len);
+  std::vector<Process::ReadRequest> r = {{sp, buffer_.data(), len}};
+  RETURN_IF_ERROR(Read(r));
+  if (r[0].ok) {
+    const std::vector<uint8_t> mask =
+        StackPointerMask(buffer_.data(), len, sp, g.sched_pc, facts_.frames);
+    ScanWords(buffer_.data(), len, &mask, 0);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Marker::ClassifyGoroutines() {
@@ -500,6 +512,7 @@ HeapFacts HeapFactsFor(const symbols::GoBinary& bin, uint64_t bias) {
   if (bin.SemtableAddress().ok()) facts.semtable = *bin.SemtableAddress() + bias;
   if (bin.MheapAddress().ok()) facts.mheap = *bin.MheapAddress() + bias;
   if (bin.pclntab().moduledata() != 0) facts.moduledata = bin.pclntab().moduledata() + bias;
+  facts.frames = [&tab = bin.pclntab(), bias](uint64_t pc) { return tab.FrameMapsAt(pc - bias); };
   return facts;
 }
 

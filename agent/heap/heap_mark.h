@@ -14,10 +14,12 @@
 // and sudog is marked but never scanned, which cuts the same edges (a channel's wait queue -> its
 // waiters' sudogs -> their goroutines) without writing to the target.
 //
-// Heap objects and stacks are scanned conservatively (every aligned word that points into an
-// allocated object), globals precisely. Conservative scanning can only keep more alive: a leak may
-// be missed, never invented. The target runs on while it is read: verdicts are per mark, and
-// heap/leak_tracker.h keeps only those two marks agree on.
+// Heap objects are scanned conservatively (every aligned word that points into an allocated
+// object), globals precisely, and the stacks of goroutines stopped in g.sched precisely by their
+// frames' stack maps (heap/stack_scan.h: a dead slot keeps nothing alive), else conservatively.
+// Conservative scanning can only keep more alive: a leak may be missed, never invented. The target
+// runs on while it is read: verdicts are per mark, and heap/leak_tracker.h keeps only those two
+// marks agree on.
 //
 // Everything read is input from a process that may have corrupted its own runtime: sizes and
 // counts are checked, and what one mark may read and hold is capped (MarkLimits); past a cap the
@@ -29,6 +31,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/heap/stack_scan.h"
 #include "agent/lineage/goroutine_state.h"
 #include "agent/trace/process.h"
 #include "symbols/buildinfo.h"
@@ -65,9 +68,11 @@ struct HeapFacts {
   bool sync_waits_on_g = false;  // GoRuntimeFacts::sync_waits_on_g (else heap/sema.h)
   uint64_t semtable = 0;         // &runtime.semtable (0: not found)
   symbols::GoVersion version;    // its wait reasons
+  FrameLookup frames;            // stack maps by PC (empty: every stack scanned conservatively)
 };
 
-// Where `bin`, loaded at `bias`, keeps its heap and globals (zero where not located).
+// Where `bin`, loaded at `bias`, keeps its heap and globals (zero where not located), and its
+// stack maps; `bin` must outlive the facts.
 HeapFacts HeapFactsFor(const symbols::GoBinary& bin, uint64_t bias);
 
 // What one mark may read from the target and hold in the agent.

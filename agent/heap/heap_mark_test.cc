@@ -391,5 +391,46 @@ TEST(HeapMarkTest, UntabledReleasesAreRefused) {
   EXPECT_EQ(h.Mark().status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+// Stacks by their stack maps: a runnable goroutine's 192 bytes from g.sched.sp are one frame whose
+// locals map says only word 0 holds a live pointer.
+constexpr uint64_t kFramePc = 0x401234;
+
+absl::StatusOr<symbols::FrameMaps> OneFrame(uint64_t pc) {
+  if (pc != kFramePc) return absl::NotFoundError("unknown pc");
+  symbols::FrameMaps m;
+  m.sp_delta = 184;  // to the return address, the stack's last word
+  m.top_frame = true;
+  m.locals.present = true;
+  m.locals.nbit = 22;  // below the saved frame pointer
+  m.locals.bits = {0b1, 0, 0};
+  return m;
+}
+
+std::vector<size_t> LeakedWithRootHolding(std::vector<uint64_t> held, FrameLookup frames) {
+  FakeHeap h;
+  h.facts().frames = std::move(frames);
+  const size_t root = h.Goroutine("", {}, held);
+  h.goroutines()[root].sched_pc = kFramePc;
+  const size_t waiter = h.Goroutine("chan receive", {FakeHeap::Obj(1)});
+  h.goroutines()[waiter].sched_pc = kFramePc;
+  return h.Leaked();
+}
+
+TEST(HeapMarkTest, ADeadStackSlotKeepsNothingAlive) {
+  EXPECT_EQ(LeakedWithRootHolding({0, FakeHeap::Obj(1)}, OneFrame), std::vector<size_t>{1});
+}
+
+TEST(HeapMarkTest, ALiveStackSlotKeepsTheChannelsWaiters) {
+  EXPECT_TRUE(LeakedWithRootHolding({FakeHeap::Obj(1)}, OneFrame).empty());
+}
+
+TEST(HeapMarkTest, StacksWithoutMapsAreScannedConservatively) {
+  auto no_maps = [](uint64_t) -> absl::StatusOr<symbols::FrameMaps> {
+    return absl::NotFoundError("stripped of everything");
+  };
+  EXPECT_TRUE(LeakedWithRootHolding({0, FakeHeap::Obj(1)}, no_maps).empty());
+  EXPECT_TRUE(LeakedWithRootHolding({0, FakeHeap::Obj(1)}, nullptr).empty());
+}
+
 }  // namespace
 }  // namespace ctxagent::heap
