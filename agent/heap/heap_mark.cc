@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -16,6 +17,8 @@ namespace ctxagent::heap {
 namespace {
 
 constexpr uint64_t kPageSize = 8192;
+constexpr uint64_t kArenaPages = 8192;  // a heap arena of 64 MiB, as the runtime's on amd64
+constexpr uint32_t kNoSpan = UINT32_MAX;
 constexpr uint64_t kMaxSpanPages = uint64_t{1} << 20;  // 8 GiB in one span: a corrupt span
 constexpr uint8_t kSpanInUse = 1;                      // runtime.mSpanInUse, every release
 constexpr uint64_t kMaxStack = uint64_t{1} << 30;      // the runtime's maxstacksize on amd64
@@ -23,6 +26,9 @@ constexpr uint64_t kMaxGlobals = uint64_t{1} << 30;
 // One process_vm_readv: at most this many regions and bytes.
 constexpr size_t kBatchRegions = 1024;
 constexpr uint64_t kBatchBytes = uint64_t{1} << 20;
+// Queued objects of one span this close are read as one region: a region costs the kernel a page
+// walk, far more than copying a few free or unmarked slots between them.
+constexpr uint64_t kMaxGap = 256;
 // In-use spans whose fields make no sense, tolerated as torn reads of spans changing under the
 // mark (skipped); more is a corrupt heap. An unreadable span pointer counts too: the runtime never
 // frees an mspan.
@@ -34,7 +40,8 @@ uint64_t Load(const uint8_t* p, int32_t off, int bytes = 8) {
   return v;
 }
 
-struct Span {
+// One cache line: MarkWord touches one per word it follows.
+struct alignas(64) Span {
   uint64_t base = 0;
   uint64_t bytes = 0;  // npages * page size
   uint64_t elemsize = 0;
@@ -42,8 +49,12 @@ struct Span {
   uint64_t freeindex = 0;
   uint64_t allocbits = 0;  // *gcBits in the target
   uint64_t bit = 0;        // index of its first object in the bitmaps
+  uint32_t div_mul = 0;    // as the runtime's mspan.divMul (0: divide)
   bool noscan = false;
+  bool watched = false;  // holds an opaque object or one a goroutine waits on
+  bool queued = false;   // holds grey objects, in grey_spans_ or the round being drained
 };
+static_assert(sizeof(Span) == 64);
 
 class Marker {
  public:
@@ -65,11 +76,20 @@ class Marker {
   absl::Status ScanRange(uint64_t addr, uint64_t len, const std::vector<uint8_t>* mask);
   void ScanWords(const uint8_t* data, uint64_t len, const std::vector<uint8_t>* mask,
                  uint64_t first_word);
-  // Marks the object `word` points into, if any; queues it for scanning unless it is pointer-free
-  // or opaque. A work list over the memory cap stops the mark (error_).
+  // Marks the object `word` points into, if any; greys it (queues it for scanning) unless it is
+  // pointer-free or opaque.
   void MarkWord(uint64_t word);
+  absl::Status IndexSpans();
+  // Flags the span of `addr`: only marks in such spans look up opaque_ and waiters_.
+  void Watch(uint64_t addr) {
+    uint64_t index = 0;
+    if (const Span* s = Find(addr, &index)) spans_[s - spans_.data()].watched = true;
+  }
   // The span holding `addr` and the object's index in it; null outside every in-use span.
   const Span* Find(uint64_t addr, uint64_t* index) const;
+  // Reads and scans the grey objects of `round` (spans by address) from `first`, as many as one
+  // system call reads; returns the first span not drained.
+  absl::StatusOr<size_t> ScanBatch(const std::vector<uint32_t>& round, size_t first);
   bool Test(const std::vector<uint64_t>& bits, uint64_t i) const {
     return (bits[i >> 6] >> (i & 63)) & 1;
   }
@@ -86,19 +106,20 @@ class Marker {
 
   std::vector<Span> spans_;  // in-use spans by address
   uint64_t heap_lo_ = UINT64_MAX, heap_hi_ = 0;
-  std::vector<uint64_t> allocated_, marked_;  // one bit per object of every span
-  absl::flat_hash_set<uint64_t> opaque_;      // g and sudog objects: marked, never scanned
-  struct Work {
-    uint32_t span;
-    uint32_t index;
-  };
-  std::vector<Work> work_;
+  // The span of every heap page, as the runtime's heapArena.spans: per arena holding a span, a
+  // table of kArenaPages entries in pages_, found by arena (from arena_lo_) in arenas_.
+  uint64_t arena_lo_ = 0;
+  std::vector<uint32_t> arenas_, pages_;
+  // One bit per object of every span; grey: marked, not yet scanned.
+  std::vector<uint64_t> allocated_, marked_, grey_;
+  absl::flat_hash_set<uint64_t> opaque_;  // g and sudog objects: marked, never scanned
+  std::vector<uint32_t> grey_spans_;      // spans queued since the round being drained began
+  std::vector<uint64_t> objects_;         // one batch's regions' objects: span << 32 | index
   // Parked goroutines by the object bit they wait on: they become roots when it is marked.
   absl::flat_hash_map<uint64_t, std::vector<size_t>> waiters_;
   std::vector<bool> rooted_;
   std::vector<size_t> ready_;  // goroutines rooted, stacks not yet scanned
   std::vector<uint8_t> buffer_;
-  absl::Status error_;
 };
 
 absl::Status Marker::Hold(uint64_t bytes) {
@@ -164,10 +185,13 @@ absl::Status Marker::ReadSpans() {
     heap_lo_ = spans_.front().base;
     heap_hi_ = spans_.back().base + spans_.back().bytes;
   }
+  RETURN_IF_ERROR(IndexSpans());
   const uint64_t words = (bits + 63) / 64;
-  RETURN_IF_ERROR(Hold(2 * words * 8));
+  // The bitmaps, two span queues (the round drained, the next) and one batch's objects.
+  RETURN_IF_ERROR(Hold(3 * words * 8 + 2 * spans_.size() * 4 + kBatchBytes));
   allocated_.assign(words, 0);
   marked_.assign(words, 0);
+  grey_.assign(words, 0);
   return ReadAllocBits();
 }
 
@@ -205,6 +229,8 @@ absl::Status Marker::ReadSpanFields(const std::vector<uint64_t>& ptrs) {
         }
         continue;
       }
+      // The runtime's object index without a division (exact for its size classes; checked).
+      if (s.bytes <= UINT32_MAX) s.div_mul = static_cast<uint32_t>(UINT32_MAX / s.elemsize + 1);
       RETURN_IF_ERROR(Hold(sizeof(Span)));
       spans_.push_back(s);
     }
@@ -238,13 +264,45 @@ absl::Status Marker::ReadAllocBits() {
   return absl::OkStatus();
 }
 
+absl::Status Marker::IndexSpans() {
+  if (spans_.empty()) return absl::OkStatus();
+  arena_lo_ = heap_lo_ / (kArenaPages * kPageSize);
+  const uint64_t arenas = (heap_hi_ - 1) / (kArenaPages * kPageSize) - arena_lo_ + 1;
+  RETURN_IF_ERROR(Hold(arenas * sizeof(uint32_t)));
+  arenas_.assign(arenas, kNoSpan);
+  uint64_t tables = 0;
+  for (const Span& s : spans_) {
+    for (uint64_t a = s.base / (kArenaPages * kPageSize);
+         a <= (s.base + s.bytes - 1) / (kArenaPages * kPageSize); ++a) {
+      if (arenas_[a - arena_lo_] == kNoSpan) arenas_[a - arena_lo_] = tables++;
+    }
+  }
+  // Spans scattered over many arenas: a table each, within the memory cap.
+  RETURN_IF_ERROR(Hold(tables * kArenaPages * sizeof(uint32_t)));
+  pages_.assign(tables * kArenaPages, kNoSpan);
+  for (size_t i = 0; i < spans_.size(); ++i) {
+    const uint64_t first = spans_[i].base / kPageSize;
+    for (uint64_t page = first; page < first + spans_[i].bytes / kPageSize; ++page) {
+      const uint64_t table = arenas_[page / kArenaPages - arena_lo_];
+      pages_[table * kArenaPages + page % kArenaPages] = static_cast<uint32_t>(i);
+    }
+  }
+  return absl::OkStatus();
+}
+
 const Span* Marker::Find(uint64_t addr, uint64_t* index) const {
   if (addr < heap_lo_ || addr >= heap_hi_) return nullptr;
-  auto it = std::upper_bound(spans_.begin(), spans_.end(), addr,
-                             [](uint64_t a, const Span& s) { return a < s.base; });
-  if (it == spans_.begin()) return nullptr;
-  const Span& s = *--it;
-  const uint64_t i = (addr - s.base) / s.elemsize;
+  const uint64_t page = addr / kPageSize;
+  const uint32_t table = arenas_[page / kArenaPages - arena_lo_];
+  if (table == kNoSpan) return nullptr;
+  const uint32_t span = pages_[uint64_t{table} * kArenaPages + page % kArenaPages];
+  if (span == kNoSpan) return nullptr;
+  const Span& s = spans_[span];
+  const uint64_t off = addr - s.base;
+  uint64_t i = (off * s.div_mul) >> 32;
+  if (s.div_mul == 0 || i * s.elemsize > off || off - i * s.elemsize >= s.elemsize) {
+    i = off / s.elemsize;
+  }
   if (i >= s.nelems) return nullptr;
   *index = i;
   return &s;
@@ -258,21 +316,23 @@ void Marker::MarkWord(uint64_t word) {
   if (!Test(allocated_, bit) || Test(marked_, bit)) return;
   marked_[bit >> 6] |= uint64_t{1} << (bit & 63);
   ++result_.objects_marked;
-  if (auto w = waiters_.find(bit); w != waiters_.end()) {
-    for (size_t g : w->second) {
-      if (!rooted_[g]) {
-        rooted_[g] = true;
-        ready_.push_back(g);
+  if (s->watched) {
+    if (auto w = waiters_.find(bit); w != waiters_.end()) {
+      for (size_t g : w->second) {
+        if (!rooted_[g]) {
+          rooted_[g] = true;
+          ready_.push_back(g);
+        }
       }
     }
+    if (opaque_.contains(s->base + i * s->elemsize)) return;
   }
-  if (s->noscan || opaque_.contains(s->base + i * s->elemsize)) return;
-  if (held_ + (work_.size() + 1) * sizeof(Work) > limits_.max_memory) {
-    if (error_.ok()) error_ = absl::ResourceExhaustedError("the mark's work list is over the cap");
-    return;
+  if (s->noscan) return;
+  grey_[bit >> 6] |= uint64_t{1} << (bit & 63);
+  if (!s->queued) {
+    spans_[s - spans_.data()].queued = true;
+    grey_spans_.push_back(static_cast<uint32_t>(s - spans_.data()));
   }
-  work_.push_back({static_cast<uint32_t>(s - spans_.data()), static_cast<uint32_t>(i)});
-  result_.memory = std::max(result_.memory, held_ + work_.size() * sizeof(Work));
 }
 
 void Marker::ScanWords(const uint8_t* data, uint64_t len, const std::vector<uint8_t>* mask,
@@ -300,48 +360,86 @@ absl::Status Marker::ScanRange(uint64_t addr, uint64_t len, const std::vector<ui
   return absl::OkStatus();
 }
 
-absl::Status Marker::Drain() {
+absl::StatusOr<size_t> Marker::ScanBatch(const std::vector<uint32_t>& round, size_t first) {
   std::vector<Process::ReadRequest> r;
-  std::vector<Work> batch;
-  while (!work_.empty() || !ready_.empty()) {
-    RETURN_IF_ERROR(error_);
+  std::vector<size_t> ends;  // per region, the end of its objects in objects_
+  objects_.clear();
+  uint64_t bytes = 0, k = first;
+  for (; k < round.size() && r.size() < kBatchRegions; ++k) {
+    Span& s = spans_[round[k]];
+    // Its grey objects, nearby ones read as one region, until the batch is full: a span left
+    // part-drained is drained on from its first grey object by the next batch.
+    bool full = false;
+    for (uint64_t i = 0; i < s.nelems && !full; ++i) {
+      const uint64_t bit = s.bit + i;
+      if (grey_[bit >> 6] == 0) {
+        i |= 63 - (bit & 63);  // skips the rest of this bitmap word
+        continue;
+      }
+      if (!Test(grey_, bit)) continue;
+      const uint64_t at = s.base + i * s.elemsize;
+      if (s.elemsize > kBatchBytes) {  // alone, in chunks
+        if (!r.empty()) {
+          full = true;
+          break;
+        }
+        grey_[bit >> 6] &= ~(uint64_t{1} << (bit & 63));
+        RETURN_IF_ERROR(ScanRange(at, s.elemsize, nullptr));
+        continue;
+      }
+      const bool join = !objects_.empty() && objects_.back() >> 32 == round[k] &&
+                        at - (r.back().addr + r.back().len) <= kMaxGap;
+      const uint64_t grow = join ? at + s.elemsize - (r.back().addr + r.back().len) : s.elemsize;
+      full = bytes + grow > kBatchBytes || (!join && r.size() == kBatchRegions);
+      if (full) break;
+      grey_[bit >> 6] &= ~(uint64_t{1} << (bit & 63));
+      if (join) {
+        r.back().len += grow;
+        ends.back() = objects_.size() + 1;
+      } else {
+        r.push_back({at, nullptr, s.elemsize});
+        ends.push_back(objects_.size() + 1);
+      }
+      objects_.push_back(uint64_t{round[k]} << 32 | i);
+      bytes += grow;
+    }
+    if (full) break;
+    s.queued = false;
+  }
+  if (buffer_.size() < bytes) buffer_.resize(bytes);
+  uint64_t at = 0;
+  for (auto& req : r) {
+    req.out = buffer_.data() + at;
+    at += req.len;
+  }
+  RETURN_IF_ERROR(Read(r));
+  for (size_t j = 0, o = 0; j < r.size(); ++j) {
+    for (; o < ends[j]; ++o) {
+      if (!r[j].ok) continue;
+      const Span& s = spans_[objects_[o] >> 32];
+      const uint64_t addr = s.base + (objects_[o] & UINT32_MAX) * s.elemsize;
+      ScanWords(static_cast<const uint8_t*>(r[j].out) + (addr - r[j].addr), s.elemsize, nullptr, 0);
+    }
+  }
+  return k;
+}
+
+absl::Status Marker::Drain() {
+  std::vector<uint32_t> round;
+  while (!grey_spans_.empty() || !ready_.empty()) {
     if (!ready_.empty()) {
       const size_t g = ready_.back();
       ready_.pop_back();
       RETURN_IF_ERROR(ScanGoroutine(g));
       continue;
     }
-    // Objects in batches of one system call; an object larger than a batch alone, in chunks.
-    batch.clear();
-    r.clear();
-    uint64_t bytes = 0;
-    while (!work_.empty() && batch.size() < kBatchRegions) {
-      const Work w = work_.back();
-      const Span& s = spans_[w.span];
-      if (s.elemsize > kBatchBytes) {
-        if (!batch.empty()) break;
-        work_.pop_back();
-        RETURN_IF_ERROR(ScanRange(s.base + w.index * s.elemsize, s.elemsize, nullptr));
-        continue;
-      }
-      if (bytes + s.elemsize > kBatchBytes) break;
-      work_.pop_back();
-      batch.push_back(w);
-      bytes += s.elemsize;
-    }
-    if (batch.empty()) continue;
-    if (buffer_.size() < bytes) buffer_.resize(bytes);
-    uint64_t at = 0;
-    for (const Work& w : batch) {
-      const Span& s = spans_[w.span];
-      r.push_back({s.base + w.index * s.elemsize, buffer_.data() + at, s.elemsize});
-      at += s.elemsize;
-    }
-    RETURN_IF_ERROR(Read(r));
-    at = 0;
-    for (size_t k = 0; k < batch.size(); ++k) {
-      if (r[k].ok) ScanWords(buffer_.data() + at, r[k].len, nullptr, 0);
-      at += r[k].len;
+    // Rounds over the spans holding grey objects, in address order: a span's grey objects are
+    // read together, a few regions per span rather than one per object, and what the round
+    // marks in a span it has yet to reach is scanned in the same round.
+    round = std::exchange(grey_spans_, {});
+    std::sort(round.begin(), round.end());
+    for (size_t k = 0; k < round.size();) {
+      ASSIGN_OR_RETURN(k, ScanBatch(round, k));
     }
   }
   return absl::OkStatus();
@@ -412,6 +510,7 @@ absl::Status Marker::ClassifyGoroutines() {
     opaque_.insert(g.sudogs.begin(), g.sudogs.end());
   }
   RETURN_IF_ERROR(Hold(opaque_.size() * 16 + gs_.size()));
+  for (uint64_t obj : opaque_) Watch(obj);
   for (size_t i = 0; i < gs_.size(); ++i) {
     const GoroutineState& g = gs_[i];
     std::vector<uint64_t> objects;
@@ -443,6 +542,7 @@ absl::Status Marker::ClassifyGoroutines() {
         break;
       }
       waiters_[s->bit + index].push_back(i);
+      Watch(obj);
     }
     if (rooted_[i]) ready_.push_back(i);
   }
@@ -460,7 +560,6 @@ absl::StatusOr<MarkResult> Marker::Run() {
   // Marking an object a parked goroutine waits on roots that goroutine (MarkWord): one drain
   // reaches the fixed point.
   RETURN_IF_ERROR(Drain());
-  RETURN_IF_ERROR(error_);
   for (size_t i = 0; i < gs_.size(); ++i) {
     // As the runtime's profile: the main goroutine parked in `select {}` is not reported (it
     // still counts as leaked for the mark: it roots nothing).

@@ -64,6 +64,7 @@ constexpr uint64_t kHeap = 0xc000000000;  // a span of 128 objects of 64 bytes
 constexpr uint64_t kNoScanHeap = 0xc000100000;
 constexpr uint64_t kStacks = 0x7000000;
 constexpr int kGlobals = 16;  // words of .data; .bss empty
+constexpr int kMaxSpans = 4;
 
 // A Go 1.27 heap: one scan span and one no-scan span of 64-byte objects, 16 words of globals
 // whose bitmap says which hold pointers, and goroutine stacks of 256 bytes.
@@ -77,7 +78,7 @@ class FakeHeap {
     facts_.moduledata = kModuledata;
     const auto& o = facts_.offsets;
     mem_.Region(kMheap, o.mheap_allspans + 24);
-    mem_.Region(kSpanArray, 16);
+    mem_.Region(kSpanArray, 8 * kMaxSpans);
     mem_.Region(kModuledata, 600);
     mem_.Region(kData, kGlobals * 8);
     mem_.Region(kMask, 8);
@@ -131,6 +132,15 @@ class FakeHeap {
     return gs_.size() - 1;
   }
 
+  // Another in-use scan span, of `npages` pages of `elemsize`-byte objects at `base`.
+  void AddScanSpan(uint64_t base, uint64_t npages, uint64_t elemsize) {
+    const int k = spans_++;
+    mem_.Region(base, npages * 8192);
+    AddSpan(k, base, false, npages, elemsize);
+    mem_.Put(kMheap + facts_.offsets.mheap_allspans + 8, spans_);
+    mem_.Put(kMheap + facts_.offsets.mheap_allspans + 16, spans_);
+  }
+
   absl::StatusOr<MarkResult> Mark(MarkLimits limits = {}) {
     return heap::Mark(mem_, facts_, gs_, limits);
   }
@@ -144,17 +154,19 @@ class FakeHeap {
   std::vector<GoroutineState>& goroutines() { return gs_; }
 
  private:
-  void AddSpan(int k, uint64_t base, bool noscan) {
+  void AddSpan(int k, uint64_t base, bool noscan, uint64_t npages = 1, uint64_t elemsize = 64) {
+    ASSERT_LT(k, kMaxSpans);
     const auto& o = facts_.offsets;
     const uint64_t s = kSpanStructs + k * 256;
     mem_.Region(s, 256);
     mem_.Put(kSpanArray + k * 8, s);
     mem_.Put(s + o.mspan_startaddr, base);
-    mem_.Put(s + o.mspan_npages, 1);
-    mem_.Put(s + o.mspan_elemsize, 64);
+    mem_.Put(s + o.mspan_npages, npages);
+    mem_.Put(s + o.mspan_elemsize, elemsize);
     auto& v = mem_.Region(s, 256);
-    v[o.mspan_nelems] = 128;     // uint16
-    v[o.mspan_freeindex] = 128;  // every object allocated
+    const uint16_t nelems = npages * 8192 / elemsize;
+    memcpy(&v[o.mspan_nelems], &nelems, 2);
+    memcpy(&v[o.mspan_freeindex], &nelems, 2);  // every object allocated
     v[o.mspan_spanclass] = noscan ? 1 : 0;
     v[o.mspan_state] = 1;
   }
@@ -162,6 +174,7 @@ class FakeHeap {
   FakeMemory mem_;
   HeapFacts facts_;
   std::vector<GoroutineState> gs_;
+  int spans_ = 2;
 };
 
 TEST(HeapMarkTest, ChannelHeldByAGlobalKeepsItsWaiter) {
@@ -191,6 +204,36 @@ TEST(HeapMarkTest, ReachableThroughHeapObjects) {
   h.Store(FakeHeap::Obj(5) + 16, FakeHeap::Obj(9) + 8);  // an interior pointer
   h.Goroutine("select", {FakeHeap::Obj(3), FakeHeap::Obj(9)});
   EXPECT_TRUE(h.Leaked().empty());
+}
+
+TEST(HeapMarkTest, SpansAreFoundByPageAcrossArenas) {
+  FakeHeap h;
+  // Two pages of 4 KiB objects 1 GiB (16 arenas) above the others, with nothing in between.
+  constexpr uint64_t kFar = kHeap + (uint64_t{1} << 30) + 8192;
+  h.AddScanSpan(kFar, 2, 4096);
+  h.Global(0, kFar + 3 * 4096 + 8);                   // object 3, in the span's second page
+  h.Global(1, kFar + 2 * 8192);                       // the page after the span: no object
+  h.Global(2, kHeap + (uint64_t{1} << 29));           // an arena without spans
+  h.Store(kFar + 3 * 4096 + 4000, FakeHeap::Obj(5));  // and on into the first arena
+  const size_t far_waiter = h.Goroutine("chan receive", {kFar + 4096});
+  h.Goroutine("chan receive", {FakeHeap::Obj(5)});
+  absl::StatusOr<MarkResult> r = h.Mark();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->spans, 3u);
+  EXPECT_EQ(r->objects_marked, 2u);
+  EXPECT_EQ(r->leaked, std::vector<size_t>{far_waiter});
+}
+
+TEST(HeapMarkTest, TheSpanIndexCountsAgainstTheMemoryCap) {
+  MarkLimits limits;
+  limits.max_memory = 1536 << 10;
+  FakeHeap near;
+  near.AddScanSpan(kHeap + (uint64_t{1} << 21), 1, 64);
+  EXPECT_TRUE(near.Mark(limits).ok());
+  FakeHeap far;  // 2^18 arenas above the others: a MiB of index
+  far.AddScanSpan(kHeap + (uint64_t{1} << 44), 1, 64);
+  EXPECT_EQ(far.Mark(limits).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(far.Mark().ok());
 }
 
 TEST(HeapMarkTest, NoScanObjectsAreNotScanned) {
