@@ -31,49 +31,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "agent/heap/stack_scan.h"
+#include "agent/heap/heap_facts.h"
 #include "agent/lineage/goroutine_state.h"
-#include "agent/trace/process.h"
-#include "symbols/buildinfo.h"
-#include "symbols/go_binary.h"
-#include "symbols/go_offsets.h"
 
 namespace ctxagent::heap {
-
-// The target's memory (Process in the agent; a fake in tests).
-class RemoteMemory {
- public:
-  virtual ~RemoteMemory() = default;
-  // Reads every region; one that cannot be read whole fails alone (ok = false).
-  virtual void ReadMany(std::vector<Process::ReadRequest>& requests) = 0;
-};
-
-class ProcessMemory : public RemoteMemory {
- public:
-  explicit ProcessMemory(const Process& process) : process_(process) {}
-  void ReadMany(std::vector<Process::ReadRequest>& requests) override {
-    process_.ReadMany(requests);
-  }
-
- private:
-  const Process& process_;
-};
-
-// Where the heap and the globals are, in the target's address space (load bias applied).
-struct HeapFacts {
-  uint64_t mheap = 0;       // &runtime.mheap_
-  uint64_t moduledata = 0;  // &runtime.firstmoduledata
-  symbols::GoOffsets offsets;
-  bool span_index_u16 = false;   // GoRuntimeFacts::mspan_index_u16
-  bool sync_waits_on_g = false;  // GoRuntimeFacts::sync_waits_on_g (else heap/sema.h)
-  uint64_t semtable = 0;         // &runtime.semtable (0: not found)
-  symbols::GoVersion version;    // its wait reasons
-  FrameLookup frames;            // stack maps by PC (empty: every stack scanned conservatively)
-};
-
-// Where `bin`, loaded at `bias`, keeps its heap and globals (zero where not located), and its
-// stack maps; `bin` must outlive the facts.
-HeapFacts HeapFactsFor(const symbols::GoBinary& bin, uint64_t bias);
 
 // What one mark may read from the target and hold in the agent.
 struct MarkLimits {
@@ -106,15 +67,6 @@ struct MarkResult {
 absl::StatusOr<MarkResult> Mark(RemoteMemory& memory, const HeapFacts& facts,
                                 const std::vector<GoroutineState>& goroutines,
                                 const MarkLimits& limits);
-
-// How a parked goroutine takes part in the mark, from its wait reason (exposed for tests).
-enum class WaitClass {
-  kRoot,     // can run, or waits on something the mark does not model (sleep, IO, GC, ...)
-  kChannel,  // chan send / chan receive / select: wakes when a channel it waits on is reachable
-  kSync,     // a sync primitive (sync_object known): wakes when the primitive is reachable
-  kForever,  // a nil channel or `select {}`: nothing can wake it
-};
-WaitClass ClassifyWait(const symbols::GoVersion& version, const GoroutineState& g);
 
 }  // namespace ctxagent::heap
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "agent/heap/heap_mark.h"
+#include "agent/heap/heap_facts.h"
 #include "agent/lineage/goroutine_state.h"
 #include "symbols/go_offsets.h"
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "agent/heap/heap_mark.h"
+#include "agent/heap/heap_facts.h"
 #include "agent/lineage/goroutine_state.h"
 
 namespace ctxagent::heap {
