@@ -6,8 +6,9 @@
 //  - roots are the globals (data/bss with their pointer bitmaps from moduledata) and the stacks of
 //    goroutines that can run: running, runnable, in a syscall, asleep, parked in netpoll, ...;
 //  - a goroutine parked on channels (`chan send`/`chan receive`/`select`) or on a sync primitive
-//    (named on g.waiting from Go 1.26, found in the semaphore table before: heap/sema.h) becomes
-//    a root once an object it waits on is marked (or lies outside the heap);
+//    (named on g.waiting from Go 1.26; before, found in the semaphore table or a Cond's notify
+//    list: heap/sema.h) becomes a root once an object it waits on is marked (or lies outside the
+//    heap);
 //    parked on a nil channel or `select {}`, never;
 //  - the goroutines left are leaked: nothing that can run can ever wake them.
 // The runtime hides the sudogs' channel and primitive pointers during its leak mark; here every g

@@ -428,6 +428,40 @@ TEST(SemaphoreWaitsTest, EveryWaiterOfTheTableGetsItsPrimitive) {
   EXPECT_EQ(ClassifyWait(go119, gs[3]), WaitClass::kRoot);
 }
 
+// A Cond's waiters before 1.26: each one's sudog is found in its frames and the mark reaches the
+// list through the Cond (head) and each sudog (next).
+TEST(CondWaitsTest, WaitersWakeWithTheirCond) {
+  for (bool cond_reachable : {true, false}) {
+    FakeHeap h;
+    const symbols::GoOffsets& o = h.facts().offsets;
+    const uint64_t cond = FakeHeap::Obj(10), lost_cond = FakeHeap::Obj(11);
+    const uint64_t s1 = FakeHeap::Obj(20), s2 = FakeHeap::Obj(21), s3 = FakeHeap::Obj(22);
+    const uint64_t decoy = FakeHeap::Obj(30);
+    h.Store(cond + 16, s1);  // notifyList.head
+    h.Store(s1 + o.sudog_next, s2);
+    h.Store(lost_cond + 16, s3);
+    const size_t g1 = h.Goroutine("sync.Cond.Wait", {}, {decoy, s1});
+    const size_t g2 = h.Goroutine("sync.Cond.Wait", {}, {s2});
+    const size_t g3 = h.Goroutine("sync.Cond.Wait", {}, {s3});
+    const size_t g4 = h.Goroutine("sync.Cond.Wait", {}, {decoy});  // its sudog is not found
+    std::vector<GoroutineState>& gs = h.goroutines();
+    h.Store(s1 + o.sudog_g, gs[g1].g);
+    h.Store(s2 + o.sudog_g, gs[g2].g);
+    h.Store(s3 + o.sudog_g, gs[g3].g);
+    h.Store(decoy + o.sudog_g, gs[g2].g);
+    if (cond_reachable) h.Global(0, cond);
+    AddCondWaits(h.memory(), o, Go127(), gs);
+    EXPECT_EQ(gs[g1].sync_object, s1);
+    EXPECT_EQ(gs[g2].sync_object, s2);
+    EXPECT_EQ(gs[g3].sync_object, s3);
+    EXPECT_EQ(gs[g4].sync_object, 0u);
+    EXPECT_TRUE(gs[g1].sudogs.empty());  // scanned, so the list is followed
+    const std::vector<size_t> want =
+        cond_reachable ? std::vector<size_t>{g3} : std::vector<size_t>{g1, g2, g3};
+    EXPECT_EQ(h.Leaked(), want) << cond_reachable;
+  }
+}
+
 TEST(HeapMarkTest, UntabledReleasesAreRefused) {
   FakeHeap h;
   h.facts().offsets.mheap_allspans = -1;

@@ -185,6 +185,7 @@ absl::StatusOr<bool> MarkAndTrack(RemoteMemory& memory, const HeapFacts& facts,
   // A failed table read leaves those goroutines roots: a miss, never a leak invented.
   if (!facts.sync_waits_on_g) {
     (void)AddSemaphoreWaits(memory, facts.semtable, facts.offsets, facts.version, goroutines);
+    AddCondWaits(memory, facts.offsets, facts.version, goroutines);
   }
   absl::StatusOr<MarkResult> mark = Mark(memory, facts, goroutines, limits);
   if (!mark.ok()) return mark.status();

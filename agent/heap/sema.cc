@@ -17,6 +17,12 @@ constexpr uint64_t kRootStride = 64;
 // More waiting sudogs than goroutines a reader accepts: a corrupt or cyclic treap.
 constexpr size_t kMaxSudogs = 1 << 20;
 
+// How far above a Cond waiter's saved SP its sudog is looked for: the frames of gopark,
+// goparkunlock and notifyListWait take under 0x200 bytes on every release.
+constexpr uint64_t kCondFrameBytes = 1024;
+// Waiters whose frames are read at once: bounds the buffers whatever the goroutine count.
+constexpr size_t kCondBatch = 1024;
+
 uint64_t Word(const uint8_t* p, int32_t off) {
   uint64_t v;
   memcpy(&v, p + off, 8);
@@ -82,6 +88,58 @@ absl::Status AddSemaphoreWaits(RemoteMemory& memory, uint64_t semtable, const sy
     next.swap(level);
   }
   return absl::OkStatus();
+}
+
+void AddCondWaits(RemoteMemory& memory, const symbols::GoOffsets& o,
+                  const symbols::GoVersion& version, std::vector<GoroutineState>& goroutines) {
+  if (o.sudog_g < 0) return;
+  std::vector<size_t> waiters;
+  for (size_t i = 0; i < goroutines.size(); ++i) {
+    const GoroutineState& g = goroutines[i];
+    if (g.known && g.status == symbols::kGoWaiting && g.sync_object == 0 &&
+        g.sched_sp >= g.stack_lo && g.sched_sp < g.stack_hi &&
+        symbols::WaitReasonString(version, g.wait_reason) == "sync.Cond.Wait") {
+      waiters.push_back(i);
+    }
+  }
+  std::vector<uint8_t> frames, heads;
+  std::vector<Process::ReadRequest> r;
+  std::vector<std::pair<size_t, uint64_t>> candidates;  // (waiter, a word of its frames)
+  for (size_t first = 0; first < waiters.size(); first += kCondBatch) {
+    const size_t n = std::min(kCondBatch, waiters.size() - first);
+    frames.assign(n * kCondFrameBytes, 0);
+    r.clear();
+    for (size_t k = 0; k < n; ++k) {
+      const GoroutineState& g = goroutines[waiters[first + k]];
+      r.push_back({g.sched_sp, &frames[k * kCondFrameBytes],
+                   std::min(kCondFrameBytes, g.stack_hi - g.sched_sp)});
+    }
+    memory.ReadMany(r);
+    // Words that may point to the sudog: outside the waiter's own stack.
+    candidates.clear();
+    for (size_t k = 0; k < n; ++k) {
+      const GoroutineState& g = goroutines[waiters[first + k]];
+      for (uint64_t off = 0; r[k].ok && off + 8 <= r[k].len; off += 8) {
+        const uint64_t v = Word(&frames[k * kCondFrameBytes], static_cast<int32_t>(off));
+        if (v != 0 && v % 8 == 0 && (v < g.stack_lo || v >= g.stack_hi)) {
+          candidates.emplace_back(first + k, v);
+        }
+      }
+    }
+    // The first (innermost) candidate whose sudog.g is the waiter's own g is its sudog.
+    heads.assign(candidates.size() * 8, 0);
+    r.clear();
+    for (size_t c = 0; c < candidates.size(); ++c) {
+      r.push_back({candidates[c].second + o.sudog_g, &heads[c * 8], 8});
+    }
+    memory.ReadMany(r);
+    for (size_t c = 0; c < candidates.size(); ++c) {
+      GoroutineState& g = goroutines[waiters[candidates[c].first]];
+      if (r[c].ok && g.sync_object == 0 && Word(&heads[c * 8], 0) == g.g) {
+        g.sync_object = candidates[c].second;
+      }
+    }
+  }
 }
 
 }  // namespace ctxagent::heap

@@ -65,15 +65,13 @@ void ParseProfile(const std::string& dump, std::set<uint64_t>* leaked, std::set<
 }
 
 // The `go` statements whose goroutines leak, by the function that holds them.
-std::set<std::string> ExpectedLeakers(int minor) {
-  std::set<std::string> out = {"main.leakSend",       "main.leakReceive",       "main.leakSelect",
-                               "main.leakNilChannel", "main.leakSelectForever", "main.leakChain",
-                               "main.leakAfterCancel"};
-  // Mutexes and WaitGroups are found in the semaphore table before 1.26; a Cond's waiters sit
-  // only in its notify list then, and count as able to run (a miss, never a false leak).
-  out.insert({"main.leakRWMutex", "main.leakWaitGroup"});
-  if (minor >= 26) out.insert("main.leakCond");
-  return out;
+std::set<std::string> ExpectedLeakers() {
+  // Before 1.26, mutexes and WaitGroups are found in the semaphore table and a Cond's waiters on
+  // its notify list (heap/sema.h): the same sites on every release.
+  return {"main.leakSend",        "main.leakReceive",       "main.leakSelect",
+          "main.leakNilChannel",  "main.leakSelectForever", "main.leakChain",
+          "main.leakAfterCancel", "main.leakRWMutex",       "main.leakWaitGroup",
+          "main.leakCond"};
 }
 
 class GoroutineLeakTest : public ::testing::TestWithParam<std::string> {};
@@ -106,7 +104,7 @@ TEST_P(GoroutineLeakTest, ProvenLeaksEqualTheRuntimesLeakProfile) {
     leakers.insert(it->second);
   }
   leakers.erase("main.leakMutex");  // its tiny-allocated Mutex may share a block with a live one
-  EXPECT_EQ(leakers, ExpectedLeakers(minor)) << raw;
+  EXPECT_EQ(leakers, ExpectedLeakers()) << raw;
 
   // Each goroutine_leak finding names the line its goroutines block on.
   for (const auto& f : v.leak_findings) {
