@@ -152,6 +152,9 @@ static __always_inline const struct go_binary_config *config_for(struct pt_regs 
   return cfg;
 }
 
+// HOOK_CTX_CREATE:
+//   <= 1.20: func propagateCancel(parent Context, child canceler)
+//   >= 1.21: func (c *cancelCtx) propagateCancel(parent Context, child canceler)
 static __always_inline int on_create(struct pt_regs *ctx, const struct go_binary_config *cfg) {
   __u64 g = GO_G(ctx);
   struct ctx_event *e = reserve_go(EV_CTX_CREATE, goid_of(cfg, g), g);
@@ -159,7 +162,7 @@ static __always_inline int on_create(struct pt_regs *ctx, const struct go_binary
   // Load every candidate register first: the verifier rejects a ctx access at a computed offset.
   __u64 a1 = GO_ARG1(ctx), a2 = GO_ARG2(ctx), a3 = GO_ARG3(ctx), a4 = GO_ARG4(ctx),
         a5 = GO_ARG5(ctx);
-  bool method = cfg->create_abi == CREATE_ABI_METHOD;
+  bool method = cfg->abi[HOOK_CTX_CREATE] == CREATE_ABI_METHOD;
   __u64 parent_itab = method ? a2 : a1;
   __u64 parent_data = method ? a3 : a2;
   e->create.child_itab = method ? a4 : a3;
@@ -185,6 +188,8 @@ static __always_inline int on_create(struct pt_regs *ctx, const struct go_binary
   return 0;
 }
 
+// HOOK_CTX_CANCEL:
+//   func (c *cancelCtx) cancel(removeFromParent bool, err error[, cause error (>= 1.20)])
 static __always_inline int on_cancel(struct pt_regs *ctx, const struct go_binary_config *cfg) {
   struct ctx_event *e = reserve_go(EV_CTX_CANCEL, goid_of(cfg, GO_G(ctx)), 0);
   if (!e) return 0;
@@ -198,19 +203,25 @@ static __always_inline int on_cancel(struct pt_regs *ctx, const struct go_binary
   return 0;
 }
 
+// HOOK_GO_CREATE_ENTRY:
+//   1.17:     func newproc1(fn *funcval, argp unsafe.Pointer, narg int32, callergp *g, callerpc
+//   uintptr) *g 1.18-22:  func newproc1(fn *funcval, callergp *g, callerpc uintptr) *g
+//   >= 1.23:  func newproc1(fn *funcval, callergp *g, callerpc uintptr, parked bool,
+//                           waitreason waitReason) *g
 static __always_inline int on_go_create_entry(struct pt_regs *ctx,
                                               const struct go_binary_config *cfg) {
-  // newproc1's callergp: the argument number comes from the facts table (BX since Go 1.18, DI in
-  // 1.17). Both candidates are loaded first: the verifier rejects a ctx access at a computed
-  // offset.
+  // callergp's argument number comes from the probe table (BX since Go 1.18, DI in 1.17). Both
+  // candidates are loaded first: the verifier rejects a ctx access at a computed offset.
   __u64 tid = bpf_get_current_pid_tgid();
   __u64 bx = GO_ARG2(ctx), di = GO_ARG4(ctx);
-  __u64 parent = goid_of(cfg, cfg->callergp_arg == GO_ARGNUM_DI ? di : bx);
+  __u64 parent = goid_of(cfg, cfg->abi[HOOK_GO_CREATE_ENTRY] == GO_ARGNUM_DI ? di : bx);
   bpf_map_update_elem(&spawning, &tid, &parent, BPF_ANY);
   return 0;
 }
 
-// `g` is the new goroutine: AX at newproc1's RET, BX at the CALL runqput that follows it.
+// HOOK_GO_CREATE_RET: newproc1's `return newg` (AX).
+// HOOK_GO_CREATE_HANDOFF: newproc.func1's `runqput(pp *p, gp *g, next bool)` after newproc1 (gp:
+// BX). `g` is the new goroutine.
 static __always_inline int on_go_create(struct pt_regs *ctx, const struct go_binary_config *cfg,
                                         __u64 g) {
   struct ctx_event *e = reserve_go(EV_GO_CREATE, goid_of(cfg, g), g);
@@ -268,6 +279,7 @@ static __always_inline int on_probe(struct pt_regs *ctx) {
     case HOOK_GO_CREATE_HANDOFF:
       return on_go_create(ctx, cfg, GO_ARG2(ctx));
     case HOOK_GO_EXIT: {
+      // <= 1.21: func goexit0(gp *g); >= 1.22: func gdestroy(gp *g)
       struct ctx_event *e = reserve_go(EV_GO_EXIT, goid_of(cfg, GO_ARG1(ctx)), 0);
       if (e) submit(e);
       return 0;

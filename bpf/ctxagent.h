@@ -19,6 +19,8 @@
 #define CTX_COOKIE_BINARY(c) ((__u32)((c) >> 8))
 #define CTX_COOKIE_HOOK(c) ((__u32)((c)&0xff))
 
+/* The BPF handler a probe runs: one case of on_probe in ctxagent.bpf.c each. Where each is placed,
+ * for which Go releases and with which registers: symbols/probe_table.h. */
 enum ctx_hook {
   HOOK_CTX_CREATE = 1,        /* propagateCancel, at its stack check */
   HOOK_CTX_CANCEL = 2,        /* (*cancelCtx).cancel */
@@ -29,11 +31,16 @@ enum ctx_hook {
   CTX_HOOKS = 7,
 };
 
-/* Where propagateCancel's arguments are. */
+/* go_binary_config.abi[HOOK_CTX_CREATE]: where propagateCancel's arguments are. */
 enum ctx_create_abi {
   CREATE_ABI_FUNC = 0,   /* <= 1.20 propagateCancel(parent AX:BX, child CX:DI) */
   CREATE_ABI_METHOD = 1, /* >= 1.21 (c AX).propagateCancel(parent BX:CX, child DI:SI) */
 };
+
+/* go_binary_config.abi[HOOK_GO_CREATE_ENTRY]: newproc1's callergp as a Go ABI integer argument
+ * number (1 = AX, 2 = BX, 3 = CX, 4 = DI). */
+#define GO_ARGNUM_BX 2
+#define GO_ARGNUM_DI 4
 
 /* Per-binary facts, written by the agent into the `binaries` array at its slot. */
 struct go_binary_config {
@@ -43,9 +50,7 @@ struct go_binary_config {
   __s32 g_startpc;
   __s32 g_sched_ctxt; /* g.sched.ctxt: the funcval the goroutine starts with */
   __s32 timerctx_deadline;
-  __u32 create_abi;   /* enum ctx_create_abi */
-  __u32 callergp_arg; /* newproc1's callergp argument number (1 = AX, 2 = BX, 4 = DI): from
-                         GoRuntimeFacts::newproc1_callergp_arg */
+  __u32 abi[CTX_HOOKS]; /* per handler, the argument layout its probe table row names (0: none) */
 };
 
 enum ctx_event_type {

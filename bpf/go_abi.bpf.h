@@ -9,9 +9,6 @@
 #define GO_ARG4(ctx) ((__u64)(ctx)->di)
 #define GO_ARG5(ctx) ((__u64)(ctx)->si)
 #define GO_ARG6(ctx) ((__u64)(ctx)->r8)
-/* Argument numbers as go_binary_config carries them (GoRuntimeFacts::newproc1_callergp_arg). */
-#define GO_ARGNUM_BX 2
-#define GO_ARGNUM_DI 4
 /* R14 holds the current g. */
 #define GO_G(ctx) ((__u64)(ctx)->r14)
 

@@ -174,11 +174,6 @@ struct RuntimeFact {
   Since history[kMaxHistory];
 };
 constexpr RuntimeFact kRuntimeFacts[] = {
-    {&GoRuntimeFacts::propagate_cancel_method, {{17, 0}, {21, 1}}},
-    {&GoRuntimeFacts::cancel_has_cause, {{17, 0}, {20, 1}}},
-    {&GoRuntimeFacts::newproc1_callergp_arg, {{17, 4}, {18, 2}}},
-    {&GoRuntimeFacts::newproc1_has_parked, {{17, 0}, {23, 1}}},
-    {&GoRuntimeFacts::exit_hook_gdestroy, {{17, 0}, {22, 1}}},
     {&GoRuntimeFacts::g_status_leaked, {{17, -1}, {26, 10}}},
     {&GoRuntimeFacts::g_status_dead_extra, {{17, -1}, {26, 11}}},
     {&GoRuntimeFacts::mspan_index_u16, {{17, 0}, {22, 1}}},

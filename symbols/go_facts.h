@@ -1,6 +1,6 @@
-// Go-version facts as data: every runtime/context struct offset and calling-convention fact
-// ctxagent relies on, each with the Go release it applies from (amd64). Read by the DWARF reader
-// and the offset table (go_offsets.h), the BPF configuration and the agent.
+// Go-version facts as data: every runtime/context struct offset and runtime fact ctxagent relies
+// on, each with the Go release it applies from (amd64). Read by the DWARF reader, the offset table
+// (go_offsets.h) and the agent. Which functions are probed, with which registers: probe_table.h.
 #ifndef CTXAGENT_SYMBOLS_GO_FACTS_H_
 #define CTXAGENT_SYMBOLS_GO_FACTS_H_
 
@@ -51,18 +51,6 @@ absl::Span<const OffsetFact> OffsetFacts();
 // Calling-convention and runtime facts that DWARF does not describe (from each release's source
 // and disassembly; see docs/internals.md "Go-version facts").
 struct GoRuntimeFacts {
-  // context.propagateCancel: 0 = func(parent AX:BX, child CX:DI) (<= 1.20), 1 = method
-  // (c AX).propagateCancel(parent BX:CX, child DI:SI) (1.21+).
-  int32_t propagate_cancel_method = 0;
-  // (*cancelCtx).cancel takes `cause error` after err (1.20+).
-  int32_t cancel_has_cause = 0;
-  // runtime.newproc1's callergp argument, as a Go ABI integer argument number (1 = AX, 2 = BX,
-  // 3 = CX, 4 = DI, 5 = SI, 6 = R8): 4 in 1.17 (fn, argp, narg, callergp, callerpc), 2 from 1.18.
-  int32_t newproc1_callergp_arg = 0;
-  // newproc1 also takes (parked bool DI, waitreason SI) (1.23+).
-  int32_t newproc1_has_parked = 0;
-  // The goroutine exit hook is runtime.gdestroy (1.22+), else runtime.goexit0.
-  int32_t exit_hook_gdestroy = 0;
   // g.atomicstatus values added after 1.17 (-1 where absent): _Gleaked, _Gdeadextra (both 1.26).
   int32_t g_status_leaked = -1;
   int32_t g_status_dead_extra = -1;

@@ -64,11 +64,6 @@ TEST(GoFactsTest, RuntimeFactsPerVersion) {
     SCOPED_TRACE(minor);
     absl::StatusOr<GoRuntimeFacts> f = RuntimeFactsForVersion(Go(minor));
     ASSERT_TRUE(f.ok()) << f.status();
-    EXPECT_EQ(f->propagate_cancel_method, minor >= 21 ? 1 : 0);
-    EXPECT_EQ(f->cancel_has_cause, minor >= 20 ? 1 : 0);
-    EXPECT_EQ(f->newproc1_callergp_arg, minor == 17 ? 4 : 2);
-    EXPECT_EQ(f->newproc1_has_parked, minor >= 23 ? 1 : 0);
-    EXPECT_EQ(f->exit_hook_gdestroy, minor >= 22 ? 1 : 0);
     EXPECT_EQ(f->g_status_leaked, minor >= 26 ? 10 : -1);
     EXPECT_EQ(f->g_status_dead_extra, minor >= 26 ? 11 : -1);
   }

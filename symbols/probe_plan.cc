@@ -171,17 +171,6 @@ ProbeSite MakeSite(const Decoded& d, uint64_t address, const char* bytes, bool e
   return site;
 }
 
-HookSpec Hook(std::string function, HookKind kind, bool required, std::string args,
-              bool needs_ret = false) {
-  HookSpec h;
-  h.function = std::move(function);
-  h.kind = kind;
-  h.required = required;
-  h.args = std::move(args);
-  h.needs_ret = needs_ret;
-  return h;
-}
-
 }  // namespace
 
 const char* HookKindName(HookKind kind) {
@@ -212,43 +201,28 @@ const char* SiteKindName(SiteKind kind) {
   return "unknown";
 }
 
-// Registers verified against each toolchain's source and, for 1.19-1.27, the DWARF location lists
-// and disassembly of the ctxprog fixtures (probe_plan_test checks the function set). Which variant
-// a release has comes from the facts table (go_facts.h).
+std::vector<const ProbeRow*> ProbeRowsForVersion(const GoVersion& v) {
+  std::vector<const ProbeRow*> rows;
+  if (!IsSupportedGoVersion(v)) return rows;  // releases after the newest are unverified
+  for (const ProbeRow& r : kProbeTable) {
+    if (v.minor >= r.since && (r.until == 0 || v.minor <= r.until)) rows.push_back(&r);
+  }
+  return rows;
+}
+
 std::vector<HookSpec> HooksForVersion(const GoVersion& v) {
-  absl::StatusOr<GoRuntimeFacts> facts = RuntimeFactsForVersion(v);
-  if (!facts.ok()) return {};                         // releases after the newest are unverified
-  const bool cause = facts->cancel_has_cause;         // cancel() gained `cause error`
-  const bool go121 = facts->propagate_cancel_method;  // propagateCancel a method; AfterFunc etc.
   std::vector<HookSpec> hooks;
-
-  if (go121) {
-    hooks.push_back(Hook("context.(*cancelCtx).propagateCancel", HookKind::kContextCreate, true,
-                         "c=AX parent=BX:CX child=DI:SI"));
-  } else {
-    hooks.push_back(Hook("context.propagateCancel", HookKind::kContextCreate, true,
-                         "parent=AX:BX child=CX:DI"));
+  for (const ProbeRow* r : ProbeRowsForVersion(v)) {
+    if (hooks.empty() || hooks.back().function != r->function) {
+      hooks.push_back(HookSpec{r->function, r->hook, r->required});
+    }
+    HookSpec& h = hooks.back();
+    const bool at_start = r->site == SiteKind::kStackCheck;
+    absl::StrAppend(&h.args, h.args.empty() ? "" : " ",
+                    at_start ? "" : absl::StrCat(SiteKindName(r->site), ":"), r->args);
+    h.needs_ret |= !at_start;
+    h.rows.push_back(r);
   }
-
-  const std::string cancel_args = cause ? "c=AX removeFromParent=BL err=CX:DI cause=SI:R8"
-                                        : "c=AX removeFromParent=BL err=CX:DI";
-  // timerCtx and afterFuncCtx cancel through (*cancelCtx).cancel: one probe sees them all.
-  hooks.push_back(Hook("context.(*cancelCtx).cancel", HookKind::kContextCancel, true, cancel_args));
-
-  // The new g is only known at return: RET sites give it in AX.
-  std::string newproc_args;
-  if (facts->newproc1_callergp_arg == 4) {
-    newproc_args = "fn=AX argp=BX narg=CX callergp=DI callerpc=SI ret:newg=AX";
-  } else if (facts->newproc1_has_parked) {
-    newproc_args = "fn=AX callergp=BX callerpc=CX parked=DI waitreason=SI ret:newg=AX";
-  } else {
-    newproc_args = "fn=AX callergp=BX callerpc=CX ret:newg=AX";
-  }
-  hooks.push_back(
-      Hook("runtime.newproc1", HookKind::kGoroutineCreate, true, newproc_args, /*needs_ret=*/true));
-  // 1.22 split goexit0 into gdestroy + schedule; gdestroy also covers coroutine exits.
-  hooks.push_back(Hook(facts->exit_hook_gdestroy ? "runtime.gdestroy" : "runtime.goexit0",
-                       HookKind::kGoroutineExit, true, "gp=AX"));
   return hooks;
 }
 
@@ -379,12 +353,13 @@ absl::StatusOr<ProbeSite> DecodeProbeSite(absl::string_view code, uint64_t addre
 
 namespace {
 
-// newproc's system-stack closure hands the new g to runqput right after newproc1 returns. Empty
-// when the runtime is shaped otherwise (the RET sites then serve).
-absl::StatusOr<std::vector<ProbeSite>> FindHandoffSites(const ElfFile& elf,
-                                                        const Pclntab& pclntab) {
-  absl::StatusOr<Function> closure = pclntab.FindFunction("runtime.newproc.func1");
-  absl::StatusOr<Function> runqput = pclntab.FindFunction("runtime.runqput");
+// The CALLs of `row.calls` in `row.in` (newproc's system-stack closure hands the new g to runqput
+// right after newproc1 returns). Empty when the runtime is shaped otherwise.
+absl::StatusOr<std::vector<ProbeSite>> FindHandoffSites(const ElfFile& elf, const Pclntab& pclntab,
+                                                        const ProbeRow& row) {
+  if (row.in == nullptr || row.calls == nullptr) return std::vector<ProbeSite>();
+  absl::StatusOr<Function> closure = pclntab.FindFunction(row.in);
+  absl::StatusOr<Function> runqput = pclntab.FindFunction(row.calls);
   if (!closure.ok() || !runqput.ok() || closure->end <= closure->entry ||
       closure->end - closure->entry > kMaxFunctionSize) {
     return std::vector<ProbeSite>();
@@ -403,10 +378,14 @@ absl::StatusOr<std::vector<ProbeSite>> FindHandoffSites(const ElfFile& elf,
 
 namespace {
 
+Probe ProbeAt(const ProbeRow& row, SiteKind kind, std::string function, ProbeSite site) {
+  return Probe{row.hook, kind, row.handler, row.order, std::move(function), std::move(site)};
+}
+
 // The probe on a function's own code: its stack-check branch, or its entry (NOSPLIT).
 absl::StatusOr<Probe> FunctionProbe(const ElfFile& elf, const Function& fn, absl::string_view code,
-                                    HookKind hook, ctx_hook handler, ProbePlan& plan) {
-  Probe p{hook, SiteKind::kStackCheck, handler, fn.name, {}};
+                                    const ProbeRow& row, ProbePlan& plan) {
+  Probe p = ProbeAt(row, SiteKind::kStackCheck, fn.name, {});
   absl::StatusOr<ProbeSite> branch = FindStackCheckBranch(code, fn.entry);
   if (branch.ok()) {
     p.site = *std::move(branch);
@@ -423,21 +402,9 @@ absl::StatusOr<Probe> FunctionProbe(const ElfFile& elf, const Function& fn, absl
   return p;
 }
 
-// Goroutine creation: the creator from newproc1's entry when g has no parentGoid, and the new g
-// where newproc.func1 hands it to runqput, or (a runtime shaped otherwise) at newproc1's RETs.
-absl::Status PlanGoroutineCreate(const ElfFile& elf, const Pclntab& pclntab, const Function& fn,
-                                 absl::string_view code, bool g_has_parent_goid, ProbePlan& plan) {
-  const HookKind hook = HookKind::kGoroutineCreate;
-  if (!g_has_parent_goid) {
-    ASSIGN_OR_RETURN(Probe entry, FunctionProbe(elf, fn, code, hook, HOOK_GO_CREATE_ENTRY, plan));
-    plan.probes.push_back(std::move(entry));
-  }
-  ASSIGN_OR_RETURN(std::vector<ProbeSite> handoffs, FindHandoffSites(elf, pclntab));
-  for (ProbeSite& site : handoffs) {
-    plan.probes.push_back({hook, SiteKind::kHandoff, HOOK_GO_CREATE_HANDOFF,
-                           "runtime.newproc.func1", std::move(site)});
-  }
-  if (!handoffs.empty()) return absl::OkStatus();
+// The RET sites of `fn`.
+absl::Status PlanReturns(const ElfFile& elf, const Function& fn, absl::string_view code,
+                         const ProbeRow& row, ProbePlan& plan) {
   absl::StatusOr<std::vector<ProbeSite>> rets = FindRetSites(code, fn.entry);
   if (!rets.ok()) {
     return absl::Status(rets.status().code(), absl::StrCat(fn.name, ": ", rets.status().message()));
@@ -447,37 +414,42 @@ absl::Status PlanGoroutineCreate(const ElfFile& elf, const Pclntab& pclntab, con
   }
   for (ProbeSite& site : *rets) {
     ASSIGN_OR_RETURN(site.file_offset, elf.VaddrToFileOffset(site.address));
-    plan.probes.push_back({hook, SiteKind::kReturn, HOOK_GO_CREATE_RET, fn.name, std::move(site)});
+    plan.probes.push_back(ProbeAt(row, SiteKind::kReturn, fn.name, std::move(site)));
   }
   return absl::OkStatus();
 }
 
-// The probes of one hooked function.
+// The probes of one hooked function, one row at a time. `g_has_parent_goid`: see PlanProbes.
 absl::Status PlanHook(const ElfFile& elf, const Pclntab& pclntab, const HookSpec& hook,
                       const Function& fn, bool g_has_parent_goid, ProbePlan& plan) {
   ASSIGN_OR_RETURN(absl::string_view code, elf.ReadAt(fn.entry, fn.end - fn.entry));
-  ctx_hook handler = HOOK_GO_EXIT;
-  switch (hook.kind) {
-    case HookKind::kGoroutineCreate:
-      return PlanGoroutineCreate(elf, pclntab, fn, code, g_has_parent_goid, plan);
-    case HookKind::kContextCreate:
-      handler = HOOK_CTX_CREATE;
-      break;
-    case HookKind::kContextCancel:
-      handler = HOOK_CTX_CANCEL;
-      break;
-    case HookKind::kGoroutineExit:
-      handler = HOOK_GO_EXIT;
-      break;
+  bool handed_off = false;
+  for (const ProbeRow* row : hook.rows) {
+    if ((row->when == PlaceWhen::kNoParentGoid && g_has_parent_goid) ||
+        (row->when == PlaceWhen::kNoHandoff && handed_off)) {
+      continue;
+    }
+    switch (row->site) {
+      case SiteKind::kStackCheck:
+      case SiteKind::kEntry: {  // a stack check's fallback, never a row's site
+        ASSIGN_OR_RETURN(Probe p, FunctionProbe(elf, fn, code, *row, plan));
+        plan.probes.push_back(std::move(p));
+        break;
+      }
+      case SiteKind::kReturn:
+        RETURN_IF_ERROR(PlanReturns(elf, fn, code, *row, plan));
+        break;
+      case SiteKind::kHandoff: {
+        ASSIGN_OR_RETURN(std::vector<ProbeSite> sites, FindHandoffSites(elf, pclntab, *row));
+        for (ProbeSite& site : sites) {
+          plan.probes.push_back(ProbeAt(*row, SiteKind::kHandoff, row->in, std::move(site)));
+        }
+        handed_off |= !sites.empty();
+        break;
+      }
+    }
   }
-  ASSIGN_OR_RETURN(Probe p, FunctionProbe(elf, fn, code, hook.kind, handler, plan));
-  plan.probes.push_back(std::move(p));
   return absl::OkStatus();
-}
-
-// Endings first (see ProbePlan::probes).
-int AttachRank(HookKind k) {
-  return k == HookKind::kGoroutineExit ? 0 : k == HookKind::kContextCancel ? 1 : 2;
 }
 
 }  // namespace
@@ -515,9 +487,8 @@ absl::StatusOr<ProbePlan> PlanProbes(const ElfFile& elf, const Pclntab& pclntab,
     ASSIGN_OR_RETURN(planned.entry_file_offset, elf.VaddrToFileOffset(fn->entry));
     plan.hooks.push_back(std::move(planned));
   }
-  std::stable_sort(plan.probes.begin(), plan.probes.end(), [](const Probe& a, const Probe& b) {
-    return AttachRank(a.hook) < AttachRank(b.hook);
-  });
+  std::stable_sort(plan.probes.begin(), plan.probes.end(),
+                   [](const Probe& a, const Probe& b) { return a.order < b.order; });
   return plan;
 }
 

@@ -8,31 +8,32 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "bpf/ctxagent.h"  // enum ctx_hook only: what the BPF program does at a probe
 #include "symbols/buildinfo.h"
 #include "symbols/elf_file.h"
 #include "symbols/pclntab.h"
+#include "symbols/probe_table.h"
 
 namespace ctxagent::symbols {
 
-enum class HookKind {
-  kContextCreate,    // propagateCancel: every cancelable context passes here with its parent
-  kContextCancel,    // (*cancelCtx).cancel and friends
-  kGoroutineCreate,  // runtime.newproc1
-  kGoroutineExit,    // runtime.goexit0 / gdestroy
-};
 const char* HookKindName(HookKind kind);
+const char* SiteKindName(SiteKind kind);
 
-// A function to probe and where its arguments are at entry (Go register ABI, amd64).
+// The probe table's rows for `version`, in table order. Empty for unsupported versions.
+std::vector<const ProbeRow*> ProbeRowsForVersion(const GoVersion& version);
+
+// A function to probe: its rows of the probe table for one release.
 struct HookSpec {
   std::string function;
   HookKind kind;
-  bool required = false;   // a binary that uses context but lacks it cannot be traced
-  std::string args;        // human-readable register map, e.g. "c=AX parent=BX:CX child=DI:SI"
+  bool required = true;  // ProbeRow::required
+  // Its rows' registers, those read elsewhere than at its start prefixed with the site, e.g.
+  // "fn=AX callergp=BX callerpc=CX handoff:newg=BX return:newg=AX".
+  std::string args;
   bool needs_ret = false;  // its result matters: its RET instructions, or where it is handed on
+  std::vector<const ProbeRow*> rows;
 };
 
-// The hooks for `version`, in a fixed order. Empty for unsupported versions.
+// The hooks for `version`, in the table's order. Empty for unsupported versions.
 std::vector<HookSpec> HooksForVersion(const GoVersion& version);
 
 struct ProbeSite {
@@ -43,21 +44,12 @@ struct ProbeSite {
   bool emulated = false;     // the kernel emulates it (cheap) rather than single-stepping it
 };
 
-// Where in its function a probe sits.
-enum class SiteKind {
-  kStackCheck,  // the stack-bound check's conditional branch: arguments still in registers
-  kEntry,       // the entry (NOSPLIT functions have no stack check)
-  kReturn,      // a RET
-  kHandoff,     // runtime.newproc.func1's `CALL runtime.runqput` right after newproc1 returned:
-                // the new g is in BX and the kernel emulates the CALL (a RET is single-stepped)
-};
-const char* SiteKindName(SiteKind kind);
-
 // One uprobe, exactly as the tracer attaches it.
 struct Probe {
   HookKind hook;
   SiteKind kind;
-  ctx_hook handler;      // what the BPF program does when it fires
+  ctx_hook handler;  // what the BPF program does when it fires
+  AttachOrder order;
   std::string function;  // whose code the site is in
   ProbeSite site;
 };
@@ -71,9 +63,7 @@ struct PlannedHook {
 
 struct ProbePlan {
   std::vector<PlannedHook> hooks;
-  // Every probe to attach, in attach order: endings (goroutine exit, cancel) before beginnings, so
-  // that whatever is seen starting is seen ending too while the rest are being attached.
-  std::vector<Probe> probes;
+  std::vector<Probe> probes;         // every probe to attach, in attach order (AttachOrder)
   std::vector<std::string> missing;  // optional hooks the binary does not contain (not linked in)
   int entry_fallbacks = 0;           // probes placed on the entry because no stack check was found
 };

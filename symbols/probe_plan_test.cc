@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -239,31 +240,80 @@ TEST(HooksForVersion, RequiredHooksPerVersion) {
     for (const HookSpec& h : hooks) {
       if (h.required) required.push_back(h.function);
     }
+    // Required: timerCtx and afterFuncCtx cancel through (*cancelCtx).cancel, and the
+    // creation hook's stack names a constructor's caller.
     std::vector<std::string> want = {
         minor >= 21 ? "context.(*cancelCtx).propagateCancel" : "context.propagateCancel",
         "context.(*cancelCtx).cancel", "runtime.newproc1",
         minor >= 22 ? "runtime.gdestroy" : "runtime.goexit0"};
     EXPECT_EQ(required, want);
-
     const HookSpec* create = FindHook(hooks, want[0]);
     ASSERT_NE(create, nullptr);
     EXPECT_EQ(create->kind, HookKind::kContextCreate);
-    EXPECT_EQ(create->args,
-              minor >= 21 ? "c=AX parent=BX:CX child=DI:SI" : "parent=AX:BX child=CX:DI");
     const HookSpec* cancel = FindHook(hooks, "context.(*cancelCtx).cancel");
     ASSERT_NE(cancel, nullptr);
     EXPECT_EQ(cancel->args.find("cause=SI:R8") != std::string::npos, minor >= 20);
     const HookSpec* newproc = FindHook(hooks, "runtime.newproc1");
     ASSERT_NE(newproc, nullptr);
-    EXPECT_TRUE(newproc->needs_ret);
     EXPECT_EQ(newproc->args.find("parked=DI") != std::string::npos, minor >= 23);
-    // Only what is probed: timerCtx and afterFuncCtx cancel through (*cancelCtx).cancel, and the
-    // creation hook's stack names a constructor's caller.
-    EXPECT_EQ(hooks.size(), want.size());
     for (const HookSpec& h : hooks) {
       EXPECT_EQ(h.needs_ret, h.function == "runtime.newproc1") << h.function;
-      EXPECT_FALSE(h.args.empty()) << h.function;
-      EXPECT_NE(std::string(HookKindName(h.kind)), "unknown");
+    }
+  }
+}
+
+// Each handler has one row per release (its configuration, go_binary_config.abi, is one word).
+TEST(ProbeTable, OneRowPerHandlerAndRelease) {
+  for (int minor = 17; minor <= 27; ++minor) {
+    SCOPED_TRACE(absl::StrCat("go1.", minor));
+    std::set<ctx_hook> handlers;
+    for (const ProbeRow* r : ProbeRowsForVersion(Go(minor))) {
+      EXPECT_TRUE(handlers.insert(r->handler).second) << r->function;
+      EXPECT_GT(r->handler, 0);
+      EXPECT_LT(r->handler, CTX_HOOKS);
+      EXPECT_EQ(r->site == SiteKind::kHandoff, r->in != nullptr && r->calls != nullptr);
+      EXPECT_NE(r->site, SiteKind::kEntry);  // only where a stack check is missing
+    }
+  }
+}
+
+// The registers a row shows are the ones its handler reads given the row's `abi`
+// (ctxagent.bpf.c: on_create picks parent and child by CREATE_ABI_*, on_go_create_entry callergp
+// by GO_ARGNUM_*).
+TEST(ProbeTable, ShownRegistersAreTheHandlersAbi) {
+  for (const ProbeRow& r : kProbeTable) {
+    SCOPED_TRACE(r.args);
+    const absl::string_view args = r.args;
+    switch (r.handler) {
+      case HOOK_CTX_CREATE:
+        EXPECT_EQ(absl::StrContains(args, "parent=BX:CX child=DI:SI"), r.abi == CREATE_ABI_METHOD);
+        EXPECT_EQ(absl::StrContains(args, "parent=AX:BX child=CX:DI"), r.abi == CREATE_ABI_FUNC);
+        EXPECT_EQ(r.abi == CREATE_ABI_METHOD, r.since >= 21);
+        break;
+      case HOOK_GO_CREATE_ENTRY:
+        EXPECT_EQ(absl::StrContains(args, "callergp=DI"), r.abi == GO_ARGNUM_DI);
+        EXPECT_EQ(absl::StrContains(args, "callergp=BX"), r.abi == GO_ARGNUM_BX);
+        EXPECT_EQ(r.when, PlaceWhen::kNoParentGoid);
+        break;
+      case HOOK_CTX_CANCEL:
+        EXPECT_THAT(args, StartsWith("c=AX removeFromParent=BL err=CX:DI"));
+        EXPECT_EQ(r.abi, 0u);
+        break;
+      case HOOK_GO_CREATE_RET:
+        EXPECT_EQ(args, "newg=AX");
+        EXPECT_EQ(r.abi, 0u);
+        break;
+      case HOOK_GO_CREATE_HANDOFF:
+        EXPECT_EQ(args, "newg=BX");
+        EXPECT_EQ(r.abi, 0u);
+        break;
+      case HOOK_GO_EXIT:
+        EXPECT_EQ(args, "gp=AX");
+        EXPECT_EQ(r.abi, 0u);
+        break;
+      default:
+        EXPECT_EQ(r.abi, 0u) << "a handler told its layout needs its case here";
+        break;
     }
   }
 }
@@ -447,10 +497,9 @@ TEST(ProbePlanFixtures, PlanMatchesObjdump) {
     for (const Probe& p : plan->probes) {
       SCOPED_TRACE(absl::StrCat(p.function, " ", SiteKindName(p.kind)));
       // Endings first: exit, then cancel, then the beginnings.
-      const int r = p.hook == HookKind::kGoroutineExit   ? 0
-                    : p.hook == HookKind::kContextCancel ? 1
-                                                         : 2;
+      const int r = p.handler == HOOK_GO_EXIT ? 0 : p.handler == HOOK_CTX_CANCEL ? 1 : 2;
       EXPECT_GE(r, rank);
+      EXPECT_EQ(IsEnding(p.order), r < 2);
       rank = r;
       ++handlers[p.handler];
       const auto& insns = dis[p.function];

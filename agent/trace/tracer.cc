@@ -19,9 +19,6 @@ namespace ctxagent {
 
 go_binary_config ConfigFor(const symbols::GoBinary& bin) {
   const symbols::GoOffsets& o = bin.offsets();
-  // GoBinary::Open only accepts releases the facts table covers.
-  const symbols::GoRuntimeFacts facts =
-      symbols::RuntimeFactsForVersion(bin.build_info().version).value_or(symbols::GoRuntimeFacts{});
   go_binary_config c{};
   c.g_goid = o.g_goid;
   c.g_parent_goid = o.g_parent_goid;
@@ -29,8 +26,9 @@ go_binary_config ConfigFor(const symbols::GoBinary& bin) {
   c.g_startpc = o.g_startpc;
   c.g_sched_ctxt = o.g_sched + o.gobuf_ctxt;
   c.timerctx_deadline = o.timerctx_deadline;
-  c.create_abi = facts.propagate_cancel_method ? CREATE_ABI_METHOD : CREATE_ABI_FUNC;
-  c.callergp_arg = facts.newproc1_callergp_arg;
+  for (const symbols::ProbeRow* row : symbols::ProbeRowsForVersion(bin.build_info().version)) {
+    c.abi[row->handler] = row->abi;
+  }
   return c;
 }
 
@@ -78,12 +76,6 @@ int OpenAndLoad(bool multi, uint32_t ring_bytes, ctxagent_bpf** out) {
   }
   *out = skel;
   return 0;
-}
-
-// Endings (goroutine exit, cancel) and beginnings are attached as separate groups: the plan's
-// order (endings first) must hold between them, and the reverse at detach.
-bool IsEnding(const symbols::Probe& p) {
-  return p.handler == HOOK_CTX_CANCEL || p.handler == HOOK_GO_EXIT;
 }
 
 uint64_t SumPerCpu(const bpf_map* map, uint32_t key) {
@@ -187,7 +179,11 @@ absl::StatusOr<uint32_t> Tracer::AttachPlan(pid_t pid, const symbols::GoBinary& 
   const std::vector<symbols::Probe>& plan = bin.plan().probes;
   for (size_t first = 0; first < plan.size() && status.ok();) {
     std::vector<const symbols::Probe*> group;
-    for (size_t i = first; i < plan.size() && IsEnding(plan[i]) == IsEnding(plan[first]); ++i) {
+    // Endings and beginnings are attached as separate groups: the plan's order (endings first)
+    // must hold between them, and the reverse at detach.
+    for (size_t i = first; i < plan.size() &&
+                           symbols::IsEnding(plan[i].order) == symbols::IsEnding(plan[first].order);
+         ++i) {
       group.push_back(&plan[i]);
     }
     first += group.size();
