@@ -118,8 +118,8 @@ void State::OnCancelEvent(const ContextCancelled& e) {
   CancelContext(id, ToNs(e.time), e.cause, e.site, e.goid, Seen::kByProbe);
 }
 
-void State::CancelContext(ContextId id, int64_t when, CancelCause cause, SiteId site,
-                          uint64_t goid, Seen seen) {
+void State::CancelContext(ContextId id, int64_t when, CancelCause cause, SiteId site, uint64_t goid,
+                          Seen seen) {
   Ctx* c = MutableCtx(id);
   if (c == nullptr || c->is_cancelled()) return;
   Invalidate();
@@ -320,8 +320,7 @@ void State::Free(absl::flat_hash_map<ContextId, Ctx>::iterator it) {
 }
 
 uint32_t State::InternFunction(const std::string& name) {
-  auto [it, inserted] =
-      function_index_.try_emplace(name, static_cast<uint32_t>(functions_.size()));
+  auto [it, inserted] = function_index_.try_emplace(name, static_cast<uint32_t>(functions_.size()));
   if (inserted) functions_.push_back(name);
   return it->second;
 }

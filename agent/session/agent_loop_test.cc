@@ -140,10 +140,9 @@ TEST_F(AgentLoopTest, TheDriverStopsOrFails) {
 
 // Two ring wakeups closer than the gap batch the next wait, once; not while a binary is probed.
 TEST_F(AgentLoopTest, BatchesABurstOfRingWakeups) {
-  AgentLoop loop({.refresh = absl::Seconds(5),
-                  .first_refresh = T(0),
-                  .min_wake_gap = absl::Milliseconds(50)},
-                 clock_, driver_);
+  AgentLoop loop(
+      {.refresh = absl::Seconds(5), .first_refresh = T(0), .min_wake_gap = absl::Milliseconds(50)},
+      clock_, driver_);
   EXPECT_EQ(loop.Step()->batch, absl::Milliseconds(50));  // no wakeups yet to tell apart
   loop.RingWoke(T(0.1));
   loop.RingWoke(T(1));
