@@ -108,41 +108,40 @@ HttpResponse PprofEndpoints::ServeDelta(const ProcessView& p, const std::string&
   absl::StatusOr<profile::StackSnapshot> first = Take(p, type, **profiler);
   if (!first.ok()) return Failed(first.status());
   const absl::Time at = absl::Now() + absl::Seconds(s);
-  return Later(at, p.pid, type, profile::BuildProfile(type, *first),
-               at + absl::Seconds(kMaxDeltaSeconds));
+  return Later(at, {p.pid, p.process.start_time(), type, profile::BuildProfile(type, *first),
+                    at + absl::Seconds(kMaxDeltaSeconds)});
 }
 
-HttpResponse PprofEndpoints::Later(absl::Time at, pid_t pid, profile::ProfileType type,
-                                   profile::Profile first, absl::Time latest) {
+HttpResponse PprofEndpoints::Later(absl::Time at, Delta delta) {
   HttpResponse later;
   later.at = at;
-  later.then = [this, pid, type, first = std::move(first), latest] {
-    return SecondRead(pid, type, first, latest);
-  };
+  later.then = [this, delta = std::move(delta)] { return SecondRead(delta); };
   return later;
 }
 
-HttpResponse PprofEndpoints::SecondRead(pid_t pid, profile::ProfileType type,
-                                        const profile::Profile& first, absl::Time latest) {
+HttpResponse PprofEndpoints::SecondRead(const Delta& delta) {
   absl::Time due;
   {
     absl::MutexLock l(&mu_);
-    due = processes_[pid].pacer.due();
+    due = processes_[delta.pid].pacer.due();
   }
   // Not the paced copy of the first read: the delta would be empty, its duration zero.
-  if (due > absl::Now() && due <= latest) return Later(due, pid, type, first, latest);
-  HttpResponse out{404, "text/plain", absl::StrCat("pid ", pid, " is no longer traced\n")};
-  provider_->WithProcess(pid, [&](const ProcessView& p) {
+  if (due > absl::Now() && due <= delta.latest) return Later(due, delta);
+  HttpResponse out{404, "text/plain", absl::StrCat("pid ", delta.pid, " is no longer traced\n")};
+  provider_->WithProcess(delta.pid, [&](const ProcessView& p) {
+    if (p.process.start_time() != delta.start_time) return;  // the pid was reused
     auto profiler = profile::GoroutineProfiler::Create(p.binary, p.process, p.goroutine_memory);
     if (!profiler.ok()) {
       out = Failed(profiler.status());
       return;
     }
-    absl::StatusOr<profile::StackSnapshot> second = Take(p, type, **profiler);
-    out = second.ok()
-              ? Rendered(**profiler,
-                         profile::DeltaProfile(first, profile::BuildProfile(type, *second)), 0)
-              : Failed(second.status());
+    absl::StatusOr<profile::StackSnapshot> second = Take(p, delta.type, **profiler);
+    out =
+        second.ok()
+            ? Rendered(
+                  **profiler,
+                  profile::DeltaProfile(delta.first, profile::BuildProfile(delta.type, *second)), 0)
+            : Failed(second.status());
   });
   return out;
 }

@@ -45,12 +45,18 @@ class PprofEndpoints {
   // The answer to `seconds`: the first read now, the delta deferred.
   HttpResponse ServeDelta(const ProcessView& p, const std::string& seconds, int debug,
                           profile::ProfileType type);
-  // A deferred answer: at `at`, the second read of a delta that started with `first`.
-  HttpResponse Later(absl::Time at, pid_t pid, profile::ProfileType type, profile::Profile first,
-                     absl::Time latest);
-  // The second read, or a later one while the pacer holds reads of `pid` back (until `latest`).
-  HttpResponse SecondRead(pid_t pid, profile::ProfileType type, const profile::Profile& first,
-                          absl::Time latest);
+  // A delta waiting for its second read.
+  struct Delta {
+    pid_t pid;
+    uint64_t start_time;  // the process's, so a pid reused meanwhile is not subtracted from
+    profile::ProfileType type;
+    profile::Profile first;
+    absl::Time latest;  // the last time the pacer may hold the second read back to
+  };
+  // A deferred answer: at `at`, the second read of `delta`.
+  HttpResponse Later(absl::Time at, Delta delta);
+  // The second read, or a later one while the pacer holds reads of the process back.
+  HttpResponse SecondRead(const Delta& delta);
 
   struct Paced {
     WorkPacer pacer;
