@@ -382,7 +382,7 @@ TEST(HeapMarkTest, GoroutineStatesCountAgainstTheMemoryCap) {
   MarkLimits limits;
   limits.max_memory = states + 256;  // the states fit, not the mark's own tables beside them
   EXPECT_EQ(h.Mark(limits).status().code(), absl::StatusCode::kResourceExhausted);
-  limits.max_memory = states + (1 << 20);
+  limits.max_memory = states + (4 << 20);  // and the mark's tables and one batch's 1 MiB buffer
   absl::StatusOr<MarkResult> r = h.Mark(limits);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_GE(r->memory, states);

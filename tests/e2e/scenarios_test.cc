@@ -41,9 +41,12 @@ std::vector<std::string> Scenarios() {
   return out;
 }
 
-std::set<Finding> Expected(const std::string& scenario) {
+// `// want: <kind>`, or `// want: <kind> (not go1.N: why)` for a finding sometimes missed on one
+// toolchain: there it is neither required nor a false positive (added to `optional`).
+std::set<Finding> Expected(const std::string& scenario, const std::string& toolchain,
+                           std::set<Finding>& optional) {
   std::set<Finding> out;
-  static const std::regex kWant(R"(//\s*want:\s*([a-z_]+))");
+  static const std::regex kWant(R"(//\s*want:\s*([a-z_]+)(\s*\(not (go[0-9.]+):)?)");
   std::string dir = absl::StrCat(CTXAGENT_SCENARIO_SRC, "/", scenario);
   DIR* d = opendir(dir.c_str());
   while (dirent* e = d ? readdir(d) : nullptr) {
@@ -53,7 +56,8 @@ std::set<Finding> Expected(const std::string& scenario) {
     std::string line;
     for (int n = 1; std::getline(in, line); ++n) {
       std::smatch m;
-      if (std::regex_search(line, m, kWant)) out.insert({m[1], name, n});
+      if (!std::regex_search(line, m, kWant)) continue;
+      (m[3] == toolchain ? optional : out).insert({m[1], name, n});
     }
   }
   if (d) closedir(d);
@@ -96,7 +100,11 @@ std::vector<Outcome> RunAtOnce(const std::string& bin_dir,
     agents.push_back(testing::Child::Start(argv));
   }
   for (size_t i = 0; i < scenarios.size(); ++i) {
-    Outcome o{scenarios[i], Expected(scenarios[i]), {}, agents[i].ReadAll(absl::Seconds(90))};
+    std::set<Finding> optional;
+    Outcome o{scenarios[i],
+              Expected(scenarios[i], bin_dir.substr(bin_dir.rfind('/') + 1), optional),
+              {},
+              agents[i].ReadAll(absl::Seconds(90))};
     EXPECT_EQ(agents[i].Wait(absl::Seconds(10)), 0) << scenarios[i] << ": agent failed:\n" << o.raw;
     bool summary = false;
     for (absl::string_view line : absl::StrSplit(o.raw, '\n', absl::SkipEmpty())) {
@@ -112,6 +120,7 @@ std::vector<Outcome> RunAtOnce(const std::string& bin_dir,
                     j["site"]["line"].get<int>()});
     }
     EXPECT_TRUE(summary) << scenarios[i] << ": no summary in agent output:\n" << o.raw;
+    for (const Finding& f : optional) o.got.erase(f);
     outcomes.push_back(std::move(o));
   }
   for (auto& p : programs) {
