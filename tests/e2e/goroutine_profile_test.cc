@@ -195,6 +195,13 @@ TEST_P(GoroutineProfileTest, EqualsTheRuntimesOwnProfiles) {
   prog.Wait(absl::Seconds(5));
 }
 
+// `ctxagent attach` on `pid`, serving the detail endpoints on `http`.
+testing::Child AttachServing(pid_t pid, int http) {
+  return testing::Child::Start({CTXAGENT_BIN, "attach", std::to_string(pid), "-o", "json",
+                                "--duration=60s", absl::StrCat("--http=127.0.0.1:", http)},
+                               true);
+}
+
 // The same profiles from the detail endpoints (here attach's --http), with net/http/pprof's
 // parameters, paced: a second read at once gets the first answer.
 TEST(PprofEndpointsTest, ServeTheProfilesAsNetHttpPprofDoes) {
@@ -204,10 +211,7 @@ TEST(PprofEndpointsTest, ServeTheProfilesAsNetHttpPprofDoes) {
   testing::Child prog = testing::Child::Start({bin, "-addr", absl::StrCat("127.0.0.1:", port)});
   ASSERT_TRUE(prog.WaitForLine("ready", absl::Seconds(20)));
   const int http = testing::FreeLoopbackPort();
-  testing::Child agent =
-      testing::Child::Start({CTXAGENT_BIN, "attach", std::to_string(prog.pid()), "-o", "json",
-                             "--duration=60s", absl::StrCat("--http=127.0.0.1:", http)},
-                            true);
+  testing::Child agent = AttachServing(prog.pid(), http);
   ASSERT_TRUE(agent.WaitForLine("serving /processes", absl::Seconds(30)));
   absl::SleepFor(absl::Milliseconds(1500));
   const std::string base = absl::StrCat("/processes/", prog.pid(), "/pprof/");
@@ -277,10 +281,7 @@ TEST(PprofEndpointsTest, DeltaCountsWhatChangedWithoutHoldingTheServer) {
   testing::Child prog = testing::Child::Start({bin});
   ASSERT_TRUE(prog.WaitForLine("ready", absl::Seconds(20)));
   const int http = testing::FreeLoopbackPort();
-  testing::Child agent =
-      testing::Child::Start({CTXAGENT_BIN, "attach", std::to_string(prog.pid()), "-o", "json",
-                             "--duration=60s", absl::StrCat("--http=127.0.0.1:", http)},
-                            true);
+  testing::Child agent = AttachServing(prog.pid(), http);
   ASSERT_TRUE(agent.WaitForLine("serving /processes", absl::Seconds(30)));
   const std::string base = absl::StrCat("/processes/", prog.pid(), "/pprof/");
   for (const char* bad : {"goroutine?seconds=0", "goroutine?seconds=x", "goroutine?seconds=61",
