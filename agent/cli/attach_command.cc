@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -133,6 +134,10 @@ RunInfo Info(const AttachRun& r, absl::Time now, const OverheadSample& overhead)
   run.marks.bytes_read = m.bytes_read;
   run.marks.memory = m.memory;
   run.marks.cpu_seconds = m.cpu_seconds;
+  run.marks.contexts = m.contexts.size();
+  run.marks.cancel_funcs_held = std::count_if(m.contexts.begin(), m.contexts.end(),
+                                              [](uint8_t f) { return f & kCancelHeld; });
+  run.marks.context_holds = m.holds.size();
   for (const heap::LeakedGoroutine& l : s.leaks().proven()) {
     run.marks.leaked_goids.push_back(l.state.goid);
   }

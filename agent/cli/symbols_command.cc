@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "agent/view/utf8.h"
+#include "symbols/context_api.h"
 
 namespace ctxagent {
 
@@ -30,6 +31,34 @@ nlohmann::json OffsetsToJson(const GoOffsets& o) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [name, value] : o.Named()) j[name] = value;
   return j;
+}
+
+std::vector<symbols::ConstructorPlan> Constructors(const GoBinary& bin) {
+  return symbols::PlanConstructors(bin.pclntab(), bin.build_info().version);
+}
+
+// "WithCancel.func1 at 0x4a2b40, ..." or "-".
+std::string CancelFuncsText(const symbols::ConstructorPlan& p) {
+  if (p.cancel_funcs.empty()) return "-";
+  return absl::StrJoin(p.cancel_funcs, ", ", [](std::string* out, const symbols::Function& f) {
+    absl::StrAppendFormat(out, "%s at 0x%x", f.name.substr(f.name.find('.') + 1), f.entry);
+  });
+}
+
+nlohmann::json ConstructorsToJson(const GoBinary& bin) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const symbols::ConstructorPlan& p : Constructors(bin)) {
+    nlohmann::json cancel = nlohmann::json::array();
+    for (const symbols::Function& f : p.cancel_funcs) {
+      cancel.push_back({{"name", f.name}, {"address", f.entry}});
+    }
+    out.push_back({{"name", p.constructor->name},
+                   {"in_release", p.in_release},
+                   {"linked", p.linked},
+                   {"observed", p.constructor->observed},
+                   {"cancel_funcs", cancel}});
+  }
+  return out;
 }
 
 }  // namespace
@@ -74,6 +103,7 @@ nlohmann::json SymbolsToJson(const GoBinary& bin) {
           {"offsets", OffsetsToJson(bin.offsets())},
           {"functions", functions},
           {"probes", probes},
+          {"constructors", ConstructorsToJson(bin)},
           {"missing_optional", bin.plan().missing},
           {"entry_fallbacks", bin.plan().entry_fallbacks}};
 }
@@ -107,6 +137,15 @@ std::string SymbolsToText(const GoBinary& bin) {
                           symbols::SiteKindName(p.kind), p.site.address, p.site.file_offset,
                           p.site.instruction,
                           p.site.emulated ? " (emulated)" : " (single-stepped)");
+  }
+  absl::StrAppendFormat(&out, "\ncontext constructors:\n%-26s %-9s %-60s %s\n", "CONSTRUCTOR",
+                        "LINKED", "OBSERVED", "CANCEL FUNCS (what a heap mark looks for)");
+  for (const symbols::ConstructorPlan& p : Constructors(bin)) {
+    absl::StrAppendFormat(&out, "%-26s %-9s %-60s %s\n", p.constructor->name,
+                          !p.in_release ? "(go1." + std::to_string(p.constructor->since) + "+)"
+                          : p.linked    ? "yes"
+                                        : "inlined",
+                          p.constructor->observed, CancelFuncsText(p));
   }
   if (!bin.plan().missing.empty()) {
     absl::StrAppend(&out, "\nnot linked in (optional): ", absl::StrJoin(bin.plan().missing, ", "),

@@ -114,6 +114,15 @@ TEST(SymbolsCommandTest, TextShowsThePlan) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_THAT(r.out, ::testing::HasSubstr("context.(*cancelCtx).propagateCancel"));
   EXPECT_THAT(r.out, ::testing::HasSubstr("(emulated)"));
+  // Every constructor with how it is seen; the last fixture is a 1.21+ one.
+  EXPECT_THAT(r.out, ::testing::ContainsRegex(
+                         "context.WithCancel +yes +propagateCancel probe: a cancelCtx +"
+                         "WithCancel.func1 at 0x[0-9a-f]+\n"));
+  EXPECT_THAT(r.out,
+              ::testing::ContainsRegex("context.WithDeadlineCause .* WithDeadlineCause.func1 "
+                                       "at 0x[0-9a-f]+, WithDeadlineCause.func3 at "));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex(
+                         "context.WithoutCancel +(yes|inlined) +read in parent chains"));
 }
 
 TEST(SymbolsCommandTest, BadInputIsOneLineAndNonZero) {

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "symbols/context_api.h"
 #include "symbols/go_facts.h"
 #include "symbols/go_status.h"
 
@@ -38,6 +39,9 @@ HeapFacts HeapFactsFor(const symbols::GoBinary& bin, uint64_t bias) {
   if (bin.SemtableAddress().ok()) facts.semtable = *bin.SemtableAddress() + bias;
   if (bin.MheapAddress().ok()) facts.mheap = *bin.MheapAddress() + bias;
   if (bin.pclntab().moduledata() != 0) facts.moduledata = bin.pclntab().moduledata() + bias;
+  facts.cancel_funcs = symbols::CancelFuncEntries(
+      symbols::PlanConstructors(bin.pclntab(), bin.build_info().version));
+  for (uint64_t& pc : facts.cancel_funcs) pc += bias;
   facts.frames = [&tab = bin.pclntab(), bias](uint64_t pc) { return tab.FrameMapsAt(pc - bias); };
   return facts;
 }

@@ -44,6 +44,9 @@ struct HeapFacts {
   uint64_t semtable = 0;         // &runtime.semtable (0: not found)
   symbols::GoVersion version;    // its wait reasons
   FrameLookup frames;            // stack maps by PC (empty: every stack scanned conservatively)
+  // Entry PCs of the closures package context returns as a context's own cancel func (and
+  // AfterFunc's stop), sorted (symbols/context_api.h).
+  std::vector<uint64_t> cancel_funcs;
 };
 
 // Where `bin`, loaded at `bias`, keeps its heap and globals (zero where not located), and its

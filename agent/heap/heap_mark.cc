@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "agent/heap/context_facts.h"
 #include "symbols/go_status.h"
 #include "symbols/status_macros.h"
 
@@ -33,7 +34,7 @@ constexpr uint64_t kMaxGap = 256;
 // frees an mspan.
 constexpr uint64_t kMaxTornSpans = 64;
 
-uint64_t Load(const uint8_t* p, int32_t off, int bytes = 8) {
+uint64_t Load(const uint8_t* p, uint64_t off, int bytes = 8) {
   uint64_t v = 0;
   memcpy(&v, p + off, bytes);
   return v;
@@ -58,8 +59,13 @@ static_assert(sizeof(Span) == 64);
 class Marker {
  public:
   Marker(RemoteMemory& memory, const HeapFacts& facts, const std::vector<GoroutineState>& gs,
-         const MarkLimits& limits)
-      : memory_(memory), facts_(facts), o_(facts.offsets), gs_(gs), limits_(limits) {}
+         const MarkLimits& limits, absl::Span<const uint64_t> contexts)
+      : memory_(memory),
+        facts_(facts),
+        o_(facts.offsets),
+        gs_(gs),
+        limits_(limits),
+        contexts_(facts.cancel_funcs, contexts) {}
 
   absl::StatusOr<MarkResult> Run();
 
@@ -78,6 +84,7 @@ class Marker {
   // Marks the object `word` points into, if any; greys it (queues it for scanning) unless it is
   // pointer-free or opaque.
   void MarkWord(uint64_t word);
+  void FindReachedContexts();  // once marking is done: each asked-for context's facts
   absl::Status IndexSpans();
   // Flags the span of `addr`: only marks in such spans look up opaque_ and waiters_.
   void Watch(uint64_t addr) {
@@ -100,6 +107,7 @@ class Marker {
   const symbols::GoOffsets& o_;
   const std::vector<GoroutineState>& gs_;
   const MarkLimits& limits_;
+  ContextFacts contexts_;
   MarkResult result_;
   uint64_t held_ = 0;
 
@@ -334,15 +342,24 @@ void Marker::MarkWord(uint64_t word) {
   }
 }
 
+void Marker::FindReachedContexts() {
+  for (size_t i = 0; i < contexts_.contexts().size(); ++i) {
+    uint64_t index = 0;
+    const Span* s = Find(contexts_.contexts()[i], &index);
+    if (s != nullptr && Test(marked_, s->bit + index)) contexts_.SetReached(i);
+  }
+  result_.contexts = contexts_.TakeFacts();
+  result_.holds = contexts_.TakeHolds();
+}
+
 void Marker::ScanWords(const uint8_t* data, uint64_t len, const std::vector<uint8_t>* mask,
                        uint64_t first_word) {
   for (uint64_t off = 0; off + 8 <= len; off += 8) {
-    if (mask != nullptr) {
-      const uint64_t w = first_word + off / 8;
-      if (w / 8 >= mask->size() || !(((*mask)[w / 8] >> (w % 8)) & 1)) continue;
-    }
-    uint64_t word;
-    memcpy(&word, data + off, 8);
+    const uint64_t word = Load(data, off), w = first_word + off / 8;
+    // Before the mask: a closure on a stack keeps its code word in a slot no stack map calls a
+    // pointer. Any slot, live or dead: a cancel func wrongly held hides a leak, never invents one.
+    if (off + 16 <= len) contexts_.Note(word, Load(data, off + 8));
+    if (mask != nullptr && (w / 8 >= mask->size() || !(((*mask)[w / 8] >> (w % 8)) & 1))) continue;
     if (word >= heap_lo_ && word < heap_hi_) MarkWord(word);
   }
 }
@@ -495,8 +512,8 @@ absl::Status Marker::ScanGoroutine(size_t i) {
   std::vector<Process::ReadRequest> r = {{sp, buffer_.data(), len}};
   RETURN_IF_ERROR(Read(r));
   if (r[0].ok) {
-    const std::vector<uint8_t> mask =
-        StackPointerMask(buffer_.data(), len, sp, g.sched_pc, facts_.frames);
+    const auto mask = StackPointerMask(buffer_.data(), len, sp, g.sched_pc, facts_.frames);
+    contexts_.NoteStack(g.goid, buffer_.data(), len, mask);
     ScanWords(buffer_.data(), len, &mask, 0);
   }
   return absl::OkStatus();
@@ -552,13 +569,14 @@ absl::StatusOr<MarkResult> Marker::Run() {
   // The goroutines' states count against the same cap: one process's marks hold no more.
   uint64_t states = 0;
   for (const GoroutineState& g : gs_) states += HeldBytes(g);
-  RETURN_IF_ERROR(Hold(states));
+  RETURN_IF_ERROR(Hold(states + contexts_.contexts().size()));
   RETURN_IF_ERROR(ReadSpans());
   RETURN_IF_ERROR(ClassifyGoroutines());
   RETURN_IF_ERROR(ScanGlobals());
   // Marking an object a parked goroutine waits on roots that goroutine (MarkWord): one drain
   // reaches the fixed point.
   RETURN_IF_ERROR(Drain());
+  FindReachedContexts();
   for (size_t i = 0; i < gs_.size(); ++i) {
     // As the runtime's profile: the main goroutine parked in `select {}` is not reported (it
     // still counts as leaked for the mark: it roots nothing).
@@ -575,8 +593,8 @@ absl::StatusOr<MarkResult> Marker::Run() {
 
 absl::StatusOr<MarkResult> Mark(RemoteMemory& memory, const HeapFacts& facts,
                                 const std::vector<GoroutineState>& goroutines,
-                                const MarkLimits& limits) {
-  return Marker(memory, facts, goroutines, limits).Run();
+                                const MarkLimits& limits, absl::Span<const uint64_t> contexts) {
+  return Marker(memory, facts, goroutines, limits, contexts).Run();
 }
 
 }  // namespace ctxagent::heap

@@ -29,9 +29,11 @@
 #define CTXAGENT_AGENT_HEAP_HEAP_MARK_H_
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "agent/heap/heap_facts.h"
 #include "agent/lineage/goroutine_state.h"
 
@@ -49,6 +51,12 @@ struct MarkResult {
   // Indexes into the goroutines given to Mark, in order: parked where nothing that can run can
   // reach what they wait on.
   std::vector<size_t> leaked;
+  // Per address of Mark's `contexts`: its ContextFact bits (a cancel func is one of
+  // HeapFacts::cancel_funcs holding the context's address).
+  std::vector<uint8_t> contexts;
+  // (goid, index in Mark's `contexts`): the contexts a goroutine that can run holds in a live
+  // slot of its stack (stacks scanned precisely only: heap/context_facts.h), sorted.
+  std::vector<std::pair<uint64_t, uint32_t>> holds;
   // What the mark saw and did.
   uint64_t spans = 0;           // in-use heap spans
   uint64_t heap_bytes = 0;      // their size
@@ -64,10 +72,11 @@ struct MarkResult {
 // Marks the target's heap. `goroutines` are every goroutine as GoroutineReader::ReadEvery read
 // them (a torn one, known = false, is scanned as a root). FailedPrecondition when the release's
 // heap layout is not tabled; DataLoss when the runtime's structures make no sense;
-// ResourceExhausted past a limit.
+// ResourceExhausted past a limit. `contexts` (sorted addresses of contexts the caller tracks) are
+// the contexts whose facts the result gives.
 absl::StatusOr<MarkResult> Mark(RemoteMemory& memory, const HeapFacts& facts,
                                 const std::vector<GoroutineState>& goroutines,
-                                const MarkLimits& limits);
+                                const MarkLimits& limits, absl::Span<const uint64_t> contexts = {});
 
 }  // namespace ctxagent::heap
 

@@ -191,6 +191,36 @@ TEST(HeapMarkTest, ChannelHeldOnlyByItsWaiterLeaks) {
   EXPECT_EQ(h.Leaked(), std::vector<size_t>{g});
 }
 
+TEST(HeapMarkTest, ContextFactsTellReachedContextsAndHeldCancelFuncs) {
+  FakeHeap h;
+  constexpr uint64_t kCancelFunc = 0x401000, kOtherFunc = 0x401040;
+  h.facts().cancel_funcs = {kCancelFunc};
+  auto closure = [&](int obj, uint64_t fn, uint64_t ctx) {
+    h.Store(FakeHeap::Obj(obj), fn);
+    h.Store(FakeHeap::Obj(obj) + 8, ctx);
+  };
+  // 1: reached, and so is its cancel func.
+  h.Global(0, FakeHeap::Obj(1));
+  h.Global(1, FakeHeap::Obj(10));
+  closure(10, kCancelFunc, FakeHeap::Obj(1));
+  // 2: reached; its cancel func was dropped.
+  h.Global(2, FakeHeap::Obj(2));
+  closure(11, kCancelFunc, FakeHeap::Obj(2));
+  // 3: reached through a closure that is no cancel func.
+  h.Global(3, FakeHeap::Obj(12));
+  closure(12, kOtherFunc, FakeHeap::Obj(3));
+  // 4: a cancel func on a runnable goroutine's stack (a stack-allocated closure).
+  h.Goroutine("", {}, {kCancelFunc, FakeHeap::Obj(4)});
+  // 5: its cancel func on the stack of a goroutine nothing can wake.
+  h.Goroutine("chan receive", {FakeHeap::Obj(20)}, {kCancelFunc, FakeHeap::Obj(5)});
+  const std::vector<uint64_t> contexts = {FakeHeap::Obj(1), FakeHeap::Obj(2), FakeHeap::Obj(3),
+                                          FakeHeap::Obj(4), FakeHeap::Obj(5)};
+  absl::StatusOr<MarkResult> r = heap::Mark(h.memory(), h.facts(), h.goroutines(), {}, contexts);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const uint8_t kBoth = kContextReached | kCancelHeld;
+  EXPECT_EQ(r->contexts, (std::vector<uint8_t>{kBoth, kContextReached, kContextReached, kBoth, 0}));
+}
+
 TEST(HeapMarkTest, GlobalWordsWithoutThePointerBitAreNotRoots) {
   FakeHeap h;
   h.Global(9, FakeHeap::Obj(1));  // word 9: not a pointer per the bitmap

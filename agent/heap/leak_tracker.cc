@@ -128,6 +128,10 @@ std::vector<Finding> GoroutineLeakFindings(absl::Time now, const LeakTracker& tr
   }
   auto taken = [&](const GoroutineState& g) {
     const uint64_t goid = g.goid;
+    // The main goroutine parked for good keeps a server running by design (`select {}` the
+    // runtime's profile leaves out too, or `<-make(chan struct{})` it reports, as esbuild's serve
+    // mode does): not a finding, only in the profile.
+    if (goid == 1) return true;
     if (named.contains(goid) || (g.go_site != kNoSite && go_sites.contains(g.go_site))) {
       return true;
     }
@@ -181,13 +185,13 @@ std::vector<Finding> GoroutineLeakFindings(absl::Time now, const LeakTracker& tr
 absl::StatusOr<bool> MarkAndTrack(RemoteMemory& memory, const HeapFacts& facts,
                                   const MarkLimits& limits, std::vector<GoroutineState> goroutines,
                                   absl::Time now, Decoder& decoder, LeakTracker& tracker,
-                                  MarkResult& result) {
+                                  MarkResult& result, absl::Span<const uint64_t> contexts) {
   // A failed table read leaves those goroutines roots: a miss, never a leak invented.
   if (!facts.sync_waits_on_g) {
     (void)AddSemaphoreWaits(memory, facts.semtable, facts.offsets, facts.version, goroutines);
     AddCondWaits(memory, facts.offsets, facts.version, goroutines);
   }
-  absl::StatusOr<MarkResult> mark = Mark(memory, facts, goroutines, limits);
+  absl::StatusOr<MarkResult> mark = Mark(memory, facts, goroutines, limits, contexts);
   if (!mark.ok()) return mark.status();
   const size_t before = tracker.proven().size();
   bool changed = false;

@@ -57,11 +57,12 @@ class LeakTracker {
 // One mark of `goroutines` (every goroutine, as GoroutineReader::ReadEvery reads them) at `now`,
 // its verdicts given to `tracker`; before Go 1.26 the semaphore table first names what sync waits
 // wait on (heap/sema.h). The goroutines it newly proves leaked are unwound and their blocking line
-// found. Returns whether the proven set changed; the mark's error when it failed.
+// found. `contexts` are passed to Mark. Returns whether the proven set changed; the mark's error
+// when it failed.
 absl::StatusOr<bool> MarkAndTrack(RemoteMemory& memory, const HeapFacts& facts,
                                   const MarkLimits& limits, std::vector<GoroutineState> goroutines,
                                   absl::Time now, Decoder& decoder, LeakTracker& tracker,
-                                  MarkResult& result);
+                                  MarkResult& result, absl::Span<const uint64_t> contexts = {});
 
 // The goroutine_leak findings at `now`: one per blocking line and `go` statement, with the wait
 // reason, counts and ages, and the context a goroutine is bound to where the lineage knows it.

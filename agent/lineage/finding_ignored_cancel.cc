@@ -1,6 +1,6 @@
 // Ignored cancellation (docs/diagnoses.md #4): goroutines started with a context (or a descendant
-// of it) still run past the grace period after it was cancelled; what they do instead is read
-// from memory.
+// of it), or holding it in a live stack slot in the last two heap marks, both past the grace
+// period after it was cancelled, still run; what they do instead is read from memory.
 #include "agent/lineage/lineage_state.h"
 
 namespace ctxagent::lineage_internal {
@@ -24,17 +24,29 @@ std::string Doing(const State& s, uint64_t goid, ContextId id) {
 
 }  // namespace
 
-// Attributed to the first such context the goroutine holds.
+// Attributed to the first such context the goroutine was started with, else holds.
 void FindIgnoredCancels(Evaluation& ev) {
   const State& s = ev.s;
+  const int64_t earlier_mark = s.fact_marks()[1];
   for (uint64_t goid : ev.live) {
     if (ev.used_goroutines.contains(goid)) continue;
     const Go& g = s.GoAt(goid);
-    for (ContextId id : g.bound) {
+    absl::InlinedVector<ContextId, 4> candidates(g.bound.begin(), g.bound.end());
+    const size_t bound = candidates.size();
+    if (auto h = s.held.find(goid); h != s.held.end() && earlier_mark != kNever) {
+      for (ContextId id : h->second) {
+        if (s.HeldInLastMarks(goid, id)) candidates.push_back(id);
+      }
+    }
+    for (size_t k = 0; k < candidates.size(); ++k) {
+      const ContextId id = candidates[k];
       auto [cancelled_at, by] = s.EffectiveCancel(id);
       if (by == nullptr || cancelled_at > ev.settled) continue;
+      // Held: both marks read it after the grace period.
+      if (k >= bound && cancelled_at + ev.grace > earlier_mark) continue;
       const Ctx* c = s.FindCtx(id);
       Group& gr = ev.group(FindingKind::kIgnoredCancel, c->site);
+      if (k >= bound) ++gr.held;
       if (gr.f.related_site == kNoSite) gr.f.related_site = s.OriginCancelSite(by);
       if (gr.doing.empty()) gr.doing = Doing(s, goid, id);
       gr.f.count++;
@@ -54,9 +66,12 @@ std::string ExplainIgnoredCancel(const Evaluation& ev, const Group& gr) {
   const std::string doing = gr.doing.empty()
                                 ? "a select without <-ctx.Done()?"
                                 : absl::StrCat(n == 1 ? "it is " : "the first is ", gr.doing);
+  const char* how = gr.held == 0   ? "started with it"
+                    : gr.held == n ? "holding it (a live stack slot, in the last two heap marks)"
+                                   : "started with it or holding it";
   return absl::StrFormat(
-      "context from %s cancelled %s ago but %d goroutine%s started with it %s still running: %s",
-      SiteString(ev.sites, f.site), FormatAge(f.newest_age), n, n == 1 ? "" : "s",
+      "context from %s cancelled %s ago but %d goroutine%s %s %s still running: %s",
+      SiteString(ev.sites, f.site), FormatAge(f.newest_age), n, n == 1 ? "" : "s", how,
       n == 1 ? "is" : "are", doing);
 }
 

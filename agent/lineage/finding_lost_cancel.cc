@@ -1,8 +1,11 @@
-// Lost cancel and timer build-up (docs/diagnoses.md #2, #5): a site whose uncancelled contexts,
-// dropped by their creators, keep accumulating. A lost cancel may have goroutines parked on its
-// Done channel (read from memory): a goroutine blocked on <-ctx.Done() cannot be the one that
-// cancels it, so under a long-lived parent they wait until the parent ends; they are counted in
-// the finding (the contexts are not orphaned: the parent may still cancel them at shutdown).
+// Lost cancel and timer build-up (docs/diagnoses.md #2, #5): uncancelled contexts nothing can
+// cancel any more. From heap marks (State::has_cancel_facts), a fact per context: none of its
+// cancel funcs was reachable in the last two marks while the context itself was (its parent's
+// children map or a holder keeps it), whatever became of its creator; a site is reported once it
+// has min_count of them. Until two marks have run (or when they stopped), from history: a site
+// whose uncancelled contexts, dropped by their creators, keep accumulating. A lost cancel may have
+// goroutines parked on its Done channel (read from memory): they wait until the parent ends; they
+// are counted in the finding (the contexts are not orphaned: the parent may still cancel them).
 #include "agent/lineage/lineage_state.h"
 
 namespace ctxagent::lineage_internal {
@@ -17,20 +20,27 @@ struct Accumulating {
   std::vector<std::pair<ContextId, const Ctx*>> contexts;
 };
 
-// Uncancelled contexts whose creator is gone, or that are old and whose creator still holds
-// several from the same site (one long-lived context per goroutine and site, like main's root or a
-// connection's context, is normal), not waited on by running goroutines.
+// The facts of the last two marks, else from history: uncancelled contexts whose creator is gone,
+// or that are old and whose creator still holds several from the same site (one long-lived
+// context per goroutine and site, like main's root or a connection's context, is normal), not
+// waited on by running goroutines.
 Accumulating Collect(Evaluation& ev) {
   const State& s = ev.s;
+  const bool facts = s.has_cancel_facts();
+  const absl::Duration far = facts ? ev.options.leak_after : ev.options.far_deadline;
   auto timer_far = [&](const Ctx& c) {
     return c.ckind() == ContextKind::kTimer && c.deadline != kNever &&
-           c.deadline >= ev.now + Ns(ev.options.far_deadline);
+           c.deadline >= ev.now + Ns(far);
   };
-  // A never-cancelled WithCancel is only held (and leaked) by a live cancelable parent's children
-  // map; one rooted at Background/WithoutCancel is garbage once dropped. A far timer is held by
-  // its timer whatever its root.
+  // A never-cancelled WithCancel (or AfterFunc) is leaked by a live cancelable parent's children
+  // map; one rooted at Background/WithoutCancel lives only as long as whatever holds it (net/http
+  // drops its dial contexts' cancel funcs so), garbage once dropped. A far timer is held by its
+  // timer whatever its root. From marks, each must also have been reached.
   auto retained = [&](const Ctx& c) {
-    if (c.ckind() != ContextKind::kCancel) return timer_far(c);
+    if (facts && !(c.flags & kReached)) return false;
+    if (c.ckind() == ContextKind::kTimer || (!facts && c.ckind() != ContextKind::kCancel)) {
+      return timer_far(c);
+    }
     if (c.flags & kUntrackedLink) return true;  // under a cancelable parent made before attach
     const Ctx* p = s.FindCtx(c.parent);
     return p != nullptr && p->live();
@@ -42,8 +52,9 @@ Accumulating Collect(Evaluation& ev) {
       if (s.ParkedOn(goid, id)) ++bound_parked[id];
     }
   }
+  // From marks, goroutines bound to it change nothing: none can cancel it.
   auto unwaited = [&](ContextId id, const Ctx& c) {
-    if (c.bound_live == 0) return true;
+    if (facts || c.bound_live == 0) return true;
     auto it = bound_parked.find(id);
     return it != bound_parked.end() && it->second >= c.bound_live;
   };
@@ -54,21 +65,22 @@ Accumulating Collect(Evaluation& ev) {
   };
   absl::flat_hash_map<std::pair<uint64_t, SiteId>, uint32_t> old_per_creator;
   for (const auto& [id, c] : s.contexts()) {
-    if (eligible(id, c) && c.created <= ev.leak_before && !s.CreatorGone(c.creator_goid, ev.now)) {
+    if (!facts && eligible(id, c) && c.created <= ev.leak_before &&
+        !s.CreatorGone(c.creator_goid, ev.now)) {
       ++old_per_creator[std::make_pair(c.creator_goid, c.site)];
     }
   }
   Accumulating out;
   for (const auto& [id, c] : s.contexts()) {
     if (!eligible(id, c)) continue;
-    bool candidate = s.CreatorGone(c.creator_goid, ev.now);
-    if (!candidate && c.created <= ev.leak_before) {
+    bool candidate = facts ? (c.flags & kCancelLost) != 0 : s.CreatorGone(c.creator_goid, ev.now);
+    if (!facts && !candidate && c.created <= ev.leak_before) {
       auto it = old_per_creator.find(std::make_pair(c.creator_goid, c.site));
       candidate = it != old_per_creator.end() && it->second >= 2;
     }
     if (!candidate) continue;
     Candidates& n = out.per_site[c.site];
-    (c.ckind() == ContextKind::kCancel ? n.lost : n.timer)++;
+    (c.ckind() == ContextKind::kTimer ? n.timer : n.lost)++;
     out.contexts.emplace_back(id, &c);
   }
   return out;
@@ -80,7 +92,9 @@ void FindLostCancels(Evaluation& ev) {
   State& s = ev.s;
   Accumulating acc = Collect(ev);
   for (const auto& [site, n] : acc.per_site) s.site_history.try_emplace(site);
-  // Reported when the count grows, while it holds (Accumulation).
+  // From marks, reported while the site has min_count; from history, when the count grows, while
+  // it holds (Accumulation).
+  const bool facts = s.has_cancel_facts();
   absl::flat_hash_set<std::pair<FindingKind, SiteId>> reported;
   const uint64_t min_count = static_cast<uint64_t>(ev.options.min_count);
   for (auto& [site, agg] : s.site_history) {
@@ -90,17 +104,18 @@ void FindLostCancels(Evaluation& ev) {
          {std::make_tuple(FindingKind::kLostCancel, n.lost, &agg.lost),
           std::make_tuple(FindingKind::kTimerBuildup, n.timer, &agg.timer)}) {
       uint64_t grew = 0;
-      if (!accumulation->Update(count, min_count, &grew)) continue;
+      if (!accumulation->Update(count, min_count, facts, &grew)) continue;
       reported.insert(std::make_pair(kind, site));
       Group& gr = ev.group(kind, site);
       gr.f.count = static_cast<int>(count);
       gr.grew = grew;
+      if (facts) gr.f.proof_marks = {FromNs(s.fact_marks()[1]), FromNs(s.fact_marks()[0])};
     }
   }
   std::sort(acc.contexts.begin(), acc.contexts.end());
   for (const auto& [id, c] : acc.contexts) {
     const FindingKind kind =
-        c->ckind() == ContextKind::kCancel ? FindingKind::kLostCancel : FindingKind::kTimerBuildup;
+        c->ckind() == ContextKind::kTimer ? FindingKind::kTimerBuildup : FindingKind::kLostCancel;
     if (!reported.contains(std::make_pair(kind, c->site))) continue;
     Group& gr = ev.groups[std::make_pair(kind, c->site)];
     gr.AddTime(c->created);
@@ -115,6 +130,14 @@ void FindLostCancels(Evaluation& ev) {
   }
 }
 
+std::string MarksAgo(const Evaluation& ev, const Finding& f) {
+  const absl::Time now = FromNs(ev.now);
+  auto ago = [&](absl::Time t) {
+    return now - t < absl::Seconds(1) ? std::string("just now") : FormatAge(now - t) + " ago";
+  };
+  return absl::StrFormat("in the marks %s and %s", ago(f.proof_marks[0]), ago(f.proof_marks[1]));
+}
+
 std::string ExplainLostCancel(const Evaluation& ev, const Group& gr) {
   const Finding& f = gr.f;
   std::string parked;
@@ -123,6 +146,14 @@ std::string ExplainLostCancel(const Evaluation& ev, const Group& gr) {
         "; %d goroutine%s parked on their Done channels: %s cannot cancel them and will wait "
         "until the parent ends",
         gr.parked, gr.parked == 1 ? " is" : "s are", gr.parked == 1 ? "it" : "they");
+  }
+  if (!f.proof_marks.empty()) {
+    return absl::StrFormat(
+        "%d contexts created at %s are not cancelled and no cancel func of theirs was reachable %s "
+        "(%d more since the last check), while the contexts still were: nothing can cancel them, "
+        "and each stays in its parent's children (or with whatever holds it) until the parent "
+        "ends%s",
+        f.count, SiteString(ev.sites, f.site), MarksAgo(ev, f), gr.grew, parked);
   }
   return absl::StrFormat(
       "%d contexts created at %s were never cancelled after their creators were done (%d more "
@@ -133,6 +164,14 @@ std::string ExplainLostCancel(const Evaluation& ev, const Group& gr) {
 
 std::string ExplainTimerBuildup(const Evaluation& ev, const Group& gr) {
   const Finding& f = gr.f;
+  if (!f.proof_marks.empty()) {
+    return absl::StrFormat(
+        "%d timer contexts created at %s with deadlines at least %s away are not cancelled and no "
+        "cancel func of theirs was reachable %s (%d more since the last check): their timers "
+        "pile up until they fire",
+        f.count, SiteString(ev.sites, f.site), FormatAge(ev.options.leak_after), MarksAgo(ev, f),
+        gr.grew);
+  }
   return absl::StrFormat(
       "%d timer contexts created at %s with deadlines at least %s away are never cancelled (%d "
       "more since the last check): their timers pile up until they fire",

@@ -1,6 +1,7 @@
 // Orphaned Done channel (docs/diagnoses.md #1): a context nothing live can cancel any more while
 // live goroutines wait on it: bound to it (captured when started) or parked on its Done channel
-// (read from memory).
+// (read from memory). From heap marks, nothing can cancel it when no cancel func of it or of any
+// cancelable ancestor was reachable in the last two marks; before, from its creators' history.
 #include "agent/lineage/lineage_state.h"
 
 namespace ctxagent::lineage_internal {
@@ -51,13 +52,14 @@ void FindOrphanedDone(Evaluation& ev) {
     auto it = waited_per_creator.find(std::make_pair(c.creator_goid, c.site));
     return c.created <= ev.leak_before && it != waited_per_creator.end() && it->second >= 2;
   };
+  const bool facts = s.has_cancel_facts();
   auto orphaned = [&](const Ctx& x) {
     // Freed by the GC and never cancelled: nothing holds it, its CancelFunc included (which refers
     // to it), so nothing can ever close the channel its waiters block on.
     if (x.gone() && !x.is_cancelled()) return !(x.flags & kUncertain) && x.created <= ev.settled;
     for (const Ctx* c = &x; c != nullptr; c = s.FindCtx(c->parent)) {
       if (!c->live() || (c->flags & (kUntrackedLink | kUncertain))) return false;
-      if (!creator_done(*c)) return false;
+      if (facts ? !(c->flags & kCancelLost) : !creator_done(*c)) return false;
       if (c->deadline <= ev.now + ev.grace) return false;
       if (c->parent == 0) {
         return c->rkind() == RootKind::kBackground || c->rkind() == RootKind::kWithoutCancel;
@@ -74,6 +76,7 @@ void FindOrphanedDone(Evaluation& ev) {
       continue;
     }
     Group& gr = ev.group(FindingKind::kOrphanedDone, c->site);
+    if (facts) gr.f.proof_marks = {FromNs(s.fact_marks()[1]), FromNs(s.fact_marks()[0])};
     gr.f.count++;
     gr.AddTime(c->created);
     gr.AddExample(id, c->ckind());
@@ -94,11 +97,15 @@ std::string ExplainOrphanedDone(const Evaluation& ev, const Group& gr) {
     parked = absl::StrFormat(" (%d parked on %s Done channel%s)", gr.parked,
                              f.count == 1 ? "its" : "their", f.count == 1 ? "" : "s");
   }
+  const std::string why = f.proof_marks.empty()
+                              ? "creator goroutine exited without cancelling, no deadline due, no "
+                                "live cancelable ancestor"
+                              : absl::StrCat("no cancel func of it or of a cancelable ancestor ",
+                                             "reachable ", MarksAgo(ev, f), ", no deadline due");
   return absl::StrFormat(
-      "%d context%s created at %s can no longer be cancelled (creator goroutine exited without "
-      "cancelling, no deadline due, no live cancelable ancestor) but %d goroutine%s still wait%s "
+      "%d context%s created at %s can no longer be cancelled (%s) but %d goroutine%s still wait%s "
       "on %s%s: they will never wake",
-      f.count, f.count == 1 ? "" : "s", SiteString(ev.sites, f.site), n, n == 1 ? "" : "s",
+      f.count, f.count == 1 ? "" : "s", SiteString(ev.sites, f.site), why, n, n == 1 ? "" : "s",
       n == 1 ? "s" : "", f.count == 1 ? "it" : "them", parked);
 }
 

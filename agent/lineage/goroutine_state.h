@@ -12,6 +12,12 @@
 
 namespace ctxagent {
 
+// What a heap mark (agent/heap/heap_mark.h) read about a tracked context, as bits.
+enum ContextFact : uint8_t {
+  kContextReached = 1,  // an allocated heap object that something able to run reaches
+  kCancelHeld = 2,      // a cancel func of it is reached, or lies on a stack
+};
+
 struct GoroutineState {
   uint64_t goid = 0;  // the runtime's
   uint64_t g = 0;     // its runtime.g

@@ -54,6 +54,18 @@ void ProcessLineage::OnEventsLost() { state_->EventsLost(); }
 
 void ProcessLineage::OnProbesPaused() { state_->ProbesPaused(); }
 
+std::vector<uint64_t> ProcessLineage::ContextAddresses() const {
+  return state_->TrackedAddresses();
+}
+
+bool ProcessLineage::ObserveMark(absl::Time now, const std::vector<uint64_t>& addrs,
+                                 const std::vector<uint8_t>& facts,
+                                 const std::vector<std::pair<uint64_t, uint32_t>>& holds) {
+  return state_->ObserveMark(ToNs(now), addrs, facts, holds);
+}
+
+void ProcessLineage::OnMarksStopped() { state_->MarksStopped(); }
+
 void ProcessLineage::Collect(absl::Time now_time, const FindingOptions& options) {
   // Keep finished nodes one more grace period after they could last have been reported.
   state_->Collect(ToNs(now_time) - 2 * Ns(options.grace));

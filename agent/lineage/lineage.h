@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -97,6 +98,10 @@ struct Finding {
   absl::Duration newest_age;
   std::string explanation;  // one sentence for humans
   std::string wait_reason;  // goroutine_leak: as pprof prints it ("chan send", "sync.Mutex.Lock")
+  // lost_cancel / timer_buildup / orphaned_done decided from heap marks: the two latest marks, both
+  // of which found no cancel func of its contexts reachable (empty: decided from history,
+  // docs/diagnoses.md).
+  std::vector<absl::Time> proof_marks;
 };
 
 struct LineageStats {
@@ -192,6 +197,20 @@ class ProcessLineage {
   // nodes were live at both. Ids are never reused, so nodes that came and went in between leave it
   // unchanged, and so does every finding: each needs a live node.
   uint64_t LiveFingerprint() const;
+
+  // The addresses of the tracked contexts the GC has not freed, sorted: what a heap mark is asked
+  // about.
+  std::vector<uint64_t> ContextAddresses() const;
+  // A heap mark at `now` read `facts` (ContextFact bits) of the contexts at `addrs`, as
+  // ContextAddresses gave them, and which goroutines hold them (goid, index in `addrs`). From the
+  // second such mark on, lost cancel and timer build-up are decided from these facts, and a
+  // goroutine holding a cancelled context in both marks may be ignoring it (docs/diagnoses.md).
+  // Returns whether a finding's input changed.
+  bool ObserveMark(absl::Time now, const std::vector<uint64_t>& addrs,
+                   const std::vector<uint8_t>& facts,
+                   const std::vector<std::pair<uint64_t, uint32_t>>& holds);
+  // The marks stopped (one failed): lost cancel and timer build-up are decided from history again.
+  void OnMarksStopped();
 
   // Findings at `now`. Keeps per-site history between calls (lost cancel / timer build-up need a
   // count that grows across evaluations), so call it periodically.

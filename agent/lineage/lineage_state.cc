@@ -230,11 +230,14 @@ void State::ExitGoroutine(uint64_t goid, int64_t when, Seen seen) {
 
 void State::Collect(int64_t before) {
   Invalidate();
+  // A context a goroutine held in the last mark may be what it ignores.
+  absl::flat_hash_set<ContextId> in_use;
+  for (const auto& [goid, ids] : held) in_use.insert(ids.begin(), ids.end());
   for (auto it = contexts_.begin(); it != contexts_.end();) {
     const Ctx& c = it->second;
     const bool finished = c.is_cancelled() ? c.cancelled <= before : c.gone();
     if (finished && c.bound_live == 0 && c.spawn_refs == 0 &&
-        (c.children == 0 || c.is_cancelled())) {
+        (c.children == 0 || c.is_cancelled()) && !in_use.contains(it->first)) {
       Free(it++);
     } else {
       ++it;
@@ -295,6 +298,57 @@ Go& State::GetGo(uint64_t goid, uint64_t g, int64_t now) {
   }
   if (g != 0) it->second.g = g;
   return it->second;
+}
+
+std::vector<uint64_t> State::TrackedAddresses() const {
+  std::vector<uint64_t> out;
+  out.reserve(by_addr_.size());
+  for (const auto& [addr, id] : by_addr_) out.push_back(addr);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool State::HeldInLastMarks(uint64_t goid, ContextId id) const {
+  auto in = [&](const absl::flat_hash_map<uint64_t, absl::InlinedVector<ContextId, 2>>& m) {
+    auto it = m.find(goid);
+    return it != m.end() && std::find(it->second.begin(), it->second.end(), id) != it->second.end();
+  };
+  return in(held) && in(held_before);
+}
+
+bool State::ObserveMark(int64_t when, const std::vector<uint64_t>& addrs,
+                        const std::vector<uint8_t>& facts,
+                        const std::vector<std::pair<uint64_t, uint32_t>>& holds) {
+  bool changed = false;
+  for (size_t i = 0; i < addrs.size() && i < facts.size(); ++i) {
+    Ctx* c = MutableCtx(ContextAt(addrs[i]));
+    if (c == nullptr || !c->live()) continue;
+    const uint8_t before = c->flags;
+    const bool unheld = !(facts[i] & kCancelHeld);
+    const bool lost = unheld && (c->flags & kCancelUnheld);
+    c->flags &= ~(kCancelUnheld | kCancelLost | kReached);
+    if (unheld) c->flags |= kCancelUnheld;
+    if (lost) c->flags |= kCancelLost;
+    if (facts[i] & kContextReached) c->flags |= kReached;
+    changed |= (before ^ c->flags) & (kCancelLost | kReached);
+  }
+  held_before = std::exchange(held, {});
+  for (const auto& [goid, i] : holds) {
+    if (i >= addrs.size()) continue;
+    if (const ContextId id = ContextAt(addrs[i]); id != 0) held[goid].push_back(id);
+  }
+  changed |= held != held_before;
+  fact_marks_ = {when, fact_marks_[0]};
+  if (changed) Invalidate();
+  return changed;
+}
+
+void State::MarksStopped() {
+  fact_marks_ = {kNever, kNever};
+  held.clear();
+  held_before.clear();
+  for (auto& [id, c] : contexts_) c.flags &= ~(kCancelUnheld | kCancelLost | kReached);
+  Invalidate();
 }
 
 void State::ContextEnded(ContextId id) {

@@ -4,6 +4,7 @@
 #define CTXAGENT_AGENT_LINEAGE_LINEAGE_STATE_H_
 
 #include <algorithm>
+#include <array>
 #include <limits>
 #include <memory>
 #include <string>
@@ -45,6 +46,10 @@ enum CtxFlag : uint8_t {
   kUntrackedLink = 4,  // an untracked cancelable context (made before attach) sits in its chain
   kUncertain = 8,      // live when events were lost: its cancel may have been among them
   kUnobserved = 16,    // live when the probes paused: Reconcile reads its state from memory
+  // Heap marks (State::ObserveMark), while live:
+  kCancelUnheld = 32,  // no cancel func of it was reachable in the last mark
+  kCancelLost = 64,    // ... nor in the mark before
+  kReached = 128,      // it was reachable in the last mark
 };
 
 // Compact context record (80 bytes; 88 with its key in the table). The public ContextNode is built
@@ -124,9 +129,10 @@ struct Accumulation {
   uint64_t prev = 0;
   bool reported = false;
 
-  // The count at this evaluation; returns whether it is reported, and by how much it grew.
-  bool Update(uint64_t n, uint64_t min_count, uint64_t* grew) {
-    reported = n >= min_count && (n > prev || (reported && n == prev));
+  // The count at this evaluation; returns whether it is reported (`facts`: each counted context is
+  // proven, so at min_count; else once it grows, while it holds), and by how much it grew.
+  bool Update(uint64_t n, uint64_t min_count, bool facts, uint64_t* grew) {
+    reported = n >= min_count && (facts || n > prev || (reported && n == prev));
     *grew = n > prev ? n - prev : 0;
     prev = n;
     return reported;
@@ -176,6 +182,15 @@ class State {
   // needs any more.
   void Collect(int64_t before);
 
+  // A heap mark at `when` read `facts` (ContextFact bits) of the contexts at `addrs`, as
+  // TrackedAddresses gave them, and which goroutines hold which of them (goid, index in `addrs`).
+  // Returns whether a context's kCancelLost or kReached, or a goroutine's holdings, changed.
+  bool ObserveMark(int64_t when, const std::vector<uint64_t>& addrs,
+                   const std::vector<uint8_t>& facts,
+                   const std::vector<std::pair<uint64_t, uint32_t>>& holds);
+  // Marks stopped: nothing read before may stand for the present.
+  void MarksStopped();
+
   // What a lost event or a pause makes of live nodes.
   void EventsLost();
   void ProbesPaused();
@@ -200,6 +215,14 @@ class State {
     auto it = by_addr_.find(addr);
     return it == by_addr_.end() ? 0 : it->second;
   }
+  // The addresses of the tracked contexts the GC has not freed, live or cancelled, sorted.
+  std::vector<uint64_t> TrackedAddresses() const;
+  // Whether goroutine `goid` held context `id` in a live stack slot in both of the last two marks.
+  bool HeldInLastMarks(uint64_t goid, ContextId id) const;
+  // When the last two marks that read context facts ran, latest first (kNever: none since the
+  // marks started or resumed): kCancelLost is a fact from both.
+  const std::array<int64_t, 2>& fact_marks() const { return fact_marks_; }
+  bool has_cancel_facts() const { return fact_marks_[1] != kNever; }
   const LineageStats& counters() const { return counters_; }
   uint64_t live_contexts() const { return live_contexts_; }
   uint64_t live_goroutines() const { return live_goroutines_; }
@@ -256,6 +279,8 @@ class State {
   absl::flat_hash_map<ContextId, std::vector<uint64_t>> parked;  // goids parked on its Done channel
   bool observed = false;  // ObserveGoroutines ran once (goroutines at attach are in the tree)
   absl::flat_hash_map<SiteId, SiteHistory> site_history;
+  // The contexts each goroutine held in the last mark and the one before (ObserveMark).
+  absl::flat_hash_map<uint64_t, absl::InlinedVector<ContextId, 2>> held, held_before;
   // View caches, dropped on any mutation.
   bool cached = false;  // something below is filled
   bool children_built = false;
@@ -285,6 +310,7 @@ class State {
   uint64_t live_contexts_ = 0;
   uint64_t live_goroutines_ = 0;
   uint64_t live_sum_ = 0;
+  std::array<int64_t, 2> fact_marks_ = {kNever, kNever};
 };
 
 // Accumulates one (kind, site) finding.
@@ -295,6 +321,7 @@ struct Group {
   int goroutine_total = 0;
   uint64_t grew = 0;  // lost cancel / timer build-up: contexts added since the previous evaluation
   int parked = 0;     // goroutines found parked on the contexts' Done channels (memory)
+  int held = 0;  // ignored cancellation: goroutines found holding the context, not started with it
   bool handed_root = false;  // broken chain: the goroutine was handed a Background-rooted context
   std::string doing;         // ignored cancellation: what its goroutines do instead
   absl::flat_hash_set<SiteId> go_sites;
@@ -351,6 +378,8 @@ void FindBrokenChains(Evaluation& ev);
 void FindOrphanedDone(Evaluation& ev);
 void FindIgnoredCancels(Evaluation& ev);
 void FindLostCancels(Evaluation& ev);  // lost cancel and timer build-up: accumulating contexts
+// "in the marks 32s ago and just now": when the facts behind a finding (its proof_marks) were read.
+std::string MarksAgo(const Evaluation& ev, const Finding& f);
 // The one-sentence explanation of a filled group.
 std::string ExplainBrokenChain(const Evaluation& ev, const Group& gr);
 std::string ExplainOrphanedDone(const Evaluation& ev, const Group& gr);

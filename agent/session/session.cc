@@ -90,17 +90,23 @@ absl::Duration TracingSession::work_pause() const {
 bool TracingSession::MarkHeap(absl::Time now) {
   const double cpu = ThreadCpuSeconds();
   absl::StatusOr<std::vector<GoroutineState>> goroutines = goroutines_.ReadEvery();
+  // The tracked contexts are asked about: whether each is reachable, whether its cancel func is,
+  // and which goroutines hold it.
+  const std::vector<uint64_t> contexts = lineage_.ContextAddresses();
   absl::StatusOr<bool> changed =
       goroutines.ok()
           ? heap::MarkAndTrack(memory_, heap_facts_, options_.mark_limits, *std::move(goroutines),
-                               now, decoder_, leaks_, last_mark_)
+                               now, decoder_, leaks_, last_mark_, contexts)
           : goroutines.status();
   ++marks_;
   next_mark_ = now + options_.mark_every;
-  if (!changed.ok() && process_.Alive()) {
+  if (changed.ok()) {
+    changed = *changed | lineage_.ObserveMark(now, contexts, last_mark_.contexts, last_mark_.holds);
+  } else if (process_.Alive()) {
     // Not a verdict: a target whose runtime makes no sense, or a heap past the cap, is traced on
     // without marks (one mark per process is all it may cost).
     mark_status_ = changed.status();
+    lineage_.OnMarksStopped();
   }
   const double spent = ThreadCpuSeconds() - cpu;
   last_mark_.cpu_seconds = spent;

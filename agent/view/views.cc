@@ -222,6 +222,16 @@ nlohmann::json FindingToJson(const ProcessLineage& lineage, const Finding& f, ab
     j["go_sites"] = go_sites;
   }
   if (!f.wait_reason.empty()) j["wait_reason"] = f.wait_reason;
+  // What decided that nothing can cancel the contexts: the marks that found no cancel func
+  // reachable, or the history of their creators (docs/diagnoses.md).
+  if (f.kind == FindingKind::kLostCancel || f.kind == FindingKind::kTimerBuildup ||
+      f.kind == FindingKind::kOrphanedDone) {
+    nlohmann::json marks = nlohmann::json::array();
+    for (absl::Time t : f.proof_marks)
+      marks.push_back(absl::FormatTime(absl::RFC3339_sec, t, absl::UTCTimeZone()));
+    j["decided_by"] =
+        f.proof_marks.empty() ? nlohmann::json("history") : nlohmann::json({{"marks", marks}});
+  }
   return j;
 }
 
@@ -261,6 +271,9 @@ nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run) 
             {"objects_marked", run.marks.objects_marked},
             {"bytes_read", run.marks.bytes_read},
             {"memory_bytes", run.marks.memory},
+            {"contexts", run.marks.contexts},
+            {"cancel_funcs_held", run.marks.cancel_funcs_held},
+            {"context_holds", run.marks.context_holds},
             {"cpu_s", run.marks.cpu_seconds},
             {"leaked_goroutines", run.marks.leaked_goids.size()},
             {"leaked_goids", run.marks.leaked_goids}}},

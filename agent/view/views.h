@@ -29,6 +29,8 @@ struct RunInfo {
     uint64_t count = 0;
     std::string stopped;
     uint64_t spans = 0, heap_bytes = 0, objects_marked = 0, bytes_read = 0, memory = 0;
+    // Contexts asked about, those with a cancel func held, and (goroutine, context) holds.
+    uint64_t contexts = 0, cancel_funcs_held = 0, context_holds = 0;
     double cpu_seconds = 0;
     std::vector<uint64_t> leaked_goids;
   } marks;

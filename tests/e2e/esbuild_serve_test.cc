@@ -68,10 +68,10 @@ TEST(EsbuildServeTest, PerRequestContextsAreSeenCancelledAndHealthy) {
       {esbuild, absl::StrCat("--serve=127.0.0.1:", port), "--servedir=" + www}, true);
   ASSERT_TRUE(server.WaitForLine("127.0.0.1", absl::Seconds(10))) << "esbuild did not start";
 
-  testing::Child agent =
-      testing::Child::Start({CTXAGENT_BIN, "attach", std::to_string(server.pid()), "-o", "json",
-                             "--duration=6s", "--grace=1s", "--leak_after=2s", "--budget=0"},
-                            /*merge_stderr=*/true);
+  testing::Child agent = testing::Child::Start(
+      {CTXAGENT_BIN, "attach", std::to_string(server.pid()), "-o", "json", "--duration=6s",
+       "--grace=1s", "--leak_after=2s", "--budget=0", "--mark_every=2s"},
+      /*merge_stderr=*/true);
   ASSERT_TRUE(agent.WaitForLine("attached to pid", absl::Seconds(20)));
   constexpr int kRequests = 300;
   int ok = 0;
@@ -90,6 +90,9 @@ TEST(EsbuildServeTest, PerRequestContextsAreSeenCancelledAndHealthy) {
   }
   ASSERT_FALSE(summary.is_null()) << out;
   EXPECT_EQ(findings, 0) << out;
+  // Decided from the heap marks' facts (two at least), not from history alone.
+  EXPECT_GE(summary["heap_marks"]["count"].get<uint64_t>(), 2u) << out;
+  EXPECT_EQ(summary["heap_marks"]["stopped"], "") << out;
   EXPECT_EQ(summary["events_lost"].get<uint64_t>(), 0u);
   // A connection context and a request context per request, each cancelled by its own server code.
   uint64_t per_request = 0, per_conn = 0;

@@ -125,9 +125,16 @@ TEST_P(GoroutineLeakTest, ProvenLeaksEqualTheRuntimesLeakProfile) {
       EXPECT_EQ(runtime_live.count(goid), 0u) << "goroutine " << goid << " is live per the runtime";
       agreed += runtime_leaked.count(goid);
     }
+    std::string missed;
+    for (uint64_t goid : runtime_leaked) {
+      if (v.leaked.count(goid) == 0) {
+        auto it = v.created_by.find(goid);
+        absl::StrAppend(&missed, " ", goid, " (", it == v.created_by.end() ? "?" : it->second, ")");
+      }
+    }
     EXPECT_GE(agreed * 100, static_cast<int>(runtime_leaked.size()) * 95)
-        << agreed << " of the runtime's " << runtime_leaked.size() << "\n"
-        << dump.body;
+        << agreed << " of the runtime's " << runtime_leaked.size() << "; missed:" << missed << "\n"
+        << raw;
     printf("[leaks] go%s: %zu proven leaked, %d of the runtime's %zu, none it calls live\n",
            version.c_str(), v.leaked.size(), agreed, runtime_leaked.size());
   } else {

@@ -1,6 +1,7 @@
-// timer_buildup: a cache gives every entry a one-hour timeout context and appends it to a slice, but never
-// evicts entries nor calls their cancel funcs. Live timers with far deadlines accumulate at -rate per second
-// (each also sits in the root context's children map).
+// timer_buildup: a cache gives every entry a one-hour timeout context and appends it to a slice, but drops
+// the cancel funcs (an entry has no field for them) and never evicts entries. Live timers with far deadlines
+// that nothing can cancel accumulate at -rate per second (each also sits in the root context's children map).
+// (A cache that kept the cancel funcs could still cancel its entries: no timer build-up, however large.)
 //
 // ctxagent must report one "timer build-up" finding at the WithTimeout line, count growing. The root context
 // held by main for the process lifetime is not a finding.
@@ -14,17 +15,17 @@ import (
 )
 
 type entry struct {
-	key    int
-	ctx    context.Context
-	cancel context.CancelFunc
+	key int
+	ctx context.Context
 }
 
 type cache struct{ entries []entry }
 
 func (c *cache) add(parent context.Context, key int) {
+	// BUG: the cancel func is dropped, and entries are never evicted.
 	ctx, cancel := context.WithTimeout(parent, 1*time.Hour) // want: timer_buildup
-	// BUG: entries are never evicted and cancel is never called.
-	c.entries = append(c.entries, entry{key: key, ctx: ctx, cancel: cancel})
+	_ = cancel
+	c.entries = append(c.entries, entry{key: key, ctx: ctx})
 }
 
 func main() {

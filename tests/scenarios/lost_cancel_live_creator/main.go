@@ -1,0 +1,48 @@
+// lost_cancel_live_creator: every event opens a long-lived "connection" whose goroutine derives its
+// context from the server's root and drops the cancel func at once; the goroutine lives on (it
+// polls its context on a ticker), so no creator ever exits and each creator holds one context per
+// site. Nothing can cancel those contexts but the root's end: the root's children map grows by one
+// per connection.
+//
+// ctxagent must report one "lost cancel" at the WithCancel line: the heap marks find the contexts
+// reachable and no cancel func of theirs (a rule over the creators' history sees nothing to blame).
+package main
+
+import (
+	"context"
+	"time"
+
+	"example.com/scenarios/internal/harness"
+)
+
+type conn struct {
+	ctx   context.Context // set by serve, read only by it
+	polls int
+}
+
+var conns []*conn // the server's connection table: every connection stays in it
+
+func (c *conn) serve(root context.Context) {
+	c.ctx, _ = context.WithCancel(root) // want: lost_cancel
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-tick.C:
+			c.polls++
+		}
+	}
+}
+
+func main() {
+	o := harness.Parse()
+	root, stop := context.WithCancel(context.Background()) // lives as long as the process: not a finding
+	defer stop()
+	harness.Run(o, nil, func(i int) {
+		c := &conn{}
+		conns = append(conns, c)
+		go c.serve(root)
+	})
+}
