@@ -82,7 +82,10 @@ TEST_P(GoroutineLeakTest, ProvenLeaksEqualTheRuntimesLeakProfile) {
   const int minor = std::stoi(version.substr(version.find('.') + 1));
   const std::string bin = absl::StrCat(CTXAGENT_LEAKPROG, "/go", version, "/leakprog");
   const int port = testing::FreeLoopbackPort();
-  testing::Child prog = testing::Child::Start({bin, "-addr", absl::StrCat("127.0.0.1:", port)});
+  // Five per pattern: the mark, conservative in heap objects, keeps a leakMutex waiter (its tiny
+  // Mutex shares a block) and in some runs one leakCond waiter alive: 2 of 39 at three per pattern.
+  testing::Child prog = testing::Child::Start(
+      {bin, "-addr", absl::StrCat("127.0.0.1:", port), "-n", "5"});
   ASSERT_TRUE(prog.WaitForLine("ready", absl::Seconds(20)));
   testing::Child agent =
       testing::Child::Start({CTXAGENT_BIN, "attach", std::to_string(prog.pid()), "-o", "json",
@@ -119,7 +122,7 @@ TEST_P(GoroutineLeakTest, ProvenLeaksEqualTheRuntimesLeakProfile) {
     ASSERT_EQ(dump.status, 200);
     std::set<uint64_t> runtime_leaked, runtime_live;
     ParseProfile(dump.body, &runtime_leaked, &runtime_live);
-    ASSERT_GE(runtime_leaked.size(), 30u) << dump.body;
+    ASSERT_GE(runtime_leaked.size(), 50u) << dump.body;
     int agreed = 0;
     for (uint64_t goid : v.leaked) {
       EXPECT_EQ(runtime_live.count(goid), 0u) << "goroutine " << goid << " is live per the runtime";
