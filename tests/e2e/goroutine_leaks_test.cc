@@ -84,8 +84,8 @@ TEST_P(GoroutineLeakTest, ProvenLeaksEqualTheRuntimesLeakProfile) {
   const int port = testing::FreeLoopbackPort();
   // Five per pattern: the mark, conservative in heap objects, keeps a leakMutex waiter (its tiny
   // Mutex shares a block) and in some runs one leakCond waiter alive: 2 of 39 at three per pattern.
-  testing::Child prog = testing::Child::Start(
-      {bin, "-addr", absl::StrCat("127.0.0.1:", port), "-n", "5"});
+  testing::Child prog =
+      testing::Child::Start({bin, "-addr", absl::StrCat("127.0.0.1:", port), "-n", "5"});
   ASSERT_TRUE(prog.WaitForLine("ready", absl::Seconds(20)));
   testing::Child agent =
       testing::Child::Start({CTXAGENT_BIN, "attach", std::to_string(prog.pid()), "-o", "json",
