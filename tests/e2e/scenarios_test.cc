@@ -119,9 +119,11 @@ std::vector<Outcome> RunAtOnce(const std::string& bin_dir,
       if (j["type"] != "finding") continue;
       o.got.insert({j["kind"].get<std::string>(), Base(j["site"]["file"].get<std::string>()),
                     j["site"]["line"].get<int>()});
-      // Marks run every 2 s: what decides a lost cancel or timer build-up is two of them.
-      if (j.contains("decided_by")) {
-        EXPECT_EQ(j["decided_by"].value("marks", nlohmann::json::array()).size(), 2u)
+      // Unpaced marks run every 2 s: what decides that nothing can cancel a finding's contexts is
+      // two of them (under the budget's pacer a mark may come late: history decides meanwhile).
+      if (mode == "full" && j.contains("decided_by")) {
+        const nlohmann::json& d = j["decided_by"];
+        EXPECT_TRUE(d.is_object() && d["marks"].size() == 2u)
             << scenarios[i] << ": not decided by the marks: " << line;
       }
     }
