@@ -21,7 +21,7 @@ import (
 
 type session struct{ cancel context.CancelFunc }
 
-func (s *session) watch(ctx context.Context) { <-ctx.Done() } // want: goroutine_leak (not go1.26: sometimes missed)
+func (s *session) watch(ctx context.Context) { <-ctx.Done() } // want: goroutine_leak (not go1.19, go1.26: sometimes missed)
 
 var never = make(chan int)
 
