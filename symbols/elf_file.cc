@@ -166,6 +166,16 @@ const ElfSection* ElfFile::FindSection(absl::string_view name) const {
   return nullptr;
 }
 
+std::pair<uint64_t, uint64_t> ElfFile::ImageRange() const {
+  uint64_t start = UINT64_MAX, end = 0;
+  for (const ElfSegment& seg : segments_) {
+    if (seg.type != PT_LOAD) continue;
+    start = std::min(start, seg.vaddr);
+    end = std::max(end, seg.vaddr + seg.memsz);
+  }
+  return end == 0 ? std::pair<uint64_t, uint64_t>{0, 0} : std::pair{start, end};
+}
+
 std::pair<uint64_t, uint64_t> ElfFile::ContainingRange(uint64_t vaddr) const {
   for (const ElfSection& s : sections_) {
     if (s.addr != 0 && s.type != SHT_NOBITS && vaddr >= s.addr && vaddr - s.addr < s.size) {

@@ -69,6 +69,8 @@ class ElfFile {
   // The section (or, without section headers, PT_LOAD segment) that holds `vaddr`: [start, end),
   // {0, 0} when none does.
   std::pair<uint64_t, uint64_t> ContainingRange(uint64_t vaddr) const;
+  // What the PT_LOAD segments span in memory, link-time: [start, end), {0, 0} without any.
+  std::pair<uint64_t, uint64_t> ImageRange() const;
   // Bytes of a section in the file (empty for SHT_NOBITS).
   absl::StatusOr<absl::string_view> SectionData(const ElfSection& section) const;
 

@@ -75,6 +75,8 @@ TEST(ElfFileTest, GoFixturesMapSymbolsToFileOffsets) {
     EXPECT_EQ((*elf)->machine(), EM_X86_64);
     EXPECT_EQ((*elf)->is_pie(), f.variant == "pie" || f.variant == "pieext");
     EXPECT_EQ((*elf)->has_symtab(), f.variant != "stripped");
+    const auto [start, end] = (*elf)->ImageRange();
+    EXPECT_TRUE(start <= (*elf)->entry() && (*elf)->entry() < end) << start << " " << end;
     if (f.variant == "stripped") {
       EXPECT_EQ((*elf)->LookupSymbol("main.main").status().code(), absl::StatusCode::kNotFound);
       continue;

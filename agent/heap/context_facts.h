@@ -1,9 +1,9 @@
 // What a heap mark reads about the contexts the lineage tracks (ContextFact bits): whether each is
 // reached, and whether a cancel func of it is. A cancel func is a funcval {code, context}: two
 // consecutive words wherever the mark reads them, the code one of HeapFacts::cancel_funcs. And
-// which goroutines hold which contexts: a live pointer slot of a precisely scanned stack holding a
-// context's address (a value the goroutine will use again; one held through a struct, a closure or
-// a WithValue layer is not seen).
+// which goroutines hold which contexts: from the live pointer slots of a precisely scanned stack,
+// directly or through the small heap objects they point to (closures, structs, WithValue layers:
+// FollowHolds), a value the goroutine will use again.
 #ifndef CTXAGENT_AGENT_HEAP_CONTEXT_FACTS_H_
 #define CTXAGENT_AGENT_HEAP_CONTEXT_FACTS_H_
 
@@ -13,16 +13,30 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "agent/lineage/goroutine_state.h"
+#include "agent/trace/process.h"
 
 namespace ctxagent::heap {
 
+// How to tell WithoutCancel's itab: in the executable's image, with its methods (itab.fun at
+// `itab_fun`) among `methods` (sorted). A Context interface is {itab, data}: what the data word
+// of such a pair points to is not held through it (cancellation does not cross that link).
+struct CutLinks {
+  uint64_t image_lo = 0, image_hi = 0;
+  int32_t itab_fun = -1;
+  const std::vector<uint64_t>* methods = nullptr;  // null or empty: nothing is cut
+};
+
 class ContextFacts {
  public:
-  // `cancel_funcs` and `contexts`: sorted; both must outlive this.
-  ContextFacts(const std::vector<uint64_t>& cancel_funcs, absl::Span<const uint64_t> contexts)
-      : cancel_funcs_(cancel_funcs), contexts_(contexts), facts_(contexts.size()) {
+  // `cancel_funcs`, `contexts` and `cut.methods`: sorted; they must outlive this.
+  ContextFacts(const std::vector<uint64_t>& cancel_funcs, absl::Span<const uint64_t> contexts,
+               CutLinks cut = {})
+      : cancel_funcs_(cancel_funcs), contexts_(contexts), facts_(contexts.size()), cut_(cut) {
     if (!cancel_funcs.empty()) {
       lo_ = cancel_funcs.front();
       hi_ = cancel_funcs.back();
@@ -35,18 +49,25 @@ class ContextFacts {
     if (fn >= lo_ && fn <= hi_) NoteInRange(fn, ctx);
   }
   // Goroutine `goid`'s stack, `len` bytes read at `data`, and its live pointer slots (a bit per
-  // word).
+  // word): the contexts they hold, and the other pointers for FollowHolds.
   void NoteStack(uint64_t goid, const uint8_t* data, uint64_t len,
                  const std::vector<uint8_t>& mask) {
     for (uint64_t w = 0; w < len / 8 && w / 8 < mask.size(); ++w) {
       if (!((mask[w / 8] >> (w % 8)) & 1)) continue;
-      uint64_t word;
+      uint64_t word, prev = 0;
       memcpy(&word, data + w * 8, 8);
-      auto it = std::lower_bound(contexts_.begin(), contexts_.end(), word);
-      if (it == contexts_.end() || *it != word || holds_.size() >= kMaxHolds) continue;
-      holds_.emplace_back(goid, static_cast<uint32_t>(it - contexts_.begin()));
+      if (w > 0) memcpy(&prev, data + w * 8 - 8, 8);
+      NoteWord(goid, word, prev, true);
     }
   }
+  // The contexts held through the objects the stacks' pointers lead to, up to kHoldDepth objects
+  // deep. `object_at(addr, &base)`: the size of the allocated object of a span with pointers that
+  // `addr` points into (0: none, or not to be followed: a g or sudog); `read`: the mark's reads;
+  // `hold`: before each depth, the bytes the walk holds through it (the mark's memory cap).
+  using ObjectAt = absl::FunctionRef<uint64_t(uint64_t addr, uint64_t* base)>;
+  using Read = absl::FunctionRef<absl::Status(std::vector<Process::ReadRequest>&)>;
+  using Hold = absl::FunctionRef<absl::Status(uint64_t bytes)>;
+  absl::Status FollowHolds(ObjectAt object_at, Read read, Hold hold);
   absl::Span<const uint64_t> contexts() const { return contexts_; }
   void SetReached(size_t i) { facts_[i] |= kContextReached; }
   // Per context, its bits.
@@ -59,8 +80,40 @@ class ContextFacts {
   }
   // What one mark may note: 16 bytes each.
   static constexpr size_t kMaxHolds = size_t{1} << 20;
+  // The walk: objects read along one path from a stack; larger objects (maps' buckets, arrays,
+  // big structs) are not followed, a goroutine's holds are what it owns, not what a shared table
+  // lists; per goroutine and depth, objects followed; pointers kept for the next depth; objects
+  // read per depth.
+  static constexpr int kHoldDepth = 4;
+  static constexpr uint64_t kMaxHoldObject = 256;
+  static constexpr size_t kMaxObjectsPerGoroutine = 16;
+  static constexpr size_t kMaxHoldPointers = size_t{1} << 16;
+  static constexpr size_t kMaxHoldReads = size_t{1} << 14;
+  static constexpr size_t kMaxItabReads = size_t{1} << 12;  // candidate itabs read per depth
 
  private:
+  struct Pointer {
+    uint64_t goid, word;
+    uint64_t prev;  // the word before it: the itab when it is an interface's data word
+  };
+  // A word goroutine `goid` holds: a context, or (`follow`) a pointer to follow.
+  void NoteWord(uint64_t goid, uint64_t word, uint64_t prev, bool follow) {
+    auto it = std::lower_bound(contexts_.begin(), contexts_.end(), word);
+    if (it != contexts_.end() && *it == word) {
+      if (holds_.size() < kMaxHolds) {
+        holds_.emplace_back(goid, static_cast<uint32_t>(it - contexts_.begin()));
+      }
+    } else if (follow && word != 0 && pointers_.size() < kMaxHoldPointers) {
+      pointers_.push_back({goid, word, prev});
+    }
+  }
+  bool cuts() const { return cut_.methods != nullptr && !cut_.methods->empty(); }
+  bool MayBeItab(uint64_t word) const {
+    return cuts() && word >= cut_.image_lo && word < cut_.image_hi;
+  }
+  // Drops the pointers that are the data words of WithoutCancel contexts, reading the itabs not
+  // yet known.
+  absl::Status DropCutLinks(Read read);
   void NoteInRange(uint64_t fn, uint64_t ctx) {
     if (!std::binary_search(cancel_funcs_.begin(), cancel_funcs_.end(), fn)) return;
     auto it = std::lower_bound(contexts_.begin(), contexts_.end(), ctx);
@@ -71,6 +124,9 @@ class ContextFacts {
   absl::Span<const uint64_t> contexts_;
   std::vector<uint8_t> facts_;
   std::vector<std::pair<uint64_t, uint32_t>> holds_;
+  CutLinks cut_;
+  std::vector<Pointer> pointers_;                  // for FollowHolds
+  absl::flat_hash_map<uint64_t, bool> cut_itabs_;  // candidate itab -> WithoutCancel's
   uint64_t lo_ = UINT64_MAX, hi_ = 0;
 };
 

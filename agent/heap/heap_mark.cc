@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "agent/heap/context_facts.h"
+#include "agent/heap/heap_span.h"
 #include "symbols/go_status.h"
 #include "symbols/status_macros.h"
 
@@ -34,28 +35,6 @@ constexpr uint64_t kMaxGap = 256;
 // frees an mspan.
 constexpr uint64_t kMaxTornSpans = 64;
 
-uint64_t Load(const uint8_t* p, uint64_t off, int bytes = 8) {
-  uint64_t v = 0;
-  memcpy(&v, p + off, bytes);
-  return v;
-}
-
-// One cache line: MarkWord touches one per word it follows.
-struct alignas(64) Span {
-  uint64_t base = 0;
-  uint64_t bytes = 0;  // npages * page size
-  uint64_t elemsize = 0;
-  uint64_t nelems = 0;
-  uint64_t freeindex = 0;
-  uint64_t allocbits = 0;  // *gcBits in the target
-  uint64_t bit = 0;        // index of its first object in the bitmaps
-  uint32_t div_mul = 0;    // as the runtime's mspan.divMul (0: divide)
-  bool noscan = false;
-  bool watched = false;  // holds an opaque object or one a goroutine waits on
-  bool queued = false;   // holds grey objects, in grey_spans_ or the round being drained
-};
-static_assert(sizeof(Span) == 64);
-
 class Marker {
  public:
   Marker(RemoteMemory& memory, const HeapFacts& facts, const std::vector<GoroutineState>& gs,
@@ -65,7 +44,9 @@ class Marker {
         o_(facts.offsets),
         gs_(gs),
         limits_(limits),
-        contexts_(facts.cancel_funcs, contexts) {}
+        contexts_(facts.cancel_funcs, contexts,
+                  {facts.image_lo, facts.image_hi, o_.itab_fun,
+                   o_.itab_fun >= 0 ? &facts.without_cancel_methods : nullptr}) {}
 
   absl::StatusOr<MarkResult> Run();
 
@@ -85,6 +66,8 @@ class Marker {
   // pointer-free or opaque.
   void MarkWord(uint64_t word);
   void FindReachedContexts();  // once marking is done: each asked-for context's facts
+  // For ContextFacts::FollowHolds: the allocated, scannable object at `addr` (not a g or sudog).
+  uint64_t ObjectAt(uint64_t addr, uint64_t* base) const;
   absl::Status IndexSpans();
   // Flags the span of `addr`: only marks in such spans look up opaque_ and waiters_.
   void Watch(uint64_t addr) {
@@ -342,6 +325,14 @@ void Marker::MarkWord(uint64_t word) {
   }
 }
 
+uint64_t Marker::ObjectAt(uint64_t addr, uint64_t* base) const {
+  uint64_t i = 0;
+  const Span* s = Find(addr, &i);
+  if (s == nullptr || s->noscan || !Test(allocated_, s->bit + i)) return 0;
+  *base = s->base + i * s->elemsize;
+  return s->watched && opaque_.contains(*base) ? 0 : s->elemsize;
+}
+
 void Marker::FindReachedContexts() {
   for (size_t i = 0; i < contexts_.contexts().size(); ++i) {
     uint64_t index = 0;
@@ -576,6 +567,14 @@ absl::StatusOr<MarkResult> Marker::Run() {
   // Marking an object a parked goroutine waits on roots that goroutine (MarkWord): one drain
   // reaches the fixed point.
   RETURN_IF_ERROR(Drain());
+  uint64_t walk = 0;  // what the walk's current depth holds, in place of the one before
+  RETURN_IF_ERROR(
+      contexts_.FollowHolds([this](uint64_t addr, uint64_t* base) { return ObjectAt(addr, base); },
+                            [this](std::vector<Process::ReadRequest>& r) { return Read(r); },
+                            [&](uint64_t bytes) {
+                              held_ -= std::exchange(walk, bytes);
+                              return Hold(bytes);
+                            }));
   FindReachedContexts();
   for (size_t i = 0; i < gs_.size(); ++i) {
     // As the runtime's profile: the main goroutine parked in `select {}` is not reported (it

@@ -54,8 +54,9 @@ struct MarkResult {
   // Per address of Mark's `contexts`: its ContextFact bits (a cancel func is one of
   // HeapFacts::cancel_funcs holding the context's address).
   std::vector<uint8_t> contexts;
-  // (goid, index in Mark's `contexts`): the contexts a goroutine that can run holds in a live
-  // slot of its stack (stacks scanned precisely only: heap/context_facts.h), sorted.
+  // (goid, index in Mark's `contexts`): the contexts a goroutine that can run holds from the live
+  // slots of its stack, directly or through small objects (stacks scanned precisely only:
+  // heap/context_facts.h), sorted.
   std::vector<std::pair<uint64_t, uint32_t>> holds;
   // What the mark saw and did.
   uint64_t spans = 0;           // in-use heap spans

@@ -101,7 +101,8 @@ bool TracingSession::MarkHeap(absl::Time now) {
   ++marks_;
   next_mark_ = now + options_.mark_every;
   if (changed.ok()) {
-    changed = *changed | lineage_.ObserveMark(now, contexts, last_mark_.contexts, last_mark_.holds);
+    const bool facts = lineage_.ObserveMark(now, contexts, last_mark_.contexts, last_mark_.holds);
+    changed = *changed || facts;
   } else if (process_.Alive()) {
     // Not a verdict: a target whose runtime makes no sense, or a heap past the cap, is traced on
     // without marks (one mark per process is all it may cost).

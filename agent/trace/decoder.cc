@@ -49,11 +49,9 @@ absl::Time GoTimeToAbsl(uint64_t wall, int64_t ext) {
 Decoder::Decoder(const symbols::GoBinary& bin, const Process& process, uint64_t bias,
                  SiteTable& sites)
     : bin_(bin), process_(process), bias_(bias), sites_(sites) {
-  for (const auto& seg : bin.elf().segments()) {
-    if (seg.type != PT_LOAD) continue;
-    image_start_ = std::min(image_start_, seg.vaddr + bias);
-    image_end_ = std::max(image_end_, seg.vaddr + seg.memsz + bias);
-  }
+  const auto [start, end] = bin.elf().ImageRange();
+  image_start_ = start + bias;
+  image_end_ = end + bias;
 }
 
 const Decoder::PcInfo& Decoder::Lookup(uint64_t pc) {
@@ -182,7 +180,7 @@ CancelCause Decoder::ClassifyCancel(const __u64* frames, uint32_t n, uint64_t er
   return CancelCause::kOwnCancel;
 }
 
-std::vector<uint64_t> Decoder::CapturedContexts(const __u64* words, bool* background) {
+std::vector<uint64_t> Decoder::CapturedContexts(const __u64* words, bool* uncancelable) {
   // A captured context.Context is an {itab, data} pair among the closure's words. Matching bare
   // words against context addresses would also match any pointer into memory the GC has reused.
   std::vector<uint64_t> out;
@@ -198,9 +196,11 @@ std::vector<uint64_t> Decoder::CapturedContexts(const __u64* words, bool* backgr
         out.push_back(data);
         break;
       }
-      // A value chain ending at Background: the spawner handed over a context nothing can cancel.
-      if (t == ParentLink::Type::kBackground && depth > 0 && background != nullptr) {
-        *background = true;
+      // A value chain ending at Background, or WithoutCancel (whose purpose is the cut): the
+      // spawner handed over a context nothing can cancel. A bare Background is a worker's own root.
+      if (uncancelable != nullptr && (t == ParentLink::Type::kWithoutCancel ||
+                                      (t == ParentLink::Type::kBackground && depth > 0))) {
+        *uncancelable = true;
       }
       if (t != ParentLink::Type::kValue) break;
       uint64_t next[2] = {0, 0};
@@ -260,7 +260,7 @@ absl::StatusOr<DecodedEvent> Decoder::Decode(const ctx_event& raw, const EventCl
       // The `go` statement itself, even inside a library: that is where the goroutine came from.
       if (raw.go_create.gopc != 0) e.go_site = GoSite(raw.go_create.gopc);
       e.start_function = FunctionName(raw.go_create.startpc);
-      e.captured = CapturedContexts(raw.go_create.words, &e.captured_background);
+      e.captured = CapturedContexts(raw.go_create.words, &e.captured_uncancelable);
       return e;
     }
     case EV_GO_EXIT:
