@@ -98,8 +98,9 @@ struct GoroutineCreated {
   std::string start_function;      // e.g. "main.watch" or "main.main.func1"
   std::vector<uint64_t> captured;  // words captured by its function value
   // It captured a Context that no cancellation can reach: WithValue layers over Background/TODO
-  // (`context.WithValue(context.Background(), k, v)` where `WithCancel(ctx)` was meant).
-  bool captured_background = false;
+  // (`context.WithValue(context.Background(), k, v)` where `WithCancel(ctx)` was meant) or a
+  // `context.WithoutCancel` link.
+  bool captured_uncancelable = false;
   uint64_t g = 0;  // its runtime.g (0: unknown)
 };
 

@@ -1,6 +1,7 @@
 // Ignored cancellation (docs/diagnoses.md #4): goroutines started with a context (or a descendant
-// of it), or holding it in a live stack slot in the last two heap marks, both past the grace
-// period after it was cancelled, still run; what they do instead is read from memory.
+// of it), or holding it (from its stack, directly or through closures, structs or WithValue
+// layers) in the last two heap marks, both past the grace period after it was cancelled, still
+// run; what they do instead is read from memory.
 #include "agent/lineage/lineage_state.h"
 
 namespace ctxagent::lineage_internal {
@@ -46,7 +47,10 @@ void FindIgnoredCancels(Evaluation& ev) {
       if (k >= bound && cancelled_at + ev.grace > earlier_mark) continue;
       const Ctx* c = s.FindCtx(id);
       Group& gr = ev.group(FindingKind::kIgnoredCancel, c->site);
-      if (k >= bound) ++gr.held;
+      if (k >= bound) {
+        ++gr.held;
+        gr.f.proof_marks = {FromNs(s.fact_marks()[1]), FromNs(s.fact_marks()[0])};
+      }
       if (gr.f.related_site == kNoSite) gr.f.related_site = s.OriginCancelSite(by);
       if (gr.doing.empty()) gr.doing = Doing(s, goid, id);
       gr.f.count++;
@@ -66,9 +70,10 @@ std::string ExplainIgnoredCancel(const Evaluation& ev, const Group& gr) {
   const std::string doing = gr.doing.empty()
                                 ? "a select without <-ctx.Done()?"
                                 : absl::StrCat(n == 1 ? "it is " : "the first is ", gr.doing);
-  const char* how = gr.held == 0   ? "started with it"
-                    : gr.held == n ? "holding it (a live stack slot, in the last two heap marks)"
-                                   : "started with it or holding it";
+  const std::string how =
+      gr.held == 0   ? "started with it"
+      : gr.held == n ? absl::StrCat("holding it (", MarksAgo(ev, f), ")")
+                     : absl::StrCat("started with it or holding it (", MarksAgo(ev, f), ")");
   return absl::StrFormat(
       "context from %s cancelled %s ago but %d goroutine%s %s %s still running: %s",
       SiteString(ev.sites, f.site), FormatAge(f.newest_age), n, n == 1 ? "" : "s", how,

@@ -129,7 +129,7 @@ void State::FillGoroutineView(uint64_t goid, const Go& g, GoroutineNode& n) cons
     }
   }
   n.before_attach = g.before_attach;
-  n.captured_background = g.captured_background;
+  n.captured_uncancelable = g.captured_uncancelable;
   FillStateView(goid, n);
 }
 

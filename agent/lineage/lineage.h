@@ -53,8 +53,8 @@ struct GoroutineNode {
   ContextId spawner_context = 0;  // live cancelable context the spawner worked under at the `go`
   std::vector<ContextId>
       rooted;  // contexts it created rooted at Background/TODO (first and latest tracked)
-  bool before_attach = false;        // known from memory only: it predates the probes
-  bool captured_background = false;  // started with a WithValue chain over Background/TODO
+  bool before_attach = false;          // known from memory only: it predates the probes
+  bool captured_uncancelable = false;  // started with a context nothing can cancel
   // What it is doing, as last read from memory (null when not read); the contexts whose Done
   // channel it is parked on.
   const GoroutineState* state = nullptr;

@@ -91,7 +91,9 @@ void State::CreateContext(const ContextCreated& e) {
 
   Go& g = GetGo(e.goid, e.g, now);
   g.PushRecent(id);
-  if (c.parent == 0 && c.rkind() == RootKind::kBackground) {
+  // A new root: at Background/TODO, or below a WithoutCancel link (cancellation cannot cross it).
+  if (c.parent == 0 &&
+      (c.rkind() == RootKind::kBackground || c.rkind() == RootKind::kWithoutCancel)) {
     if (g.first_rooted == 0) {
       SetFirstRooted(e.goid, g, id);
       g.first_rooted_site = e.site;
@@ -166,7 +168,7 @@ void State::StartGoroutine(const GoroutineCreated& e) {
   g.started = now;
   g.go_site = e.go_site;
   g.start_function = InternFunction(e.start_function);
-  g.captured_background = e.captured_background;
+  g.captured_uncancelable = e.captured_uncancelable;
   g.before_attach = false;
   if (g.spawner_context == 0) {
     if (const Go* spawner = FindGo(e.parent_goid)) {
@@ -314,6 +316,20 @@ bool State::HeldInLastMarks(uint64_t goid, ContextId id) const {
     return it != m.end() && std::find(it->second.begin(), it->second.end(), id) != it->second.end();
   };
   return in(held) && in(held_before);
+}
+
+bool State::HoldsUnder(uint64_t goid, ContextId ancestor) const {
+  auto h = held.find(goid);
+  if (h == held.end()) return false;
+  for (ContextId id : h->second) {
+    if (!HeldInLastMarks(goid, id)) continue;
+    const Ctx* c = FindCtx(id);
+    for (int depth = 0; c != nullptr && depth < 64; ++depth, c = FindCtx(c->parent)) {
+      if (id == ancestor) return true;
+      id = c->parent;
+    }
+  }
+  return false;
 }
 
 bool State::ObserveMark(int64_t when, const std::vector<uint64_t>& addrs,

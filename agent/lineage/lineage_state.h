@@ -100,15 +100,15 @@ struct Go {
   int64_t exited = kNever;
   ContextId spawner_context = 0;
   ContextId recent[kRecent] = {};
-  // Contexts created directly from Background/TODO: first and latest, so a goroutine that re-roots
-  // in a loop costs nothing per context.
+  // Contexts created directly from Background/TODO or below WithoutCancel: first and latest, so a
+  // goroutine that re-roots in a loop costs nothing per context.
   ContextId first_rooted = 0;
   ContextId last_rooted = 0;
   SiteId first_rooted_site = kNoSite;
   SiteId go_site = kNoSite;
   uint32_t start_function = 0;  // index into State::functions
   absl::InlinedVector<ContextId, 1> bound;
-  bool captured_background = false;  // started with a WithValue chain over Background/TODO
+  bool captured_uncancelable = false;  // started with a context nothing can cancel
   bool before_attach = false;  // known only from memory (runtime.allgs at attach), never probed
   bool uncertain = false;      // alive when events were lost: its exit may have been among them
   bool unobserved = false;  // alive when the probes paused: Reconcile reads its state from memory
@@ -217,8 +217,11 @@ class State {
   }
   // The addresses of the tracked contexts the GC has not freed, live or cancelled, sorted.
   std::vector<uint64_t> TrackedAddresses() const;
-  // Whether goroutine `goid` held context `id` in a live stack slot in both of the last two marks.
+  // Whether goroutine `goid` held context `id` (from its stack: heap/context_facts.h) in both of
+  // the last two marks.
   bool HeldInLastMarks(uint64_t goid, ContextId id) const;
+  // Whether goroutine `goid` held `ancestor` or a descendant of it in both of the last two marks.
+  bool HoldsUnder(uint64_t goid, ContextId ancestor) const;
   // When the last two marks that read context facts ran, latest first (kNever: none since the
   // marks started or resumed): kCancelLost is a fact from both.
   const std::array<int64_t, 2>& fact_marks() const { return fact_marks_; }

@@ -75,10 +75,10 @@ TEST_F(LineageTest, ParentFoundThroughValueAndWithoutCancelLinks) {
   EXPECT_EQ(Node(pre_attach).root, RootKind::kCustom);
 
   EXPECT_THAT(Node(root).children, ElementsAre(Id(via_value), Id(custom_over)));
-  // The creator of Background-rooted contexts records them.
+  // The creator of new roots (at Background or below WithoutCancel) records its first and last.
   const GoroutineNode* g = lin_.FindGoroutine(kMain);
   ASSERT_NE(g, nullptr);
-  EXPECT_THAT(g->rooted, ElementsAre(Id(root)));
+  EXPECT_THAT(g->rooted, ElementsAre(Id(root), Id(detached)));
 }
 
 TEST_F(LineageTest, CancelAttributionOwnParentDeadline) {
@@ -339,6 +339,24 @@ TEST_F(LineageTest, BrokenChain) {
   EXPECT_EQ(f[0].count, 1);
   EXPECT_EQ(f[0].example_kind, ContextKind::kTimer);
   EXPECT_THAT(f[0].explanation, HasSubstr("Background"));
+}
+
+// `context.WithTimeout(context.WithoutCancel(req), time.Hour)`: a new root as much as Background.
+TEST_F(LineageTest, RerootingBelowWithoutCancelIsABrokenChain) {
+  SiteId request = At(30, "main.serve");
+  SiteId reroot = At(90, "main.audit");
+  uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  uint64_t req = Create(kMain, request, Under(root));
+  Go(4, kMain, At(45, "main.serve"), {req}, "main.serve.func1");
+  Create(4, reroot, {{0xc000990000, Link::kWithoutCancel}}, ContextKind::kTimer, absl::Hours(1));
+  Cancel(req, kMain, CancelCause::kOwnCancel, At(33, "main.serve"));
+  Advance(absl::Seconds(6));
+  auto f = Eval();
+  ASSERT_EQ(f.size(), 1u) << Describe(f);
+  EXPECT_EQ(f[0].kind, FindingKind::kBrokenChain);
+  EXPECT_EQ(f[0].site, reroot);
+  EXPECT_EQ(f[0].related_site, request);
+  EXPECT_THAT(f[0].explanation, HasSubstr("WithoutCancel"));
 }
 
 TEST_F(LineageTest, RerootingUnderANeverCancelledContextIsNotBroken) {
@@ -979,7 +997,7 @@ TEST_F(LineageTest, GoroutineHandedABackgroundValueChainIsABrokenChain) {
   e.go_site = go_site;
   e.start_function = "main.worker";
   e.g = GAddr(4);
-  e.captured_background = true;
+  e.captured_uncancelable = true;
   lin_.OnGoroutineCreated(e);
   // A goroutine handed the same chain that ends within grace is fine.
   e.goid = 5;

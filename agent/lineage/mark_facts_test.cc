@@ -181,11 +181,46 @@ TEST_F(MarkFactsTest, GoroutineHoldingACancelledContextIgnoresIt) {
   ASSERT_THAT(Kinds(f), ElementsAre(std::make_pair(std::string("ignored_cancel"), 20)))
       << Describe(f);
   EXPECT_THAT(f[0].goroutines, ElementsAre(2u));
-  EXPECT_THAT(f[0].explanation, HasSubstr("holding it"));
+  EXPECT_THAT(f[0].explanation, HasSubstr("holding it (in the marks 6s ago and just now)"));
+  EXPECT_EQ(f[0].proof_marks.size(), 2u);
   // Dropped by the next mark (it returned): no longer ignoring anything.
   Advance(absl::Seconds(6));
   Mark({}, kHeld, kHeld);
   EXPECT_THAT(Eval(), IsEmpty()) << Describe(Eval());
+}
+
+// A goroutine started under a request that re-roots at Background (a broken chain by history), but
+// the marks find it holding a context derived from the request: the cancellation reaches it, it
+// ignores it.
+TEST_F(MarkFactsTest, RerootedGoroutineHoldingTheChainIgnoresItsCancel) {
+  const SiteId reroot = At(40, "main.refresh");
+  const uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  const uint64_t request = Create(kMain, At(20, "main.main"), Under(root));
+  const uint64_t call = Create(kMain, At(25, "main.main"), Under(request));
+  Go(2, kMain, At(30, "main.main"), {}, "main.refresh");
+  Create(2, reroot, Bg(), ContextKind::kTimer, absl::Hours(1));
+  Cancel(request, kMain, CancelCause::kOwnCancel, At(21, "main.main"));
+  Advance(absl::Seconds(6));
+  std::vector<Finding> f = Eval();
+  ASSERT_THAT(Kinds(f), ElementsAre(std::make_pair(std::string("broken_chain"), 40)))
+      << "history alone: " << Describe(f);
+  EXPECT_TRUE(f[0].proof_marks.empty());
+  // Marks that find it holding nothing under the request confirm the break.
+  Mark({}, kHeld, kHeld);
+  Advance(absl::Seconds(2));
+  Mark({}, kHeld, kHeld);
+  f = Eval();
+  ASSERT_THAT(Kinds(f), ElementsAre(std::make_pair(std::string("broken_chain"), 40)));
+  EXPECT_EQ(f[0].proof_marks.size(), 2u);
+  EXPECT_THAT(f[0].explanation, HasSubstr("just now it held no context derived from it"));
+  Advance(absl::Seconds(2));
+  Mark({}, kHeld, kHeld, 2, call);
+  Advance(absl::Seconds(2));
+  Mark({}, kHeld, kHeld, 2, call);
+  f = Eval();
+  ASSERT_THAT(Kinds(f), ElementsAre(std::make_pair(std::string("ignored_cancel"), 25)))
+      << Describe(f);
+  EXPECT_THAT(f[0].goroutines, ElementsAre(2u));
 }
 
 }  // namespace

@@ -43,10 +43,10 @@ class Decoder {
 
   // Exposed for tests.
   ParentLink::Type ClassifyItab(uint64_t itab);
-  // The cancelable contexts among a new goroutine's captured words. `background` (may be null) is
-  // set when one of them is a Context whose chain holds no cancelable context: WithValue layers
-  // over Background/TODO.
-  std::vector<uint64_t> CapturedContexts(const __u64* words, bool* background = nullptr);
+  // The cancelable contexts among a new goroutine's captured words. `uncancelable` (may be null)
+  // is set when one of them is a Context no cancellation can reach: WithValue layers over
+  // Background/TODO, or a WithoutCancel link anywhere in its chain.
+  std::vector<uint64_t> CapturedContexts(const __u64* words, bool* uncancelable = nullptr);
   CancelCause ClassifyCancel(const __u64* frames, uint32_t n, uint64_t err_itab, SiteId* site);
 
   // The site of a `go` statement from its g.gopc (a return address into the spawner), and the name

@@ -203,6 +203,7 @@ nlohmann::json FindingToJson(const ProcessLineage& lineage, const Finding& f, ab
   nlohmann::json ctx = {{"id", f.example}, {"kind", ContextKindName(f.example_kind)}};
   if (const ContextNode* c = lineage.FindContext(f.example)) {
     ctx["age_s"] = absl::ToDoubleSeconds(now - c->created);
+    ctx["addr"] = absl::StrFormat("%#x", c->addr);
   } else {
     ctx["age_s"] = absl::ToDoubleSeconds(f.newest_age);
   }
@@ -222,10 +223,10 @@ nlohmann::json FindingToJson(const ProcessLineage& lineage, const Finding& f, ab
     j["go_sites"] = go_sites;
   }
   if (!f.wait_reason.empty()) j["wait_reason"] = f.wait_reason;
-  // What decided that nothing can cancel the contexts: the marks that found no cancel func
-  // reachable, or the history of their creators (docs/diagnoses.md).
-  if (f.kind == FindingKind::kLostCancel || f.kind == FindingKind::kTimerBuildup ||
-      f.kind == FindingKind::kOrphanedDone) {
+  // What decided a context finding: the two marks whose facts it rests on (no cancel func
+  // reachable; a cancelled context held; nothing under the spawner's context held), or the
+  // history of the contexts and goroutines alone (docs/diagnoses.md).
+  if (f.kind != FindingKind::kGoroutineLeak) {
     nlohmann::json marks = nlohmann::json::array();
     for (absl::Time t : f.proof_marks)
       marks.push_back(absl::FormatTime(absl::RFC3339_sec, t, absl::UTCTimeZone()));

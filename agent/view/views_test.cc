@@ -63,6 +63,7 @@ TEST_F(ViewsTest, FindingJsonHasTheContract) {
   EXPECT_EQ(j["goroutines"][0]["go_site"]["line"], 30);
   EXPECT_EQ(j["context"]["kind"], "timer");
   EXPECT_NEAR(j["context"]["age_s"].get<double>(), 10.01, 0.001);
+  EXPECT_EQ(j["context"]["addr"], "0x3000");  // what a test program prints with %p
   EXPECT_EQ(j["related_site"]["line"], 30);
 }
 
