@@ -1,8 +1,11 @@
 // The scenario suite end to end: every program of tests/scenarios, built with every toolchain, runs
 // while a real `ctxagent attach` traces it; the findings must be exactly those its source declares
 // with `// want: <kind>` (kind and line), nothing extra. Prints precision and recall per toolchain.
+// A program that records the cancel funcs it drops (harness.Dropped) is also held to them: a lost
+// cancel or timer build-up the heap marks decided names a context it dropped.
 #include <dirent.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <regex>
@@ -15,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "bpf/bpf_testing.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -74,6 +78,7 @@ struct Outcome {
   std::set<Finding> expected, got;
   std::string raw;
   double sampling_ratio = 1;  // share of the time the probes were attached
+  int checked_drops = 0;      // findings checked against what the program dropped
 };
 
 // How the agent's probes are on: "full" (--budget=0), "default" (the default budget: sampling
@@ -85,13 +90,29 @@ std::vector<std::string> ModeFlags(const std::string& mode) {
   return {};
 }
 
+// The addresses a program recorded with harness.Dropped ("dropped 0x...").
+std::set<std::string> Dropped(const std::string& record) {
+  std::set<std::string> out;
+  std::ifstream in(record);
+  for (std::string line; std::getline(in, line);) {
+    absl::string_view v = line;
+    if (absl::ConsumePrefix(&v, "dropped ")) out.emplace(v);
+  }
+  return out;
+}
+
 // Runs these scenarios at once, each traced by its own agent, and returns what each reported.
 std::vector<Outcome> RunAtOnce(const std::string& bin_dir,
                                const std::vector<std::string>& scenarios, const std::string& mode) {
   std::vector<testing::Child> programs, agents;
   std::vector<Outcome> outcomes;
+  auto record = [](const std::string& s) {
+    return absl::StrCat(::testing::TempDir(), "/", getpid(), "-", s, ".record");
+  };
   for (const auto& s : scenarios) {
-    programs.push_back(testing::Child::Start({bin_dir + "/" + s, "-rate", "10"}));
+    unlink(record(s).c_str());
+    programs.push_back(
+        testing::Child::Start({bin_dir + "/" + s, "-rate", "10", "-record", record(s)}));
     EXPECT_TRUE(programs.back().WaitForLine("ready", absl::Seconds(20))) << s << " did not start";
   }
   for (size_t i = 0; i < scenarios.size(); ++i) {
@@ -123,9 +144,24 @@ std::vector<Outcome> RunAtOnce(const std::string& bin_dir,
       if (j["type"] != "finding") continue;
       o.got.insert({j["kind"].get<std::string>(), Base(j["site"]["file"].get<std::string>()),
                     j["site"]["line"].get<int>()});
+      // What the program dropped, checked where the marks decided (history counts held ones too).
+      const bool from_marks = j.contains("decided_by") && j["decided_by"].is_object();
+      if (from_marks && (j["kind"] == "lost_cancel" || j["kind"] == "timer_buildup")) {
+        const std::set<std::string> dropped = Dropped(record(scenarios[i]));
+        if (!dropped.empty()) {
+          EXPECT_TRUE(dropped.count(j["context"].value("addr", "")))
+              << scenarios[i] << ": the finding's context is not one the program dropped: " << line;
+          EXPECT_LE(j["count"].get<size_t>(), dropped.size()) << scenarios[i] << ": " << line;
+          ++o.checked_drops;
+        }
+      }
       // Unpaced marks run every 2 s: what decides that nothing can cancel a finding's contexts is
       // two of them (under the budget's pacer a mark may come late: history decides meanwhile).
-      if (mode == "full" && j.contains("decided_by")) {
+      // A broken chain or an ignored cancellation by goroutines started with the context rests on
+      // history, which the marks may only confirm.
+      const std::string kind = j["kind"];
+      if (mode == "full" &&
+          (kind == "lost_cancel" || kind == "timer_buildup" || kind == "orphaned_done")) {
         const nlohmann::json& d = j["decided_by"];
         EXPECT_TRUE(d.is_object() && d["marks"].size() == 2u)
             << scenarios[i] << ": not decided by the marks: " << line;
@@ -164,9 +200,10 @@ TEST_P(ScenarioSuite, FindingsMatchExpectations) {
     for (Outcome& o : RunAtOnce(bin_dir, some, mode)) outcomes.push_back(std::move(o));
   }
 
-  int tp = 0, fp = 0, fn = 0, sampled = 0;
+  int tp = 0, fp = 0, fn = 0, sampled = 0, checked_drops = 0;
   for (const Outcome& o : outcomes) {
     if (o.sampling_ratio < 1) ++sampled;
+    checked_drops += o.checked_drops;
     for (const Finding& f : o.got) (o.expected.count(f) ? tp : fp)++;
     for (const Finding& f : o.expected) fn += o.got.count(f) ? 0 : 1;
     auto str = [](const std::set<Finding>& s) {
@@ -183,6 +220,8 @@ TEST_P(ScenarioSuite, FindingsMatchExpectations) {
       "recall %.2f (%d of %zu programs sampled)\n",
       version.c_str(), mode.c_str(), tp, fp, fn, tp + fp ? double(tp) / (tp + fp) : 1.0,
       tp + fn ? double(tp) / (tp + fn) : 1.0, sampled, outcomes.size());
+  // Unpaced marks decide every lost cancel and timer build-up: each is checked against the drops.
+  if (mode == "full") EXPECT_GE(checked_drops, 2) << "findings checked against recorded drops";
 }
 
 std::vector<std::string> Versions() {

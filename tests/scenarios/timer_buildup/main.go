@@ -25,6 +25,7 @@ func (c *cache) add(parent context.Context, key int) {
 	// BUG: the cancel func is dropped, and entries are never evicted.
 	ctx, cancel := context.WithTimeout(parent, 1*time.Hour) // want: timer_buildup
 	_ = cancel
+	harness.Dropped(ctx)
 	c.entries = append(c.entries, entry{key: key, ctx: ctx})
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -47,7 +48,16 @@ func Parse() Opts {
 	flag.Float64Var(&o.Rate, "rate", 5, "events per second")
 	flag.Var(seconds{&o.Duration}, "duration", "run time (e.g. 2s, or 2 = seconds); 0 = until killed")
 	flag.BoolVar(&o.Debug, "debug", false, "print runtime.NumGoroutine() and the live heap (after a GC) to stderr every second")
+	recordPath := flag.String("record", "", "append a line per dropped cancel func to this file (Dropped)")
 	flag.Parse()
+	if *recordPath != "" {
+		f, err := os.OpenFile(*recordPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		record.f = f
+	}
 	if o.Rate <= 0 {
 		fmt.Fprintln(os.Stderr, "-rate must be > 0")
 		os.Exit(2)
@@ -79,6 +89,22 @@ func Run(o Opts, stop <-chan struct{}, event func(i int)) {
 		case <-stop:
 			return
 		}
+	}
+}
+
+var record struct {
+	sync.Mutex
+	f *os.File
+}
+
+// Dropped records, with -record, that the program dropped the cancel func of ctx: "dropped <its
+// address>". The end-to-end test checks each lost cancel and timer build-up the agent reports
+// against these lines.
+func Dropped(ctx any) {
+	record.Lock()
+	defer record.Unlock()
+	if record.f != nil {
+		fmt.Fprintf(record.f, "dropped %p\n", ctx)
 	}
 }
 

@@ -1,0 +1,19 @@
+//go:build !go1.21
+
+// Before go1.21 the constructors with a cause are missing: a healthy program, no finding.
+package main
+
+import (
+	"context"
+
+	"example.com/scenarios/internal/harness"
+)
+
+// Per event, a context cancelled at once (an agent attaches only where contexts are in use).
+func main() {
+	harness.Run(harness.Parse(), nil, func(int) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		_ = ctx.Err()
+	})
+}
