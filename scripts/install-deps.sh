@@ -23,9 +23,10 @@ BUILD_PKGS=(cmake make g++ clang bpftool libelf-dev zlib1g-dev libabsl-dev prome
   libzydis-dev libdw-dev nlohmann-json3-dev pkg-config libmicrohttpd-dev)
 # What the tests add: GoogleTest, libFuzzer's runtime, the style checks, the daemon's end-to-end
 # test's own Prometheus server; for the web page's and terminal view's tests headless Chromium (run
-# --no-sandbox as root), fonts for its screenshots, tmux for the terminal sizes.
+# --no-sandbox as root), fonts for its screenshots, tmux for the terminal sizes, and caddy (a real
+# server built by Debian, go1.19, stripped) that tests/e2e/real_servers_test traces.
 TEST_PKGS=(libgtest-dev libgmock-dev libclang-rt-14-dev llvm python3 clang-format prometheus
-  chromium fonts-dejavu-core tmux)
+  chromium fonts-dejavu-core tmux caddy)
 # libbpf >= 1.3 (uprobe_multi links, see agent/trace/tracer.h); bookworm has 1.1.
 LIBBPF_SUITE=bookworm-backports
 LIBBPF_MIN=1:1.3
