@@ -106,10 +106,10 @@ TEST(RealServersTest, CaddyReverseProxyIsSeenCancelledAndHealthy) {
   }
   const std::string dir = TempDir("ctxagent_caddy");
   const int front = testing::FreeLoopbackPort(), back = testing::FreeLoopbackPort();
-  std::ofstream(dir + "/Caddyfile") << absl::StrCat(
-      "{\n\tadmin off\n\tauto_https off\n}\n", "http://127.0.0.1:", front,
-      " {\n\treverse_proxy 127.0.0.1:", back, "\n}\n", "http://127.0.0.1:", back, " {\n\troot * ",
-      dir, "\n\tfile_server\n}\n");
+  std::ofstream(dir + "/Caddyfile")
+      << absl::StrCat("{\n\tadmin off\n\tauto_https off\n}\n", "http://127.0.0.1:", front,
+                      " {\n\treverse_proxy 127.0.0.1:", back, "\n}\n", "http://127.0.0.1:", back,
+                      " {\n\troot * ", dir, "\n\tfile_server\n}\n");
   // Its state (autosaved config, certificates) under the test's directory, not the user's.
   testing::Child server = testing::Child::Start(
       {"/usr/bin/env", "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir, caddy, "run", "--adapter",
