@@ -21,28 +21,29 @@ uint64_t CtxTerm(ContextId id) { return Mix(2 * id); }
 
 void State::ResolveParent(const ContextCreated& e, Ctx& c) const {
   // Nearest tracked cancelable ancestor, through WithValue layers. WithoutCancel cuts propagation,
-  // so the chain ends there; a custom Context is a root unless a known ancestor shows up further
-  // up.
+  // so the chain ends there; a custom Context is a root unless a cancelable ancestor shows up
+  // further up (one over Background may have a Done of its own).
   RootKind root = RootKind::kCustom;  // a chain cut short: we cannot tell, assume it may cancel
   bool resolved = false;
+  bool custom = false;  // a custom Context below what the chain reached: it may cancel
   for (const ParentLink& link : e.parents) {
     if (link.type == ParentLink::Type::kCancelable) {
-      if (const ContextId parent = ContextAt(link.data); parent != 0) {
+      if (const ContextId parent = ContextAt(link.data); parent != 0 && !kept_.contains(parent)) {
         c.parent = parent;
         resolved = true;
         break;
       }
       c.flags |= kUntrackedLink;
     } else if (link.type == ParentLink::Type::kWithoutCancel) {
-      root = RootKind::kWithoutCancel;
+      root = custom ? RootKind::kCustom : RootKind::kWithoutCancel;
       resolved = true;
       break;
     } else if (link.type == ParentLink::Type::kBackground) {
-      root = RootKind::kBackground;
+      root = custom ? RootKind::kCustom : RootKind::kBackground;
       resolved = true;
       break;
     } else if (link.type == ParentLink::Type::kOther) {
-      root = RootKind::kCustom;
+      custom = true;
     }
   }
   // Unresolved, or hanging from a cancelable context made before attach: something may still cancel
@@ -152,6 +153,7 @@ void State::ContextGone(ContextId id) {
   if (c == nullptr) return;
   Invalidate();
   if (auto a = by_addr_.find(c->addr); a != by_addr_.end() && a->second == id) by_addr_.erase(a);
+  kept_.erase(id);
   if (c->live()) ContextEnded(id);
   c->flags |= kGone;
 }
@@ -266,9 +268,14 @@ void State::ProbesPaused() {
     if (c.live()) c.flags |= kUnobserved;
   }
   // Ended contexts' addresses may be reused unseen while detached: a later window must not take a
-  // new context there for them (a child would hang under a cancelled parent).
+  // new context there for them (a child would hang under a cancelled parent). Cancelled ones are
+  // kept (see kept()): a goroutine may hold them, which the marks ask about by address.
   absl::erase_if(by_addr_, [&](const auto& kv) {
     const Ctx* c = FindCtx(kv.second);
+    if (c != nullptr && c->is_cancelled() && !c->gone()) {
+      kept_.insert(kv.second);
+      return false;
+    }
     return c == nullptr || !c->live();
   });
   for (auto& [goid, g] : goroutines_) {
@@ -385,6 +392,7 @@ void State::Free(absl::flat_hash_map<ContextId, Ctx>::iterator it) {
   }
   if (Ctx* p = MutableCtx(c.parent); p != nullptr && p->children > 0) --p->children;
   if (c.live()) ContextEnded(it->first);
+  kept_.erase(it->first);
   ++counters_.freed_contexts;
   contexts_.erase(it);
 }

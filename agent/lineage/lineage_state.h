@@ -191,7 +191,9 @@ class State {
   // Marks stopped: nothing read before may stand for the present.
   void MarksStopped();
 
-  // What a lost event or a pause makes of live nodes.
+  // What a lost event or a pause makes of live nodes. A pause keeps the addresses of cancelled
+  // contexts (a goroutine may hold one: an ignored cancellation), which Reconcile then checks
+  // still hold a cancelled context at every read (kept()).
   void EventsLost();
   void ProbesPaused();
   void MakeUncertain(ContextId id);
@@ -199,6 +201,10 @@ class State {
 
   // Reads.
   const absl::flat_hash_map<ContextId, Ctx>& contexts() const { return contexts_; }
+  // Cancelled contexts whose addresses a pause kept: no new context hangs under one (its memory
+  // may hold another by now: ResolveParent), and a read that finds no cancelled context there
+  // ends it (ContextGone).
+  const absl::flat_hash_set<ContextId>& kept() const { return kept_; }
   const absl::flat_hash_map<uint64_t, Go>& goroutines() const { return goroutines_; }
   const Ctx* FindCtx(ContextId id) const {
     if (id == 0) return nullptr;
@@ -304,6 +310,7 @@ class State {
 
   absl::flat_hash_map<ContextId, Ctx> contexts_;
   absl::flat_hash_map<uint64_t, ContextId> by_addr_;  // newest non-gone context per address
+  absl::flat_hash_set<ContextId> kept_;
   absl::flat_hash_map<uint64_t, Go> goroutines_;
   absl::flat_hash_map<SiteId, SiteCount> site_counts_;
   std::vector<std::string> functions_{""};

@@ -105,6 +105,33 @@ class LineageTest : public ::testing::Test {
   FindingOptions opts_;  // grace 5s, leak_after 30s, min_count 3, far_deadline 10m
 };
 
+// The target's memory as a test wants it: everything live unless told otherwise.
+class FakeMemory : public LivenessOracle {
+ public:
+  absl::flat_hash_map<uint64_t, State> contexts;    // by address
+  absl::flat_hash_map<uint64_t, State> goroutines;  // by g
+  int context_queries = 0, goroutine_queries = 0;
+  // A query without a parent word is for a cancelled context whose address a pause kept: still
+  // there (ended) unless told otherwise.
+  std::vector<State> Contexts(const std::vector<ContextQuery>& q) override {
+    std::vector<State> out;
+    for (const ContextQuery& c : q) {
+      ++context_queries;
+      const State otherwise = c.parent_word == 0 ? State::kEnded : State::kLive;
+      out.push_back(contexts.contains(c.addr) ? contexts[c.addr] : otherwise);
+    }
+    return out;
+  }
+  std::vector<State> Goroutines(const std::vector<GoroutineQuery>& q) override {
+    std::vector<State> out;
+    for (const GoroutineQuery& g : q) {
+      ++goroutine_queries;
+      out.push_back(goroutines.contains(g.g) ? goroutines[g.g] : State::kLive);
+    }
+    return out;
+  }
+};
+
 }  // namespace ctxagent
 
 #endif  // CTXAGENT_AGENT_LINEAGE_LINEAGE_TEST_FIXTURE_H_

@@ -189,6 +189,35 @@ TEST_F(MarkFactsTest, GoroutineHoldingACancelledContextIgnoresIt) {
   EXPECT_THAT(Eval(), IsEmpty()) << Describe(Eval());
 }
 
+// Sampling: the probes pause after a request was cancelled; its address is kept, so the marks still
+// find the worker holding it, until a read finds no cancelled context there any more.
+TEST_F(MarkFactsTest, HeldCancelledContextIsFoundAcrossAPause) {
+  const uint64_t root = Create(kMain, At(10, "main.main"), Bg());
+  Go(2, kMain, At(11, "main.main"), {root}, "main.worker");
+  const uint64_t request = Create(kMain, At(20, "main.main"), Under(root));
+  Cancel(request, kMain, CancelCause::kOwnCancel, At(21, "main.main"));
+  lin_.OnProbesPaused();
+  FakeMemory memory;
+  Advance(absl::Seconds(6));
+  lin_.Reconcile(now_, memory);
+  Mark({}, kHeld, kHeld, 2, request);
+  Advance(absl::Seconds(2));
+  lin_.Reconcile(now_, memory);
+  Mark({}, kHeld, kHeld, 2, request);
+  std::vector<Finding> f = Eval();
+  ASSERT_THAT(Kinds(f), ElementsAre(std::make_pair(std::string("ignored_cancel"), 20)))
+      << Describe(f);
+  EXPECT_GE(memory.context_queries, 2) << "the kept address is checked at every read";
+  // A new context, live, at that address now (freed and reused while detached): not ours.
+  memory.contexts[request] = LivenessOracle::State::kLive;
+  Advance(absl::Seconds(2));
+  lin_.Reconcile(now_, memory);
+  Mark({}, kHeld, kHeld, 2, request);
+  Advance(absl::Seconds(2));
+  Mark({}, kHeld, kHeld, 2, request);
+  EXPECT_THAT(Eval(), IsEmpty()) << Describe(Eval());
+}
+
 // A goroutine started under a request that re-roots at Background (a broken chain by history), but
 // the marks find it holding a context derived from the request: the cancellation reaches it, it
 // ignores it.

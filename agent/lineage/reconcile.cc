@@ -16,6 +16,12 @@ void ProcessLineage::Reconcile(absl::Time now_time, LivenessOracle& oracle) {
       context_queries.push_back({c.addr, c.ckind(), c.parent_word()});
     }
   }
+  const size_t live_queries = ids.size();
+  for (ContextId id : s.kept()) {
+    const Ctx* c = s.FindCtx(id);
+    ids.push_back(id);
+    context_queries.push_back({c->addr, c->ckind(), 0});
+  }
   std::vector<uint64_t> goids;
   std::vector<LivenessOracle::GoroutineQuery> goroutine_queries;
   std::vector<uint64_t> unreadable;  // no probe named its runtime.g: nothing to read
@@ -34,8 +40,12 @@ void ProcessLineage::Reconcile(absl::Time now_time, LivenessOracle& oracle) {
   const std::vector<St> contexts = oracle.Contexts(context_queries);
   const size_t answered = std::min(ids.size(), contexts.size());
   absl::flat_hash_set<ContextId> ended;
-  for (size_t i = 0; i < answered; ++i) {
+  for (size_t i = 0; i < std::min(answered, live_queries); ++i) {
     if (contexts[i] == St::kEnded) ended.insert(ids[i]);
+  }
+  // A kept address that holds no cancelled context any more: the GC freed ours.
+  for (size_t i = live_queries; i < answered; ++i) {
+    if (contexts[i] != St::kEnded) s.ContextGone(ids[i]);
   }
   // A cancelled ancestor, or one found cancelled too, explains its descendants.
   auto cause_of = [&](const Ctx& c) {
@@ -45,7 +55,7 @@ void ProcessLineage::Reconcile(absl::Time now_time, LivenessOracle& oracle) {
     }
     return CancelCause::kOwnCancel;
   };
-  for (size_t i = 0; i < answered; ++i) {
+  for (size_t i = 0; i < std::min(answered, live_queries); ++i) {
     switch (contexts[i]) {
       case St::kLive:
         break;

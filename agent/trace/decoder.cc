@@ -234,7 +234,14 @@ absl::StatusOr<DecodedEvent> Decoder::Decode(const ctx_event& raw, const EventCl
         if (itab == 0) break;
         ParentLink link{raw.create.parent[i][1], ClassifyItab(itab)};
         e.parents.push_back(link);
-        if (link.type != ParentLink::Type::kValue) break;  // only wrappers are looked through
+        // Wrappers are looked through, and so is a custom Context that keeps its parent Context
+        // at +0 (`struct{ context.Context; user string }`) when that word names a context type.
+        const uint64_t next = i + 1 < CTX_PARENT_CHAIN ? raw.create.parent[i + 1][0] : 0;
+        if (link.type == ParentLink::Type::kOther && next != 0 &&
+            ClassifyItab(next) != ParentLink::Type::kOther) {
+          continue;
+        }
+        if (link.type != ParentLink::Type::kValue) break;
       }
       uint32_t n = std::min<uint32_t>(raw.create.nframes, CTX_MAX_FRAMES);
       e.site = Stack(raw.create.frames, n).creation_site;

@@ -55,7 +55,7 @@ func main() {
 		go worker(jobs) // want-spawner: ignored_cancel
 	}
 	harness.Run(o, nil, func(i int) {
-		ctx, cancel := context.WithCancel(context.WithValue(root, traceKey{}, i)) // want: ignored_cancel (not sampled: a pause forgets cancelled contexts' addresses)
+		ctx, cancel := context.WithCancel(context.WithValue(root, traceKey{}, i)) // want: ignored_cancel
 		jobs <- job{ctx, i}
 		time.AfterFunc(200*time.Millisecond, cancel)
 	})

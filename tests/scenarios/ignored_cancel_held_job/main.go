@@ -48,7 +48,7 @@ func main() {
 		go worker(jobs) // want-spawner: ignored_cancel
 	}
 	harness.Run(o, nil, func(i int) {
-		ctx, cancel := context.WithCancel(root) // want: ignored_cancel (not sampled: a pause forgets cancelled contexts' addresses)
+		ctx, cancel := context.WithCancel(root) // want: ignored_cancel
 		jobs <- &job{i, context.WithValue(ctx, traceKey{}, i)}
 		time.AfterFunc(200*time.Millisecond, cancel)
 	})
