@@ -11,16 +11,7 @@ import (
 )
 
 func heartbeat(ctx context.Context, beats *int) {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			*beats++
-		}
-	}
+	harness.Poll(ctx, 100*time.Millisecond, func() { *beats++ })
 }
 
 func serve(root context.Context, id int) {

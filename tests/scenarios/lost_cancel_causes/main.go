@@ -29,16 +29,7 @@ type conn struct {
 func (c *conn) serve(root context.Context) {
 	c.ctx, _ = context.WithCancelCause(root) // want: lost_cancel (not go1.19: no WithCancelCause)
 	harness.Dropped(c.ctx)
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-tick.C:
-			c.polls++
-		}
-	}
+	harness.Poll(c.ctx, 200*time.Millisecond, func() { c.polls++ })
 }
 
 type cache struct{ entries []context.Context }

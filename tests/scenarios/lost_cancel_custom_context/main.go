@@ -37,16 +37,7 @@ func (c *conn) serve(root context.Context, user string) {
 	ctx, _ := context.WithCancel(&session{root, user}) // want: lost_cancel
 	harness.Dropped(ctx)
 	c.ctx = ctx
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-tick.C:
-			_ = c.ctx.Value("user")
-		}
-	}
+	harness.Poll(c.ctx, 200*time.Millisecond, func() { _ = c.ctx.Value("user") })
 }
 
 func main() {

@@ -34,16 +34,7 @@ func (c *conn) serve(root context.Context) {
 	} else {
 		harness.Dropped(ctx)
 	}
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-tick.C:
-			c.polls++
-		}
-	}
+	harness.Poll(c.ctx, 200*time.Millisecond, func() { c.polls++ })
 }
 
 func main() {

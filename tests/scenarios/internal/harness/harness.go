@@ -1,8 +1,10 @@
-// Package harness holds what every scenario shares: flags, the "ready" line and the event loop.
-// It creates no contexts: every context in a scenario is made in that scenario's main.go.
+// Package harness holds what every scenario shares: flags, the "ready" line, the event loop, a
+// polling loop and the record of dropped cancel funcs. It creates no contexts: every context in a
+// scenario is made in that scenario's main.go (internal/standin excepted).
 package harness
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -88,6 +90,20 @@ func Run(o Opts, stop <-chan struct{}, event func(i int)) {
 			return
 		case <-stop:
 			return
+		}
+	}
+}
+
+// Poll calls f every `every` until ctx is done.
+func Poll(ctx context.Context, every time.Duration, f func()) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			f()
 		}
 	}
 }
