@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <iterator>
 
+#include "absl/strings/str_cat.h"
+#include "agent/heap/unwind.h"
+
 namespace ctxagent {
 namespace {
 
@@ -117,6 +120,16 @@ bool TracingSession::MarkHeap(absl::Time now) {
 
 std::vector<Finding> TracingSession::AllFindings(absl::Time now) {
   std::vector<Finding> out = lineage_.Evaluate(now, options_.findings);
+  // Where a goroutine ignoring its cancellation is stuck, as `goroutine?debug=2` would show it.
+  for (Finding& f : out) {
+    if (f.kind != FindingKind::kIgnoredCancel || f.goroutines.empty()) continue;
+    const GoroutineNode* g = lineage_.FindGoroutine(f.goroutines.front());
+    if (g == nullptr || g->state == nullptr || !g->state->waiting) continue;
+    f.blocked_at = decoder_.BlockingSite(heap::Unwind(memory_, *g->state));
+    if (f.blocked_at != kNoSite) {
+      absl::StrAppend(&f.explanation, " at ", SiteString(lineage_.sites().Get(f.blocked_at)));
+    }
+  }
   std::vector<Finding> leaks = heap::GoroutineLeakFindings(now, leaks_, lineage_, out);
   out.insert(out.end(), std::make_move_iterator(leaks.begin()),
              std::make_move_iterator(leaks.end()));

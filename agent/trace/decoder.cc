@@ -109,8 +109,9 @@ SiteId Decoder::BlockingSite(const std::vector<uint64_t>& stack) {
     auto frames = bin_.pclntab().Symbolize(pc - bias_ - 1);
     if (!frames.ok()) continue;
     for (const auto& f : *frames) {
+      // The wait primitives' own frames (time.Sleep is the runtime's, by linkname).
       if (absl::StartsWith(f.function, "runtime.") || absl::StartsWith(f.function, "internal/") ||
-          absl::StartsWith(f.function, "sync.")) {
+          absl::StartsWith(f.function, "sync.") || f.function == "time.Sleep") {
         continue;
       }
       return sites_.Intern(Site{f.function, f.file, f.line});

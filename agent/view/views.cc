@@ -223,6 +223,7 @@ nlohmann::json FindingToJson(const ProcessLineage& lineage, const Finding& f, ab
     j["go_sites"] = go_sites;
   }
   if (!f.wait_reason.empty()) j["wait_reason"] = f.wait_reason;
+  if (f.blocked_at != kNoSite) j["blocked_at"] = SiteJson(lineage.sites().Get(f.blocked_at));
   // What decided a context finding: the two marks whose facts it rests on (no cancel func
   // reachable; a cancelled context held; nothing under the spawner's context held), or the
   // history of the contexts and goroutines alone (docs/diagnoses.md).

@@ -144,6 +144,14 @@ std::vector<Outcome> RunAtOnce(const std::string& bin_dir,
       if (j["type"] != "finding") continue;
       o.got.insert({j["kind"].get<std::string>(), Base(j["site"]["file"].get<std::string>()),
                     j["site"]["line"].get<int>()});
+      // A goroutine ignoring its cancellation sleeps in the program's own code: that line is named.
+      if (mode == "full" && j["kind"] == "ignored_cancel") {
+        EXPECT_TRUE(j.contains("blocked_at") &&
+                    std::ifstream(absl::StrCat(CTXAGENT_SCENARIO_SRC, "/", scenarios[i], "/",
+                                               Base(j["blocked_at"].value("file", ""))))
+                        .good())
+            << scenarios[i] << ": not stuck in the program's code: " << line;
+      }
       // What the program dropped, checked where the marks decided (history counts held ones too).
       const bool from_marks = j.contains("decided_by") && j["decided_by"].is_object();
       if (from_marks && (j["kind"] == "lost_cancel" || j["kind"] == "timer_buildup")) {
