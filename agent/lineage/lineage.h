@@ -98,7 +98,8 @@ struct Finding {
   absl::Duration newest_age;
   std::string explanation;  // one sentence for humans
   std::string wait_reason;  // goroutine_leak: as pprof prints it ("chan send", "sync.Mutex.Lock")
-  // ignored_cancel: the line its first goroutine is stuck on, when parked (unwound from memory).
+  // ignored_cancel, orphaned_done, lost_cancel: the line its first (parked) goroutine is stuck on
+  // (unwound from memory).
   SiteId blocked_at = kNoSite;
   // lost_cancel / timer_buildup / orphaned_done decided from heap marks: the two latest marks, both
   // of which found no cancel func of its contexts reachable (empty: decided from history,

@@ -120,14 +120,24 @@ bool TracingSession::MarkHeap(absl::Time now) {
 
 std::vector<Finding> TracingSession::AllFindings(absl::Time now) {
   std::vector<Finding> out = lineage_.Evaluate(now, options_.findings);
-  // Where a goroutine ignoring its cancellation is stuck, as `goroutine?debug=2` would show it.
+  // Where a finding's goroutines are stuck, as `goroutine?debug=2` would show it: the first one
+  // an ignored cancellation describes, the first parked one waiting on a Done channel nothing
+  // can close.
   for (Finding& f : out) {
-    if (f.kind != FindingKind::kIgnoredCancel || f.goroutines.empty()) continue;
-    const GoroutineNode* g = lineage_.FindGoroutine(f.goroutines.front());
-    if (g == nullptr || g->state == nullptr || !g->state->waiting) continue;
-    f.blocked_at = decoder_.BlockingSite(heap::Unwind(memory_, *g->state));
+    const bool ignored = f.kind == FindingKind::kIgnoredCancel;
+    if (!ignored && f.kind != FindingKind::kOrphanedDone && f.kind != FindingKind::kLostCancel) {
+      continue;
+    }
+    for (uint64_t goid : f.goroutines) {
+      const GoroutineNode* g = lineage_.FindGoroutine(goid);
+      if (g != nullptr && g->state != nullptr && g->state->waiting) {
+        f.blocked_at = decoder_.BlockingSite(heap::Unwind(memory_, *g->state));
+      }
+      if (ignored || f.blocked_at != kNoSite) break;
+    }
     if (f.blocked_at != kNoSite) {
-      absl::StrAppend(&f.explanation, " at ", SiteString(lineage_.sites().Get(f.blocked_at)));
+      absl::StrAppend(&f.explanation, ignored ? " at " : "; the first waits at ",
+                      SiteString(lineage_.sites().Get(f.blocked_at)));
     }
   }
   std::vector<Finding> leaks = heap::GoroutineLeakFindings(now, leaks_, lineage_, out);

@@ -142,10 +142,12 @@ std::vector<Outcome> RunAtOnce(const std::string& bin_dir,
         o.sampling_ratio = j["sampling_ratio"].get<double>();
       }
       if (j["type"] != "finding") continue;
-      o.got.insert({j["kind"].get<std::string>(), Base(j["site"]["file"].get<std::string>()),
-                    j["site"]["line"].get<int>()});
-      // A goroutine ignoring its cancellation sleeps in the program's own code: that line is named.
-      if (mode == "full" && j["kind"] == "ignored_cancel") {
+      const std::string kind = j["kind"];
+      o.got.insert(
+          {kind, Base(j["site"]["file"].get<std::string>()), j["site"]["line"].get<int>()});
+      // Goroutines ignoring a cancellation sleep, and those stranded on a Done channel wait, in
+      // the program's own code: that line is named.
+      if (mode == "full" && (kind == "ignored_cancel" || kind == "orphaned_done")) {
         EXPECT_TRUE(j.contains("blocked_at") &&
                     std::ifstream(absl::StrCat(CTXAGENT_SCENARIO_SRC, "/", scenarios[i], "/",
                                                Base(j["blocked_at"].value("file", ""))))
@@ -154,7 +156,7 @@ std::vector<Outcome> RunAtOnce(const std::string& bin_dir,
       }
       // What the program dropped, checked where the marks decided (history counts held ones too).
       const bool from_marks = j.contains("decided_by") && j["decided_by"].is_object();
-      if (from_marks && (j["kind"] == "lost_cancel" || j["kind"] == "timer_buildup")) {
+      if (from_marks && (kind == "lost_cancel" || kind == "timer_buildup")) {
         const std::set<std::string> dropped = Dropped(record(scenarios[i]));
         if (!dropped.empty()) {
           EXPECT_TRUE(dropped.count(j["context"].value("addr", "")))
@@ -167,7 +169,6 @@ std::vector<Outcome> RunAtOnce(const std::string& bin_dir,
       // two of them (under the budget's pacer a mark may come late: history decides meanwhile).
       // A broken chain or an ignored cancellation by goroutines started with the context rests on
       // history, which the marks may only confirm.
-      const std::string kind = j["kind"];
       if (mode == "full" &&
           (kind == "lost_cancel" || kind == "timer_buildup" || kind == "orphaned_done")) {
         const nlohmann::json& d = j["decided_by"];
