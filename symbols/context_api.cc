@@ -31,13 +31,4 @@ std::vector<uint64_t> CancelFuncEntries(const std::vector<ConstructorPlan>& plan
   return out;
 }
 
-std::vector<uint64_t> WithoutCancelMethodEntries(const Pclntab& pclntab) {
-  std::vector<uint64_t> out;
-  for (const char* name : kWithoutCancelMethods) {
-    if (absl::StatusOr<Function> f = pclntab.FindFunction(name); f.ok()) out.push_back(f->entry);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 }  // namespace ctxagent::symbols

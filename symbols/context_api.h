@@ -64,18 +64,6 @@ std::vector<ConstructorPlan> PlanConstructors(const Pclntab& pclntab, const GoVe
 // The entry PCs (link-time) of every cancel closure in the binary, sorted.
 std::vector<uint64_t> CancelFuncEntries(const std::vector<ConstructorPlan>& plans);
 
-// The Context methods of WithoutCancel's context as an itab lists them (the pointer-receiver
-// wrappers of a value type; the value methods too, in case): an itab whose methods are among these
-// wraps a link no cancellation crosses, so what it points to is not held through it.
-inline constexpr const char* kWithoutCancelMethods[] = {
-    "context.(*withoutCancelCtx).Deadline", "context.(*withoutCancelCtx).Done",
-    "context.(*withoutCancelCtx).Err",      "context.(*withoutCancelCtx).Value",
-    "context.withoutCancelCtx.Deadline",    "context.withoutCancelCtx.Done",
-    "context.withoutCancelCtx.Err",         "context.withoutCancelCtx.Value",
-};
-// Their entry PCs (link-time) in the binary, sorted (none before go1.21).
-std::vector<uint64_t> WithoutCancelMethodEntries(const Pclntab& pclntab);
-
 }  // namespace ctxagent::symbols
 
 #endif  // CTXAGENT_SYMBOLS_CONTEXT_API_H_

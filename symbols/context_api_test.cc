@@ -60,10 +60,6 @@ TEST(ContextApiTest, CancelFuncsOfEveryConstructorFoundOnEveryFixture) {
         (*bin)->pclntab().FindFunction(std::string(deadline) + ".func2");
     ASSERT_TRUE(timer.ok()) << "the timer's callback is linked";
     EXPECT_FALSE(std::binary_search(entries.begin(), entries.end(), timer->entry));
-    // The methods a WithoutCancel context's itab lists (ctxprog's detached context is used as one).
-    const std::vector<uint64_t> cut = WithoutCancelMethodEntries((*bin)->pclntab());
-    EXPECT_TRUE(std::is_sorted(cut.begin(), cut.end()));
-    EXPECT_EQ(!cut.empty(), v.AtLeast(21)) << cut.size();
     ++checked;
   }
   EXPECT_GT(checked, 0);

@@ -1,45 +1,12 @@
 #include "agent/heap/context_facts.h"
 
 #include <algorithm>
-#include <array>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "symbols/status_macros.h"
 
 namespace ctxagent::heap {
-
-absl::Status ContextFacts::DropCutLinks(Read read) {
-  std::vector<uint64_t> unknown;
-  for (const Pointer& p : pointers_) {
-    if (MayBeItab(p.prev) && !cut_itabs_.contains(p.prev)) unknown.push_back(p.prev);
-  }
-  std::sort(unknown.begin(), unknown.end());
-  unknown.erase(std::unique(unknown.begin(), unknown.end()), unknown.end());
-  if (unknown.size() > kMaxItabReads) unknown.resize(kMaxItabReads);  // the rest: not cut
-  // itab.fun's first methods: the linker leaves runtime.unreachableMethod in unused ones, but a
-  // Context's four include the ones WithoutCancel's users call.
-  std::vector<std::array<uint64_t, 4>> fun(unknown.size());
-  std::vector<Process::ReadRequest> reads;
-  for (size_t i = 0; i < unknown.size(); ++i) {
-    reads.push_back({unknown[i] + cut_.itab_fun, fun[i].data(), sizeof(fun[i])});
-  }
-  RETURN_IF_ERROR(read(reads));
-  for (size_t i = 0; i < unknown.size(); ++i) {
-    bool cut = false;
-    for (uint64_t pc : fun[i]) {
-      cut |= reads[i].ok && std::binary_search(cut_.methods->begin(), cut_.methods->end(), pc);
-    }
-    cut_itabs_[unknown[i]] = cut;
-  }
-  pointers_.erase(std::remove_if(pointers_.begin(), pointers_.end(),
-                                 [&](const Pointer& p) {
-                                   if (!MayBeItab(p.prev)) return false;
-                                   auto it = cut_itabs_.find(p.prev);
-                                   return it != cut_itabs_.end() && it->second;
-                                 }),
-                  pointers_.end());
-  return absl::OkStatus();
-}
 
 absl::Status ContextFacts::FollowHolds(ObjectAt object_at, Read read, Hold hold) {
   struct Visit {
@@ -54,12 +21,12 @@ absl::Status ContextFacts::FollowHolds(ObjectAt object_at, Read read, Hold hold)
   for (int depth = 0; depth < kHoldDepth && !pointers_.empty(); ++depth) {
     // This depth's visits, reads and their index, the next depth's pointers, the visited set.
     const size_t n = pointers_.size();
-    RETURN_IF_ERROR(
-        hold(n * (sizeof(Visit) + 64) + std::min(n, kMaxHoldReads) * (kMaxHoldObject + 64) +
-             kMaxHoldPointers * sizeof(Pointer) + visited.size() * 24 + cut_itabs_.size() * 48));
-    if (cuts()) RETURN_IF_ERROR(DropCutLinks(read));
+    RETURN_IF_ERROR(hold(n * (sizeof(Visit) + 64) +
+                         std::min(n, kMaxHoldReads) * (kMaxHoldObject + 64) +
+                         kMaxHoldPointers * sizeof(Pointer) + visited.size() * 24));
     visits.clear();
     for (const Pointer& p : pointers_) {
+      if (p.prev != 0 && without_cancel_(p.prev)) continue;
       uint64_t base = 0;
       const uint64_t size = object_at(p.word, &base);
       if (size == 0 || size > kMaxHoldObject) continue;

@@ -13,7 +13,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/types/span.h"
@@ -22,21 +21,19 @@
 
 namespace ctxagent::heap {
 
-// How to tell WithoutCancel's itab: in the executable's image, with its methods (itab.fun at
-// `itab_fun`) among `methods` (sorted). A Context interface is {itab, data}: what the data word
-// of such a pair points to is not held through it (cancellation does not cross that link).
-struct CutLinks {
-  uint64_t image_lo = 0, image_hi = 0;
-  int32_t itab_fun = -1;
-  const std::vector<uint64_t>* methods = nullptr;  // null or empty: nothing is cut
-};
-
 class ContextFacts {
  public:
-  // `cancel_funcs`, `contexts` and `cut.methods`: sorted; they must outlive this.
-  ContextFacts(const std::vector<uint64_t>& cancel_funcs, absl::Span<const uint64_t> contexts,
-               CutLinks cut = {})
-      : cancel_funcs_(cancel_funcs), contexts_(contexts), facts_(contexts.size()), cut_(cut) {
+  // Whether a word is WithoutCancel's itab: a Context interface is {itab, data}, and what the data
+  // word of such a pair points to is not held through it (cancellation does not cross that link).
+  using WithoutCancelItab = absl::FunctionRef<bool(uint64_t word)>;
+  // `cancel_funcs` and `contexts`: sorted; they and `without_cancel` must outlive this.
+  ContextFacts(
+      const std::vector<uint64_t>& cancel_funcs, absl::Span<const uint64_t> contexts,
+      WithoutCancelItab without_cancel = [](uint64_t) { return false; })
+      : cancel_funcs_(cancel_funcs),
+        contexts_(contexts),
+        facts_(contexts.size()),
+        without_cancel_(without_cancel) {
     if (!cancel_funcs.empty()) {
       lo_ = cancel_funcs.front();
       hi_ = cancel_funcs.back();
@@ -89,7 +86,6 @@ class ContextFacts {
   static constexpr size_t kMaxObjectsPerGoroutine = 16;
   static constexpr size_t kMaxHoldPointers = size_t{1} << 16;
   static constexpr size_t kMaxHoldReads = size_t{1} << 14;
-  static constexpr size_t kMaxItabReads = size_t{1} << 12;  // candidate itabs read per depth
 
  private:
   struct Pointer {
@@ -107,13 +103,6 @@ class ContextFacts {
       pointers_.push_back({goid, word, prev});
     }
   }
-  bool cuts() const { return cut_.methods != nullptr && !cut_.methods->empty(); }
-  bool MayBeItab(uint64_t word) const {
-    return cuts() && word >= cut_.image_lo && word < cut_.image_hi;
-  }
-  // Drops the pointers that are the data words of WithoutCancel contexts, reading the itabs not
-  // yet known.
-  absl::Status DropCutLinks(Read read);
   void NoteInRange(uint64_t fn, uint64_t ctx) {
     if (!std::binary_search(cancel_funcs_.begin(), cancel_funcs_.end(), fn)) return;
     auto it = std::lower_bound(contexts_.begin(), contexts_.end(), ctx);
@@ -124,9 +113,8 @@ class ContextFacts {
   absl::Span<const uint64_t> contexts_;
   std::vector<uint8_t> facts_;
   std::vector<std::pair<uint64_t, uint32_t>> holds_;
-  CutLinks cut_;
-  std::vector<Pointer> pointers_;                  // for FollowHolds
-  absl::flat_hash_map<uint64_t, bool> cut_itabs_;  // candidate itab -> WithoutCancel's
+  WithoutCancelItab without_cancel_;
+  std::vector<Pointer> pointers_;  // for FollowHolds
   uint64_t lo_ = UINT64_MAX, hi_ = 0;
 };
 

@@ -106,15 +106,11 @@ TEST(ContextFactsTest, HoldsDoNotCrossWithoutCancel) {
   const std::vector<uint64_t> funcs;
   constexpr uint64_t kCtxA = 0xc000010000;
   const std::vector<uint64_t> contexts = {kCtxA};
-  constexpr uint64_t kCutItab = 0x6a0000, kValueItab = 0x6a0100, kItabFun = 24;
-  constexpr uint64_t kCutMethod = 0x4a0000, kValueMethod = 0x4a0100;
-  const std::vector<uint64_t> cut_methods = {kCutMethod};
+  constexpr uint64_t kCutItab = 0x6a0000, kValueItab = 0x6a0100;
   FakeObjects heap;
-  heap.Put(kCutItab + kItabFun, {0x401000, kCutMethod, 0, 0});  // fun[]: one method is its own
-  heap.Put(kValueItab + kItabFun, {kValueMethod, 0, 0, 0});
   heap.Put(0xc000100000, {kValueItab, kCtxA});                 // withoutCancelCtx{c: A}
   heap.Put(0xc000200000, {0x401234, kCutItab, 0xc000100000});  // closure{fn, ctx}
-  ContextFacts f(funcs, contexts, {0x400000, 0x800000, kItabFun, &cut_methods});
+  ContextFacts f(funcs, contexts, [](uint64_t word) { return word == kCutItab; });
   NoteStackOf(f, 3, {kCutItab, 0xc000100000});
   NoteStackOf(f, 4, {0xc000200000});
   NoteStackOf(f, 5, {kValueItab, 0xc000100000});  // as if a valueCtx: followed

@@ -42,11 +42,6 @@ HeapFacts HeapFactsFor(const symbols::GoBinary& bin, uint64_t bias) {
   facts.cancel_funcs = symbols::CancelFuncEntries(
       symbols::PlanConstructors(bin.pclntab(), bin.build_info().version));
   for (uint64_t& pc : facts.cancel_funcs) pc += bias;
-  facts.without_cancel_methods = symbols::WithoutCancelMethodEntries(bin.pclntab());
-  for (uint64_t& pc : facts.without_cancel_methods) pc += bias;
-  const auto [start, end] = bin.elf().ImageRange();
-  facts.image_lo = start + bias;
-  facts.image_hi = end + bias;
   facts.frames = [&tab = bin.pclntab(), bias](uint64_t pc) { return tab.FrameMapsAt(pc - bias); };
   return facts;
 }

@@ -47,10 +47,6 @@ struct HeapFacts {
   // Entry PCs of the closures package context returns as a context's own cancel func (and
   // AfterFunc's stop), sorted (symbols/context_api.h).
   std::vector<uint64_t> cancel_funcs;
-  // Where WithoutCancel's itab may be (the executable's image: a compile-time conversion), and the
-  // methods that name it (symbols::WithoutCancelMethodEntries), sorted: holds do not cross it.
-  uint64_t image_lo = 0, image_hi = 0;
-  std::vector<uint64_t> without_cancel_methods;
 };
 
 // Where `bin`, loaded at `bias`, keeps its heap and globals (zero where not located), and its

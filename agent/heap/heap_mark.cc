@@ -38,15 +38,14 @@ constexpr uint64_t kMaxTornSpans = 64;
 class Marker {
  public:
   Marker(RemoteMemory& memory, const HeapFacts& facts, const std::vector<GoroutineState>& gs,
-         const MarkLimits& limits, absl::Span<const uint64_t> contexts)
+         const MarkLimits& limits, absl::Span<const uint64_t> contexts,
+         ContextFacts::WithoutCancelItab without_cancel)
       : memory_(memory),
         facts_(facts),
         o_(facts.offsets),
         gs_(gs),
         limits_(limits),
-        contexts_(facts.cancel_funcs, contexts,
-                  {facts.image_lo, facts.image_hi, o_.itab_fun,
-                   o_.itab_fun >= 0 ? &facts.without_cancel_methods : nullptr}) {}
+        contexts_(facts.cancel_funcs, contexts, without_cancel) {}
 
   absl::StatusOr<MarkResult> Run();
 
@@ -592,8 +591,9 @@ absl::StatusOr<MarkResult> Marker::Run() {
 
 absl::StatusOr<MarkResult> Mark(RemoteMemory& memory, const HeapFacts& facts,
                                 const std::vector<GoroutineState>& goroutines,
-                                const MarkLimits& limits, absl::Span<const uint64_t> contexts) {
-  return Marker(memory, facts, goroutines, limits, contexts).Run();
+                                const MarkLimits& limits, absl::Span<const uint64_t> contexts,
+                                ContextFacts::WithoutCancelItab without_cancel) {
+  return Marker(memory, facts, goroutines, limits, contexts, without_cancel).Run();
 }
 
 }  // namespace ctxagent::heap

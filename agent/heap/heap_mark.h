@@ -34,6 +34,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "agent/heap/context_facts.h"
 #include "agent/heap/heap_facts.h"
 #include "agent/lineage/goroutine_state.h"
 
@@ -75,9 +76,12 @@ struct MarkResult {
 // heap layout is not tabled; DataLoss when the runtime's structures make no sense;
 // ResourceExhausted past a limit. `contexts` (sorted addresses of contexts the caller tracks) are
 // the contexts whose facts the result gives.
-absl::StatusOr<MarkResult> Mark(RemoteMemory& memory, const HeapFacts& facts,
-                                const std::vector<GoroutineState>& goroutines,
-                                const MarkLimits& limits, absl::Span<const uint64_t> contexts = {});
+// `without_cancel`: whether a word is WithoutCancel's itab (Decoder::IsWithoutCancelItab), so that
+// what a goroutine holds does not cross that link.
+absl::StatusOr<MarkResult> Mark(
+    RemoteMemory& memory, const HeapFacts& facts, const std::vector<GoroutineState>& goroutines,
+    const MarkLimits& limits, absl::Span<const uint64_t> contexts = {},
+    ContextFacts::WithoutCancelItab without_cancel = [](uint64_t) { return false; });
 
 }  // namespace ctxagent::heap
 

@@ -191,7 +191,9 @@ absl::StatusOr<bool> MarkAndTrack(RemoteMemory& memory, const HeapFacts& facts,
     (void)AddSemaphoreWaits(memory, facts.semtable, facts.offsets, facts.version, goroutines);
     AddCondWaits(memory, facts.offsets, facts.version, goroutines);
   }
-  absl::StatusOr<MarkResult> mark = Mark(memory, facts, goroutines, limits, contexts);
+  absl::StatusOr<MarkResult> mark =
+      Mark(memory, facts, goroutines, limits, contexts,
+           [&decoder](uint64_t word) { return decoder.IsWithoutCancelItab(word); });
   if (!mark.ok()) return mark.status();
   const size_t before = tracker.proven().size();
   bool changed = false;

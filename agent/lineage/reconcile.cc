@@ -39,8 +39,9 @@ void ProcessLineage::Reconcile(absl::Time now_time, LivenessOracle& oracle) {
   using St = LivenessOracle::State;
   const std::vector<St> contexts = oracle.Contexts(context_queries);
   const size_t answered = std::min(ids.size(), contexts.size());
+  const size_t live_answered = std::min(answered, live_queries);
   absl::flat_hash_set<ContextId> ended;
-  for (size_t i = 0; i < std::min(answered, live_queries); ++i) {
+  for (size_t i = 0; i < live_answered; ++i) {
     if (contexts[i] == St::kEnded) ended.insert(ids[i]);
   }
   // A kept address that holds no cancelled context any more: the GC freed ours.
@@ -55,7 +56,7 @@ void ProcessLineage::Reconcile(absl::Time now_time, LivenessOracle& oracle) {
     }
     return CancelCause::kOwnCancel;
   };
-  for (size_t i = 0; i < std::min(answered, live_queries); ++i) {
+  for (size_t i = 0; i < live_answered; ++i) {
     switch (contexts[i]) {
       case St::kLive:
         break;

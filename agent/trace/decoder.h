@@ -43,6 +43,12 @@ class Decoder {
 
   // Exposed for tests.
   ParentLink::Type ClassifyItab(uint64_t itab);
+  // Whether `word` is the itab of WithoutCancel's context (a compile-time conversion: in the
+  // image; anything else costs no read), as ClassifyItab says, cached.
+  bool IsWithoutCancelItab(uint64_t word) {
+    return word >= image_start_ && word < image_end_ &&
+           ClassifyItab(word) == ParentLink::Type::kWithoutCancel;
+  }
   // The cancelable contexts among a new goroutine's captured words. `uncancelable` (may be null)
   // is set when one of them is a Context no cancellation can reach: WithValue layers over
   // Background/TODO, or a WithoutCancel link anywhere in its chain.
