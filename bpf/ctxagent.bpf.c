@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-// Uprobes on a Go program's context creation, cancellation, and goroutine creation/exit. One loaded
-// object serves every attached binary: the attach cookie names the binary's configuration slot.
+// Uprobes on a Go program's context creation, cancellation, and goroutine creation/exit: one
+// program per handler (GO_PROBE), each named by the rows of symbols/probe_table.h that place it.
+// One loaded object serves every attached binary: the attach cookie names the binary's
+// configuration slot.
 // clang-format off: vmlinux.h defines the kernel types the libbpf headers use.
 #include "vmlinux.h"
 // clang-format on
@@ -38,13 +40,14 @@ struct {
   __type(value, __u64);
 } submitted SEC(".maps");
 
-// Probe hits per hook, per CPU: with the measured trap costs, what tracing costs the targets.
+// Probe hits per enum ctx_trap, per CPU: with the measured trap costs, what tracing costs the
+// targets.
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, CTX_HOOKS);
+  __uint(max_entries, CTX_TRAPS);
   __type(key, __u32);
   __type(value, __u64);
-} hook_hits SEC(".maps");
+} trap_hits SEC(".maps");
 
 // Go < 1.21: newproc1's caller goroutine, from its entry to its RET on the same thread (it runs on
 // the system stack and is not preempted in between).
@@ -143,26 +146,80 @@ static __always_inline __u32 read_frames(struct pt_regs *ctx, __u64 *frames) {
   return n;
 }
 
-static __always_inline const struct go_binary_config *config_for(struct pt_regs *ctx, __u32 *hook) {
-  __u64 cookie = bpf_get_attach_cookie(ctx);
-  __u32 slot = CTX_COOKIE_BINARY(cookie);
-  *hook = CTX_COOKIE_HOOK(cookie);
-  const struct go_binary_config *cfg = bpf_map_lookup_elem(&binaries, &slot);
-  if (!cfg) count_drop(DROP_NO_CONFIG);
-  return cfg;
+// While a new binary's cost is unknown the agent arms an alarm (alarm_hits > 0): the probes wake it
+// once that many hits were counted, so that a target turning busy is measured again after a
+// bounded cost, not at the next timer (a 250 ms timer let a 20k contexts/s target use a third of
+// the node that long). Unarmed, the probes pay one load.
+__u64 alarm_hits = 0;
+__u64 alarm_count = 0;
+__u32 alarm_sent = 0;
+
+static __always_inline void count_for_alarm(void) {
+  if (!alarm_hits) return;
+  __sync_fetch_and_add(&alarm_count, 1);
+  // Racing CPUs can both send: a second wakeup is harmless.
+  if (alarm_sent || alarm_count < alarm_hits) return;
+  alarm_sent = 1;
+  struct ctx_event *e = reserve(EV_HIT_ALARM, 0, 0);
+  if (e) submit_and_wake(e, true);
 }
 
-// HOOK_CTX_CREATE:
+// The handlers, by the index the attach cookie names (filled by the tracer from the probe table).
+struct {
+  __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+  __uint(max_entries, CTX_MAX_HANDLERS);
+  __type(key, __u32);
+  __type(value, __u32);
+} handlers SEC(".maps");
+
+// The program every probe runs: it counts the hit by its kind of trap, rings the alarm and jumps to
+// the probe's handler. One program keeps a binary's probes in one multi link per attach phase: each
+// link costs the kernel a grace period to release (a link per handler made a daemon switching ten
+// binaries stall for seconds).
+SEC("uprobe.multi")
+int ctxagent_probe(struct pt_regs *ctx) {
+  __u64 cookie = bpf_get_attach_cookie(ctx);
+  __u32 trap = CTX_COOKIE_TRAP(cookie);
+  __u64 *hits = bpf_map_lookup_elem(&trap_hits, &trap);
+  if (hits) *hits += 1;
+  count_for_alarm();
+  bpf_tail_call(ctx, &handlers, CTX_COOKIE_HANDLER(cookie));
+  count_drop(DROP_NO_CONFIG);  // no handler at that index
+  return 0;
+}
+
+// GO_PROBE(name) defines handler program `name`, which a probe table row (symbols/probe_table.h)
+// names, around the block that follows it; the block sees `ctx`, the binary's `cfg` and `abi` (the
+// row's argument layout). uprobe.multi like ctxagent_probe, which tail-calls it: the agent turns
+// both into plain uprobes before loading them where the kernel has no multi links
+// (Tracer::Create).
+#define GO_PROBE(name)                                                                            \
+  static __always_inline int name##_body(struct pt_regs *ctx, const struct go_binary_config *cfg, \
+                                         __u32 abi);                                              \
+  SEC("uprobe.multi") int name(struct pt_regs *ctx) {                                             \
+    __u64 cookie = bpf_get_attach_cookie(ctx);                                                    \
+    __u32 slot = CTX_COOKIE_BINARY(cookie);                                                       \
+    const struct go_binary_config *cfg = bpf_map_lookup_elem(&binaries, &slot);                   \
+    if (!cfg) {                                                                                   \
+      count_drop(DROP_NO_CONFIG);                                                                 \
+      return 0;                                                                                   \
+    }                                                                                             \
+    return name##_body(ctx, cfg, CTX_COOKIE_ABI(cookie));                                         \
+  }                                                                                               \
+  static __always_inline int name##_body(struct pt_regs *ctx, const struct go_binary_config *cfg, \
+                                         __u32 abi)
+
+// propagateCancel, at its stack check:
 //   <= 1.20: func propagateCancel(parent Context, child canceler)
 //   >= 1.21: func (c *cancelCtx) propagateCancel(parent Context, child canceler)
-static __always_inline int on_create(struct pt_regs *ctx, const struct go_binary_config *cfg) {
+GO_PROBE(ctx_create) {
   __u64 g = GO_G(ctx);
   struct ctx_event *e = reserve_go(EV_CTX_CREATE, goid_of(cfg, g), g);
   if (!e) return 0;
   // Load every candidate register first: the verifier rejects a ctx access at a computed offset.
   __u64 a1 = GO_ARG1(ctx), a2 = GO_ARG2(ctx), a3 = GO_ARG3(ctx), a4 = GO_ARG4(ctx),
         a5 = GO_ARG5(ctx);
-  bool method = cfg->abi[HOOK_CTX_CREATE] == CREATE_ABI_METHOD;
+  bool method = abi == CREATE_ABI_METHOD;
   __u64 parent_itab = method ? a2 : a1;
   __u64 parent_data = method ? a3 : a2;
   e->create.child_itab = method ? a4 : a3;
@@ -188,9 +245,8 @@ static __always_inline int on_create(struct pt_regs *ctx, const struct go_binary
   return 0;
 }
 
-// HOOK_CTX_CANCEL:
-//   func (c *cancelCtx) cancel(removeFromParent bool, err error[, cause error (>= 1.20)])
-static __always_inline int on_cancel(struct pt_regs *ctx, const struct go_binary_config *cfg) {
+// func (c *cancelCtx) cancel(removeFromParent bool, err error[, cause error (>= 1.20)])
+GO_PROBE(ctx_cancel) {
   struct ctx_event *e = reserve_go(EV_CTX_CANCEL, goid_of(cfg, GO_G(ctx)), 0);
   if (!e) return 0;
   e->cancel.ctx = GO_ARG1(ctx);
@@ -203,27 +259,26 @@ static __always_inline int on_cancel(struct pt_regs *ctx, const struct go_binary
   return 0;
 }
 
-// HOOK_GO_CREATE_ENTRY:
-//   1.17:     func newproc1(fn *funcval, argp unsafe.Pointer, narg int32, callergp *g, callerpc
-//   uintptr) *g 1.18-22:  func newproc1(fn *funcval, callergp *g, callerpc uintptr) *g
+// newproc1's entry, for its caller goroutine (Go < 1.21 has no g.parentGoid):
+//   1.17:     func newproc1(fn *funcval, argp unsafe.Pointer, narg int32, callergp *g,
+//                           callerpc uintptr) *g
+//   1.18-22:  func newproc1(fn *funcval, callergp *g, callerpc uintptr) *g
 //   >= 1.23:  func newproc1(fn *funcval, callergp *g, callerpc uintptr, parked bool,
 //                           waitreason waitReason) *g
-static __always_inline int on_go_create_entry(struct pt_regs *ctx,
-                                              const struct go_binary_config *cfg) {
+GO_PROBE(go_spawner) {
   // callergp's argument number comes from the probe table (BX since Go 1.18, DI in 1.17). Both
   // candidates are loaded first: the verifier rejects a ctx access at a computed offset.
   __u64 tid = bpf_get_current_pid_tgid();
   __u64 bx = GO_ARG2(ctx), di = GO_ARG4(ctx);
-  __u64 parent = goid_of(cfg, cfg->abi[HOOK_GO_CREATE_ENTRY] == GO_ARGNUM_DI ? di : bx);
+  barrier_var(bx);  // else clang selects the register's offset in ctx, not the loaded value
+  barrier_var(di);
+  __u64 parent = goid_of(cfg, abi == GO_ARGNUM_DI ? di : bx);
   bpf_map_update_elem(&spawning, &tid, &parent, BPF_ANY);
   return 0;
 }
 
-// HOOK_GO_CREATE_RET: newproc1's `return newg` (AX).
-// HOOK_GO_CREATE_HANDOFF: newproc.func1's `runqput(pp *p, gp *g, next bool)` after newproc1 (gp:
-// BX). `g` is the new goroutine.
-static __always_inline int on_go_create(struct pt_regs *ctx, const struct go_binary_config *cfg,
-                                        __u64 g) {
+// The new goroutine `g`, once newproc1 made it.
+static __always_inline int send_go_create(const struct go_binary_config *cfg, __u64 g) {
   struct ctx_event *e = reserve_go(EV_GO_CREATE, goid_of(cfg, g), g);
   if (!e) return 0;
   if (cfg->g_parent_goid >= 0) {
@@ -242,59 +297,18 @@ static __always_inline int on_go_create(struct pt_regs *ctx, const struct go_bin
   return 0;
 }
 
-// While a new binary's cost is unknown the agent arms an alarm (alarm_hits > 0): the probes wake it
-// once that many hits were counted, so that a target turning busy is measured again after a
-// bounded cost, not at the next timer (a 250 ms timer let a 20k contexts/s target use a third of
-// the node that long). Unarmed, the probes pay one load.
-__u64 alarm_hits = 0;
-__u64 alarm_count = 0;
-__u32 alarm_sent = 0;
+// newproc.func1's `runqput(pp *p, gp *g, next bool)`, right after newproc1 returned.
+GO_PROBE(go_handed_off) { return send_go_create(cfg, GO_ARG2(ctx)); }
 
-static __always_inline void count_for_alarm(void) {
-  if (!alarm_hits) return;
-  __sync_fetch_and_add(&alarm_count, 1);
-  // Racing CPUs can both send: a second wakeup is harmless.
-  if (alarm_sent || alarm_count < alarm_hits) return;
-  alarm_sent = 1;
-  struct ctx_event *e = reserve(EV_HIT_ALARM, 0, 0);
-  if (e) submit_and_wake(e, true);
-}
+// newproc1's `return newg`, where no handoff site was found.
+GO_PROBE(go_returned) { return send_go_create(cfg, GO_ARG1(ctx)); }
 
-static __always_inline int on_probe(struct pt_regs *ctx) {
-  __u32 hook = 0;
-  const struct go_binary_config *cfg = config_for(ctx, &hook);
-  __u64 *hits = bpf_map_lookup_elem(&hook_hits, &hook);
-  if (hits) *hits += 1;
-  count_for_alarm();
-  if (!cfg) return 0;
-  switch (hook) {
-    case HOOK_CTX_CREATE:
-      return on_create(ctx, cfg);
-    case HOOK_CTX_CANCEL:
-      return on_cancel(ctx, cfg);
-    case HOOK_GO_CREATE_ENTRY:
-      return on_go_create_entry(ctx, cfg);
-    case HOOK_GO_CREATE_RET:
-      return on_go_create(ctx, cfg, GO_ARG1(ctx));
-    case HOOK_GO_CREATE_HANDOFF:
-      return on_go_create(ctx, cfg, GO_ARG2(ctx));
-    case HOOK_GO_EXIT: {
-      // <= 1.21: func goexit0(gp *g); >= 1.22: func gdestroy(gp *g)
-      struct ctx_event *e = reserve_go(EV_GO_EXIT, goid_of(cfg, GO_ARG1(ctx)), 0);
-      if (e) submit(e);
-      return 0;
-    }
-  }
+// <= 1.21: func goexit0(gp *g); >= 1.22: func gdestroy(gp *g)
+GO_PROBE(go_exit) {
+  struct ctx_event *e = reserve_go(EV_GO_EXIT, goid_of(cfg, GO_ARG1(ctx)), 0);
+  if (e) submit(e);
   return 0;
 }
-
-// The same program for both kinds of link; the agent loads the one the kernel supports (see
-// Tracer::Create).
-SEC("uprobe")
-int ctxagent_probe(struct pt_regs *ctx) { return on_probe(ctx); }
-
-SEC("uprobe.multi")
-int ctxagent_probe_multi(struct pt_regs *ctx) { return on_probe(ctx); }
 
 // Process lifecycle: the daemon watches every process (exec to find new Go programs without
 // polling /proc, exit to forget them); `attach` watches its target's exec only, to stop at once.

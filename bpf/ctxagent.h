@@ -14,31 +14,35 @@
 #define CTX_PARENT_CHAIN 4 /* parent Context interfaces read up the chain at creation */
 #define GO_CAPTURE_WORDS 6 /* words of a new goroutine's funcval after its code pointer */
 
-/* The attach cookie: binary slot in the high bits, hook in the low byte. */
-#define CTX_COOKIE(binary, hook) (((__u64)(binary) << 8) | (hook))
-#define CTX_COOKIE_BINARY(c) ((__u32)((c) >> 8))
-#define CTX_COOKIE_HOOK(c) ((__u32)((c)&0xff))
+#define CTX_MAX_HANDLERS 32 /* probe handler programs (GO_PROBE in ctxagent.bpf.c) */
 
-/* The BPF handler a probe runs: one case of on_probe in ctxagent.bpf.c each. Where each is placed,
- * for which Go releases and with which registers: symbols/probe_table.h. */
-enum ctx_hook {
-  HOOK_CTX_CREATE = 1,        /* propagateCancel, at its stack check */
-  HOOK_CTX_CANCEL = 2,        /* (*cancelCtx).cancel */
-  HOOK_GO_CREATE_ENTRY = 3,   /* newproc1 entry: caller goroutine (Go < 1.21 has no g.parentGoid) */
-  HOOK_GO_CREATE_RET = 4,     /* newproc1 RET: AX = the new g */
-  HOOK_GO_EXIT = 5,           /* goexit0 / gdestroy: AX = the dying g */
-  HOOK_GO_CREATE_HANDOFF = 6, /* CALL runqput in newproc.func1: BX = the new g (emulated) */
-  CTX_HOOKS = 7,
+/* The attach cookie, from the high bits: the binary's configuration slot; the probe's handler (its
+ * index in the `handlers` program array, which the tracer fills from the probe table's program
+ * names); the argument layout its row names (ProbeRow::abi: CREATE_ABI_*, GO_ARGNUM_*); how the
+ * kernel runs the probed instruction (enum ctx_trap). */
+#define CTX_COOKIE(binary, handler, abi, trap) \
+  (((__u64)(binary) << 24) | ((__u64)(handler) << 16) | ((__u64)(abi) << 8) | (trap))
+#define CTX_COOKIE_BINARY(c) ((__u32)((c) >> 24))
+#define CTX_COOKIE_HANDLER(c) ((__u32)(((c) >> 16) & 0xff))
+#define CTX_COOKIE_ABI(c) ((__u32)(((c) >> 8) & 0xff))
+#define CTX_COOKIE_TRAP(c) ((__u32)((c)&0xff))
+
+/* What a probe hit costs the target beyond the BPF program: the kernel emulates the probed
+ * instruction, or single-steps it out of line. Hits are counted per kind. */
+enum ctx_trap {
+  TRAP_EMULATED = 0,
+  TRAP_STEPPED = 1,
+  CTX_TRAPS = 2,
 };
 
-/* go_binary_config.abi[HOOK_CTX_CREATE]: where propagateCancel's arguments are. */
+/* The probe_ctx_create handler's layout: where propagateCancel's arguments are. */
 enum ctx_create_abi {
   CREATE_ABI_FUNC = 0,   /* <= 1.20 propagateCancel(parent AX:BX, child CX:DI) */
   CREATE_ABI_METHOD = 1, /* >= 1.21 (c AX).propagateCancel(parent BX:CX, child DI:SI) */
 };
 
-/* go_binary_config.abi[HOOK_GO_CREATE_ENTRY]: newproc1's callergp as a Go ABI integer argument
- * number (1 = AX, 2 = BX, 3 = CX, 4 = DI). */
+/* The probe_go_spawner handler's layout: newproc1's callergp as a Go ABI integer argument number
+ * (1 = AX, 2 = BX, 3 = CX, 4 = DI). */
 #define GO_ARGNUM_BX 2
 #define GO_ARGNUM_DI 4
 
@@ -50,7 +54,6 @@ struct go_binary_config {
   __s32 g_startpc;
   __s32 g_sched_ctxt; /* g.sched.ctxt: the funcval the goroutine starts with */
   __s32 timerctx_deadline;
-  __u32 abi[CTX_HOOKS]; /* per handler, the argument layout its probe table row names (0: none) */
 };
 
 enum ctx_event_type {

@@ -53,12 +53,12 @@ TEST(HitcountTest, PlannedProbeFiresOncePerCall) {
   // The context-creation hook: its entry, and the site the plan chose (the stack-check branch).
   const symbols::PlannedHook* create = nullptr;
   for (const auto& h : (*go)->plan().hooks) {
-    if (h.hook.kind == symbols::HookKind::kContextCreate) create = &h;
+    if (create == nullptr && h.hook.kind == symbols::HookKind::kContextCreate) create = &h;
   }
   ASSERT_NE(create, nullptr);
   const symbols::Probe* planned = nullptr;
   for (const auto& p : (*go)->plan().probes) {
-    if (p.handler == HOOK_CTX_CREATE) planned = &p;
+    if (planned == nullptr && p.hook == symbols::HookKind::kContextCreate) planned = &p;
   }
   ASSERT_NE(planned, nullptr);
   ASSERT_EQ(planned->kind, symbols::SiteKind::kStackCheck);

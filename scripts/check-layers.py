@@ -22,7 +22,7 @@ import tempfile
 # Product layers, each with the folders it may include (besides itself), lowest first.
 PRODUCT = {
     "bpf": [],  # the BPF programs and ctxagent.h, the ABI they share with user space
-    "symbols": ["bpf"],  # bpf/ctxagent.h's enum ctx_hook: what the probe at a site does
+    "symbols": ["bpf"],  # bpf/ctxagent.h's CREATE_ABI_*, GO_ARGNUM_*: what a probe's handler is told
     "agent/lineage": [],  # the lineage tree: plain data, fed events by agent/trace
     "agent/trace": ["symbols", "bpf", "agent/lineage"],
     "agent/heap": ["agent/trace", "agent/lineage", "symbols"],  # the mark of the target's memory

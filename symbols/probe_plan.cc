@@ -379,7 +379,8 @@ absl::StatusOr<std::vector<ProbeSite>> FindHandoffSites(const ElfFile& elf, cons
 namespace {
 
 Probe ProbeAt(const ProbeRow& row, SiteKind kind, std::string function, ProbeSite site) {
-  return Probe{row.hook, kind, row.handler, row.order, std::move(function), std::move(site)};
+  return Probe{row.hook,       kind, row.program, row.abi, row.order, std::move(function),
+               std::move(site)};
 }
 
 // The probe on a function's own code: its stack-check branch, or its entry (NOSPLIT).

@@ -48,7 +48,8 @@ struct ProbeSite {
 struct Probe {
   HookKind hook;
   SiteKind kind;
-  ctx_hook handler;  // what the BPF program does when it fires
+  const char* program;  // the BPF program it runs (ProbeRow::program)
+  uint32_t abi;         // the layout that program is told (ProbeRow::abi)
   AttachOrder order;
   std::string function;  // whose code the site is in
   ProbeSite site;

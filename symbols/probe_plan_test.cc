@@ -262,58 +262,37 @@ TEST(HooksForVersion, RequiredHooksPerVersion) {
   }
 }
 
-// Each handler has one row per release (its configuration, go_binary_config.abi, is one word).
+// Each handler has one row per release, and its layout fits the attach cookie's byte.
 TEST(ProbeTable, OneRowPerHandlerAndRelease) {
   for (int minor = 17; minor <= 27; ++minor) {
     SCOPED_TRACE(absl::StrCat("go1.", minor));
-    std::set<ctx_hook> handlers;
+    std::set<std::string> handlers;
     for (const ProbeRow* r : ProbeRowsForVersion(Go(minor))) {
-      EXPECT_TRUE(handlers.insert(r->handler).second) << r->function;
-      EXPECT_GT(r->handler, 0);
-      EXPECT_LT(r->handler, CTX_HOOKS);
+      EXPECT_TRUE(handlers.insert(r->program).second) << r->function;
+      EXPECT_LT(r->abi, 256u);
       EXPECT_EQ(r->site == SiteKind::kHandoff, r->in != nullptr && r->calls != nullptr);
       EXPECT_NE(r->site, SiteKind::kEntry);  // only where a stack check is missing
     }
   }
 }
 
-// The registers a row shows are the ones its handler reads given the row's `abi`
-// (ctxagent.bpf.c: on_create picks parent and child by CREATE_ABI_*, on_go_create_entry callergp
-// by GO_ARGNUM_*).
+// The registers a row shows are the ones its handler reads given the row's `abi`, for the handlers
+// told a layout (ctxagent.bpf.c: ctx_create picks parent and child by CREATE_ABI_*, go_spawner
+// callergp by GO_ARGNUM_*); every other handler reads fixed registers and is told none.
 TEST(ProbeTable, ShownRegistersAreTheHandlersAbi) {
   for (const ProbeRow& r : kProbeTable) {
     SCOPED_TRACE(r.args);
-    const absl::string_view args = r.args;
-    switch (r.handler) {
-      case HOOK_CTX_CREATE:
-        EXPECT_EQ(absl::StrContains(args, "parent=BX:CX child=DI:SI"), r.abi == CREATE_ABI_METHOD);
-        EXPECT_EQ(absl::StrContains(args, "parent=AX:BX child=CX:DI"), r.abi == CREATE_ABI_FUNC);
-        EXPECT_EQ(r.abi == CREATE_ABI_METHOD, r.since >= 21);
-        break;
-      case HOOK_GO_CREATE_ENTRY:
-        EXPECT_EQ(absl::StrContains(args, "callergp=DI"), r.abi == GO_ARGNUM_DI);
-        EXPECT_EQ(absl::StrContains(args, "callergp=BX"), r.abi == GO_ARGNUM_BX);
-        EXPECT_EQ(r.when, PlaceWhen::kNoParentGoid);
-        break;
-      case HOOK_CTX_CANCEL:
-        EXPECT_THAT(args, StartsWith("c=AX removeFromParent=BL err=CX:DI"));
-        EXPECT_EQ(r.abi, 0u);
-        break;
-      case HOOK_GO_CREATE_RET:
-        EXPECT_EQ(args, "newg=AX");
-        EXPECT_EQ(r.abi, 0u);
-        break;
-      case HOOK_GO_CREATE_HANDOFF:
-        EXPECT_EQ(args, "newg=BX");
-        EXPECT_EQ(r.abi, 0u);
-        break;
-      case HOOK_GO_EXIT:
-        EXPECT_EQ(args, "gp=AX");
-        EXPECT_EQ(r.abi, 0u);
-        break;
-      default:
-        EXPECT_EQ(r.abi, 0u) << "a handler told its layout needs its case here";
-        break;
+    const absl::string_view args = r.args, program = r.program;
+    if (program == "ctx_create") {
+      EXPECT_EQ(absl::StrContains(args, "parent=BX:CX child=DI:SI"), r.abi == CREATE_ABI_METHOD);
+      EXPECT_EQ(absl::StrContains(args, "parent=AX:BX child=CX:DI"), r.abi == CREATE_ABI_FUNC);
+      EXPECT_EQ(r.abi == CREATE_ABI_METHOD, r.since >= 21);
+    } else if (program == "go_spawner") {
+      EXPECT_EQ(absl::StrContains(args, "callergp=DI"), r.abi == GO_ARGNUM_DI);
+      EXPECT_EQ(absl::StrContains(args, "callergp=BX"), r.abi == GO_ARGNUM_BX);
+      EXPECT_EQ(r.when, PlaceWhen::kNoParentGoid);
+    } else {
+      EXPECT_EQ(r.abi, 0u) << "a handler told its layout needs its case here";
     }
   }
 }
@@ -493,15 +472,16 @@ TEST(ProbePlanFixtures, PlanMatchesObjdump) {
 
     std::vector<std::string> not_at_check;
     int fallbacks = 0, rank = 0;
-    std::map<ctx_hook, int> handlers;
+    std::map<std::string, int> handlers;
     for (const Probe& p : plan->probes) {
       SCOPED_TRACE(absl::StrCat(p.function, " ", SiteKindName(p.kind)));
       // Endings first: exit, then cancel, then the beginnings.
-      const int r = p.handler == HOOK_GO_EXIT ? 0 : p.handler == HOOK_CTX_CANCEL ? 1 : 2;
+      const absl::string_view program = p.program;
+      const int r = program == "go_exit" ? 0 : program == "ctx_cancel" ? 1 : 2;
       EXPECT_GE(r, rank);
       EXPECT_EQ(IsEnding(p.order), r < 2);
       rank = r;
-      ++handlers[p.handler];
+      ++handlers[p.program];
       const auto& insns = dis[p.function];
       ASSERT_FALSE(insns.empty());
       auto insn = insns.find(p.site.address);
@@ -535,12 +515,12 @@ TEST(ProbePlanFixtures, PlanMatchesObjdump) {
     }
     // Each hook once, the new g where it is handed on (so no RET is single-stepped), and the
     // creator at newproc1's entry only where g has no parentGoid.
-    EXPECT_EQ(handlers[HOOK_CTX_CREATE], 1);
-    EXPECT_EQ(handlers[HOOK_CTX_CANCEL], 1);
-    EXPECT_EQ(handlers[HOOK_GO_EXIT], 1);
-    EXPECT_GE(handlers[HOOK_GO_CREATE_HANDOFF], 1);
-    EXPECT_EQ(handlers[HOOK_GO_CREATE_RET], 0);
-    EXPECT_EQ(handlers[HOOK_GO_CREATE_ENTRY], parent_goid ? 0 : 1);
+    EXPECT_EQ(handlers["ctx_create"], 1);
+    EXPECT_EQ(handlers["ctx_cancel"], 1);
+    EXPECT_EQ(handlers["go_exit"], 1);
+    EXPECT_GE(handlers["go_handed_off"], 1);
+    EXPECT_EQ(handlers["go_returned"], 0);
+    EXPECT_EQ(handlers["go_spawner"], parent_goid ? 0 : 1);
     EXPECT_EQ(plan->entry_fallbacks, fallbacks);
     std::cout << f.go_version << "/" << f.variant << ": " << plan->probes.size() << " probes, "
               << fallbacks << " entry fallbacks, missing [" << absl::StrJoin(plan->missing, " ")

@@ -1,13 +1,13 @@
 // Every uprobe ctxagent places, declared once as data: the plan (probe_plan.h), the attach order,
 // the BPF configuration (agent/trace/tracer.cc ConfigFor) and `ctxagent symbols` derive from it.
-// Adding a probe is a row here, its handler in bpf/ (enum ctx_hook and its case in
-// ctxagent.bpf.c) and, when it sends a new event, the decoder's case.
+// Adding a probe is a row here, its handler in bpf/ctxagent.bpf.c (a GO_PROBE program the row
+// names) and, when it sends what the decoder does not read yet, the decoder's case.
 #ifndef CTXAGENT_SYMBOLS_PROBE_TABLE_H_
 #define CTXAGENT_SYMBOLS_PROBE_TABLE_H_
 
 #include <cstdint>
 
-#include "bpf/ctxagent.h"  // enum ctx_hook, CREATE_ABI_*, GO_ARGNUM_*: what the handlers are told
+#include "bpf/ctxagent.h"  // CREATE_ABI_*, GO_ARGNUM_*: what the handlers are told
 
 namespace ctxagent::symbols {
 
@@ -45,12 +45,14 @@ struct ProbeRow {
   int since;             // first Go 1.x minor release the row applies to
   int until;             // last one; 0: every later supported release
   HookKind hook;
-  SiteKind site;     // kStackCheck, kReturn or kHandoff
-  ctx_hook handler;  // its case in ctxagent.bpf.c's on_probe, which opens with the Go signature
+  SiteKind site;  // kStackCheck, kReturn or kHandoff
+  // Its handler: the GO_PROBE program of that name in ctxagent.bpf.c, which opens with the Go
+  // signature it reads.
+  const char* program;
   AttachOrder order;
   // The registers the handler reads at the site (Go register ABI, amd64), shown by `symbols`.
   const char* args;
-  // The argument layout the handler is told (go_binary_config.abi[handler]); 0: none.
+  // The argument layout the handler is told (in the attach cookie, < 256); 0: none.
   uint32_t abi = 0;
   PlaceWhen when = PlaceWhen::kAlways;
   // A binary that lacks `function` cannot be traced (else the row is skipped, and `symbols` says
@@ -65,36 +67,35 @@ struct ProbeRow {
 // the functions' order is `symbols`' order.
 inline constexpr ProbeRow kProbeTable[] = {
     {"context.propagateCancel", 17, 20, HookKind::kContextCreate, SiteKind::kStackCheck,
-     HOOK_CTX_CREATE, AttachOrder::kBeginning, "parent=AX:BX child=CX:DI", CREATE_ABI_FUNC},
+     "ctx_create", AttachOrder::kBeginning, "parent=AX:BX child=CX:DI", CREATE_ABI_FUNC},
     // 1.21 made it a method (AfterFunc and WithoutCancel came with it).
     {"context.(*cancelCtx).propagateCancel", 21, 0, HookKind::kContextCreate, SiteKind::kStackCheck,
-     HOOK_CTX_CREATE, AttachOrder::kBeginning, "c=AX parent=BX:CX child=DI:SI", CREATE_ABI_METHOD},
+     "ctx_create", AttachOrder::kBeginning, "c=AX parent=BX:CX child=DI:SI", CREATE_ABI_METHOD},
     // timerCtx and afterFuncCtx cancel through (*cancelCtx).cancel: one probe sees them all.
     {"context.(*cancelCtx).cancel", 17, 19, HookKind::kContextCancel, SiteKind::kStackCheck,
-     HOOK_CTX_CANCEL, AttachOrder::kContextEnd, "c=AX removeFromParent=BL err=CX:DI"},
+     "ctx_cancel", AttachOrder::kContextEnd, "c=AX removeFromParent=BL err=CX:DI"},
     {"context.(*cancelCtx).cancel", 20, 0, HookKind::kContextCancel, SiteKind::kStackCheck,
-     HOOK_CTX_CANCEL, AttachOrder::kContextEnd, "c=AX removeFromParent=BL err=CX:DI cause=SI:R8"},
+     "ctx_cancel", AttachOrder::kContextEnd, "c=AX removeFromParent=BL err=CX:DI cause=SI:R8"},
     // The creator, from callergp.
-    {"runtime.newproc1", 17, 17, HookKind::kGoroutineCreate, SiteKind::kStackCheck,
-     HOOK_GO_CREATE_ENTRY, AttachOrder::kBeginning, "fn=AX argp=BX narg=CX callergp=DI callerpc=SI",
-     GO_ARGNUM_DI, PlaceWhen::kNoParentGoid},
-    {"runtime.newproc1", 18, 22, HookKind::kGoroutineCreate, SiteKind::kStackCheck,
-     HOOK_GO_CREATE_ENTRY, AttachOrder::kBeginning, "fn=AX callergp=BX callerpc=CX", GO_ARGNUM_BX,
+    {"runtime.newproc1", 17, 17, HookKind::kGoroutineCreate, SiteKind::kStackCheck, "go_spawner",
+     AttachOrder::kBeginning, "fn=AX argp=BX narg=CX callergp=DI callerpc=SI", GO_ARGNUM_DI,
      PlaceWhen::kNoParentGoid},
-    {"runtime.newproc1", 23, 0, HookKind::kGoroutineCreate, SiteKind::kStackCheck,
-     HOOK_GO_CREATE_ENTRY, AttachOrder::kBeginning,
-     "fn=AX callergp=BX callerpc=CX parked=DI waitreason=SI", GO_ARGNUM_BX,
+    {"runtime.newproc1", 18, 22, HookKind::kGoroutineCreate, SiteKind::kStackCheck, "go_spawner",
+     AttachOrder::kBeginning, "fn=AX callergp=BX callerpc=CX", GO_ARGNUM_BX,
+     PlaceWhen::kNoParentGoid},
+    {"runtime.newproc1", 23, 0, HookKind::kGoroutineCreate, SiteKind::kStackCheck, "go_spawner",
+     AttachOrder::kBeginning, "fn=AX callergp=BX callerpc=CX parked=DI waitreason=SI", GO_ARGNUM_BX,
      PlaceWhen::kNoParentGoid},
     // The new g is only known once newproc1 returned.
-    {"runtime.newproc1", 17, 0, HookKind::kGoroutineCreate, SiteKind::kHandoff,
-     HOOK_GO_CREATE_HANDOFF, AttachOrder::kBeginning, "newg=BX", 0, PlaceWhen::kAlways, true,
-     "runtime.newproc.func1", "runtime.runqput"},
-    {"runtime.newproc1", 17, 0, HookKind::kGoroutineCreate, SiteKind::kReturn, HOOK_GO_CREATE_RET,
+    {"runtime.newproc1", 17, 0, HookKind::kGoroutineCreate, SiteKind::kHandoff, "go_handed_off",
+     AttachOrder::kBeginning, "newg=BX", 0, PlaceWhen::kAlways, true, "runtime.newproc.func1",
+     "runtime.runqput"},
+    {"runtime.newproc1", 17, 0, HookKind::kGoroutineCreate, SiteKind::kReturn, "go_returned",
      AttachOrder::kBeginning, "newg=AX", 0, PlaceWhen::kNoHandoff},
     // 1.22 split goexit0 into gdestroy + schedule; gdestroy also covers coroutine exits.
-    {"runtime.goexit0", 17, 21, HookKind::kGoroutineExit, SiteKind::kStackCheck, HOOK_GO_EXIT,
+    {"runtime.goexit0", 17, 21, HookKind::kGoroutineExit, SiteKind::kStackCheck, "go_exit",
      AttachOrder::kGoroutineEnd, "gp=AX"},
-    {"runtime.gdestroy", 22, 0, HookKind::kGoroutineExit, SiteKind::kStackCheck, HOOK_GO_EXIT,
+    {"runtime.gdestroy", 22, 0, HookKind::kGoroutineExit, SiteKind::kStackCheck, "go_exit",
      AttachOrder::kGoroutineEnd, "gp=AX"},
 };
 

@@ -227,7 +227,7 @@ absl::Status Report(AttachRun& r) {
   r.tracer->Drain();
   r.session->Finish(now, r.target_exited);
   run.counters = r.tracer->counters();
-  run.overhead = r.run_meter->Update(now, r.tracer->hook_hits());
+  run.overhead = r.run_meter->Update(now, r.tracer->trap_hits());
   if (r.target_exited) fprintf(stderr, "ctxagent: pid %d exited\n", o.pid);
   if (r.session->undecodable() > 0) {
     fprintf(stderr, "ctxagent: %lu events could not be decoded\n", r.session->undecodable());

@@ -79,7 +79,7 @@ nlohmann::json SymbolsToJson(const GoBinary& bin) {
     probes.push_back({{"function", p.function},
                       {"hook", symbols::HookKindName(p.hook)},
                       {"site", symbols::SiteKindName(p.kind)},
-                      {"handler", static_cast<int>(p.handler)},
+                      {"program", p.program},
                       {"address", p.site.address},
                       {"file_offset", p.site.file_offset},
                       {"instruction", p.site.instruction},

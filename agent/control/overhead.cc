@@ -130,13 +130,12 @@ OverheadMeter::~OverheadMeter() {
   if (stats_fd_ >= 0) close(stats_fd_);
 }
 
-OverheadSample OverheadMeter::Update(absl::Time now, const std::array<uint64_t, CTX_HOOKS>& hits) {
+OverheadSample OverheadMeter::Update(absl::Time now, const TrapHits& hits) {
   OverheadSample s;
   double dt = absl::ToDoubleSeconds(now - last_time_);
   if (dt <= 0) return s;
-  uint64_t stepped = hits[HOOK_GO_CREATE_RET] - last_hits_[HOOK_GO_CREATE_RET];
-  uint64_t all = 0;
-  for (int h = 0; h < CTX_HOOKS; ++h) all += hits[h] - last_hits_[h];
+  const uint64_t stepped = hits[TRAP_STEPPED] - last_hits_[TRAP_STEPPED];
+  const uint64_t all = stepped + hits[TRAP_EMULATED] - last_hits_[TRAP_EMULATED];
   bpf_prog_info info{};
   uint32_t len = sizeof(info);
   uint64_t bpf_ns = last_bpf_ns_;

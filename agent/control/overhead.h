@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "bpf/ctxagent.h"
+#include "agent/trace/tracer.h"
 
 namespace ctxagent {
 
@@ -43,8 +43,8 @@ class OverheadMeter {
   // meter lives). `target`: the traced process, or 0 for the daemon.
   OverheadMeter(TrapCosts costs, int prog_fd, pid_t target);
   ~OverheadMeter();
-  // Cost since the previous call; `hits` are the cumulative probe hits per hook.
-  OverheadSample Update(absl::Time now, const std::array<uint64_t, CTX_HOOKS>& hits);
+  // Cost since the previous call; `hits` are the cumulative probe hits.
+  OverheadSample Update(absl::Time now, const TrapHits& hits);
   const TrapCosts& costs() const { return costs_; }
 
  private:
@@ -54,7 +54,7 @@ class OverheadMeter {
   pid_t target_;
   int ncpu_;
   absl::Time last_time_;
-  std::array<uint64_t, CTX_HOOKS> last_hits_{};
+  TrapHits last_hits_{};
   uint64_t last_bpf_ns_ = 0;
   double last_agent_s_ = 0, last_target_s_ = 0;
 };

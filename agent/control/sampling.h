@@ -141,7 +141,7 @@ class SamplingController {
 // switch cost, not as the state's.
 class DutyCycle {
  public:
-  using Hits = std::array<uint64_t, CTX_HOOKS>;
+  using Hits = TrapHits;
   DutyCycle(const SamplingController::Options& options, std::unique_ptr<OverheadMeter> meter,
             absl::Time now);
 

@@ -28,7 +28,7 @@ absl::StatusOr<int> ProbeSet::Add(const Process* process, const symbols::GoBinar
     probe_start_ = absl::Now();
     probe_end_ = probe_start_ + options_.first_probe;
     probe_until_ = probe_start_ + options_.probe_for;
-    duty_.Arrive(probe_start_, tracer_.hook_hits());
+    duty_.Arrive(probe_start_, tracer_.trap_hits());
     ArmAlarm();
   }
   binaries_.emplace(next_id_, b);
@@ -70,7 +70,7 @@ absl::Status ProbeSet::Tick(absl::Time now, const std::function<void()>& on_paus
   if (probing() && now < probe_end_ && !alarm_rang_ && tracer_.HitAlarmRang()) {
     // The segment the alarm ends began before the load did: its rate would understate the load
     // (the plan then paused the target on a tenth of its cost). The next alarm's hits give it.
-    duty_.Restart(now, tracer_.hook_hits());
+    duty_.Restart(now, tracer_.trap_hits());
     alarm_rang_ = true;
     ArmAlarm();
   } else if (now >= probe_end_ || (probing() && tracer_.HitAlarmRang())) {
@@ -79,7 +79,7 @@ absl::Status ProbeSet::Tick(absl::Time now, const std::function<void()>& on_paus
     // short first window now, before a full measurement. It needs only the hit counters: the
     // events wait in the ring until the probes are off, if they go off now (see TickAndDrain).
     // The whole time traced in full since the binary came counts toward its first window.
-    duty_.Probe(now, tracer_.hook_hits(), probe_start_);
+    duty_.Probe(now, tracer_.trap_hits(), probe_start_);
     probe_end_ = absl::InfiniteFuture();
     // Full tracing of a target that was quiet at its first probe and is busy now costs the whole
     // budget in a fraction of a second: its hits are estimated again while still young (a
@@ -95,7 +95,7 @@ absl::Status ProbeSet::Tick(absl::Time now, const std::function<void()>& on_paus
   const bool want = duty_.Tick(now);
   if (want == duty_.attached()) return absl::OkStatus();
   absl::Status status;
-  duty_.Switch(now, tracer_.hook_hits(), want, [&] {
+  duty_.Switch(now, tracer_.trap_hits(), want, [&] {
     if (want) {
       status = AttachAll();
       return;
@@ -120,10 +120,10 @@ absl::Status ProbeSet::TickAndDrain(const std::function<void()>& on_pause) {
   return status;
 }
 
-OverheadSample ProbeSet::Measure(absl::Time now) { return duty_.Measure(now, tracer_.hook_hits()); }
+OverheadSample ProbeSet::Measure(absl::Time now) { return duty_.Measure(now, tracer_.trap_hits()); }
 
 void ProbeSet::Restart(absl::Time now) {
-  duty_.Restart(now, tracer_.hook_hits());
+  duty_.Restart(now, tracer_.trap_hits());
   // A probe in progress measures from here: the start-up work was not the probes' cost.
   if (probe_end_ != absl::InfiniteFuture()) {
     probe_start_ = now;

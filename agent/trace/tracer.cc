@@ -10,9 +10,11 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "ctxagent_bpf.skel.h"
+#include "symbols/probe_table.h"
 #include "symbols/status_macros.h"
 
 namespace ctxagent {
@@ -26,9 +28,6 @@ go_binary_config ConfigFor(const symbols::GoBinary& bin) {
   c.g_startpc = o.g_startpc;
   c.g_sched_ctxt = o.g_sched + o.gobuf_ctxt;
   c.timerctx_deadline = o.timerctx_deadline;
-  for (const symbols::ProbeRow* row : symbols::ProbeRowsForVersion(bin.build_info().version)) {
-    c.abi[row->handler] = row->abi;
-  }
   return c;
 }
 
@@ -62,13 +61,27 @@ int PrintLibbpf(enum libbpf_print_level level, const char* format, va_list args)
   return vfprintf(stderr, format, args);
 }
 
-// Opens and loads the object with the probe program for one kind of link; an errno on failure.
+// The probe programs (ctxagent_probe and the GO_PROBE handlers it tail-calls): the uprobes.
+std::vector<bpf_program*> ProbePrograms(const bpf_object* obj) {
+  std::vector<bpf_program*> progs;
+  bpf_program* p;
+  bpf_object__for_each_program(p, obj) {
+    if (bpf_program__type(p) == BPF_PROG_TYPE_KPROBE) progs.push_back(p);
+  }
+  return progs;
+}
+
+// Opens and loads the object with the probe programs for one kind of link; an errno on failure.
 int OpenAndLoad(bool multi, uint32_t ring_bytes, ctxagent_bpf** out) {
   ctxagent_bpf* skel = ctxagent_bpf__open();
   if (skel == nullptr) return errno;
   bpf_map__set_max_entries(skel->maps.events, ring_bytes);
-  bpf_program__set_autoload(skel->progs.ctxagent_probe, !multi);
-  bpf_program__set_autoload(skel->progs.ctxagent_probe_multi, multi);
+  // Declared as uprobe.multi; a plain uprobe has no expected attach type.
+  if (!multi) {
+    for (bpf_program* p : ProbePrograms(skel->obj)) {
+      bpf_program__set_expected_attach_type(p, static_cast<bpf_attach_type>(0));
+    }
+  }
   if (ctxagent_bpf__load(skel) != 0) {
     const int err = errno;
     ctxagent_bpf__destroy(skel);
@@ -126,6 +139,7 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Create(Handler handler, uint32_t
         "cannot load the BPF programs (needs root or CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN, and a "
         "kernel with BTF)");
   }
+  RETURN_IF_ERROR(t->FillHandlers());
   t->ring_ = ring_buffer__new(bpf_map__fd(t->skel_->maps.events), OnRingEvent, t.get(), nullptr);
   if (t->ring_ == nullptr) return absl::InternalError("cannot open the BPF ring buffer");
   // libbpf's own epoll is level-triggered: it would return at once whenever anything sits in the
@@ -202,17 +216,21 @@ absl::Status Tracer::AttachGroup(pid_t pid, const symbols::GoBinary& bin, uint32
                                  const std::vector<const symbols::Probe*>& probes, Attachment& a) {
   // Through the file `bin` keeps open: a path could name another file by now.
   const std::string target = bin.fd_path();
+  auto cookie = [&](const symbols::Probe& p) {
+    return CTX_COOKIE(slot, handler_index_.at(p.program), p.abi,
+                      p.site.emulated ? TRAP_EMULATED : TRAP_STEPPED);
+  };
   if (multi_) {
     std::vector<unsigned long> offsets;  // NOLINT(runtime/int): libbpf's type
     std::vector<__u64> cookies;
     for (const symbols::Probe* p : probes) {
       offsets.push_back(p->site.file_offset);
-      cookies.push_back(CTX_COOKIE(slot, p->handler));
+      cookies.push_back(cookie(*p));
     }
     LIBBPF_OPTS(bpf_uprobe_multi_opts, opts, .offsets = offsets.data(), .cookies = cookies.data(),
                 .cnt = offsets.size());
-    bpf_link* l =
-        bpf_program__attach_uprobe_multi(probe_program(), pid, target.c_str(), nullptr, &opts);
+    bpf_link* l = bpf_program__attach_uprobe_multi(skel_->progs.ctxagent_probe, pid, target.c_str(),
+                                                   nullptr, &opts);
     if (l == nullptr) {
       std::vector<std::string> names;
       for (const symbols::Probe* p : probes) names.push_back(p->function);
@@ -225,8 +243,8 @@ absl::Status Tracer::AttachGroup(pid_t pid, const symbols::GoBinary& bin, uint32
     return absl::OkStatus();
   }
   for (const symbols::Probe* p : probes) {
-    LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = CTX_COOKIE(slot, p->handler));
-    bpf_link* l = bpf_program__attach_uprobe_opts(probe_program(), pid, target.c_str(),
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie(*p));
+    bpf_link* l = bpf_program__attach_uprobe_opts(skel_->progs.ctxagent_probe, pid, target.c_str(),
                                                   p->site.file_offset, &opts);
     if (l == nullptr) {
       return absl::ErrnoToStatus(errno, absl::StrCat("cannot attach a uprobe to ", p->function,
@@ -333,17 +351,40 @@ TracerCounters Tracer::counters() const {
   return c;
 }
 
-std::array<uint64_t, CTX_HOOKS> Tracer::hook_hits() const {
-  std::array<uint64_t, CTX_HOOKS> h{};
-  for (uint32_t k = 0; k < CTX_HOOKS; ++k) h[k] = SumPerCpu(skel_->maps.hook_hits, k);
+TrapHits Tracer::trap_hits() const {
+  TrapHits h{};
+  for (uint32_t k = 0; k < CTX_TRAPS; ++k) h[k] = SumPerCpu(skel_->maps.trap_hits, k);
   return h;
 }
 
-bpf_program* Tracer::probe_program() const {
-  return multi_ ? skel_->progs.ctxagent_probe_multi : skel_->progs.ctxagent_probe;
+absl::Status Tracer::FillHandlers() {
+  // The table and the object agree: every row's program exists, every handler has a row.
+  for (const symbols::ProbeRow& row : symbols::kProbeTable) {
+    if (handler_index_.count(row.program) > 0) continue;
+    const bpf_program* p = bpf_object__find_program_by_name(skel_->obj, row.program);
+    if (p == nullptr) {
+      return absl::InternalError(absl::StrCat("the probe table's ", row.function,
+                                              " row names no BPF program ", row.program));
+    }
+    const uint32_t index = handler_index_.size();
+    const int fd = bpf_program__fd(p);
+    if (index >= CTX_MAX_HANDLERS ||
+        bpf_map__update_elem(skel_->maps.handlers, &index, sizeof(index), &fd, sizeof(fd),
+                             BPF_ANY) != 0) {
+      return absl::InternalError(absl::StrCat("cannot install BPF handler ", row.program));
+    }
+    handler_index_.emplace(row.program, index);
+  }
+  for (bpf_program* p : ProbePrograms(skel_->obj)) {
+    if (p != skel_->progs.ctxagent_probe && handler_index_.count(bpf_program__name(p)) == 0) {
+      return absl::InternalError(
+          absl::StrCat("no probe table row names BPF program ", bpf_program__name(p)));
+    }
+  }
+  return absl::OkStatus();
 }
 
-int Tracer::probe_fd() const { return bpf_program__fd(probe_program()); }
+int Tracer::probe_fd() const { return bpf_program__fd(skel_->progs.ctxagent_probe); }
 
 size_t Tracer::attached_probes() const {
   size_t n = 0;

@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -33,6 +35,10 @@ void SetLibbpfVerbose(bool verbose);
 
 // "ringbuf_full", "no_config", "read_failed": the label of each enum drop_reason.
 const char* DropReasonName(int reason);
+
+// Cumulative probe hits per kind of trap (enum ctx_trap): what they cost the target differs
+// tenfold.
+using TrapHits = std::array<uint64_t, CTX_TRAPS>;
 
 struct TracerCounters {
   uint64_t submitted = 0;
@@ -98,8 +104,10 @@ class Tracer {
   // themselves never wake the agent) or `timeout` passes. True when woken by the ring.
   bool Wait(absl::Duration timeout);
   TracerCounters counters() const;
-  // Cumulative probe hits per hook (enum ctx_hook).
-  std::array<uint64_t, CTX_HOOKS> hook_hits() const;
+  // Cumulative probe hits per kind of trap (enum ctx_trap).
+  TrapHits trap_hits() const;
+  // The program every probe runs, whose run time (its handlers' included) the kernel's BPF stats
+  // count.
   int probe_fd() const;
   size_t attached_probes() const;
   bool multi_links() const { return multi_; }
@@ -116,7 +124,8 @@ class Tracer {
   // Attaches `probes` (one phase of a plan) as one multi link or a link per probe.
   absl::Status AttachGroup(pid_t pid, const symbols::GoBinary& bin, uint32_t slot,
                            const std::vector<const symbols::Probe*>& probes, Attachment& a);
-  bpf_program* probe_program() const;
+  // Puts every handler the probe table names in the `handlers` program array.
+  absl::Status FillHandlers();
   // The ring's callback: hands an event to the handler, stops the drain at its limit.
   static int OnRingEvent(void* ctx, void* data, size_t size);
   ctxagent_bpf* skel_ = nullptr;
@@ -127,6 +136,7 @@ class Tracer {
   int epoll_fd_ = -1;   // edge-triggered on the ring: only a wakeup the BPF side asks for counts
   Handler handler_;
   std::vector<Attachment> attachments_;
+  std::map<std::string, uint32_t, std::less<>> handler_index_;  // program name -> `handlers` index
   std::vector<bpf_link*> process_links_;
   uint32_t next_slot_ = 0;
   std::vector<uint32_t> free_slots_;  // configuration slots of detached processes

@@ -158,6 +158,14 @@ TEST_P(TracerTest, DecodesARealProgram) {
     (e.create.nframes > CTX_KEY_FRAMES ? full : short_)++;
   }
   EXPECT_GT(short_, full) << "repeated sites should send only their key frames";
+
+  // Hits are counted by the kind of trap each site's cookie names: every event came from a hit,
+  // and no hit is counted single-stepped where the plan placed only emulated sites.
+  const TrapHits hits = (*tracer)->trap_hits();
+  EXPECT_GE(hits[TRAP_EMULATED] + hits[TRAP_STEPPED], decoded.size());
+  bool any_stepped = false;
+  for (const symbols::Probe& p : (*bin)->plan().probes) any_stepped |= !p.site.emulated;
+  EXPECT_EQ(hits[TRAP_STEPPED] > 0, any_stepped) << hits[TRAP_STEPPED];
   (*tracer)->Detach(*attachment);
 }
 
