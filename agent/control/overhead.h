@@ -20,6 +20,11 @@ struct TrapCosts {
   double stepped_us = 9.3;    // instructions the kernel single-steps (RET sites)
 };
 
+// How the meter counts, for the summaries and logs that report its figure.
+inline constexpr char kOverheadCounted[] =
+    "probe hits x the trap cost calibrated on the agent's own functions, BPF run time, the agent's "
+    "CPU";
+
 // Measures both on this machine by probing two tiny functions of the agent itself (~0.1 s).
 absl::StatusOr<TrapCosts> CalibrateTrapCosts();
 

@@ -37,6 +37,10 @@ Metrics::Metrics()
       overhead(CTXAGENT_GAUGE(
           "ctxagent_overhead_cpu_ratio",
           "CPU cost of tracing as a share of the node's CPU, averaged over ~5 minutes.")),
+      overhead_seconds(CTXAGENT_COUNTER(
+          "ctxagent_overhead_cpu_seconds_total",
+          "CPU seconds tracing cost the node, as ctxagent_overhead_cpu_ratio counts them: rate() "
+          "over any window.")),
       workloads(CTXAGENT_GAUGE(
           "ctxagent_workloads_tracked",
           "Workloads with series: traced now, or exited less than --series_ttl ago.")) {

@@ -1,12 +1,17 @@
 // The daemon's limits. Memory: past --max_contexts_per_process a process's new contexts are not
 // tracked, the drops are counted (ctxagent_evictions_total), and the gap produces no finding. CPU:
 // over its --budget the daemon duty-cycles the probes and still finds recurring leaks.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <optional>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "agent/control/work_pacer.h"
 #include "bpf/bpf_testing.h"
@@ -87,7 +92,21 @@ TEST(DaemonLimitsTest, OverBudgetSamplesAndStillFindsTheLeak) {
                                 {{"binary", "orphaned_done"}, {"kind", "orphaned_done"}});
   ASSERT_EQ(findings.size(), 1u);
   EXPECT_GT(findings[0].value, 0);
+  // What tracing cost, as a counter: some, and not more than the node had.
+  auto spent = testing::Find(metrics, "ctxagent_overhead_cpu_seconds_total", {});
+  ASSERT_EQ(spent.size(), 1u);
+  EXPECT_GT(spent[0].value, 0);
+  EXPECT_LT(spent[0].value,
+            absl::ToDoubleSeconds(absl::Now() - start) * sysconf(_SC_NPROCESSORS_ONLN));
   EXPECT_EQ(d.process->Stop(absl::Seconds(10)), 0) << d.process->Log();
+  // At its stop the daemon says where the counter stands: at least where it was scraped.
+  double at_stop = -1;
+  for (absl::string_view line : absl::StrSplit(d.process->Log(), '\n')) {
+    if (absl::ConsumePrefix(&line, "ctxagent daemon: tracing cost ")) {
+      ASSERT_TRUE(absl::SimpleAtod(line.substr(0, line.find(' ')), &at_stop)) << line;
+    }
+  }
+  EXPECT_GE(at_stop + 1e-4, spent[0].value) << d.process->Log();  // printed to 4 decimals
 }
 
 }  // namespace
