@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Every overhead target of issue 12 in one run, on a quiet machine: bench/idle.sh (idle floor, the
-# scaling curve, the fixed cost per process), then bench/startup.sh (a 20k contexts/s target started
-# under the daemon), then the lines that carry a target, with their verdicts.
-#   sudo bench/budget.sh [build/ctxagent]      # ~32 min; logs and summary.txt stay in $OUT (/tmp)
+# Every overhead target in one run, on a quiet machine: bench/idle.sh (idle floor, the scaling
+# curve, the fixed cost per process), then bench/startup.sh (a target started under the daemon at
+# 1k, 20k and 100k contexts/s), then the lines that carry a target, with their verdicts.
+#   sudo bench/budget.sh [build/ctxagent]      # ~60 min; logs and summary.txt stay in $OUT (/tmp)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,5 +13,6 @@ mkdir -p "$OUT"
 echo
 {
   echo "ctxagent budget, $(nproc) CPUs, $(date -u +%F) (logs in $OUT):"
-  grep -h -e "target <=" -e "fixed cost per further" -e "^scaling" "$OUT/idle.log" "$OUT/startup.log"
+  grep -h -e "target <=" -e "fixed cost per further" -e "^scaling" -e "contexts/s, .* pairs" \
+    -e "own count" "$OUT/idle.log" "$OUT/startup.log"
 } | tee "$OUT/summary.txt"
