@@ -12,38 +12,25 @@ bench_prereqs() {
 cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-# Prog ids (one word) -> bpftool's JSON of each, a line each; a failed lookup prints nothing.
-prog_json() {
-  local id
-  for id in $1; do bpftool -j prog show id "$id" 2>/dev/null | grep -v '"error"' && echo; done
-}
-
-# Agent pid -> ids of its probe programs (the uprobes, one per handler: type kprobe), from the
-# fdinfo of its prog/link fds, space-separated. bpftool can fail transiently on a saturated machine
-# (it loads its own iterator): retried.
-prog_ids_of() {
-  local ids try
+# Agent pid -> id of its ctxagent_probe program, from the fdinfo of its prog/link fds. bpftool can
+# fail transiently on a saturated machine (it loads its own iterator): retried.
+prog_id_of() {
+  local id try
   for try in 1 2 3 4 5; do
-    ids=$(cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ {print $2}' | sort -un | tr '\n' ' ')
-    if [[ -n $ids ]]; then
-      ids=$(prog_json "$ids" | python3 -c 'import json,sys; print(" ".join(str(p["id"]) for p in (json.loads(l) for l in sys.stdin if l.strip()) if p["type"] == "kprobe"))' 2>/dev/null)
-      [[ -n $ids ]] && { echo "$ids"; return; }
-    fi
+    for id in $(cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ {print $2}' | sort -un); do
+      if bpftool prog show id "$id" 2>/dev/null | grep -q ctxagent_probe; then echo "$id"; return; fi
+    done
     sleep 0.2
   done
 }
 
-# Prog ids (one word) -> their summed "run_time_ns run_cnt" (kernel.bpf_stats_enabled=1); "0 0"
-# without ids. Retried: a run must not read as free of BPF time because bpftool failed once.
+# Prog id -> "run_time_ns run_cnt" (kernel.bpf_stats_enabled=1); "0 0" without an id. Retried: a run
+# must not read as free of BPF time because bpftool failed once.
 bpf_stats() {
   [[ -n $1 ]] || { echo "0 0"; return; }
   local out try
   for try in 1 2 3; do
-    out=$(prog_json "$1" | python3 -c '
-import json, sys
-ps = [json.loads(l) for l in sys.stdin if l.strip()]
-assert ps
-print(sum(p.get("run_time_ns", 0) for p in ps), sum(p.get("run_cnt", 0) for p in ps))' 2>/dev/null) && { echo "$out"; return; }
+    out=$(bpftool prog show id "$1" -j 2>/dev/null | python3 -c 'import json,sys; p=json.load(sys.stdin); print(p["run_time_ns"], p["run_cnt"])' 2>/dev/null) && { echo "$out"; return; }
     sleep 0.1
   done
   echo "0 0"

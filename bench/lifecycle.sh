@@ -11,7 +11,7 @@
 #   (uprobe trap + BPF program) per lifecycle;
 #   the agent's CPU per lifecycle: utime+stime of ctxagent over the on phases / lifecycles in them;
 #   their sum and its ratio to the 2.0 us target;
-#   BPF run time per probe hit (run_time_ns / run_cnt of the probe programs, kernel.bpf_stats_enabled=1,
+#   BPF run time per probe hit (run_time_ns / run_cnt of ctxagent_probe, kernel.bpf_stats_enabled=1,
 #   restored on exit) and hits per lifecycle.
 # The agent binary is copied at start, so a rebuild during the run does not change it.
 #
@@ -64,8 +64,8 @@ run_phase() {  # off|on: one phase of the target, appends a line to phases.txt
     agent=$!
     for _ in $(seq 400); do grep -q tracing "$work/agent$phase.err" 2>/dev/null && break; sleep 0.05; done
     grep -q tracing "$work/agent$phase.err" || die "agent did not attach: $(cat "$work/agent$phase.err")"
-    prog=$(prog_ids_of "$agent")
-    [[ -n $prog ]] || die "no probe program found for agent pid $agent"
+    prog=$(prog_id_of "$agent")
+    [[ -n $prog ]] || die "no ctxagent_probe program found for agent pid $agent"
     c0=$(cpu_ticks "$agent")
     b0=$(bpf_stats "$prog")
   fi

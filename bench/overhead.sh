@@ -14,7 +14,7 @@
 #   target CPU  utime+stime of loadsvc (/proc/<pid>/stat)     agent CPU  same for ctxagent
 #   node CPU    busy jiffies of /proc/stat (every process: contention shows up here)
 #   requests    loadsvc's own counter (/stats)                throughput, p99  from loadgen
-#   BPF         run_time_ns / run_cnt of the agent's probe programs (kernel.bpf_stats_enabled=1)
+#   BPF         run_time_ns / run_cnt of the agent's ctxagent_probe (kernel.bpf_stats_enabled=1)
 # Extra target CPU is computed per request (on - off) so a small rate difference does not count as
 # overhead; per event = that / (agent events per request); per context = that / contexts per request.
 # Controller phase, for each rate: a fresh loadsvc leaking CTL_LEAK_RATE contexts/s and
@@ -79,7 +79,7 @@ start_svc() {  # args...: starts loadsvc, sets svc_pid and svc_addr
 node_jiffies() { awk '/^cpu / {b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
 svc_requests() { curl -s "http://$svc_addr/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])'; }
 now_us() { echo "${EPOCHREALTIME/./}"; }  # no process spawned: polling must not load the machine
-sample() {  # agent_pid prog_ids -> one line of numbers
+sample() {  # agent_pid prog_id -> one line of numbers
   local a=${1:-} t n
   t=$(date +%s.%N)
   n=$(node_jiffies)
@@ -103,7 +103,7 @@ one_run() {  # rate rep mode(off|on)
     pids+=("$agent")
     for _ in $(seq 200); do grep -q tracing "$work/agent.err" 2>/dev/null && break; sleep 0.05; done
     grep -q tracing "$work/agent.err" || die "agent did not attach: $(cat "$work/agent.err")"
-    prog=$(prog_ids_of "$agent")
+    prog=$(prog_id_of "$agent")
   fi
   "$work/loadgen" -addr "$svc_addr" -rate "$rps" -duration "${DURATION}s" -conns "$CONNS" >"$work/lg.json" &
   local lgpid=$!
@@ -179,7 +179,7 @@ for rate in $RATES; do
   sleep 2
   t0=$(now_us)
   start_daemon
-  for _ in $(seq 200); do prog=$(prog_ids_of "$daemon"); [[ -n $prog ]] && break; sleep 0.05; done
+  for _ in $(seq 200); do prog=$(prog_id_of "$daemon"); [[ -n $prog ]] && break; sleep 0.05; done
   first=""
   # Once a second (curl is a process: polling faster showed in the target's p99), until found.
   poll_first() {

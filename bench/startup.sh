@@ -49,15 +49,15 @@ trap "exit 1" INT TERM  # a signalled bench still stops its daemon and targets
 done) || die "go build failed"
 
 now_us() { echo "${EPOCHREALTIME/./}"; }
-# Probe hits and BPF run time of every uprobe program (type kprobe: ctxagent's dispatcher, which
-# counts its handlers' time; the kernel's counters, the daemon turns bpf_stats on): "hits ns". Run
-# the bench alone: another agent's programs would count too.
+# Probe hits and BPF run time of every ctxagent_probe program (its handlers' time included; the
+# kernel's counters, the daemon turns bpf_stats on): "hits ns". Run the bench alone: another
+# agent's programs would count too.
 probe_counters() {
   bpftool prog show -j | python3 -c '
 import json, sys
 h = t = 0
 for p in json.load(sys.stdin):
-    if p.get("type") == "kprobe":
+    if p.get("name", "").startswith("ctxagent_probe"):
         h += p.get("run_cnt", 0); t += p.get("run_time_ns", 0)
 print(h, t)'
 }

@@ -161,6 +161,7 @@ class DutyCycle {
   // What tracing cost since the start, in node share x seconds (start-up work forgotten by
   // Restart aside): averages over any interval without a meter of their own.
   double node_seconds() const { return node_seconds_; }
+  double cpu_seconds() const { return node_seconds_ * ncpu_; }  // the same in CPU seconds
   const SamplingController& controller() const { return controller_; }
   SamplingPlan plan() const;
   // How many probe hits cost `node_seconds` (trap, BPF and agent), at least 1; 0 for 0.

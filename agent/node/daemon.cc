@@ -114,8 +114,8 @@ void Daemon::Run() {
   // Where the overhead counter stands at the end: a bench compares it with what it measured.
   absl::MutexLock l(&mu_);
   probes_->Measure(absl::Now());
-  Log(absl::StrFormat("tracing cost %.4f CPU s since start (%s)",
-                      probes_->node_seconds() * sysconf(_SC_NPROCESSORS_ONLN), kOverheadCounted));
+  Log(absl::StrFormat("tracing cost %.4f CPU s since start (%s)", probes_->cpu_seconds(),
+                      kOverheadCounted));
 }
 
 absl::StatusOr<bool> Daemon::Poll(absl::Time now, bool /*ending*/) {

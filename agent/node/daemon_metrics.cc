@@ -101,10 +101,9 @@ void Daemon::ExportTotals(absl::Time now) {
     overhead_avg_ = overhead_avg_ < 0 ? ratio : overhead_avg_ + a * (ratio - overhead_avg_);
     metrics_.SetGauges(metrics_.overhead, {{{}, overhead_avg_}});
   }
-  if (spent > exported_node_seconds_) {
-    metrics_.overhead_seconds.Add({}).Increment((spent - exported_node_seconds_) *
-                                                sysconf(_SC_NPROCESSORS_ONLN));
-  }
+  prometheus::Counter& total = metrics_.overhead_seconds.Add({});
+  if (probes_->cpu_seconds() > total.Value())
+    total.Increment(probes_->cpu_seconds() - total.Value());
   exported_node_seconds_ = spent;
   overhead_since_ = now;
   TracerCounters c = tracer_->counters();

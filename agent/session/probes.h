@@ -73,6 +73,7 @@ class ProbeSet {
   double observed_ratio(absl::Time now) const { return duty_.controller().observed_ratio(now); }
   SamplingPlan plan() const { return duty_.plan(); }
   double node_seconds() const { return duty_.node_seconds(); }
+  double cpu_seconds() const { return duty_.cpu_seconds(); }
   size_t size() const { return binaries_.size(); }
 
  private:

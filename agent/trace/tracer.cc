@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "ctxagent_bpf.skel.h"
