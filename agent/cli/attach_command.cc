@@ -109,7 +109,8 @@ absl::Status Prepare(AttachRun& r) {
       *r.tracer, r.trap_costs,
       ProbeSet::Options{
           .sampling = {.budget = o.budget, .target_budget = o.target_budget, .fixed = o.duty_cycle},
-          .target = o.pid},
+          .target = o.pid,
+          .traced_cpu = [pid = o.pid] { return ReadTracedCpu({pid}); }},
       r.start);
   if (auto added = r.probes->Add(&r.session->process(), *r.bin, r.start); !added.ok())
     return added.status();
@@ -122,8 +123,8 @@ absl::Status Prepare(AttachRun& r) {
 }
 
 RunInfo Info(const AttachRun& r, absl::Time now, const OverheadSample& overhead) {
-  RunInfo run{now - r.start, r.session->events(),           r.tracer->counters(), overhead,
-              r.trap_costs,  r.probes->observed_ratio(now), r.probes->plan()};
+  RunInfo run{now - r.start,          r.session->events(),           r.tracer->counters(), overhead,
+              r.probes->trap_costs(), r.probes->observed_ratio(now), r.probes->plan()};
   const TracingSession& s = *r.session;
   run.marks.count = s.marks();
   run.marks.stopped = std::string(s.mark_status().message());
@@ -227,6 +228,8 @@ absl::Status Report(AttachRun& r) {
   r.tracer->Drain();
   r.session->Finish(now, r.target_exited);
   run.counters = r.tracer->counters();
+  // Every hit at the trap cost the probes ended with (measured on the target, if they could).
+  r.run_meter->set_costs(run.trap_costs);
   run.overhead = r.run_meter->Update(now, r.tracer->trap_hits());
   if (r.target_exited) fprintf(stderr, "ctxagent: pid %d exited\n", o.pid);
   if (r.session->undecodable() > 0) {

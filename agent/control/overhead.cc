@@ -5,11 +5,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <string>
-
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "agent/control/work_pacer.h"
 #include "agent/trace/process.h"
@@ -67,22 +65,36 @@ struct HitcountDeleter {
 }  // namespace
 
 double ProcessCpuSeconds(pid_t pid) {
-  // Self: nanoseconds, not 10 ms ticks (sampling windows are a quarter of a second).
-  if (pid == 0) {
-    timespec ts{};
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+  // The kernel's sum of every thread's run time, in nanoseconds: /proc/<pid>/stat counts 10 ms
+  // ticks, coarser than a quarter-second window's difference.
+  clockid_t clock = CLOCK_PROCESS_CPUTIME_ID;
+  if (pid != 0 && clock_getcpuclockid(pid, &clock) != 0) return 0;
+  timespec ts{};
+  if (clock_gettime(clock, &ts) != 0) return 0;
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+std::string OverheadCounted(const TrapCosts& c) {
+  const std::string trap =
+      c.measured() ? absl::StrFormat(
+                         "measured on the traced processes (%.2f us per hit, the median of %d "
+                         "on/off pairs)",
+                         c.measured_us, c.measured_pairs)
+                   : absl::StrFormat(
+                         "calibrated on the agent's own functions (%.2f us emulated, %.2f us "
+                         "single-stepped)",
+                         c.emulated_us, c.stepped_us);
+  return absl::StrCat("probe hits x the trap cost ", trap, ", BPF run time, the agent's CPU");
+}
+
+TracedCpu ReadTracedCpu(const std::vector<pid_t>& pids) {
+  TracedCpu t;
+  for (pid_t pid : pids) {
+    t.seconds += ProcessCpuSeconds(pid);
+    t.processes = absl::HashOf(t.processes, pid);
   }
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  if (!std::getline(in, line)) return 0;
-  size_t paren = line.rfind(')');
-  if (paren == std::string::npos) return 0;
-  // Fields after "comm)": state is field 3; utime and stime are fields 14 and 15.
-  std::vector<std::string> f = absl::StrSplit(line.substr(paren + 2), ' ');
-  if (f.size() < 13) return 0;
-  double ticks = std::stod(f[11]) + std::stod(f[12]);
-  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+  if (t.processes == 0 && !pids.empty()) t.processes = 1;
+  return t;
 }
 
 absl::StatusOr<TrapCosts> CalibrateTrapCosts() {
@@ -143,11 +155,13 @@ OverheadSample OverheadMeter::Update(absl::Time now, const TrapHits& hits) {
   double agent_s = ProcessCpuSeconds(0);
   double target_s = target_ > 0 ? ProcessCpuSeconds(target_) : 0;
 
+  s.hits = all;
   s.hits_per_s = static_cast<double>(all) / dt;
-  s.trap_cpu_s = (static_cast<double>(stepped) * costs_.stepped_us +
-                  static_cast<double>(all - stepped) * costs_.emulated_us) *
+  s.trap_cpu_s = (static_cast<double>(stepped) * costs_.trap_us(true) +
+                  static_cast<double>(all - stepped) * costs_.trap_us(false)) *
                  1e-6 / dt;
-  s.bpf_cpu_s = static_cast<double>(bpf_ns - last_bpf_ns_) * 1e-9 / dt;
+  s.bpf_s = static_cast<double>(bpf_ns - last_bpf_ns_) * 1e-9;
+  s.bpf_cpu_s = s.bpf_s / dt;
   s.agent_cpu_s = (agent_s - last_agent_s_) / dt;
   double total = s.trap_cpu_s + s.bpf_cpu_s + s.agent_cpu_s;
   s.node_ratio = total / ncpu_;

@@ -207,11 +207,34 @@ double SamplingController::observed_ratio(absl::Time now) const {
 }
 
 DutyCycle::DutyCycle(const SamplingController::Options& options,
-                     std::unique_ptr<OverheadMeter> meter, absl::Time now)
+                     std::unique_ptr<OverheadMeter> meter, absl::Time now, TracedCpuSource traced)
     : controller_(options, now),
       meter_(std::move(meter)),
       segment_start_(now),
-      ncpu_(static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)))) {}
+      ncpu_(static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)))),
+      traced_(std::move(traced)) {
+  if (traced_) last_traced_ = traced_();
+}
+
+OverheadSample DutyCycle::Read(absl::Time now, const Hits& hits, bool measured) {
+  OverheadSample s = meter_->Update(now, hits);
+  if (!traced_) return s;
+  const TracedCpu t = traced_();
+  if (measured) {
+    const bool same = t.processes != 0 && t.processes == last_traced_.processes;
+    hit_cost_.Add(on_, now - segment_start_, t.seconds - last_traced_.seconds, s.hits, s.bpf_s,
+                  same ? t.processes : 0);
+    if (auto trap_s = hit_cost_.trap_s();
+        trap_s.has_value() && hit_cost_.agreed_pairs() != trap_costs().measured_pairs) {
+      TrapCosts costs = trap_costs();
+      costs.measured_us = std::max(0.0, *trap_s * 1e6);  // trap_us() floors it
+      costs.measured_pairs = hit_cost_.agreed_pairs();
+      meter_->set_costs(costs);
+    }
+  }
+  last_traced_ = t;
+  return s;
+}
 
 void DutyCycle::Spend(absl::Time now, const OverheadSample& s, absl::Duration length) {
   const double spent = s.node_ratio * std::max(0.0, absl::ToDoubleSeconds(length));
@@ -220,7 +243,7 @@ void DutyCycle::Spend(absl::Time now, const OverheadSample& s, absl::Duration le
 }
 
 OverheadSample DutyCycle::Measure(absl::Time now, const Hits& hits) {
-  OverheadSample s = meter_->Update(now, hits);
+  OverheadSample s = Read(now, hits, true);
   const double length_s = absl::ToDoubleSeconds(now - segment_start_);
   Spend(now, s, now - segment_start_);
   if (length_s > 0) {
@@ -245,13 +268,13 @@ SamplingPlan DutyCycle::plan() const {
 uint64_t DutyCycle::HitsCosting(double node_seconds) const {
   if (node_seconds <= 0) return 0;
   const double per_hit =
-      meter_->costs().emulated_us * 1e-6 + kBpfSecondsPerHit + kAgentSecondsPerHit;
+      trap_costs().trap_us(false) * 1e-6 + kBpfSecondsPerHit + kAgentSecondsPerHit;
   return std::max<uint64_t>(1, static_cast<uint64_t>(node_seconds * ncpu_ / per_hit));
 }
 
 OverheadSample DutyCycle::Probe(absl::Time now, const Hits& hits, absl::Time start) {
   const absl::Duration length = now - segment_start_;
-  OverheadSample s = meter_->Update(now, hits);
+  OverheadSample s = Read(now, hits, true);
   const double length_s = absl::ToDoubleSeconds(length);
   Spend(now, s, length);
   if (length_s > 0) {
@@ -268,7 +291,7 @@ OverheadSample DutyCycle::Probe(absl::Time now, const Hits& hits, absl::Time sta
 
 void DutyCycle::Restart(absl::Time now, const Hits& hits) {
   // Not the state's cost, but spent all the same.
-  Spend(now, meter_->Update(now, hits), now - segment_start_);
+  Spend(now, Read(now, hits, false), now - segment_start_);
   segment_start_ = now;
   segment_switch_cpu_ = 0;
 }

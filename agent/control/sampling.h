@@ -39,6 +39,7 @@
 #include <memory>
 
 #include "absl/time/time.h"
+#include "agent/control/hit_cost.h"
 #include "agent/control/overhead.h"
 
 namespace ctxagent {
@@ -138,12 +139,13 @@ class SamplingController {
 
 // What an agent runs: the controller fed by an overhead meter read at every switch and refresh (so
 // a measurement never spans both states), with the CPU of attaching and detaching counted as the
-// switch cost, not as the state's.
+// switch cost, not as the state's. With the traced processes' CPU (`traced`), the same reads give
+// what a hit costs them (HitCostEstimator), which replaces the calibrated trap cost once measured.
 class DutyCycle {
  public:
   using Hits = TrapHits;
   DutyCycle(const SamplingController::Options& options, std::unique_ptr<OverheadMeter> meter,
-            absl::Time now);
+            absl::Time now, TracedCpuSource traced = nullptr);
 
   bool Tick(absl::Time now) { return controller_.Tick(now); }
   // The cost since the last read goes to the state the probes were in; returns it.
@@ -166,8 +168,14 @@ class DutyCycle {
   SamplingPlan plan() const;
   // How many probe hits cost `node_seconds` (trap, BPF and agent), at least 1; 0 for 0.
   uint64_t HitsCosting(double node_seconds) const;
+  // The trap costs in force (measured on the traced processes, or the calibration).
+  const TrapCosts& trap_costs() const { return meter_->costs(); }
+  const HitCostEstimator& hit_cost() const { return hit_cost_; }
 
  private:
+  // Reads the meter since the last read, and the traced processes' CPU over the same time for the
+  // hit cost (`measured`: a span of the current state, else the span is only skipped).
+  OverheadSample Read(absl::Time now, const Hits& hits, bool measured);
   // Adds the cost `s` over `length` to what tracing spent.
   void Spend(absl::Time now, const OverheadSample& s, absl::Duration length);
 
@@ -179,6 +187,9 @@ class DutyCycle {
   double pair_cpu_ = 0;            // CPU seconds of the detach awaiting its attach
   double node_seconds_ = 0;
   int ncpu_;
+  TracedCpuSource traced_;
+  TracedCpu last_traced_;
+  HitCostEstimator hit_cost_;
 };
 
 }  // namespace ctxagent

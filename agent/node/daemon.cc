@@ -58,10 +58,13 @@ absl::Status Daemon::Init() {
   if (auto c = CalibrateTrapCosts(); c.ok()) trap_costs_ = *c;
   Log(absl::StrFormat("uprobe trap cost %.2f us emulated, %.2f us single-stepped",
                       trap_costs_.emulated_us, trap_costs_.stepped_us));
-  // Every binary's probes go off and on together: the budget is the node's.
+  // Every binary's probes go off and on together: the budget is the node's. What a hit costs is
+  // measured on every traced process together (their CPU with the probes on and off).
   probes_ = std::make_unique<ProbeSet>(
       *tracer_, trap_costs_,
-      ProbeSet::Options{.sampling = {.budget = o_.budget, .fixed = o_.duty_cycle}}, absl::Now());
+      ProbeSet::Options{.sampling = {.budget = o_.budget, .fixed = o_.duty_cycle},
+                        .traced_cpu = [this] { return TracedProcessesCpu(); }},
+      absl::Now());
   // What Prometheus and the kubelet need on --listen; trees and findings (source paths, function
   // names) only on --detail_listen, loopback unless the operator says otherwise.
   auto http = HttpServer::Start(
@@ -115,7 +118,15 @@ void Daemon::Run() {
   absl::MutexLock l(&mu_);
   probes_->Measure(absl::Now());
   Log(absl::StrFormat("tracing cost %.4f CPU s since start (%s)", probes_->cpu_seconds(),
-                      kOverheadCounted));
+                      OverheadCounted(probes_->trap_costs())));
+}
+
+TracedCpu Daemon::TracedProcessesCpu() const {
+  std::vector<pid_t> pids;
+  pids.reserve(processes_.size());
+  for (const auto& [pid, p] : processes_) pids.push_back(pid);
+  std::sort(pids.begin(), pids.end());
+  return ReadTracedCpu(pids);
 }
 
 absl::StatusOr<bool> Daemon::Poll(absl::Time now, bool /*ending*/) {

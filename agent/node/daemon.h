@@ -121,6 +121,8 @@ class Daemon : public ProcessProvider, public AgentLoop::Driver {
   void LogNewFindings(TracedProcess& p);
   void ExportFindings(const TracedProcess& p, std::map<Metrics::Labels, double>& findings) const;
   void ExportTotals(absl::Time now);
+  // Every traced process's CPU so far, for what a probe hit costs them (ProbeSet).
+  TracedCpu TracedProcessesCpu() const;
   ProcessView View(TracedProcess& p);
 
   const DaemonOptions& o_;

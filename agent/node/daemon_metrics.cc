@@ -106,6 +106,9 @@ void Daemon::ExportTotals(absl::Time now) {
     total.Increment(probes_->cpu_seconds() - total.Value());
   exported_node_seconds_ = spent;
   overhead_since_ = now;
+  const TrapCosts& costs = probes_->trap_costs();
+  metrics_.SetGauges(metrics_.trap_cost,
+                     {{{{"source", costs.source()}}, costs.trap_us(false) * 1e-6}});
   TracerCounters c = tracer_->counters();
   for (int r = 0; r < DROP_REASONS; ++r) {
     if (c.dropped[r] > exported_lost_[r]) {

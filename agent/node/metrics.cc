@@ -41,6 +41,11 @@ Metrics::Metrics()
           "ctxagent_overhead_cpu_seconds_total",
           "CPU seconds tracing cost the node, as ctxagent_overhead_cpu_ratio counts them: rate() "
           "over any window.")),
+      trap_cost(CTXAGENT_GAUGE(
+          "ctxagent_probe_trap_seconds",
+          "CPU a probe hit's trap costs the traced process, as the overhead counts it; source: "
+          "\"targets\" (measured on the traced processes, probes on against off) or "
+          "\"calibration\" (the agent's own functions, until then). The emulated figure.")),
       workloads(CTXAGENT_GAUGE(
           "ctxagent_workloads_tracked",
           "Workloads with series: traced now, or exited less than --series_ttl ago.")) {

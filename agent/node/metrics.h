@@ -34,6 +34,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& sampling_ratio;
   prometheus::Family<prometheus::Gauge>& overhead;
   prometheus::Family<prometheus::Counter>& overhead_seconds;
+  prometheus::Family<prometheus::Gauge>& trap_cost;
   prometheus::Family<prometheus::Gauge>& workloads;
 
   // Replaces every series of a gauge family: series absent from `values` are removed, so label

@@ -6,7 +6,8 @@ ProbeSet::ProbeSet(Tracer& tracer, const TrapCosts& costs, const Options& option
     : tracer_(tracer),
       options_(options),
       duty_(options.sampling,
-            std::make_unique<OverheadMeter>(costs, tracer.probe_fd(), options.target), now) {}
+            std::make_unique<OverheadMeter>(costs, tracer.probe_fd(), options.target), now,
+            options.traced_cpu) {}
 
 ProbeSet::~ProbeSet() {
   for (auto& [id, b] : binaries_) {

@@ -39,6 +39,8 @@ class ProbeSet {
     // refresh away, can see it).
     absl::Duration probe_for = absl::Seconds(5);
     absl::Duration follow_up = absl::Milliseconds(250);
+    // The traced processes' CPU: what a hit costs them is then measured (DutyCycle).
+    TracedCpuSource traced_cpu;
   };
   ProbeSet(Tracer& tracer, const TrapCosts& costs, const Options& options, absl::Time now);
   ~ProbeSet();
@@ -74,6 +76,7 @@ class ProbeSet {
   SamplingPlan plan() const { return duty_.plan(); }
   double node_seconds() const { return duty_.node_seconds(); }
   double cpu_seconds() const { return duty_.cpu_seconds(); }
+  const TrapCosts& trap_costs() const { return duty_.trap_costs(); }
   size_t size() const { return binaries_.size(); }
 
  private:

@@ -132,5 +132,42 @@ TEST(ProbeSetTest, AWindowClosesOnTimeWhileTheAgentDecodesABacklog) {
   EXPECT_LT(last_fired - window_end, decoding / 2) << (*tracer)->handled() << " events";
 }
 
+// Alternated on and off over the same process, the probes' hits show in its CPU: what a hit costs
+// it replaces the calibration once enough on/off pairs agree.
+TEST(ProbeSetTest, MeasuresWhatAHitCostsTheTarget) {
+  CTXAGENT_REQUIRE_BPF();
+  const std::string path = FixtureCopy();
+  auto bin = symbols::GoBinary::Open(path);
+  auto tracer = Tracer::Create([](const ctx_event&) {}, Tracer::kDefaultRingBytes);
+  auto calibrated = CalibrateTrapCosts();
+  ASSERT_TRUE(bin.ok() && tracer.ok() && calibrated.ok())
+      << bin.status() << " " << tracer.status() << " " << calibrated.status();
+  // Tens of thousands of hits a second, a tenth of a CPU: the hits are a large part of its CPU.
+  auto busy = testing::Child::Start({path, "-loop", "-n", "50", "-sleep", "1ms"});
+  absl::SleepFor(absl::Milliseconds(200));
+  ProbeSet probes(**tracer, *calibrated,
+                  {.sampling = {.fixed = {.window = absl::Seconds(1), .period = absl::Seconds(3)}},
+                   .traced_cpu = [pid = busy.pid()] { return ReadTracedCpu({pid}); }},
+                  absl::Now());
+  ASSERT_TRUE(probes.Add(nullptr, **bin, absl::Now()).ok());
+  EXPECT_FALSE(probes.trap_costs().measured());
+  const absl::Time end = absl::Now() + absl::Seconds(40);
+  while (!probes.trap_costs().measured() && absl::Now() < end) {
+    (*tracer)->Wait(std::min(probes.next_deadline(), absl::Now() + absl::Milliseconds(250)) -
+                    absl::Now());
+    ASSERT_TRUE(probes.TickAndDrain([] {}).ok());
+    probes.Measure(absl::Now());  // the agent's refresh
+  }
+  busy.Kill(SIGKILL);
+  const TrapCosts& costs = probes.trap_costs();
+  ASSERT_TRUE(costs.measured()) << "no agreement in 40 s";
+  EXPECT_GE(costs.measured_pairs, HitCostEstimator::kMinPairs);
+  // A trap in a Go program costs at least about what it costs the agent's hot loop, and not
+  // orders of magnitude more.
+  EXPECT_GT(costs.measured_us, 0.5 * calibrated->emulated_us);
+  EXPECT_LT(costs.measured_us, 20 * calibrated->emulated_us + 10);
+  EXPECT_STREQ(costs.source(), "targets");
+}
+
 }  // namespace
 }  // namespace ctxagent

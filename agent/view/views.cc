@@ -182,11 +182,12 @@ std::string RenderSummary(const ProcessLineage& lineage, const RunInfo& run) {
   }
   return absl::StrFormat(
       "contexts: %s, cancelled %d own / %d by parent / %d deadline, %d live | goroutines: "
-      "%d seen, %d live | events: %d, lost %d | overhead %.3f%% of the node, sampling %.1f%% | "
-      "%s\n",
+      "%d seen, %d live | events: %d, lost %d | overhead %.3f%% of the node (trap cost: %s), "
+      "sampling %.1f%% | %s\n",
       created, s.cancelled_own, s.cancelled_parent, s.cancelled_deadline, s.live_contexts,
       s.goroutines_seen, s.live_goroutines, run.events, run.counters.dropped_total(),
-      run.overhead.node_ratio * 100, run.sampling_ratio * 100, FormatAge(run.elapsed));
+      run.overhead.node_ratio * 100, run.trap_costs.source(), run.sampling_ratio * 100,
+      FormatAge(run.elapsed));
 }
 
 nlohmann::json FindingToJson(const ProcessLineage& lineage, const Finding& f, absl::Time now) {
@@ -246,6 +247,9 @@ nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run) 
                      {"created", c.created},
                      {"cancelled", c.cancelled}});
   }
+  // The trap costs in force: measured on the target once its on/off windows agree.
+  const nlohmann::json trap_cost = {{"emulated", run.trap_costs.trap_us(false)},
+                                    {"stepped", run.trap_costs.trap_us(true)}};
   return {{"type", "summary"},
           {"top_sites", sites},
           {"pid", lineage.pid()},
@@ -286,8 +290,9 @@ nlohmann::json SummaryToJson(const ProcessLineage& lineage, const RunInfo& run) 
             {"bpf_cpu_s_per_s", run.overhead.bpf_cpu_s},
             {"agent_cpu_s_per_s", run.overhead.agent_cpu_s},
             {"probe_hits_per_s", run.overhead.hits_per_s},
-            {"trap_cost_us",
-             {{"emulated", run.trap_costs.emulated_us}, {"stepped", run.trap_costs.stepped_us}}}}},
+            {"trap_cost_us", trap_cost},
+            {"trap_cost_source", run.trap_costs.source()},
+            {"trap_cost_pairs", run.trap_costs.measured_pairs}}},
           {"unknown_exits", s.unknown_exits},
           {"unknown_cancels", s.unknown_cancels},
           {"sampling_ratio", run.sampling_ratio},

@@ -98,6 +98,13 @@ TEST(DaemonLimitsTest, OverBudgetSamplesAndStillFindsTheLeak) {
   EXPECT_GT(spent[0].value, 0);
   EXPECT_LT(spent[0].value,
             absl::ToDoubleSeconds(absl::Now() - start) * sysconf(_SC_NPROCESSORS_ONLN));
+  // The trap cost it counts with, and where that comes from (measured on the target, or the
+  // calibration until enough on/off windows agree).
+  auto trap = testing::Find(metrics, "ctxagent_probe_trap_seconds", {});
+  ASSERT_EQ(trap.size(), 1u);
+  EXPECT_GT(trap[0].value, 0);
+  EXPECT_TRUE(trap[0].labels.at("source") == "targets" ||
+              trap[0].labels.at("source") == "calibration");
   EXPECT_EQ(d.process->Stop(absl::Seconds(10)), 0) << d.process->Log();
   // At its stop the daemon says where the counter stands: at least where it was scraped.
   double at_stop = -1;
