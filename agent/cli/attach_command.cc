@@ -44,6 +44,12 @@ struct AttachRun : public AgentLoop::Driver {
             .handled = tracer->handled()};
   }
 
+  // Whether the probes that wrote what is drained now see goroutines end (after the detach: the
+  // last window's).
+  bool goroutine_exits() const {
+    return probes == nullptr ? exits_at_detach : probes->goroutine_exits();
+  }
+
   const AttachOptions& options;
   std::unique_ptr<symbols::GoBinary> bin;
   std::unique_ptr<TracingSession> session;
@@ -56,8 +62,9 @@ struct AttachRun : public AgentLoop::Driver {
   bool live = false;
   bool target_exited = false;
   bool target_execd = false;  // its exec event arrived
-  SiteGrowth growth;          // the top view's growth rates
-  absl::Mutex mu;             // held while the session changes; --http requests read it under it
+  bool exits_at_detach = true;
+  SiteGrowth growth;  // the top view's growth rates
+  absl::Mutex mu;     // held while the session changes; --http requests read it under it
   std::unique_ptr<AttachHttp> http;
 };
 
@@ -84,7 +91,7 @@ absl::Status Prepare(AttachRun& r) {
         if (raw.type == EV_PROC_EXEC) {
           r.target_execd = true;
         } else {
-          r.session->Apply(raw, r.clock);
+          r.session->Apply(raw, r.clock, r.goroutine_exits());
         }
       },
       o.ring_bytes);
@@ -224,6 +231,7 @@ absl::Status Report(AttachRun& r) {
   r.http.reset();
   const absl::Time now = absl::Now();
   RunInfo run = Info(r, now, {});
+  r.exits_at_detach = r.probes->goroutine_exits();
   r.probes.reset();  // detaches
   r.tracer->Drain();
   r.session->Finish(now, r.target_exited);

@@ -102,6 +102,9 @@ struct GoroutineCreated {
   // `context.WithoutCancel` link.
   bool captured_uncancelable = false;
   uint64_t g = 0;  // its runtime.g (0: unknown)
+  // No probe will see it end (a sampled window without the exit probes): its end is read from
+  // memory (ProcessLineage::Reconcile).
+  bool exit_unseen = false;
 };
 
 struct GoroutineExited {

@@ -172,6 +172,7 @@ void State::StartGoroutine(const GoroutineCreated& e) {
   g.start_function = InternFunction(e.start_function);
   g.captured_uncancelable = e.captured_uncancelable;
   g.before_attach = false;
+  if (e.exit_unseen) g.unobserved = true;
   if (g.spawner_context == 0) {
     if (const Go* spawner = FindGo(e.parent_goid)) {
       g.spawner_context = Current(*spawner);

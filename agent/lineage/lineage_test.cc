@@ -648,6 +648,29 @@ TEST_F(LineageTest, LiveFingerprintComesBackWhenTheSameNodesAreLive) {
   EXPECT_EQ(lin_.stats().live_contexts, 1u);
 }
 
+// A window without the goroutine-exit probes: its goroutines' ends are read from memory at the
+// next Reconcile, before any pause; goroutines whose exits the probes see are not read.
+TEST_F(LineageTest, GoroutinesStartedWithoutTheirExitProbeEndFromMemory) {
+  Go(2, kMain, At(11));
+  GoroutineCreated e;
+  e.time = now_;
+  e.goid = 3;
+  e.parent_goid = kMain;
+  e.g = GAddr(3);
+  e.exit_unseen = true;
+  lin_.OnGoroutineCreated(e);
+  EXPECT_EQ(lin_.stats().live_goroutines, 2u);
+  FakeMemory memory;
+  memory.goroutines[GAddr(2)] = LivenessOracle::State::kEnded;  // not asked: its exit is probed
+  memory.goroutines[GAddr(3)] = LivenessOracle::State::kEnded;
+  Advance(absl::Seconds(1));
+  lin_.Reconcile(now_, memory);
+  EXPECT_EQ(memory.goroutine_queries, 1);
+  EXPECT_EQ(lin_.stats().live_goroutines, 1u);
+  EXPECT_EQ(lin_.stats().inferred_exits, 1u);
+  EXPECT_EQ(lin_.stats().pauses, 0u);
+}
+
 // Sampling: a window sees leaked contexts created and their creators still running; the probes are
 // detached; memory then says the creators exited and the contexts were never cancelled.
 TEST_F(LineageTest, OrphanedDoneFoundFromMemoryAfterAPause) {

@@ -199,7 +199,7 @@ void Daemon::OnEvent(const ctx_event& e) {
     ++evictions_;
     return;
   }
-  p.session->Apply(e, clock_);
+  p.session->Apply(e, clock_, probes_->goroutine_exits());
 }
 
 // Memory caps: past them a process's new contexts are not tracked (counted as evictions), and

@@ -44,11 +44,12 @@ void ProbeSet::Remove(int id) {
 }
 
 absl::StatusOr<uint32_t> ProbeSet::AttachOne(const Binary& b) {
-  return b.process != nullptr ? tracer_.Attach(*b.process, *b.bin)
-                              : tracer_.AttachEveryProcess(*b.bin);
+  return b.process != nullptr ? tracer_.Attach(*b.process, *b.bin, goroutine_exits_)
+                              : tracer_.AttachEveryProcess(*b.bin, goroutine_exits_);
 }
 
 absl::Status ProbeSet::AttachAll() {
+  goroutine_exits_ = duty_.controller().ratio() >= 1;
   absl::Status status;
   for (auto& [id, b] : binaries_) {
     if (b.attached) continue;

@@ -68,6 +68,12 @@ class ProbeSet {
   bool NewLoss();
 
   bool attached() const { return duty_.attached(); }
+  // Whether the probes attached now see goroutines end. While the budget samples, a window leaves
+  // the goroutine-exit probes out (a quarter of a busy service's hits: its requests' goroutines
+  // start and end): a goroutine's end is read from its runtime.g instead, at the next reconcile
+  // (ProcessLineage::Reconcile), which the events of such a window ask for (TracingSession::Apply).
+  // Decided at each window's start; a window traced in full (ratio 1, the first) keeps them.
+  bool goroutine_exits() const { return goroutine_exits_; }
   // Whether a new binary's cost is being probed (its hits can wake the agent: Tracer::ArmHitAlarm).
   bool probing() const { return probe_end_ != absl::InfiniteFuture(); }
   // When Tick next has something to do (InfiniteFuture if nothing is scheduled).
@@ -101,6 +107,7 @@ class ProbeSet {
   absl::Time probe_start_;  // the first probe's: the first window counts from it
   absl::Time probe_until_ = absl::InfinitePast();  // follow-up probes until then
   bool alarm_rang_ = false;  // once since the last estimate: the next ring estimates
+  bool goroutine_exits_ = true;
   uint64_t lost_seen_ = 0;
 };
 

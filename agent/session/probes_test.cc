@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <string>
 
 #include "absl/time/clock.h"
@@ -130,6 +131,53 @@ TEST(ProbeSetTest, AWindowClosesOnTimeWhileTheAgentDecodesABacklog) {
   const absl::Duration decoding = caught_up - window_end;
   EXPECT_GT(decoding, absl::Milliseconds(300)) << (*tracer)->handled() << " events";
   EXPECT_LT(last_fired - window_end, decoding / 2) << (*tracer)->handled() << " events";
+}
+
+// While the budget samples, windows after the first leave the goroutine-exit probes out (their ends
+// are read from memory): the goroutines' starts are still seen, their ends are not.
+TEST(ProbeSetTest, SampledWindowsLeaveGoroutineExitsOut) {
+  CTXAGENT_REQUIRE_BPF();
+  const std::string path = FixtureCopy();
+  auto bin = symbols::GoBinary::Open(path);
+  int window = 0;  // 1: the first window, with its exits; 2, 3, ...: later ones
+  std::map<std::pair<int, uint32_t>, int> events;  // (window, type) -> count
+  auto tracer = Tracer::Create(
+      [&](const ctx_event& e) {
+        ++events[{window, e.type}];
+      },
+      Tracer::kDefaultRingBytes);
+  ASSERT_TRUE(bin.ok() && tracer.ok()) << bin.status() << " " << tracer.status();
+  auto busy = testing::Child::Start({path, "-loop", "-n", "4", "-sleep", "1ms"});
+  absl::SleepFor(absl::Milliseconds(200));
+  ProbeSet probes(
+      **tracer, kQuietMachine,
+      {.sampling = {.fixed = {.window = absl::Milliseconds(500), .period = absl::Seconds(1)}}},
+      absl::Now());
+  ASSERT_TRUE(probes.Add(nullptr, **bin, absl::Now()).ok());
+  window = 1;
+  EXPECT_TRUE(probes.goroutine_exits()) << "the first window is traced in full";
+  bool was_attached = true;
+  const absl::Time end = absl::Now() + absl::Seconds(4);
+  while (absl::Now() < end) {
+    (*tracer)->Wait(std::min(probes.next_deadline(), end) - absl::Now());
+    // The ring is drained at a detach (before on_pause): a window's events count as its own.
+    ASSERT_TRUE(probes.TickAndDrain([] {}).ok());
+    if (probes.attached() && !was_attached) {
+      ++window;
+      EXPECT_FALSE(probes.goroutine_exits()) << "window " << window;
+    }
+    was_attached = probes.attached();
+  }
+  busy.Kill(SIGKILL);
+  ASSERT_GE(window, 3);
+  EXPECT_GT((events[{1, EV_GO_EXIT}]), 0);
+  int later_starts = 0, later_exits = 0;
+  for (int w = 2; w <= window; ++w) {
+    later_starts += events[{w, EV_GO_CREATE}];
+    later_exits += events[{w, EV_GO_EXIT}];
+  }
+  EXPECT_GT(later_starts, 10);
+  EXPECT_EQ(later_exits, 0);
 }
 
 // Alternated on and off over the same process, the probes' hits show in its CPU: what a hit costs

@@ -58,12 +58,16 @@ TracingSession::TracingSession(pid_t pid, const symbols::GoBinary& bin, uint64_t
       heap_facts_(heap::HeapFactsFor(bin, bias)),
       leaks_(options.mark_every / 2) {}
 
-void TracingSession::Apply(const ctx_event& raw, const EventClock& clock) {
+void TracingSession::Apply(const ctx_event& raw, const EventClock& clock, bool goroutine_exits) {
   ++events_;
   auto e = decoder_.Decode(raw, clock);
   if (!e.ok()) {
     ++undecodable_;
     return;
+  }
+  if (auto* started = std::get_if<GoroutineCreated>(&*e); started != nullptr && !goroutine_exits) {
+    started->exit_unseen = true;
+    paused_once_ = true;  // its end is for Reconcile to read
   }
   lineage_.Apply(*e);
   applied_ = true;

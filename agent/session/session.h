@@ -67,8 +67,9 @@ class TracingSession {
   // every refresh): how much later than usual its findings can be.
   absl::Duration work_pause() const;
 
-  // One probe event of this process.
-  void Apply(const ctx_event& raw, const EventClock& clock);
+  // One probe event of this process, from probes that see goroutines end or not
+  // (ProbeSet::goroutine_exits).
+  void Apply(const ctx_event& raw, const EventClock& clock, bool goroutine_exits = true);
   // The probes were detached: what is live may end unseen, and is read from memory from now on.
   void OnProbesPaused();
   // Events were dropped: what is live may have ended unseen and no longer counts.

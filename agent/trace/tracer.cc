@@ -161,16 +161,19 @@ Tracer::~Tracer() {
   if (skel_ != nullptr) ctxagent_bpf__destroy(skel_);
 }
 
-absl::StatusOr<uint32_t> Tracer::Attach(const Process& process, const symbols::GoBinary& bin) {
+absl::StatusOr<uint32_t> Tracer::Attach(const Process& process, const symbols::GoBinary& bin,
+                                        bool goroutine_exits) {
   if (absl::Status s = process.CheckRuns(bin.identity()); !s.ok()) return s;
-  return AttachPlan(process.pid(), bin);
+  return AttachPlan(process.pid(), bin, goroutine_exits);
 }
 
-absl::StatusOr<uint32_t> Tracer::AttachEveryProcess(const symbols::GoBinary& bin) {
-  return AttachPlan(-1, bin);
+absl::StatusOr<uint32_t> Tracer::AttachEveryProcess(const symbols::GoBinary& bin,
+                                                    bool goroutine_exits) {
+  return AttachPlan(-1, bin, goroutine_exits);
 }
 
-absl::StatusOr<uint32_t> Tracer::AttachPlan(pid_t pid, const symbols::GoBinary& bin) {
+absl::StatusOr<uint32_t> Tracer::AttachPlan(pid_t pid, const symbols::GoBinary& bin,
+                                            bool goroutine_exits) {
   if (absl::Status s = bin.VerifyProbeSites(); !s.ok()) return s;
   uint32_t slot;
   if (!free_slots_.empty()) {
@@ -189,15 +192,18 @@ absl::StatusOr<uint32_t> Tracer::AttachPlan(pid_t pid, const symbols::GoBinary& 
   }
   Attachment a{pid, slot, {}};
   absl::Status status;
-  const std::vector<symbols::Probe>& plan = bin.plan().probes;
+  std::vector<const symbols::Probe*> plan;
+  for (const symbols::Probe& p : bin.plan().probes) {
+    if (goroutine_exits || p.order != symbols::AttachOrder::kGoroutineEnd) plan.push_back(&p);
+  }
   for (size_t first = 0; first < plan.size() && status.ok();) {
     std::vector<const symbols::Probe*> group;
     // Endings and beginnings are attached as separate groups: the plan's order (endings first)
     // must hold between them, and the reverse at detach.
-    for (size_t i = first; i < plan.size() &&
-                           symbols::IsEnding(plan[i].order) == symbols::IsEnding(plan[first].order);
+    for (size_t i = first; i < plan.size() && symbols::IsEnding(plan[i]->order) ==
+                                                  symbols::IsEnding(plan[first]->order);
          ++i) {
-      group.push_back(&plan[i]);
+      group.push_back(plan[i]);
     }
     first += group.size();
     status = AttachGroup(pid, bin, slot, group, a);

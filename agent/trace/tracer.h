@@ -74,11 +74,14 @@ class Tracer {
   // checks that the process still runs that file and is the process it was (FailedPrecondition
   // "pid N now runs another binary" / "pid N was reused"), and that every probe site still holds
   // its planned instruction; on any error nothing is attached. `bin` must outlive the attachment.
-  // Returns the attachment's id.
-  absl::StatusOr<uint32_t> Attach(const Process& process, const symbols::GoBinary& bin);
+  // Returns the attachment's id. Without `goroutine_exits` the goroutine-exit probes are left out
+  // (a goroutine's end is then read from memory: ProbeSet decides).
+  absl::StatusOr<uint32_t> Attach(const Process& process, const symbols::GoBinary& bin,
+                                  bool goroutine_exits = true);
   // The same for every process running `bin`'s file, now or later (the kernel puts the probes in
   // each mapping of that very file only).
-  absl::StatusOr<uint32_t> AttachEveryProcess(const symbols::GoBinary& bin);
+  absl::StatusOr<uint32_t> AttachEveryProcess(const symbols::GoBinary& bin,
+                                              bool goroutine_exits = true);
   // Removes an attachment's probes; the targets keep running untouched.
   void Detach(uint32_t attachment);
   // Exec and exit events of every process (EV_PROC_EXEC / EV_PROC_EXIT), for the daemon.
@@ -114,7 +117,8 @@ class Tracer {
 
  private:
   Tracer() = default;
-  absl::StatusOr<uint32_t> AttachPlan(pid_t pid, const symbols::GoBinary& bin);
+  absl::StatusOr<uint32_t> AttachPlan(pid_t pid, const symbols::GoBinary& bin,
+                                      bool goroutine_exits);
   struct Attachment {
     pid_t pid;
     uint32_t slot;
