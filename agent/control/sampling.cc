@@ -86,7 +86,7 @@ void SamplingController::Plan() {
     ratio_ = std::min(1.0, absl::FDivDuration(window_, period_));
     return;
   }
-  const double budget = this->budget();
+  const double budget = kSteadyShare * this->budget();
   const double on = cost_on_.value, off = std::max(0.0, cost_off_.value);
   if ((budget <= 0 && options_.target_budget <= 0) || on < 0 || on <= budget) {
     ratio_ = 1;

@@ -55,19 +55,20 @@ TEST(SamplingTest, UnderBudgetStaysAttached) {
   EXPECT_NEAR(c.observed_ratio(t), 1.0, 1e-9);
 }
 
-TEST(SamplingTest, OverBudgetDutyCyclesToTheBudget) {
+TEST(SamplingTest, OverBudgetDutyCyclesBelowTheBudget) {
   absl::Time t = absl::FromUnixSeconds(1000);
   SamplingController c({.budget = 0.003}, t);
+  const double aim = kSteadyShare * 0.003;
   // Full tracing at 11% of the node (20k contexts/s measured here), the agent idle at 0.02%.
   const double average = Simulate(c, t, 600, 0.11, 0.0002);
-  EXPECT_NEAR(c.ratio(), (0.003 - 0.0002) / (0.11 - 0.0002), 1e-3);
+  EXPECT_NEAR(c.ratio(), (aim - 0.0002) / (0.11 - 0.0002), 1e-3);
   // Short windows, a period within max_period: a leak gets a window every minute.
   EXPECT_LE(c.window(), absl::Seconds(2));
-  EXPECT_GE(c.window(), absl::Seconds(1));
+  EXPECT_GE(c.window(), absl::Milliseconds(900));
   EXPECT_LE(c.period(), absl::Seconds(61));
   // The first window measures at full cost (~1.5 s); over 10 minutes that is within 0.04%.
-  EXPECT_LT(average, 0.0034);
-  EXPECT_GT(average, 0.0025);
+  EXPECT_LT(average, aim + 0.0004);
+  EXPECT_GT(average, aim - 0.0003);
 }
 
 TEST(SamplingTest, AttachingCostIsPaidPerPeriod) {
@@ -76,12 +77,13 @@ TEST(SamplingTest, AttachingCostIsPaidPerPeriod) {
   // A cheap target (0.8% of the node when traced) in a big binary: attach + detach take 200 ms of
   // CPU on 2 CPUs. Windows are as long as allowed, to switch rarely.
   const double average = Simulate(c, t, 900, 0.008, 0.0002, 0.1);
+  const double aim = kSteadyShare * 0.003;
   EXPECT_NEAR(c.switch_cost(), 0.1, 1e-9);
-  EXPECT_EQ(c.window(), absl::Seconds(15));
-  EXPECT_LT(average, 0.0033);
-  EXPECT_GT(average, 0.0025);
-  // Without the switch cost in the plan, the ratio would be (0.003 - 0.0002) / (0.008 - 0.0002).
-  EXPECT_LT(c.ratio(), 0.6 * (0.003 - 0.0002) / (0.008 - 0.0002));
+  EXPECT_GT(c.window(), absl::Seconds(13));
+  EXPECT_LT(average, aim + 0.0003);
+  EXPECT_GT(average, aim - 0.0005);
+  // Without the switch cost in the plan, the ratio would be (aim - 0.0002) / (0.008 - 0.0002).
+  EXPECT_LT(c.ratio(), 0.6 * (aim - 0.0002) / (0.008 - 0.0002));
 }
 
 TEST(SamplingTest, AVeryExpensiveTargetStretchesThePeriodNotTheBudget) {
@@ -145,7 +147,7 @@ TEST(SamplingTest, TheFirstPeriodRepaysWhatTheArrivalSpent) {
   EXPECT_LE(0.01 + first_s * on + (20 - first_s) * off, budget * 20);
   EXPECT_GT(first_s, 0.25);
   ASSERT_GE(windows.size(), 3u);
-  EXPECT_GT(windows[1].start - arrival, absl::Seconds(60));
+  EXPECT_GE(windows[1].start - arrival, absl::Seconds(60));
   EXPECT_LT(windows[1].start - arrival, absl::Seconds(90));  // leaks are still looked for
   EXPECT_FALSE(c.repaying());
   const double spent_before = 0.01 + on * 0.1;
@@ -205,7 +207,7 @@ TEST(SamplingTest, ATargetBudgetCanBeTheTighterOne) {
     }
   }
   EXPECT_NEAR(c.budget(), 0.001, 1e-6);
-  EXPECT_NEAR(spent / 600, 0.001, 0.0002);
+  EXPECT_NEAR(spent / 600, kSteadyShare * 0.001, 0.0002);
   // Without a node budget, the target's applies alone.
   SamplingController alone({.budget = 0, .target_budget = 0.05}, t);
   alone.ObserveTarget(0.10, absl::Seconds(1));
