@@ -13,6 +13,6 @@ mkdir -p "$OUT"
 echo
 {
   echo "ctxagent budget, $(nproc) CPUs, $(date -u +%F) (logs in $OUT):"
-  grep -h -e "target <=" -e "fixed cost per further" -e "^scaling" -e "contexts/s, .* pairs" \
+  grep -h -e "target <=" -e "fixed cost per further" -e "^scaling" -e "contexts/s, .* runs" -e "a hit costs the target" \
     -e "own count" "$OUT/idle.log" "$OUT/startup.log"
 } | tee "$OUT/summary.txt"
