@@ -224,8 +224,7 @@ OverheadSample DutyCycle::Read(absl::Time now, const Hits& hits, bool measured) 
     const bool same = t.processes != 0 && t.processes == last_traced_.processes;
     hit_cost_.Add(on_, now - segment_start_, t.seconds - last_traced_.seconds, s.hits, s.bpf_s,
                   same ? t.processes : 0);
-    if (auto trap_s = hit_cost_.trap_s();
-        trap_s.has_value() && hit_cost_.agreed_pairs() != trap_costs().measured_pairs) {
+    if (auto trap_s = hit_cost_.trap_s()) {
       TrapCosts costs = trap_costs();
       costs.measured_us = std::max(0.0, *trap_s * 1e6);  // trap_us() floors it
       costs.measured_pairs = hit_cost_.agreed_pairs();

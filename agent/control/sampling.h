@@ -179,7 +179,6 @@ class DutyCycle {
   uint64_t HitsCosting(double node_seconds) const;
   // The trap costs in force (measured on the traced processes, or the calibration).
   const TrapCosts& trap_costs() const { return meter_->costs(); }
-  const HitCostEstimator& hit_cost() const { return hit_cost_; }
 
  private:
   // Reads the meter since the last read, and the traced processes' CPU over the same time for the

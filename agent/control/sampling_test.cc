@@ -214,6 +214,38 @@ TEST(SamplingTest, ATargetBudgetCanBeTheTighterOne) {
   EXPECT_NEAR(alone.budget(), 0.005, 1e-9);
 }
 
+// What a hit costs the traced processes follows them: a cost that changes is taken up once the
+// newer pairs agree, after the kept pairs are full as well as before.
+TEST(SamplingTest, TheMeasuredHitCostFollowsTheTargets) {
+  absl::Time t = absl::Now();
+  double cpu = 0, trap = 2e-6;
+  TrapHits hits{};
+  DutyCycle duty({.fixed = {.window = absl::Seconds(1), .period = absl::Seconds(3)}},
+                 std::make_unique<OverheadMeter>(TrapCosts{}, -1, 0), t, [&] {
+                   return TracedCpu{cpu, 7};
+                 });
+  auto run = [&](int seconds) {
+    for (int i = 0; i < seconds * 4; ++i) {
+      t += absl::Milliseconds(250);
+      const uint64_t n = duty.attached() ? 10000 : 0;  // 40k hits/s while attached
+      hits[TRAP_EMULATED] += n;
+      cpu += 0.5 * 0.25 + n * trap;
+      const bool want = duty.Tick(t);
+      if (want != duty.attached()) {
+        duty.Switch(t, hits, want, [] {});
+      } else {
+        duty.Measure(t, hits);
+      }
+    }
+  };
+  run(90);  // 30 pairs: the kept ones are full
+  ASSERT_TRUE(duty.trap_costs().measured());
+  EXPECT_NEAR(duty.trap_costs().measured_us, 2, 0.1);
+  trap = 4e-6;
+  run(90);
+  EXPECT_NEAR(duty.trap_costs().measured_us, 4, 0.1);
+}
+
 // --duty_cycle: the windows it says, whatever tracing costs and the budget allow.
 TEST(SamplingTest, AFixedDutyCycleOverridesTheBudget) {
   absl::Time t = absl::FromUnixSeconds(1000);
