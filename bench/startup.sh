@@ -13,7 +13,9 @@
 #    daemon` (defaults, only loadsvc selected) started and settled before: for each window, the
 #    probes' hits x that per-hit cost plus the daemon's CPU (schedstat, from before the target
 #    starts: reading and attaching it count) is the measured cost; the daemon's own figure at its
-#    stop (ctxagent_overhead_cpu_seconds_total) is set against it; and when its leak was found.
+#    stop (ctxagent_overhead_cpu_seconds_total) is set against it; and when its leak was found:
+#    the first finding on it, from the probes (orphaned_done) or from two marks of the heap
+#    (goroutine_leak: its watchers, which nothing can wake), with the kind that found it.
 # Up to 20000 contexts/s a request makes two (the server's and the handler's WithTimeout); above,
 # each request adds WithCancel children, at most 10000 requests/s. With PIN=1 (the default on 2+
 # CPUs) the target runs alone on the last CPU (GOMAXPROCS=1), loadgen and the daemon on the others.
@@ -131,7 +133,7 @@ PY
 
 # Phase 2: a fresh target started under a settled daemon; one JSON line.
 one_run() {  # rate rep
-  local rate=$1 rep=$2 t0 first="" samples="" w next s0_d p0 counted
+  local rate=$1 rep=$2 t0 first="" by="" samples="" w next s0_d p0 counted
   start_daemon
   # The daemon's CPU and the probes' hits count from before the target starts: reading and
   # attaching it, and its probes before the load begins, are part of what it costs.
@@ -144,8 +146,10 @@ one_run() {  # rate rep
     while (($(now_us) < next)); do
       # The daemon logs each finding when first reported: watching its log costs it nothing (a
       # request to its HTTP port cost it ~0.6 ms of CPU on the test VM).
-      if [[ -z $first ]] && grep -q "finding: pid $svc (loadsvc): orphaned_done" "$work/daemon.err"; then
-        first=$(awk -v d="$(($(now_us) - t0))" 'BEGIN {printf "%.1f", d / 1e6}')
+      if [[ -z $first ]]; then
+        by=$(grep -oE -m1 "finding: pid $svc \(loadsvc\): (orphaned_done|goroutine_leak)" "$work/daemon.err" |
+          awk '{print $NF}') || true
+        [[ -n $by ]] && first=$(awk -v d="$(($(now_us) - t0))" 'BEGIN {printf "%.1f", d / 1e6}')
       fi
       sleep 0.2
     done
@@ -153,7 +157,7 @@ one_run() {  # rate rep
   done
   stop_all  # right at the last window's end: the daemon's own count of what it cost
   counted=$(awk '/tracing cost/ {print $5}' "$work/daemon.err" | tail -1)
-  echo "{\"rate\": $rate, \"rep\": $rep, \"first\": ${first:-null}, \"counted_s\": ${counted:-null}, \"counted_by\": \"$(sed -n 's/.*since start (probe hits x the trap cost \([a-z]*\).*/\1/p' "$work/daemon.err" | tail -1)\", \"samples\": [$(echo $samples | awk '{for (i = 1; i <= NF; i += 4) printf "%s[%s, %s, %s, %s]", (i > 1 ? ", " : ""), $i, $(i+1), $(i+2), $(i+3)}')]}"
+  echo "{\"rate\": $rate, \"rep\": $rep, \"first\": ${first:-null}, \"found_by\": \"$by\", \"counted_s\": ${counted:-null}, \"counted_by\": \"$(sed -n 's/.*since start (probe hits x the trap cost \([a-z]*\).*/\1/p' "$work/daemon.err" | tail -1)\", \"samples\": [$(echo $samples | awk '{for (i = 1; i <= NF; i += 4) printf "%s[%s, %s, %s, %s]", (i > 1 ? ", " : ""), $i, $(i+1), $(i+2), $(i+3)}')]}"
 }
 
 echo "ctxagent startup: $NCPU CPUs (pinned: $PIN), rates $RATES, $RUNS runs, loadavg $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -229,4 +233,6 @@ for rate in sorted({l["rate"] for l in lines}):
     found = all(f is not None and f <= LEAK_WITHIN for f in firsts)
     print("  leak found after (s from the target's start): %s  (target <= %d s in every run: %s)"
           % (" ".join("none" if f is None else "%.1f" % f for f in firsts), LEAK_WITHIN, "met" if found else "NOT MET"))
+    by = [r.get("found_by") for r in runs if r.get("found_by")]
+    print("  found by: %s" % ", ".join("%s %d" % (k, by.count(k)) for k in sorted(set(by))))
 PY

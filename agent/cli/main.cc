@@ -67,8 +67,8 @@ ABSL_FLAG(absl::Duration, leak_after, absl::ZeroDuration(),
           "age after which an uncancelled context whose creator is gone counts as leaked");
 ABSL_FLAG(int, min_count, 0, "contexts a site must accumulate before it is reported");
 ABSL_FLAG(absl::Duration, mark_every, absl::ZeroDuration(),
-          "how often the target's heap is marked to prove goroutines leaked (two marks must "
-          "agree); 0 = never");
+          "how often the target's heap is marked to prove goroutines leaked (two marks half "
+          "this apart must agree: a mark that finds one is followed half this later); 0 = never");
 ABSL_FLAG(int, mark_memory_mb, 0,
           "memory one heap mark may hold, in MiB (it reads at most 64 times that); a process "
           "whose heap needs more is traced on without marks");

@@ -119,9 +119,8 @@ void SamplingController::Plan() {
     const double left = first_span_allowance() - spent - switch_cost_ -
                         off * std::max(0.0, kFirstSpanS - elapsed_s);
     const double more = can ? std::max(0.0, left) / (on - off) : 0;
-    // At least min_window from the probe's start: without it bench/startup.sh's target was traced
-    // ~20 ms after its alarm, 0.18-0.2% of the node over 20 s, and its leak was not found in 60 s.
-    window_ = std::min(window_, std::max(options_.min_window, traced + absl::Seconds(more)));
+    // At least min_first_window from the probe's start: something of the target is seen.
+    window_ = std::min(window_, std::max(options_.min_first_window, traced + absl::Seconds(more)));
   }
 }
 

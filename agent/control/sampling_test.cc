@@ -104,9 +104,11 @@ TEST(SamplingTest, TheFirstWindowKeepsTheFirst20SecondsWithinBudget) {
     double on;
     absl::Duration min_first, max_first;
   };
-  // 40% of the budget over 20 s: 0.024 node-seconds at `on`, at least min_window.
+  // 40% of the budget over 20 s: 0.024 node-seconds at `on`, less the agent's own cost detached
+  // for the rest of the span, at least min_first_window (50 ms).
   for (const Case& k : {Case{0.0036, absl::Seconds(6), absl::Seconds(7)},
-                        Case{0.11, absl::Milliseconds(250), absl::Milliseconds(260)}}) {
+                        Case{0.11, absl::Milliseconds(150), absl::Milliseconds(220)},
+                        Case{1.0, absl::Milliseconds(50), absl::Milliseconds(60)}}) {
     absl::Time t = absl::FromUnixSeconds(1000);
     SamplingController c({.budget = 0.003}, t);
     c.Estimate(k.on, t);

@@ -71,6 +71,7 @@ std::vector<LeakedGoroutine*> LeakTracker::Update(absl::Time at,
   proven_.clear();
   absl::flat_hash_map<uint64_t, Pending> pending;
   std::vector<uint64_t> fresh;
+  unproven_ = 0;
   for (size_t i : leaked) {
     const GoroutineState& g = goroutines[i];
     Pending p{g.g, g.wait_reason, g.sudogs, at};
@@ -89,6 +90,8 @@ std::vector<LeakedGoroutine*> LeakTracker::Update(absl::Time at,
       l.first_marked = p.first_marked;
       l.confirmed = at;
       proven_.push_back(std::move(l));
+    } else {
+      ++unproven_;
     }
     pending.emplace(g.goid, std::move(p));
   }

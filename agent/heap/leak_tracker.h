@@ -36,6 +36,8 @@ class LeakTracker {
                                        const std::vector<size_t>& leaked);
   // Proven leaked as of the last mark, in goid order.
   const std::vector<LeakedGoroutine>& proven() const { return proven_; }
+  // Goroutines the last mark found leaked that no mark has proven yet (they wait for a second).
+  size_t unproven() const { return unproven_; }
   // When the last two marks ran (InfinitePast before).
   absl::Time last_mark() const { return last_mark_; }
   absl::Time previous_mark() const { return previous_mark_; }
@@ -50,6 +52,7 @@ class LeakTracker {
   absl::Duration min_gap_;
   absl::flat_hash_map<uint64_t, Pending> pending_;  // by goid: leaked in the last mark
   std::vector<LeakedGoroutine> proven_;
+  size_t unproven_ = 0;
   absl::Time last_mark_ = absl::InfinitePast();
   absl::Time previous_mark_ = absl::InfinitePast();
 };

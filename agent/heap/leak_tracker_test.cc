@@ -25,10 +25,13 @@ TEST(LeakTrackerTest, TwoMarksApartProveALeak) {
   std::vector<GoroutineState> gs = {Parked(7, 0xa0), Parked(8, 0xb0)};
   EXPECT_TRUE(t.Update(kT0, gs, {0, 1}).empty());
   EXPECT_TRUE(t.proven().empty()) << "one mark proves nothing";
+  EXPECT_EQ(t.unproven(), 2u);
   // Too soon after the first: still nothing.
   EXPECT_TRUE(t.Update(kT0 + absl::Seconds(2), gs, {0, 1}).empty());
+  EXPECT_EQ(t.unproven(), 2u);
   std::vector<LeakedGoroutine*> fresh = t.Update(kT0 + absl::Seconds(10), gs, {0, 1});
   ASSERT_EQ(fresh.size(), 2u);
+  EXPECT_EQ(t.unproven(), 0u);
   ASSERT_EQ(t.proven().size(), 2u);
   EXPECT_EQ(t.proven()[0].first_marked, kT0);
   // Proven again: not new.

@@ -106,10 +106,11 @@ TEST(ProbeSetTest, AWindowClosesOnTimeWhileTheAgentDecodesABacklog) {
   ASSERT_TRUE(bin.ok() && tracer.ok()) << bin.status() << " " << tracer.status();
   auto busy = testing::Child::Start({path, "-loop", "-n", "200", "-sleep", "1ms"});
   absl::SleepFor(absl::Milliseconds(200));
-  // Far over the budget, the target gets the shortest first window: min_window from its probe.
+  // Far over the budget, the target gets the shortest first window: min_first_window from its
+  // probe.
   constexpr absl::Duration kWindow = absl::Milliseconds(250);
-  ProbeSet probes(**tracer, kQuietMachine, {.sampling = {.budget = kBudget, .min_window = kWindow}},
-                  absl::Now());
+  ProbeSet probes(**tracer, kQuietMachine,
+                  {.sampling = {.budget = kBudget, .min_first_window = kWindow}}, absl::Now());
   ASSERT_TRUE(probes.Add(nullptr, **bin, absl::Now()).ok());
   const absl::Time window_end = absl::Now() + kWindow;
   absl::Time caught_up = absl::InfiniteFuture();  // when the agent had decoded everything

@@ -29,7 +29,8 @@ struct SessionOptions {
   FindingOptions findings;
   absl::Duration refresh = absl::Seconds(1);  // how often Refresh is called
   // How often the target's heap is marked for leaked goroutines (agent/heap); zero: never. A
-  // goroutine is proven leaked by two marks at least half this apart.
+  // goroutine is proven leaked by two marks at least half this apart; a mark that found one not yet
+  // proven is followed half this later.
   absl::Duration mark_every = absl::Seconds(10);
   heap::MarkLimits mark_limits;
 };

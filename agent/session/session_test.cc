@@ -165,6 +165,31 @@ TEST_F(SessionTest, EventsThatLeaveTheLiveNodesAsTheyWereEvaluateNothing) {
   EXPECT_TRUE(s.Refresh(t + absl::Seconds(13), true));
 }
 
+// A mark that finds goroutines leaked but not yet proven is followed half a period later, when the
+// second mark may prove them; once every leaked one is proven, marks come a whole period apart.
+TEST_F(SessionTest, ALeakFoundIsProvenHalfAPeriodLater) {
+  StartQuiet();  // gostates: goroutines parked on channels only they can reach
+  SessionOptions o;
+  o.mark_every = absl::Seconds(10);
+  auto session = TracingSession::Create(pid_, *bin_, o);
+  ASSERT_TRUE(session.ok()) << session.status();
+  TracingSession& s = **session;
+  const absl::Time t = absl::Now();
+  s.Refresh(t, false);
+  ASSERT_EQ(s.marks(), 1u) << s.mark_status();
+  ASSERT_GT(s.leaks().unproven(), 0u);
+  s.Refresh(t + absl::Seconds(4), false);
+  EXPECT_EQ(s.marks(), 1u);
+  s.Refresh(t + absl::Seconds(5), false);
+  EXPECT_EQ(s.marks(), 2u);
+  EXPECT_FALSE(s.leaks().proven().empty());
+  EXPECT_EQ(s.leaks().unproven(), 0u);
+  s.Refresh(t + absl::Seconds(14), false);
+  EXPECT_EQ(s.marks(), 2u);
+  s.Refresh(t + absl::Seconds(15), false);
+  EXPECT_EQ(s.marks(), 3u);
+}
+
 TEST_F(SessionTest, CountsWhatItCannotDecode) {
   auto session = TracingSession::Create(pid_, *bin_, {});
   ASSERT_TRUE(session.ok()) << session.status();
