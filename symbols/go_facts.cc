@@ -29,7 +29,12 @@ using G = GoOffsets;
 // The table (amd64). Sources per release, oldest first, each `{since, offset}` holding until the
 // next: [dw] the DWARF of the fixture toolchains (1.19, 1.21-1.24, 1.26, 1.27; go_offsets_test
 // holds every entry to it on every fixture), [src] the runtime and context source of 1.17.13,
-// 1.18, 1.20.6 and 1.25.3.
+// 1.18, 1.20.6 and 1.25.3, [run] the heap facts of 1.17, 1.18 and 1.20 (mheap, mspan, moduledata),
+// read in running esbuild releases built with go1.17.2, 1.18.4 and 1.20.12 (stripped): the one
+// offset where allspans is a slice of mspans (page-aligned startAddr, sane npages), where every
+// in-use span's class, state and element size agree with its pages, and where gcdatamask and
+// gcbssmask are bitvectors of (edata - data) / 8 and (ebss - bss) / 8 bits; the same search finds
+// the [dw] entries of 1.19 and 1.22. realbin's esbuild marks hold them (real_servers_test).
 //
 // runtime.g: 1.21 moved the trace fields into g.trace (after startpc) and added parentGoid;
 // 1.23 added syscallbp (+8 from stktopsp on); 1.25 dropped gobuf.ret (-8 from syscallsp on);
@@ -119,14 +124,14 @@ constexpr OffsetFact kOffsetFacts[] = {
      "vu"},
     // runtime.itab is internal/abi.ITab (fields capitalised) in the DWARF of newer releases.
     {"itab_fun", &G::itab_fun, {{17, 24}}, "runtime.itab", "fun", "internal/abi.ITab", "Fun"},
-    // mheap: the page allocator before allspans changed size in 1.17-1.21; 1.17, 1.18 and 1.20
-    // are not tabled (DWARF, when the binary has it, still gives them the mark).
+    // mheap: the page allocator before allspans changed size in 1.17-1.21 ([run] for 1.17, 1.18,
+    // 1.20).
     {"mheap_allspans",
      &G::mheap_allspans,
-     {{17, -1}, {19, 65856}, {20, -1}, {21, 65864}},
+     {{17, 65848}, {19, 65856}, {20, 65824}, {21, 65864}},
      "runtime.mheap",
      "allspans"},
-    // mspan: 1.21 has 8 more bytes before allocCount than 1.19 (1.20 untabled); 1.22 made
+    // mspan: 1.21 added pinnerBits before allocCount (+8; 1.17-1.20 as 1.19, [run]); 1.22 made
     // freeindex and nelems uint16 (allocBits -8).
     {"mspan_startaddr", &G::mspan_startaddr, {{17, 24}}, "runtime.mspan", "startAddr"},
     {"mspan_npages", &G::mspan_npages, {{17, 32}}, "runtime.mspan", "npages"},
@@ -135,33 +140,30 @@ constexpr OffsetFact kOffsetFacts[] = {
     {"mspan_allocbits", &G::mspan_allocbits, {{17, 72}, {22, 64}}, "runtime.mspan", "allocBits"},
     {"mspan_spanclass",
      &G::mspan_spanclass,
-     {{17, 98}, {20, -1}, {21, 106}, {22, 98}},
+     {{17, 98}, {21, 106}, {22, 98}},
      "runtime.mspan",
      "spanclass"},
-    {"mspan_state",
-     &G::mspan_state,
-     {{17, 99}, {20, -1}, {21, 107}, {22, 99}},
-     "runtime.mspan",
-     "state"},
+    {"mspan_state", &G::mspan_state, {{17, 99}, {21, 107}, {22, 99}}, "runtime.mspan", "state"},
     {"mspan_elemsize",
      &G::mspan_elemsize,
-     {{17, 104}, {20, -1}, {21, 112}, {22, 104}},
+     {{17, 104}, {21, 112}, {22, 104}},
      "runtime.mspan",
      "elemsize"},
     {"semaroot_treap", &G::semaroot_treap, {{17, 8}}, "runtime.semaRoot", "treap"},
-    // moduledata: 1.21 added fields before types; 1.26 and 1.27 reshaped its tail.
+    // moduledata: 1.18 and 1.20 added fields before the masks ([run]), 1.21 before types; 1.26
+    // and 1.27 reshaped its tail.
     {"moduledata_data", &G::moduledata_data, {{17, 208}}, "runtime.moduledata", "data"},
     {"moduledata_edata", &G::moduledata_edata, {{17, 216}}, "runtime.moduledata", "edata"},
     {"moduledata_bss", &G::moduledata_bss, {{17, 224}}, "runtime.moduledata", "bss"},
     {"moduledata_ebss", &G::moduledata_ebss, {{17, 232}}, "runtime.moduledata", "ebss"},
     {"moduledata_gcdatamask",
      &G::moduledata_gcdatamask,
-     {{17, -1}, {19, 496}, {20, -1}, {21, 536}, {26, 544}, {27, 520}},
+     {{17, 480}, {18, 496}, {20, 512}, {21, 536}, {26, 544}, {27, 520}},
      "runtime.moduledata",
      "gcdatamask"},
     {"moduledata_gcbssmask",
      &G::moduledata_gcbssmask,
-     {{17, -1}, {19, 512}, {20, -1}, {21, 552}, {26, 560}, {27, 536}},
+     {{17, 496}, {18, 512}, {20, 528}, {21, 552}, {26, 560}, {27, 536}},
      "runtime.moduledata",
      "gcbssmask"},
 };

@@ -502,9 +502,9 @@ absl::Status Marker::ScanGoroutine(size_t i) {
   std::vector<Process::ReadRequest> r = {{sp, buffer_.data(), len}};
   RETURN_IF_ERROR(Read(r));
   if (r[0].ok) {
-    const auto mask = StackPointerMask(buffer_.data(), len, sp, g.sched_pc, facts_.frames);
-    contexts_.NoteStack(g.goid, buffer_.data(), len, mask);
-    ScanWords(buffer_.data(), len, &mask, 0);
+    const StackMasks masks = StackPointerMasks(buffer_.data(), len, sp, g.sched_pc, facts_.frames);
+    contexts_.NoteStack(g.goid, buffer_.data(), len, masks.known);
+    ScanWords(buffer_.data(), len, &masks.live, 0);
   }
   return absl::OkStatus();
 }

@@ -11,11 +11,14 @@ namespace {
 
 class MaskBuilder {
  public:
-  explicit MaskBuilder(uint64_t len) : len_(len), mask_((len / 8 + 7) / 8, 0) {}
+  explicit MaskBuilder(uint64_t len) : len_(len), known_((len / 8 + 7) / 8, 0), guessed_(known_) {}
 
-  // Every word of [from, to), offsets from the stack's start.
-  void All(uint64_t from, uint64_t to) {
-    for (uint64_t off = from & ~uint64_t{7}; off < std::min(to, len_); off += 8) Set(off / 8);
+  // Every word of [from, to), offsets from the stack's start; `known`: the frame's words are real
+  // values (a signal frame's spilled registers), not a guess standing in for maps.
+  void All(uint64_t from, uint64_t to, bool known) {
+    for (uint64_t off = from & ~uint64_t{7}; off < std::min(to, len_); off += 8) {
+      Set(known ? known_ : guessed_, off / 8);
+    }
   }
   // The words `map` marks, from offset `base`; false when they do not fit in [floor, len).
   bool Bits(uint64_t base, uint64_t floor, const symbols::StackBitmap& map) {
@@ -24,7 +27,7 @@ class MaskBuilder {
       return false;
     }
     for (uint64_t i = 0; i < n; ++i) {
-      if ((map.bits[i / 8] >> (i % 8)) & 1) Set(base / 8 + i);
+      if ((map.bits[i / 8] >> (i % 8)) & 1) Set(known_, base / 8 + i);
     }
     return true;
   }
@@ -32,14 +35,27 @@ class MaskBuilder {
   void Object(uint64_t from, uint64_t to) {
     if (from < std::min(to, len_)) objects_.push_back({from, std::min(to, len_)});
   }
-  // As the runtime's scanstack: the objects pointers from scanned words (`sp` the stack's first
-  // address) reach, and the objects pointers from those reach.
-  std::vector<uint8_t> Take(const uint8_t* stack, uint64_t sp) {
+  StackMasks Take(const uint8_t* stack, uint64_t sp) {
     std::sort(objects_.begin(), objects_.end());
+    std::vector<uint8_t> live = known_;
+    for (size_t i = 0; i < live.size(); ++i) live[i] |= guessed_[i];
+    return {Close(stack, sp, std::move(live)), Close(stack, sp, std::move(known_))};
+  }
+
+ private:
+  static bool IsSet(const std::vector<uint8_t>& mask, uint64_t word) {
+    return (mask[word / 8] >> (word % 8)) & 1;
+  }
+  static void Set(std::vector<uint8_t>& mask, uint64_t word) {
+    mask[word / 8] |= uint8_t{1} << (word % 8);
+  }
+  // As the runtime's scanstack: `mask` and the objects pointers from its words (`sp` the stack's
+  // first address) reach, and the objects pointers from those reach.
+  std::vector<uint8_t> Close(const uint8_t* stack, uint64_t sp, std::vector<uint8_t> mask) const {
     std::vector<bool> scanned(objects_.size(), false);
     std::vector<uint64_t> work;
     for (uint64_t w = 0; w < len_ / 8; ++w) {
-      if (IsSet(w)) work.push_back(w);
+      if (IsSet(mask, w)) work.push_back(w);
     }
     while (!work.empty()) {
       uint64_t v;
@@ -53,18 +69,14 @@ class MaskBuilder {
       if (scanned[k]) continue;
       scanned[k] = true;
       for (uint64_t w = (it->first + 7) / 8; w < it->second / 8; ++w) {
-        if (!IsSet(w)) work.push_back(w);
-        Set(w);
+        if (!IsSet(mask, w)) work.push_back(w);
+        Set(mask, w);
       }
     }
-    return std::move(mask_);
+    return mask;
   }
-
- private:
-  bool IsSet(uint64_t word) const { return (mask_[word / 8] >> (word % 8)) & 1; }
-  void Set(uint64_t word) { mask_[word / 8] |= uint8_t{1} << (word % 8); }
   uint64_t len_;
-  std::vector<uint8_t> mask_;
+  std::vector<uint8_t> known_, guessed_;
   std::vector<std::pair<uint64_t, uint64_t>> objects_;  // [from, to) offsets
 };
 
@@ -77,8 +89,8 @@ bool UnwindsFromSched(const GoroutineState& g) {
          g.sched_sp < g.stack_hi;
 }
 
-std::vector<uint8_t> StackPointerMask(const uint8_t* stack, uint64_t len, uint64_t sp, uint64_t pc,
-                                      const FrameLookup& lookup) {
+StackMasks StackPointerMasks(const uint8_t* stack, uint64_t len, uint64_t sp, uint64_t pc,
+                             const FrameLookup& lookup) {
   MaskBuilder mask(len);
   uint64_t frame = 0;  // the frame's SP, as an offset from `sp`
   bool interrupted = false;
@@ -94,14 +106,15 @@ std::vector<uint8_t> StackPointerMask(const uint8_t* stack, uint64_t len, uint64
     const uint64_t fp = frame + m->sp_delta + 8;
     const uint64_t varp = fp - 8 > frame ? fp - 16 : fp - 8;
     const uint64_t args = static_cast<uint64_t>(m->args);
-    bool whole = interrupted || m->injected || m->stack_objects_unknown;
+    const bool spilled = interrupted || m->injected;
+    bool whole = spilled || m->stack_objects_unknown;
     if (!whole && varp > frame) {
       const uint64_t size = static_cast<uint64_t>(m->locals.nbit) * 8;
       whole =
           !m->locals.present || size > varp - frame || !mask.Bits(varp - size, frame, m->locals);
     }
     if (!whole && args > 0) whole = !m->arg_words.present || !mask.Bits(fp, fp, m->arg_words);
-    if (whole) mask.All(frame, fp + args);
+    if (whole) mask.All(frame, fp + args, spilled);
     for (const symbols::StackObject& o : m->stack_objects) {
       // Below the frame's SP: not allocated yet (the runtime's check).
       const int64_t at = static_cast<int64_t>(o.off < 0 ? varp : fp) + o.off;
@@ -115,7 +128,7 @@ std::vector<uint8_t> StackPointerMask(const uint8_t* stack, uint64_t len, uint64
     pc = ret;
     frame = fp;
   }
-  mask.All(frame, len);
+  mask.All(frame, len, false);
   return mask.Take(stack, sp);
 }
 

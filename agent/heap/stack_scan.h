@@ -31,10 +31,21 @@ using FrameLookup = std::function<absl::StatusOr<symbols::FrameMaps>(uint64_t pc
 // system call), with a saved SP inside its stack.
 bool UnwindsFromSched(const GoroutineState& g);
 
-// One bit per word of `stack` (`len` bytes read from g.sched.sp `sp` up to the stack's top), set
-// where a live pointer may be; `pc` is g.sched.pc.
-std::vector<uint8_t> StackPointerMask(const uint8_t* stack, uint64_t len, uint64_t sp, uint64_t pc,
-                                      const FrameLookup& lookup);
+// One bit per word of a stack. `live`: where a live pointer may be, what the mark scans. `known`:
+// the words the frames' maps say are live pointers, and a signal frame's spilled registers; not
+// the frames scanned whole for want of maps (Go 1.16-1.17's stack objects, a missing map, a frame
+// that cannot be unwound), whose dead slots may hold stale pointers: what a goroutine can be said
+// to hold (ContextFacts::NoteStack; on go1.17 a dead slot of esbuild's accept loop "held" a
+// connection's cancelled context).
+struct StackMasks {
+  std::vector<uint8_t> live;
+  std::vector<uint8_t> known;
+};
+
+// The masks of `stack` (`len` bytes read from g.sched.sp `sp` up to the stack's top); `pc` is
+// g.sched.pc.
+StackMasks StackPointerMasks(const uint8_t* stack, uint64_t len, uint64_t sp, uint64_t pc,
+                             const FrameLookup& lookup);
 
 }  // namespace ctxagent::heap
 

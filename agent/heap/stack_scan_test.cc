@@ -73,15 +73,20 @@ class StackScanTest : public ::testing::Test {
     stack_.Put(4, kOuter);
     stack_.Put(8, kGoexit);
   }
-  std::vector<int> Scan() {
-    return Words(
-        StackPointerMask(stack_.bytes.data(), stack_.bytes.size(), kSp, kInner, frames_.Lookup()));
+  StackMasks Masks() {
+    return StackPointerMasks(stack_.bytes.data(), stack_.bytes.size(), kSp, kInner,
+                             frames_.Lookup());
   }
+  std::vector<int> Scan() { return Words(Masks().live); }
+  std::vector<int> Known() { return Words(Masks().known); }
   FakeFrames frames_;
   Stack stack_;
 };
 
-TEST_F(StackScanTest, OnlyLiveWordsOfEachFrame) { EXPECT_EQ(Scan(), (std::vector<int>{1, 5, 6})); }
+TEST_F(StackScanTest, OnlyLiveWordsOfEachFrame) {
+  EXPECT_EQ(Scan(), (std::vector<int>{1, 5, 6}));
+  EXPECT_EQ(Known(), Scan());
+}
 
 TEST_F(StackScanTest, StackObjectsAreScannedWhenALivePointerReachesThem) {
   frames_[kInner].stack_objects = {{-24, 8}};  // word 0
@@ -95,26 +100,39 @@ TEST_F(StackScanTest, StackObjectsAreScannedWhenALivePointerReachesThem) {
   EXPECT_EQ(Scan(), (std::vector<int>{0, 1, 5, 6}));
 }
 
+// A frame scanned whole for want of maps keeps everything alive, but its words are not known
+// pointers: a goroutine does not hold what its dead slots point to.
 TEST_F(StackScanTest, StackObjectsNotDecodedMakeTheirFrameConservative) {
   frames_[kOuter].stack_objects_unknown = true;
   EXPECT_EQ(Scan(), (std::vector<int>{1, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(Known(), (std::vector<int>{1, 5}));
+  // A stack object reached only from a guessed word is scanned, not known.
+  frames_[kInner].stack_objects = {{-24, 8}};  // word 0
+  stack_.Put(7, kSp);
+  EXPECT_EQ(Scan(), (std::vector<int>{0, 1, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(Known(), (std::vector<int>{1, 5}));
 }
 
 TEST_F(StackScanTest, AFrameMissingAMapItNeedsIsScannedWhole) {
   frames_[kInner].locals.present = false;
   EXPECT_EQ(Scan(), (std::vector<int>{0, 1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(Known(), (std::vector<int>{6}));
   frames_[kInner].locals = Map(4, 0b1111);  // reaching the saved frame pointer: not a real map
   EXPECT_EQ(Scan(), (std::vector<int>{0, 1, 2, 3, 4, 5, 6}));
 }
 
+// Its registers were spilled there: real values, known (a goroutine preempted in a loop still
+// holds its context).
 TEST_F(StackScanTest, ASignalFrameAndTheFrameItInterruptedAreScannedWhole) {
   frames_[kInner].injected = true;
   EXPECT_EQ(Scan(), (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(Known(), Scan());
 }
 
 TEST_F(StackScanTest, AnUnknownReturnAddressScansTheRestWhole) {
   stack_.Put(4, 0x999999);
   EXPECT_EQ(Scan(), (std::vector<int>{1, 5, 6, 7, 8, 9, 10, 11}));
+  EXPECT_EQ(Known(), (std::vector<int>{1, 5}));
 }
 
 TEST_F(StackScanTest, SPWriteAboveTheInnermostFrameScansTheRestWhole) {

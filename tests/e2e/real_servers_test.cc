@@ -2,7 +2,8 @@
 // traces them with heap marks every 2 s: net/http makes a context per connection and per request
 // and cancels each when done. All must be seen, attributed to their own cancel, and produce no
 // finding.
-//  - esbuild's `--serve` mode: a stripped release binary from npm (go1.26, no .go.buildinfo);
+//  - esbuild's `--serve` mode: the stripped release binaries from npm (tests/realbin), go1.17 to
+//    go1.26 (from 0.27 on without .go.buildinfo);
 //  - Debian's caddy (go1.19, stripped) as a reverse proxy in front of its own file server: client
 //    and server contexts, a transport's pooled connections.
 #include <signal.h>
@@ -13,12 +14,14 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "bpf/bpf_testing.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/e2e/http_get.h"
 #include "tests/e2e/process_runner.h"
+#include "tests/realbin/realbin_list.h"
 
 namespace ctxagent {
 namespace {
@@ -79,9 +82,14 @@ std::string TempDir(const std::string& name) {
   return dir;
 }
 
-TEST(RealServersTest, EsbuildServeIsSeenCancelledAndHealthy) {
+// Every esbuild release of tests/realbin that ctxagent supports (go1.17 to go1.26): its contexts
+// seen and attributed, and its heap marked from outside on every release, the heap layouts of
+// 1.17, 1.18 and 1.20 included (their table entries were read in these very binaries).
+class EsbuildServeTest : public ::testing::TestWithParam<testing::RealBinary> {};
+
+TEST_P(EsbuildServeTest, IsSeenCancelledAndHealthy) {
   CTXAGENT_REQUIRE_BPF();
-  const std::string esbuild = CTXAGENT_ESBUILD;
+  const std::string esbuild = GetParam().path;
   ASSERT_TRUE(std::ifstream(esbuild).good()) << esbuild << " missing (target esbuild_binaries)";
   const std::string www = TempDir("ctxagent_www");
   const int port = testing::FreeLoopbackPort();
@@ -90,12 +98,28 @@ TEST(RealServersTest, EsbuildServeIsSeenCancelledAndHealthy) {
   ASSERT_TRUE(server.WaitForLine("127.0.0.1", absl::Seconds(10))) << "esbuild did not start";
   const Traced t = TraceUnderLoad(server, port, "/index.html");
   ExpectHealthy(t, 0);
+  EXPECT_GT(t.summary["heap_marks"]["spans"].get<uint64_t>(), 0u) << t.out;
+  EXPECT_GT(t.summary["heap_marks"]["objects_marked"].get<uint64_t>(), 0u) << t.out;
   // A connection context and a request context per request, each cancelled by its own server code.
   EXPECT_EQ(t.Cancelled("net/http.(*conn).readRequest"), uint64_t{kRequests}) << t.summary.dump(2);
   EXPECT_EQ(t.Cancelled("net/http.(*conn).serve"), uint64_t{kRequests}) << t.summary.dump(2);
   EXPECT_GE(t.summary["cancelled"]["own"].get<uint64_t>(), 2u * kRequests);
   server.Kill(SIGTERM);
 }
+
+std::vector<testing::RealBinary> SupportedEsbuilds() {
+  std::vector<testing::RealBinary> out;
+  for (testing::RealBinary& b :
+       testing::LoadRealBinaries(CTXAGENT_REALBIN_LIST, CTXAGENT_REALBIN_DIR)) {
+    if (testing::GoMinor(b.go_version) >= 17) out.push_back(std::move(b));
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Releases, EsbuildServeTest, ::testing::ValuesIn(SupportedEsbuilds()),
+                         [](const ::testing::TestParamInfo<testing::RealBinary>& info) {
+                           return absl::StrReplaceAll(info.param.go_version, {{".", "_"}});
+                         });
 
 TEST(RealServersTest, CaddyReverseProxyIsSeenCancelledAndHealthy) {
   CTXAGENT_REQUIRE_BPF();

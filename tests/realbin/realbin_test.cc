@@ -3,7 +3,6 @@
 // CTXAGENT_REALBIN_DIR/<go version>/esbuild by the `esbuild_binaries` target).
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -13,39 +12,16 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "symbols/go_binary.h"
+#include "tests/realbin/realbin_list.h"
 
 namespace ctxagent::symbols {
 namespace {
 
-struct RealBinary {
-  std::string package;     // "@esbuild/linux-x64@0.23.1"
-  std::string go_version;  // "go1.22.5", what the release was built with
-  std::string path;
-};
+using testing::GoMinor;
+using testing::RealBinary;
 
 std::vector<RealBinary> LoadList() {
-  std::vector<RealBinary> out;
-  std::ifstream in(CTXAGENT_REALBIN_LIST);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream fields(line);
-    RealBinary b;
-    std::string integrity;
-    if (!(fields >> b.package >> b.go_version >> integrity)) continue;
-    b.path = absl::StrCat(CTXAGENT_REALBIN_DIR, "/", b.go_version, "/esbuild");
-    out.push_back(std::move(b));
-  }
-  return out;
-}
-
-void PrintTo(const RealBinary& b, std::ostream* os) { *os << b.package << " " << b.go_version; }
-
-// "go1.22.5" -> 22; -1 when unparsable.
-int GoMinor(const std::string& v) {
-  int major = 0, minor = -1;
-  if (std::sscanf(v.c_str(), "go%d.%d", &major, &minor) != 2 || major != 1) return -1;
-  return minor;
+  return testing::LoadRealBinaries(CTXAGENT_REALBIN_LIST, CTXAGENT_REALBIN_DIR);
 }
 
 class RealBinaryTest : public ::testing::TestWithParam<RealBinary> {};
