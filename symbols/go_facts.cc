@@ -180,6 +180,8 @@ constexpr RuntimeFact kRuntimeFacts[] = {
     {&GoRuntimeFacts::g_status_dead_extra, {{17, -1}, {26, 11}}},
     {&GoRuntimeFacts::mspan_index_u16, {{17, 0}, {22, 1}}},
     {&GoRuntimeFacts::sync_waits_on_g, {{17, 0}, {26, 1}}},
+    {&GoRuntimeFacts::heap_bits_in_span, {{17, 0}, {22, 1}}},
+    {&GoRuntimeFacts::span_inline_mark_bits, {{17, 0}, {26, 1}}},
 };
 
 }  // namespace

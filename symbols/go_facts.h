@@ -60,6 +60,13 @@ struct GoRuntimeFacts {
   // g.waiting whose elem is the primitive (1.26+, for the runtime's own leak detection); before,
   // its sudog sits only in the semaphore table or the Cond's notify list.
   int32_t sync_waits_on_g = 0;
+  // Objects of up to 512 bytes keep their pointer bits at the end of their span, a bit per word of
+  // the span (1.22+, allocation headers: runtime/mbitmap.go heapBitsSmallForAddr); 0 where the
+  // bits live elsewhere (the arenas' bitmaps before 1.22).
+  int32_t heap_bits_in_span = 0;
+  // With the Green Tea GC (the default from 1.26) spans of 16 to 512-byte objects end with 128
+  // bytes of inline mark bits, after the pointer bits (spanHeapBitsRange).
+  int32_t span_inline_mark_bits = 0;
 };
 
 // The facts for a release; Unimplemented outside the supported range.

@@ -4,6 +4,8 @@
 #define CTXAGENT_AGENT_HEAP_HEAP_FACTS_H_
 
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/heap/stack_scan.h"
@@ -43,11 +45,21 @@ struct HeapFacts {
   bool sync_waits_on_g = false;  // GoRuntimeFacts::sync_waits_on_g (else heap/sema.h)
   uint64_t semtable = 0;         // &runtime.semtable (0: not found)
   symbols::GoVersion version;    // its wait reasons
-  FrameLookup frames;            // stack maps by PC (empty: every stack scanned conservatively)
+  // Where small objects' pointer bits are (symbols::GoRuntimeFacts::heap_bits_in_span): objects
+  // with them are scanned precisely, the rest conservatively.
+  enum class HeapBits { kNone, kSpanEnd, kBeforeInlineMarks };
+  HeapBits heap_bits = HeapBits::kNone;
+  FrameLookup frames;  // stack maps by PC (empty: every stack scanned conservatively)
   // Entry PCs of the closures package context returns as a context's own cancel func (and
   // AfterFunc's stop), sorted (symbols/context_api.h).
   std::vector<uint64_t> cancel_funcs;
 };
+
+// The heap bits of a release built with `settings` (its build info: GOEXPERIMENT may turn the
+// allocation headers off in 1.22, the Green Tea GC on in 1.25 or off from 1.26).
+HeapFacts::HeapBits HeapBitsLayout(
+    const symbols::GoVersion& version,
+    const std::vector<std::pair<std::string, std::string>>& settings);
 
 // Where `bin`, loaded at `bias`, keeps its heap and globals (zero where not located), and its
 // stack maps; `bin` must outlive the facts.

@@ -34,6 +34,10 @@ constexpr uint64_t kMaxGap = 256;
 // mark (skipped); more is a corrupt heap. An unreadable span pointer counts too: the runtime never
 // frees an mspan.
 constexpr uint64_t kMaxTornSpans = 64;
+// Objects up to this size keep their pointer bits in their span (HeapFacts::heap_bits), before the
+// 128 bytes of inline mark bits of a Green Tea span of 16 to 512-byte objects.
+constexpr uint64_t kMaxHeapBitsObject = 512;
+constexpr uint64_t kInlineMarkBitsBytes = 128;
 
 class Marker {
  public:
@@ -59,8 +63,18 @@ class Marker {
   absl::Status ScanGoroutine(size_t i);
   absl::Status Drain();
   absl::Status ScanRange(uint64_t addr, uint64_t len, const std::vector<uint8_t>* mask);
-  void ScanWords(const uint8_t* data, uint64_t len, const std::vector<uint8_t>* mask,
+  // The words of `data` whose bit in `mask` (a bit per word from `first_word`) is set; every word
+  // without a mask.
+  void ScanWords(const uint8_t* data, uint64_t len, absl::Span<const uint8_t> mask, bool masked,
                  uint64_t first_word);
+  // Where the pointer bits of a span with heap_bits start: a bit per word of the span.
+  uint64_t HeapBitsAt(const Span& s) const {
+    uint64_t at = s.base + s.bytes - s.bytes / 64;
+    if (facts_.heap_bits == HeapFacts::HeapBits::kBeforeInlineMarks && s.elemsize >= 16) {
+      at -= kInlineMarkBitsBytes;
+    }
+    return at;
+  }
   // Marks the object `word` points into, if any; greys it (queues it for scanning) unless it is
   // pointer-free or opaque.
   void MarkWord(uint64_t word);
@@ -209,6 +223,12 @@ absl::Status Marker::ReadSpanFields(const std::vector<uint64_t>& ptrs) {
       s.allocbits = Load(p, o_.mspan_allocbits);
       s.noscan = (p[o_.mspan_spanclass] & 1) != 0;
       s.bytes = npages * kPageSize;
+      // Small objects of a size class (not a large object's span) with their bits in the span,
+      // past its last object (else the layout is not the one tabled: conservative).
+      s.heap_bits = facts_.heap_bits != HeapFacts::HeapBits::kNone && !s.noscan &&
+                    s.elemsize <= kMaxHeapBitsObject && (p[o_.mspan_spanclass] >> 1) != 0 &&
+                    s.nelems <= s.bytes / s.elemsize &&
+                    HeapBitsAt(s) >= s.base + s.nelems * s.elemsize;
       if (!r[k].ok || s.base % kPageSize != 0 || npages == 0 || npages > kMaxSpanPages ||
           s.base + s.bytes < s.base || s.elemsize == 0 || s.elemsize % 8 != 0 || s.nelems == 0 ||
           s.nelems > s.bytes / s.elemsize || s.freeindex > s.nelems) {
@@ -342,14 +362,14 @@ void Marker::FindReachedContexts() {
   result_.holds = contexts_.TakeHolds();
 }
 
-void Marker::ScanWords(const uint8_t* data, uint64_t len, const std::vector<uint8_t>* mask,
-                       uint64_t first_word) {
+void Marker::ScanWords(const uint8_t* data, uint64_t len, absl::Span<const uint8_t> mask,
+                       bool masked, uint64_t first_word) {
   for (uint64_t off = 0; off + 8 <= len; off += 8) {
     const uint64_t word = Load(data, off), w = first_word + off / 8;
     // Before the mask: a closure on a stack keeps its code word in a slot no stack map calls a
     // pointer. Any slot, live or dead: a cancel func wrongly held hides a leak, never invents one.
     if (off + 16 <= len) contexts_.Note(word, Load(data, off + 8));
-    if (mask != nullptr && (w / 8 >= mask->size() || !(((*mask)[w / 8] >> (w % 8)) & 1))) continue;
+    if (masked && (w / 8 >= mask.size() || !((mask[w / 8] >> (w % 8)) & 1))) continue;
     if (word >= heap_lo_ && word < heap_hi_) MarkWord(word);
   }
 }
@@ -361,17 +381,24 @@ absl::Status Marker::ScanRange(uint64_t addr, uint64_t len, const std::vector<ui
     if (buffer_.size() < n) buffer_.resize(n);
     std::vector<Process::ReadRequest> r = {{addr + off, buffer_.data(), n}};
     RETURN_IF_ERROR(Read(r));
-    if (r[0].ok) ScanWords(buffer_.data(), n, mask, off / 8);
+    if (r[0].ok) {
+      ScanWords(buffer_.data(), n,
+                mask != nullptr ? absl::MakeConstSpan(*mask) : absl::Span<const uint8_t>(),
+                mask != nullptr, off / 8);
+    }
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<size_t> Marker::ScanBatch(const std::vector<uint32_t>& round, size_t first) {
   std::vector<Process::ReadRequest> r;
-  std::vector<size_t> ends;  // per region, the end of its objects in objects_
+  std::vector<size_t> ends;  // per object region, the end of its objects in objects_
+  // The pointer bits of the batch's spans that have them: (span, its request in `bits`).
+  std::vector<std::pair<uint32_t, size_t>> span_bits;
+  std::vector<Process::ReadRequest> bits;
   objects_.clear();
   uint64_t bytes = 0, k = first;
-  for (; k < round.size() && r.size() < kBatchRegions; ++k) {
+  for (; k < round.size() && r.size() + bits.size() < kBatchRegions; ++k) {
     Span& s = spans_[round[k]];
     // Its grey objects, nearby ones read as one region, until the batch is full: a span left
     // part-drained is drained on from its first grey object by the next batch.
@@ -395,12 +422,20 @@ absl::StatusOr<size_t> Marker::ScanBatch(const std::vector<uint32_t>& round, siz
       }
       const bool join = !objects_.empty() && objects_.back() >> 32 == round[k] &&
                         at - (r.back().addr + r.back().len) <= kMaxGap;
-      const uint64_t grow = join ? at + s.elemsize - (r.back().addr + r.back().len) : s.elemsize;
-      full = bytes + grow > kBatchBytes || (!join && r.size() == kBatchRegions);
+      const bool new_bits =
+          s.heap_bits && (span_bits.empty() || span_bits.back().first != round[k]);
+      const uint64_t grow = (join ? at + s.elemsize - (r.back().addr + r.back().len) : s.elemsize) +
+                            (new_bits ? s.bytes / 64 : 0);
+      full =
+          bytes + grow > kBatchBytes || (r.size() + bits.size() + !join + new_bits > kBatchRegions);
       if (full) break;
       grey_[bit >> 6] &= ~(uint64_t{1} << (bit & 63));
+      if (new_bits) {
+        span_bits.push_back({round[k], bits.size()});
+        bits.push_back({HeapBitsAt(s), nullptr, s.bytes / 64});
+      }
       if (join) {
-        r.back().len += grow;
+        r.back().len += at + s.elemsize - (r.back().addr + r.back().len);
         ends.back() = objects_.size() + 1;
       } else {
         r.push_back({at, nullptr, s.elemsize});
@@ -413,18 +448,34 @@ absl::StatusOr<size_t> Marker::ScanBatch(const std::vector<uint32_t>& round, siz
     s.queued = false;
   }
   if (buffer_.size() < bytes) buffer_.resize(bytes);
+  const size_t object_regions = r.size();
+  r.insert(r.end(), bits.begin(), bits.end());
   uint64_t at = 0;
   for (auto& req : r) {
     req.out = buffer_.data() + at;
     at += req.len;
   }
   RETURN_IF_ERROR(Read(r));
-  for (size_t j = 0, o = 0; j < r.size(); ++j) {
+  size_t b = 0;  // the span_bits entry of the current object's span
+  for (size_t j = 0, o = 0; j < object_regions; ++j) {
     for (; o < ends[j]; ++o) {
       if (!r[j].ok) continue;
-      const Span& s = spans_[objects_[o] >> 32];
+      const uint32_t span = objects_[o] >> 32;
+      const Span& s = spans_[span];
       const uint64_t addr = s.base + (objects_[o] & UINT32_MAX) * s.elemsize;
-      ScanWords(static_cast<const uint8_t*>(r[j].out) + (addr - r[j].addr), s.elemsize, nullptr, 0);
+      const uint8_t* data = static_cast<const uint8_t*>(r[j].out) + (addr - r[j].addr);
+      while (b < span_bits.size() && span_bits[b].first < span) ++b;
+      // Its pointer bits when they were read: a bit per word of the span (the runtime's
+      // heapBitsSmallForAddr); else every word is a possible pointer.
+      const Process::ReadRequest* hb = b < span_bits.size() && span_bits[b].first == span
+                                           ? &r[object_regions + span_bits[b].second]
+                                           : nullptr;
+      if (hb != nullptr && hb->ok) {
+        ScanWords(data, s.elemsize, {static_cast<const uint8_t*>(hb->out), hb->len}, true,
+                  (addr - s.base) / 8);
+      } else {
+        ScanWords(data, s.elemsize, {}, false, 0);
+      }
     }
   }
   return k;
@@ -504,7 +555,7 @@ absl::Status Marker::ScanGoroutine(size_t i) {
   if (r[0].ok) {
     const StackMasks masks = StackPointerMasks(buffer_.data(), len, sp, g.sched_pc, facts_.frames);
     contexts_.NoteStack(g.goid, buffer_.data(), len, masks.known);
-    ScanWords(buffer_.data(), len, &masks.live, 0);
+    ScanWords(buffer_.data(), len, masks.live, true, 0);
   }
   return absl::OkStatus();
 }

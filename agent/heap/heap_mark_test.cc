@@ -141,6 +141,23 @@ class FakeHeap {
     mem_.Put(kMheap + facts_.offsets.mheap_allspans + 16, spans_);
   }
 
+  // Small objects' pointer bits at the end of the 64-byte scan span (Go 1.22+), and the span's
+  // objects ending before them (and before the inline mark bits), as the runtime sizes it.
+  void UseHeapBits(HeapFacts::HeapBits layout) {
+    facts_.heap_bits = layout;
+    bits_ = kHeap + 8192 - 128 - (layout == HeapFacts::HeapBits::kBeforeInlineMarks ? 128 : 0);
+    const uint16_t nelems = (bits_ - kHeap) / 64;
+    const auto& o = facts_.offsets;
+    auto& v = mem_.Region(kSpanStructs, 256);
+    memcpy(&v[o.mspan_nelems], &nelems, 2);
+    memcpy(&v[o.mspan_freeindex], &nelems, 2);
+  }
+  // Sets the pointer bit of the scan span's word at `addr`.
+  void PointerBit(uint64_t addr) {
+    const uint64_t w = (addr - kHeap) / 8;
+    mem_.Region(kHeap, 8192)[bits_ - kHeap + w / 8] |= uint8_t{1} << (w % 8);
+  }
+
   absl::StatusOr<MarkResult> Mark(MarkLimits limits = {}) {
     return heap::Mark(mem_, facts_, gs_, limits);
   }
@@ -167,7 +184,7 @@ class FakeHeap {
     const uint16_t nelems = npages * 8192 / elemsize;
     memcpy(&v[o.mspan_nelems], &nelems, 2);
     memcpy(&v[o.mspan_freeindex], &nelems, 2);  // every object allocated
-    v[o.mspan_spanclass] = noscan ? 1 : 0;
+    v[o.mspan_spanclass] = (elemsize <= 32768 ? 6 << 1 : 0) | (noscan ? 1 : 0);  // a size class
     v[o.mspan_state] = 1;
   }
 
@@ -175,6 +192,7 @@ class FakeHeap {
   HeapFacts facts_;
   std::vector<GoroutineState> gs_;
   int spans_ = 2;
+  uint64_t bits_ = 0;  // the scan span's pointer bits (UseHeapBits)
 };
 
 TEST(HeapMarkTest, ChannelHeldByAGlobalKeepsItsWaiter) {
@@ -234,6 +252,54 @@ TEST(HeapMarkTest, ReachableThroughHeapObjects) {
   h.Store(FakeHeap::Obj(5) + 16, FakeHeap::Obj(9) + 8);  // an interior pointer
   h.Goroutine("select", {FakeHeap::Obj(3), FakeHeap::Obj(9)});
   EXPECT_TRUE(h.Leaked().empty());
+}
+
+// Go 1.22+: a small object's words are pointers only where its span's pointer bits say so, as the
+// runtime scans it; a scalar that looks like a pointer keeps nothing alive.
+TEST(HeapMarkTest, HeapBitsSayWhichWordsOfSmallObjectsArePointers) {
+  for (HeapFacts::HeapBits layout :
+       {HeapFacts::HeapBits::kSpanEnd, HeapFacts::HeapBits::kBeforeInlineMarks}) {
+    SCOPED_TRACE(static_cast<int>(layout));
+    FakeHeap h;
+    h.UseHeapBits(layout);
+    h.Global(0, FakeHeap::Obj(5));
+    h.Store(FakeHeap::Obj(5) + 8, FakeHeap::Obj(1));
+    const size_t g = h.Goroutine("chan receive", {FakeHeap::Obj(1)});
+    EXPECT_EQ(h.Leaked(), std::vector<size_t>{g});
+    h.PointerBit(FakeHeap::Obj(5) + 8);
+    EXPECT_TRUE(h.Leaked().empty());
+  }
+}
+
+// Pointer bits where the span's objects would overlap them: not the tabled layout, so the span's
+// objects are scanned conservatively (a leak missed rather than invented).
+TEST(HeapMarkTest, HeapBitsOverlappingObjectsAreNotTrusted) {
+  FakeHeap h;
+  h.facts().heap_bits = HeapFacts::HeapBits::kSpanEnd;  // 128 objects: to the span's end
+  h.Global(0, FakeHeap::Obj(5));
+  h.Store(FakeHeap::Obj(5) + 8, FakeHeap::Obj(1));
+  h.Goroutine("chan receive", {FakeHeap::Obj(1)});
+  EXPECT_TRUE(h.Leaked().empty());
+}
+
+TEST(HeapBitsLayoutTest, ByReleaseAndExperiments) {
+  using HB = HeapFacts::HeapBits;
+  auto layout = [](int minor, const std::string& experiments = "") {
+    symbols::GoVersion v = Go127();
+    v.minor = minor;
+    std::vector<std::pair<std::string, std::string>> settings = {{"CGO_ENABLED", "0"}};
+    if (!experiments.empty()) settings.push_back({"GOEXPERIMENT", experiments});
+    return HeapBitsLayout(v, settings);
+  };
+  EXPECT_EQ(layout(21), HB::kNone);
+  EXPECT_EQ(layout(22), HB::kSpanEnd);
+  EXPECT_EQ(layout(22, "arenas,noallocheaders"), HB::kNone);
+  EXPECT_EQ(layout(24), HB::kSpanEnd);
+  EXPECT_EQ(layout(25), HB::kSpanEnd);
+  EXPECT_EQ(layout(25, "greenteagc"), HB::kBeforeInlineMarks);
+  EXPECT_EQ(layout(26), HB::kBeforeInlineMarks);
+  EXPECT_EQ(layout(27, "nogreenteagc"), HB::kSpanEnd);
+  EXPECT_EQ(layout(28), HB::kNone);  // unsupported
 }
 
 TEST(HeapMarkTest, SpansAreFoundByPageAcrossArenas) {

@@ -26,8 +26,9 @@ struct alignas(64) Span {
   uint64_t bit = 0;        // index of its first object in the bitmaps
   uint32_t div_mul = 0;    // as the runtime's mspan.divMul (0: divide)
   bool noscan = false;
-  bool watched = false;  // holds an opaque object or one a goroutine waits on
-  bool queued = false;   // holds grey objects, in grey_spans_ or the round being drained
+  bool watched = false;    // holds an opaque object or one a goroutine waits on
+  bool queued = false;     // holds grey objects, in grey_spans_ or the round being drained
+  bool heap_bits = false;  // its objects' pointer bits are at its end (Marker::HeapBitsAt)
 };
 static_assert(sizeof(Span) == 64);
 
