@@ -124,6 +124,30 @@ constexpr OffsetFact kOffsetFacts[] = {
      "vu"},
     // runtime.itab is internal/abi.ITab (fields capitalised) in the DWARF of newer releases.
     {"itab_fun", &G::itab_fun, {{17, 24}}, "runtime.itab", "fun", "internal/abi.ITab", "Fun"},
+    // runtime._type is internal/abi.Type from 1.21 (fields capitalised).
+    {"type_size", &G::type_size, {{17, 0}}, "runtime._type", "size", "internal/abi.Type", "Size_"},
+    {"type_ptrbytes",
+     &G::type_ptrbytes,
+     {{17, 8}},
+     "runtime._type",
+     "ptrdata",
+     "internal/abi.Type",
+     "PtrBytes"},
+    {"type_tflag",
+     &G::type_tflag,
+     {{17, 20}},
+     "runtime._type",
+     "tflag",
+     "internal/abi.Type",
+     "TFlag"},
+    {"type_kind", &G::type_kind, {{17, 23}}, "runtime._type", "kind", "internal/abi.Type", "Kind_"},
+    {"type_gcdata",
+     &G::type_gcdata,
+     {{17, 32}},
+     "runtime._type",
+     "gcdata",
+     "internal/abi.Type",
+     "GCData"},
     // mheap: the page allocator before allspans changed size in 1.17-1.21 ([run] for 1.17, 1.18,
     // 1.20).
     {"mheap_allspans",
@@ -182,6 +206,7 @@ constexpr RuntimeFact kRuntimeFacts[] = {
     {&GoRuntimeFacts::sync_waits_on_g, {{17, 0}, {26, 1}}},
     {&GoRuntimeFacts::heap_bits_in_span, {{17, 0}, {22, 1}}},
     {&GoRuntimeFacts::span_inline_mark_bits, {{17, 0}, {26, 1}}},
+    {&GoRuntimeFacts::gc_mask_on_demand, {{17, 0}, {24, 1}}},
 };
 
 }  // namespace

@@ -67,6 +67,10 @@ struct GoRuntimeFacts {
   // With the Green Tea GC (the default from 1.26) spans of 16 to 512-byte objects end with 128
   // bytes of inline mark bits, after the pointer bits (spanHeapBitsRange).
   int32_t span_inline_mark_bits = 0;
+  // A type with TFlagGCMaskOnDemand (1 << 4) has GCData point to a slot holding its pointer mask,
+  // built at its first scan (1.24+; before, that flag meant an unrolled bitmap, and a kind with
+  // KindGCProg (1 << 6) a GC program instead of a mask).
+  int32_t gc_mask_on_demand = 0;
 };
 
 // The facts for a release; Unimplemented outside the supported range.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/algorithm/container.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -187,9 +188,12 @@ absl::StatusOr<GoOffsets> OffsetsFromDwarf(const std::string& path) {
   out.source = GoOffsets::Source::kDwarf;
   // Types are found once each; a fact's later type name stands in for its first one.
   const std::vector<const char*> wanted = WantedTypes();
-  size_t alternatives = 0;
-  for (const OffsetFact& f : OffsetFacts()) alternatives += f.alt_type != nullptr;
-  const size_t needed = wanted.size() - alternatives;
+  // Each release has one of a fact's two type names (several facts may share one).
+  absl::flat_hash_set<absl::string_view> alternatives;
+  for (const OffsetFact& f : OffsetFacts()) {
+    if (f.alt_type != nullptr) alternatives.insert(f.alt_type);
+  }
+  const size_t needed = wanted.size() - alternatives.size();
   std::vector<bool> found(wanted.size(), false);
   size_t num_found = 0;
   Dwarf_CU* cu = nullptr;

@@ -67,6 +67,13 @@ struct GoOffsets {
   int32_t traceable_ptr_vu = -1;
   // runtime.itab / internal/abi.ITab: the method table after {inter, _type, hash, _}
   int32_t itab_fun = -1;
+  // runtime._type / internal/abi.Type, what a heap object's malloc header points to (1.22+): its
+  // size, the bytes of it that may hold pointers, its flags and kind, and its pointer mask.
+  int32_t type_size = -1;
+  int32_t type_ptrbytes = -1;
+  int32_t type_tflag = -1;
+  int32_t type_kind = -1;
+  int32_t type_gcdata = -1;
   // The heap, for the mark (agent/heap): runtime.mheap's list of every span, and per span its
   // objects (mspan); -1 where the release is not tabled (the mark is then unavailable).
   int32_t mheap_allspans = -1;  // []*mspan

@@ -57,6 +57,7 @@ HeapFacts HeapFactsFor(const symbols::GoBinary& bin, uint64_t bias) {
   facts.span_index_u16 = runtime.mspan_index_u16 != 0;
   facts.sync_waits_on_g = runtime.sync_waits_on_g != 0;
   facts.heap_bits = HeapBitsLayout(facts.version, bin.build_info().settings);
+  facts.gc_mask_on_demand = runtime.gc_mask_on_demand != 0;
   if (bin.SemtableAddress().ok()) facts.semtable = *bin.SemtableAddress() + bias;
   if (bin.MheapAddress().ok()) facts.mheap = *bin.MheapAddress() + bias;
   if (bin.pclntab().moduledata() != 0) facts.moduledata = bin.pclntab().moduledata() + bias;

@@ -49,7 +49,8 @@ struct HeapFacts {
   // with them are scanned precisely, the rest conservatively.
   enum class HeapBits { kNone, kSpanEnd, kBeforeInlineMarks };
   HeapBits heap_bits = HeapBits::kNone;
-  FrameLookup frames;  // stack maps by PC (empty: every stack scanned conservatively)
+  bool gc_mask_on_demand = false;  // GoRuntimeFacts::gc_mask_on_demand
+  FrameLookup frames;              // stack maps by PC (empty: every stack scanned conservatively)
   // Entry PCs of the closures package context returns as a context's own cancel func (and
   // AfterFunc's stop), sorted (symbols/context_api.h).
   std::vector<uint64_t> cancel_funcs;

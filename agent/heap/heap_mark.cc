@@ -11,119 +11,11 @@
 #include "absl/strings/str_format.h"
 #include "agent/heap/context_facts.h"
 #include "agent/heap/heap_span.h"
+#include "agent/heap/marker.h"
 #include "symbols/go_status.h"
 #include "symbols/status_macros.h"
 
 namespace ctxagent::heap {
-namespace {
-
-constexpr uint64_t kPageSize = 8192;
-constexpr uint64_t kArenaPages = 8192;  // a heap arena of 64 MiB, as the runtime's on amd64
-constexpr uint32_t kNoSpan = UINT32_MAX;
-constexpr uint64_t kMaxSpanPages = uint64_t{1} << 20;  // 8 GiB in one span: a corrupt span
-constexpr uint8_t kSpanInUse = 1;                      // runtime.mSpanInUse, every release
-constexpr uint64_t kMaxStack = uint64_t{1} << 30;      // the runtime's maxstacksize on amd64
-constexpr uint64_t kMaxGlobals = uint64_t{1} << 30;
-// One process_vm_readv: at most this many regions and bytes.
-constexpr size_t kBatchRegions = 1024;
-constexpr uint64_t kBatchBytes = uint64_t{1} << 20;
-// Queued objects of one span this close are read as one region: a region costs the kernel a page
-// walk, far more than copying a few free or unmarked slots between them.
-constexpr uint64_t kMaxGap = 256;
-// In-use spans whose fields make no sense, tolerated as torn reads of spans changing under the
-// mark (skipped); more is a corrupt heap. An unreadable span pointer counts too: the runtime never
-// frees an mspan.
-constexpr uint64_t kMaxTornSpans = 64;
-// Objects up to this size keep their pointer bits in their span (HeapFacts::heap_bits), before the
-// 128 bytes of inline mark bits of a Green Tea span of 16 to 512-byte objects.
-constexpr uint64_t kMaxHeapBitsObject = 512;
-constexpr uint64_t kInlineMarkBitsBytes = 128;
-
-class Marker {
- public:
-  Marker(RemoteMemory& memory, const HeapFacts& facts, const std::vector<GoroutineState>& gs,
-         const MarkLimits& limits, absl::Span<const uint64_t> contexts,
-         ContextFacts::WithoutCancelItab without_cancel)
-      : memory_(memory),
-        facts_(facts),
-        o_(facts.offsets),
-        gs_(gs),
-        limits_(limits),
-        contexts_(facts.cancel_funcs, contexts, without_cancel) {}
-
-  absl::StatusOr<MarkResult> Run();
-
- private:
-  absl::Status ReadSpans();
-  absl::Status ReadSpanFields(const std::vector<uint64_t>& ptrs);
-  absl::Status ReadAllocBits();
-  absl::Status ScanGlobals();
-  absl::Status ScanGlobalRange(uint64_t start, uint64_t end, int32_t mask_field);
-  absl::Status ClassifyGoroutines();
-  absl::Status ScanGoroutine(size_t i);
-  absl::Status Drain();
-  absl::Status ScanRange(uint64_t addr, uint64_t len, const std::vector<uint8_t>* mask);
-  // The words of `data` whose bit in `mask` (a bit per word from `first_word`) is set; every word
-  // without a mask.
-  void ScanWords(const uint8_t* data, uint64_t len, absl::Span<const uint8_t> mask, bool masked,
-                 uint64_t first_word);
-  // Where the pointer bits of a span with heap_bits start: a bit per word of the span.
-  uint64_t HeapBitsAt(const Span& s) const {
-    uint64_t at = s.base + s.bytes - s.bytes / 64;
-    if (facts_.heap_bits == HeapFacts::HeapBits::kBeforeInlineMarks && s.elemsize >= 16) {
-      at -= kInlineMarkBitsBytes;
-    }
-    return at;
-  }
-  // Marks the object `word` points into, if any; greys it (queues it for scanning) unless it is
-  // pointer-free or opaque.
-  void MarkWord(uint64_t word);
-  void FindReachedContexts();  // once marking is done: each asked-for context's facts
-  // For ContextFacts::FollowHolds: the allocated, scannable object at `addr` (not a g or sudog).
-  uint64_t ObjectAt(uint64_t addr, uint64_t* base) const;
-  absl::Status IndexSpans();
-  // Flags the span of `addr`: only marks in such spans look up opaque_ and waiters_.
-  void Watch(uint64_t addr) {
-    uint64_t index = 0;
-    if (const Span* s = Find(addr, &index)) spans_[s - spans_.data()].watched = true;
-  }
-  // The span holding `addr` and the object's index in it; null outside every in-use span.
-  const Span* Find(uint64_t addr, uint64_t* index) const;
-  // Reads and scans the grey objects of `round` (spans by address) from `first`, as many as one
-  // system call reads; returns the first span not drained.
-  absl::StatusOr<size_t> ScanBatch(const std::vector<uint32_t>& round, size_t first);
-  bool Test(const std::vector<uint64_t>& bits, uint64_t i) const {
-    return (bits[i >> 6] >> (i & 63)) & 1;
-  }
-  absl::Status Read(std::vector<Process::ReadRequest>& requests);
-  absl::Status Hold(uint64_t bytes);
-
-  RemoteMemory& memory_;
-  const HeapFacts& facts_;
-  const symbols::GoOffsets& o_;
-  const std::vector<GoroutineState>& gs_;
-  const MarkLimits& limits_;
-  ContextFacts contexts_;
-  MarkResult result_;
-  uint64_t held_ = 0;
-
-  std::vector<Span> spans_;  // in-use spans by address
-  uint64_t heap_lo_ = UINT64_MAX, heap_hi_ = 0;
-  // The span of every heap page, as the runtime's heapArena.spans: per arena holding a span, a
-  // table of kArenaPages entries in pages_, found by arena (from arena_lo_) in arenas_.
-  uint64_t arena_lo_ = 0;
-  std::vector<uint32_t> arenas_, pages_;
-  // One bit per object of every span; grey: marked, not yet scanned.
-  std::vector<uint64_t> allocated_, marked_, grey_;
-  absl::flat_hash_set<uint64_t> opaque_;  // g and sudog objects: marked, never scanned
-  std::vector<uint32_t> grey_spans_;      // spans queued since the round being drained began
-  std::vector<uint64_t> objects_;         // one batch's regions' objects: span << 32 | index
-  // Parked goroutines by the object bit they wait on: they become roots when it is marked.
-  absl::flat_hash_map<uint64_t, std::vector<size_t>> waiters_;
-  std::vector<bool> rooted_;
-  std::vector<size_t> ready_;  // goroutines rooted, stacks not yet scanned
-  std::vector<uint8_t> buffer_;
-};
 
 absl::Status Marker::Hold(uint64_t bytes) {
   held_ += bytes;
@@ -144,177 +36,6 @@ absl::Status Marker::Read(std::vector<Process::ReadRequest>& requests) {
   memory_.ReadMany(requests);
   for (const auto& r : requests) result_.unreadable += r.ok ? 0 : 1;
   return absl::OkStatus();
-}
-
-absl::Status Marker::ReadSpans() {
-  if (facts_.mheap == 0 || o_.mheap_allspans < 0 || o_.mspan_elemsize < 0 ||
-      o_.mspan_allocbits < 0 || o_.mspan_state < 0) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "the heap layout of go%d.%d is not known", facts_.version.major, facts_.version.minor));
-  }
-  uint64_t header[3] = {};  // []*mspan
-  std::vector<Process::ReadRequest> r = {{facts_.mheap + o_.mheap_allspans, header, 24}};
-  RETURN_IF_ERROR(Read(r));
-  if (!r[0].ok) return absl::DataLossError("runtime.mheap_ is unreadable");
-  const uint64_t n = header[1];
-  if (n > header[2] || (n > 0 && header[0] == 0)) {
-    return absl::DataLossError(absl::StrFormat("mheap_.allspans: len %d cap %d", n, header[2]));
-  }
-  if (n > limits_.max_spans) {
-    return absl::ResourceExhaustedError(absl::StrFormat("%d spans (cap %d)", n, limits_.max_spans));
-  }
-  RETURN_IF_ERROR(Hold(n * 8));
-  std::vector<uint64_t> ptrs(n);
-  r = {{header[0], ptrs.data(), n * 8}};
-  RETURN_IF_ERROR(Read(r));
-  if (n > 0 && !r[0].ok) return absl::DataLossError("mheap_.allspans' array is unreadable");
-  RETURN_IF_ERROR(ReadSpanFields(ptrs));
-  held_ -= n * 8;
-  std::sort(spans_.begin(), spans_.end(),
-            [](const Span& a, const Span& b) { return a.base < b.base; });
-  uint64_t bits = 0;
-  for (size_t i = 0; i < spans_.size(); ++i) {
-    Span& s = spans_[i];
-    if (i > 0 && s.base < spans_[i - 1].base + spans_[i - 1].bytes) {
-      return absl::DataLossError(
-          absl::StrFormat("spans at %#x and %#x overlap", spans_[i - 1].base, s.base));
-    }
-    s.bit = bits;
-    bits += s.nelems;
-    result_.heap_bytes += s.bytes;
-  }
-  result_.spans = spans_.size();
-  if (!spans_.empty()) {
-    heap_lo_ = spans_.front().base;
-    heap_hi_ = spans_.back().base + spans_.back().bytes;
-  }
-  RETURN_IF_ERROR(IndexSpans());
-  const uint64_t words = (bits + 63) / 64;
-  // The bitmaps, two span queues (the round drained, the next) and one batch's objects.
-  RETURN_IF_ERROR(Hold(3 * words * 8 + 2 * spans_.size() * 4 + kBatchBytes));
-  allocated_.assign(words, 0);
-  marked_.assign(words, 0);
-  grey_.assign(words, 0);
-  return ReadAllocBits();
-}
-
-absl::Status Marker::ReadSpanFields(const std::vector<uint64_t>& ptrs) {
-  const int32_t len =
-      std::max({o_.mspan_startaddr, o_.mspan_npages, o_.mspan_freeindex, o_.mspan_nelems,
-                o_.mspan_allocbits, o_.mspan_spanclass, o_.mspan_state, o_.mspan_elemsize}) +
-      8;
-  const int index_bytes = facts_.span_index_u16 ? 2 : 8;
-  std::vector<uint8_t> buf(kBatchRegions * len);
-  uint64_t torn = 0;
-  for (size_t first = 0; first < ptrs.size(); first += kBatchRegions) {
-    const size_t count = std::min(kBatchRegions, ptrs.size() - first);
-    std::vector<Process::ReadRequest> r;
-    for (size_t k = 0; k < count; ++k) r.push_back({ptrs[first + k], &buf[k * len], size_t(len)});
-    RETURN_IF_ERROR(Read(r));
-    for (size_t k = 0; k < count; ++k) {
-      const uint8_t* p = &buf[k * len];
-      if (r[k].ok && p[o_.mspan_state] != kSpanInUse) continue;
-      Span s;
-      s.base = Load(p, o_.mspan_startaddr);
-      const uint64_t npages = Load(p, o_.mspan_npages);
-      s.elemsize = Load(p, o_.mspan_elemsize);
-      s.nelems = Load(p, o_.mspan_nelems, index_bytes);
-      s.freeindex = Load(p, o_.mspan_freeindex, index_bytes);
-      s.allocbits = Load(p, o_.mspan_allocbits);
-      s.noscan = (p[o_.mspan_spanclass] & 1) != 0;
-      s.bytes = npages * kPageSize;
-      // Small objects of a size class (not a large object's span) with their bits in the span,
-      // past its last object (else the layout is not the one tabled: conservative).
-      s.heap_bits = facts_.heap_bits != HeapFacts::HeapBits::kNone && !s.noscan &&
-                    s.elemsize <= kMaxHeapBitsObject && (p[o_.mspan_spanclass] >> 1) != 0 &&
-                    s.nelems <= s.bytes / s.elemsize &&
-                    HeapBitsAt(s) >= s.base + s.nelems * s.elemsize;
-      if (!r[k].ok || s.base % kPageSize != 0 || npages == 0 || npages > kMaxSpanPages ||
-          s.base + s.bytes < s.base || s.elemsize == 0 || s.elemsize % 8 != 0 || s.nelems == 0 ||
-          s.nelems > s.bytes / s.elemsize || s.freeindex > s.nelems) {
-        if (++torn > kMaxTornSpans) {
-          return absl::DataLossError(
-              absl::StrFormat("more than %d in-use spans make no sense", kMaxTornSpans));
-        }
-        continue;
-      }
-      // The runtime's object index without a division (exact for its size classes; checked).
-      if (s.bytes <= UINT32_MAX) s.div_mul = static_cast<uint32_t>(UINT32_MAX / s.elemsize + 1);
-      RETURN_IF_ERROR(Hold(sizeof(Span)));
-      spans_.push_back(s);
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Marker::ReadAllocBits() {
-  // An object is allocated when it is below the free index or was live at the last sweep (the
-  // runtime's !mspan.isFree); a span whose bits cannot be read counts every object allocated.
-  for (size_t first = 0; first < spans_.size(); first += kBatchRegions) {
-    const size_t count = std::min(kBatchRegions, spans_.size() - first);
-    std::vector<std::vector<uint8_t>> bits(count);
-    std::vector<Process::ReadRequest> r;
-    for (size_t k = 0; k < count; ++k) {
-      const Span& s = spans_[first + k];
-      bits[k].assign((s.nelems + 7) / 8, 0xff);
-      if (s.allocbits != 0) r.push_back({s.allocbits, bits[k].data(), bits[k].size()});
-    }
-    RETURN_IF_ERROR(Read(r));
-    for (size_t k = 0, j = 0; k < count; ++k) {
-      const Span& s = spans_[first + k];
-      if (s.allocbits != 0 && !r[j++].ok) std::fill(bits[k].begin(), bits[k].end(), 0xff);
-      for (uint64_t i = 0; i < s.nelems; ++i) {
-        if (i < s.freeindex || ((bits[k][i / 8] >> (i % 8)) & 1)) {
-          allocated_[(s.bit + i) >> 6] |= uint64_t{1} << ((s.bit + i) & 63);
-        }
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Marker::IndexSpans() {
-  if (spans_.empty()) return absl::OkStatus();
-  arena_lo_ = heap_lo_ / (kArenaPages * kPageSize);
-  const uint64_t arenas = (heap_hi_ - 1) / (kArenaPages * kPageSize) - arena_lo_ + 1;
-  RETURN_IF_ERROR(Hold(arenas * sizeof(uint32_t)));
-  arenas_.assign(arenas, kNoSpan);
-  uint64_t tables = 0;
-  for (const Span& s : spans_) {
-    for (uint64_t a = s.base / (kArenaPages * kPageSize);
-         a <= (s.base + s.bytes - 1) / (kArenaPages * kPageSize); ++a) {
-      if (arenas_[a - arena_lo_] == kNoSpan) arenas_[a - arena_lo_] = tables++;
-    }
-  }
-  // Spans scattered over many arenas: a table each, within the memory cap.
-  RETURN_IF_ERROR(Hold(tables * kArenaPages * sizeof(uint32_t)));
-  pages_.assign(tables * kArenaPages, kNoSpan);
-  for (size_t i = 0; i < spans_.size(); ++i) {
-    const uint64_t first = spans_[i].base / kPageSize;
-    for (uint64_t page = first; page < first + spans_[i].bytes / kPageSize; ++page) {
-      const uint64_t table = arenas_[page / kArenaPages - arena_lo_];
-      pages_[table * kArenaPages + page % kArenaPages] = static_cast<uint32_t>(i);
-    }
-  }
-  return absl::OkStatus();
-}
-
-const Span* Marker::Find(uint64_t addr, uint64_t* index) const {
-  if (addr < heap_lo_ || addr >= heap_hi_) return nullptr;
-  const uint64_t page = addr / kPageSize;
-  const uint32_t table = arenas_[page / kArenaPages - arena_lo_];
-  if (table == kNoSpan) return nullptr;
-  const uint32_t span = pages_[uint64_t{table} * kArenaPages + page % kArenaPages];
-  if (span == kNoSpan) return nullptr;
-  const Span& s = spans_[span];
-  const uint64_t off = addr - s.base;
-  uint64_t i = (off * s.div_mul) >> 32;
-  if (s.div_mul == 0 || i * s.elemsize > off || off - i * s.elemsize >= s.elemsize) {
-    i = off / s.elemsize;
-  }
-  if (i >= s.nelems) return nullptr;
-  *index = i;
-  return &s;
 }
 
 void Marker::MarkWord(uint64_t word) {
@@ -422,8 +143,8 @@ absl::StatusOr<size_t> Marker::ScanBatch(const std::vector<uint32_t>& round, siz
       }
       const bool join = !objects_.empty() && objects_.back() >> 32 == round[k] &&
                         at - (r.back().addr + r.back().len) <= kMaxGap;
-      const bool new_bits =
-          s.heap_bits && (span_bits.empty() || span_bits.back().first != round[k]);
+      const bool new_bits = s.pointers == Span::kSpanBits &&
+                            (span_bits.empty() || span_bits.back().first != round[k]);
       const uint64_t grow = (join ? at + s.elemsize - (r.back().addr + r.back().len) : s.elemsize) +
                             (new_bits ? s.bytes / 64 : 0);
       full =
@@ -456,6 +177,7 @@ absl::StatusOr<size_t> Marker::ScanBatch(const std::vector<uint32_t>& round, siz
     at += req.len;
   }
   RETURN_IF_ERROR(Read(r));
+  RETURN_IF_ERROR(ReadTypes(r, object_regions, ends));
   size_t b = 0;  // the span_bits entry of the current object's span
   for (size_t j = 0, o = 0; j < object_regions; ++j) {
     for (; o < ends[j]; ++o) {
@@ -470,9 +192,15 @@ absl::StatusOr<size_t> Marker::ScanBatch(const std::vector<uint32_t>& round, siz
       const Process::ReadRequest* hb = b < span_bits.size() && span_bits[b].first == span
                                            ? &r[object_regions + span_bits[b].second]
                                            : nullptr;
+      const TypeMask* type = s.pointers == Span::kTypeHeader ? TypeOf(data, s.elemsize) : nullptr;
       if (hb != nullptr && hb->ok) {
         ScanWords(data, s.elemsize, {static_cast<const uint8_t*>(hb->out), hb->len}, true,
                   (addr - s.base) / 8);
+      } else if (type != nullptr) {
+        // As the runtime's typePointers: the type's mask from after the header, once per element.
+        for (uint64_t elem = 8; elem + 8 <= s.elemsize; elem += type->size) {
+          ScanWords(data + elem, std::min(type->ptr_bytes, s.elemsize - elem), type->mask, true, 0);
+        }
       } else {
         ScanWords(data, s.elemsize, {}, false, 0);
       }
@@ -637,8 +365,6 @@ absl::StatusOr<MarkResult> Marker::Run() {
   }
   return std::move(result_);
 }
-
-}  // namespace
 
 absl::StatusOr<MarkResult> Mark(RemoteMemory& memory, const HeapFacts& facts,
                                 const std::vector<GoroutineState>& goroutines,

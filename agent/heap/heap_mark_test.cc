@@ -282,6 +282,40 @@ TEST(HeapMarkTest, HeapBitsOverlappingObjectsAreNotTrusted) {
   EXPECT_TRUE(h.Leaked().empty());
 }
 
+// Go 1.22+: an object over 512 bytes starts with its type, whose mask says which words of each
+// element (the type repeated over the object) are pointers; from 1.24 a large type's mask is
+// built on demand, behind a slot. A type that makes no sense leaves the object conservative.
+TEST(HeapMarkTest, TypeHeadersSayWhichWordsOfLargerObjectsArePointers) {
+  constexpr uint64_t kSpan = kHeap + 0x10000, kType = 0x700000, kMaskAt = 0x700100;
+  constexpr uint64_t kSlot = 0x700200;
+  for (const bool on_demand : {false, true}) {
+    SCOPED_TRACE(on_demand);
+    FakeHeap h;
+    h.facts().heap_bits = HeapFacts::HeapBits::kSpanEnd;
+    h.facts().gc_mask_on_demand = on_demand;
+    const auto& o = h.facts().offsets;
+    h.AddScanSpan(kSpan, 1, 1024);
+    h.memory().Region(kType, 0x300);
+    // A 16-byte element whose first word is a pointer, the second a scalar.
+    h.Store(kType + o.type_size, 16);
+    h.Store(kType + o.type_ptrbytes, 8);
+    h.memory().Region(kType, 0x300)[o.type_tflag] = on_demand ? 1 << 4 : 0;
+    h.Store(kType + o.type_gcdata, on_demand ? kSlot : kMaskAt);
+    h.Store(kSlot, kMaskAt);
+    h.Store(kMaskAt, 0b1);
+    h.Store(kSpan, kType);  // object 0's header
+    h.Global(0, kSpan);
+    h.Store(kSpan + 8 + 3 * 16 + 8, FakeHeap::Obj(1));  // element 3's scalar
+    const size_t g = h.Goroutine("chan receive", {FakeHeap::Obj(1)});
+    EXPECT_EQ(h.Leaked(), std::vector<size_t>{g});
+    h.Store(kSpan + 8 + 5 * 16, FakeHeap::Obj(1));  // element 5's pointer
+    EXPECT_TRUE(h.Leaked().empty());
+    h.Store(kSpan + 8 + 5 * 16, 0);
+    h.Store(kType + o.type_size, 2048);  // larger than the object: conservative
+    EXPECT_TRUE(h.Leaked().empty());
+  }
+}
+
 TEST(HeapBitsLayoutTest, ByReleaseAndExperiments) {
   using HB = HeapFacts::HeapBits;
   auto layout = [](int minor, const std::string& experiments = "") {

@@ -26,9 +26,15 @@ struct alignas(64) Span {
   uint64_t bit = 0;        // index of its first object in the bitmaps
   uint32_t div_mul = 0;    // as the runtime's mspan.divMul (0: divide)
   bool noscan = false;
-  bool watched = false;    // holds an opaque object or one a goroutine waits on
-  bool queued = false;     // holds grey objects, in grey_spans_ or the round being drained
-  bool heap_bits = false;  // its objects' pointer bits are at its end (Marker::HeapBitsAt)
+  bool watched = false;  // holds an opaque object or one a goroutine waits on
+  bool queued = false;   // holds grey objects, in grey_spans_ or the round being drained
+  // Where its objects say which words are pointers (else every word may be one).
+  enum Pointers : uint8_t {
+    kAnyWord,
+    kSpanBits,    // a bit per word at the span's end (Marker::HeapBitsAt)
+    kTypeHeader,  // each object's first word: its type (a malloc header)
+  };
+  Pointers pointers = kAnyWord;
 };
 static_assert(sizeof(Span) == 64);
 

@@ -82,8 +82,9 @@ TEST_P(GoroutineLeakTest, ProvenLeaksEqualTheRuntimesLeakProfile) {
   const int minor = std::stoi(version.substr(version.find('.') + 1));
   const std::string bin = absl::StrCat(CTXAGENT_LEAKPROG, "/go", version, "/leakprog");
   const int port = testing::FreeLoopbackPort();
-  // Five per pattern: the mark, conservative in heap objects, keeps a leakMutex waiter (its tiny
-  // Mutex shares a block) and in some runs one leakCond waiter alive: 2 of 39 at three per pattern.
+  // Five per pattern. Heap objects are scanned precisely from 1.22: scanned conservatively, a
+  // stale uintptr in a P (Green Tea's queue of object pointers) kept a leakCond's Cond alive, and
+  // with it the tiny block its Mutex shares with a leakMutex's Mutex: 2 of 65 missed.
   testing::Child prog =
       testing::Child::Start({bin, "-addr", absl::StrCat("127.0.0.1:", port), "-n", "5"});
   ASSERT_TRUE(prog.WaitForLine("ready", absl::Seconds(20)));
@@ -106,8 +107,13 @@ TEST_P(GoroutineLeakTest, ProvenLeaksEqualTheRuntimesLeakProfile) {
     ASSERT_NE(it, v.created_by.end()) << "goroutine " << goid << " proven leaked but not listed";
     leakers.insert(it->second);
   }
-  leakers.erase("main.leakMutex");  // its tiny-allocated Mutex may share a block with a live one
-  EXPECT_EQ(leakers, ExpectedLeakers()) << raw;
+  // Before 1.22 heap objects are scanned conservatively: a leakMutex's tiny Mutex may share a
+  // block with what a stale word keeps alive (from 1.22 the objects' pointer bits and type
+  // headers say which words are pointers, as the runtime reads them).
+  std::set<std::string> expected = ExpectedLeakers();
+  if (minor < 22) leakers.insert("main.leakMutex");
+  expected.insert("main.leakMutex");
+  EXPECT_EQ(leakers, expected) << raw;
 
   // Each goroutine_leak finding names the line its goroutines block on.
   for (const auto& f : v.leak_findings) {
