@@ -282,6 +282,25 @@ TEST(HeapMarkTest, HeapBitsOverlappingObjectsAreNotTrusted) {
   EXPECT_TRUE(h.Leaked().empty());
 }
 
+// Small objects' spans are a page: the bits of one claiming more (a corrupt span; a gigabyte's
+// bits would not fit a batch) are not read, its objects are scanned conservatively.
+TEST(HeapMarkTest, HeapBitsOfLongSpansAreNotTrusted) {
+  constexpr uint64_t kLong = kHeap + 0x200000;
+  FakeHeap h;
+  h.facts().heap_bits = HeapFacts::HeapBits::kSpanEnd;
+  h.AddScanSpan(kLong, 16, 64);
+  // Its objects end before where its bits would be.
+  const uint16_t nelems = (16 * 8192 - 16 * 8192 / 64) / 64;
+  auto& span = h.memory().Region(kSpanStructs + 2 * 256, 256);
+  memcpy(&span[h.facts().offsets.mspan_nelems], &nelems, 2);
+  memcpy(&span[h.facts().offsets.mspan_freeindex], &nelems, 2);
+  h.Global(0, kLong);
+  h.Store(kLong + 8,
+          FakeHeap::Obj(1));  // no pointer bit anywhere: only a conservative scan sees it
+  h.Goroutine("chan receive", {FakeHeap::Obj(1)});
+  EXPECT_TRUE(h.Leaked().empty());
+}
+
 // Go 1.22+: an object over 512 bytes starts with its type, whose mask says which words of each
 // element (the type repeated over the object) are pointers; from 1.24 a large type's mask is
 // built on demand, behind a slot. A type that makes no sense leaves the object conservative.
@@ -312,6 +331,8 @@ TEST(HeapMarkTest, TypeHeadersSayWhichWordsOfLargerObjectsArePointers) {
     EXPECT_TRUE(h.Leaked().empty());
     h.Store(kSpan + 8 + 5 * 16, 0);
     h.Store(kType + o.type_size, 2048);  // larger than the object: conservative
+    EXPECT_TRUE(h.Leaked().empty());
+    h.Store(kType + o.type_size, 12);  // not word-aligned: conservative
     EXPECT_TRUE(h.Leaked().empty());
   }
 }

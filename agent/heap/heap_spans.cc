@@ -105,7 +105,7 @@ absl::Status Marker::ReadSpanFields(const std::vector<uint64_t>& ptrs) {
           (p[o_.mspan_spanclass] >> 1) != 0) {
         if (s.elemsize > kMaxHeapBitsObject) {
           if (o_.type_gcdata >= 0) s.pointers = Span::kTypeHeader;
-        } else if (HeapBitsAt(s) >= s.base + s.nelems * s.elemsize) {
+        } else if (s.bytes <= kMaxHeapBitsSpan && HeapBitsAt(s) >= s.base + s.nelems * s.elemsize) {
           s.pointers = Span::kSpanBits;
         }
       }
@@ -214,9 +214,12 @@ absl::Status Marker::ReadTypes(const std::vector<Process::ReadRequest>& r, size_
     TypeMask& t = types_[fresh[k]];
     t.size = Load(h, o_.type_size);
     t.ptr_bytes = Load(h, o_.type_ptrbytes);
-    // A size no object of a size class has, or a GC program: its objects stay conservative.
-    if (!rt[k].ok || t.size == 0 || t.size > kMaxSizeClassBytes || t.ptr_bytes > t.size ||
-        t.ptr_bytes % 8 != 0 || (!facts_.gc_mask_on_demand && (h[o_.type_kind] & kKindGCProg))) {
+    // A size no object of a size class has, no pointers (a scan span's types have some, and are
+    // word-aligned: an object is then scanned a word per word at most), or a GC program: its
+    // objects stay conservative.
+    if (!rt[k].ok || t.size == 0 || t.size % 8 != 0 || t.size > kMaxSizeClassBytes ||
+        t.ptr_bytes == 0 || t.ptr_bytes > t.size || t.ptr_bytes % 8 != 0 ||
+        (!facts_.gc_mask_on_demand && (h[o_.type_kind] & kKindGCProg))) {
       continue;
     }
     at[k] = Load(h, o_.type_gcdata);

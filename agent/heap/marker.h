@@ -39,6 +39,9 @@ inline constexpr uint64_t kMaxTornSpans = 64;
 // Objects up to this size keep their pointer bits in their span (HeapFacts::heap_bits), before the
 // 128 bytes of inline mark bits of a Green Tea span of 16 to 512-byte objects.
 inline constexpr uint64_t kMaxHeapBitsObject = 512;
+// Their spans are a page; a longer one's bits (read with its objects, in one batch) are not
+// trusted: a corrupt span claiming a gigabyte must not ask for a 16 MiB bitmap.
+inline constexpr uint64_t kMaxHeapBitsSpan = 8 * 8192;
 inline constexpr uint64_t kInlineMarkBitsBytes = 128;
 // Larger objects of a size class start with their type (a malloc header); abi.Type's flags.
 inline constexpr uint64_t kMaxSizeClassBytes = 32768;
