@@ -171,6 +171,19 @@ void Draw(AttachRun& r, absl::Time now, const OverheadSample& last_interval) {
   fflush(stdout);
 }
 
+// Whether the target is gone for good. Around an exec from a thread other than the leader,
+// /proc/<pid>/stat shows the old leader as a zombie for an instant (4 reads in 200k around
+// execprog's exec; attach once reported its target exited instead of exec'd): a process that
+// looks gone is looked at again. (Process::Alive stays strict: the daemon must not take a process
+// that is exiting for a live one and blame its binary for a failed read.)
+bool TargetGone(const Process& process) {
+  for (int i = 0; i < 5; ++i) {
+    if (process.Alive()) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return true;
+}
+
 absl::StatusOr<bool> AttachRun::Poll(absl::Time now, bool ending) {
   // The switch before the drain (see ProbeSet::TickAndDrain); an attach checks that the target
   // still runs the binary, so an exec not yet drained cannot get the old binary's probes. Past the
@@ -184,13 +197,13 @@ absl::StatusOr<bool> AttachRun::Poll(absl::Time now, bool ending) {
   // After an exec the lineage is of a program no longer there: stop, never re-attach.
   if (target_execd) return session->process().CalledExec();
   if (s.ok()) return true;
-  if (session->process().Alive()) return s;
+  if (!TargetGone(session->process())) return s;
   target_exited = true;
   return false;
 }
 
 absl::StatusOr<bool> AttachRun::Refresh(absl::Time now) {
-  if (!session->process().Alive()) {
+  if (TargetGone(session->process())) {
     target_exited = true;
     return false;
   }

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -57,20 +56,8 @@ std::string Process::exe_path() const { return absl::StrCat("/proc/", pid_, "/ex
 bool Process::Alive() const {
   // A zombie still answers kill(pid, 0): read its state instead.
   absl::StatusOr<std::vector<std::string>> f = StatFields(pid_, "/proc");
-  if (!f.ok() || f->size() < 20 || start_time_ == 0 || (*f)[19] != absl::StrCat(start_time_)) {
-    return false;
-  }
-  if ((*f)[0] != "Z" && (*f)[0] != "X") return true;
-  // The leader is a zombie, but other threads may run on: an exec from another thread shows the
-  // old leader as "Z" until the exec'ing thread takes its pid (seen in 1 read of 60k around a Go
-  // program's exec; attach reported it exited), and a leader may exit alone.
-  std::error_code ec;
-  int threads = 0;
-  for (auto it = std::filesystem::directory_iterator(absl::StrCat("/proc/", pid_, "/task"), ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    if (++threads > 1) return true;
-  }
-  return false;
+  if (!f.ok() || f->size() < 20 || (*f)[0] == "Z" || (*f)[0] == "X") return false;
+  return start_time_ != 0 && (*f)[19] == absl::StrCat(start_time_);
 }
 
 absl::Status Process::CheckIsProcess() const {

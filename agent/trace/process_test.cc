@@ -6,12 +6,10 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <fstream>
 #include <memory>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -67,30 +65,6 @@ TEST(ProcessTest, ChecksTheFileAndTheStartTime) {
   waitpid(pid, nullptr, 0);
   EXPECT_FALSE(child.Alive());
   EXPECT_EQ(child.CheckRuns(IdentityOf("/proc/self/exe")).code(), absl::StatusCode::kNotFound);
-}
-
-// A leader thread that exited shows as a zombie while its other threads run (so does the old
-// leader during an exec from another thread): the process is alive until they are gone.
-TEST(ProcessTest, AZombieLeaderWithRunningThreadsIsAlive) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::thread([] { pause(); }).detach();
-    syscall(SYS_exit, 0);  // this thread only
-  }
-  Process child(pid);
-  std::string state;
-  for (int i = 0; i < 200 && state != "Z"; ++i) {
-    std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-    std::string line;
-    std::getline(stat, line);
-    state = line.substr(line.rfind(')') + 2, 1);
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  ASSERT_EQ(state, "Z");
-  EXPECT_TRUE(child.Alive());
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  EXPECT_FALSE(child.Alive());
 }
 
 TEST(WritableMemoryTest, OnlyWritableMappingsMergedWhereAdjacent) {
