@@ -1,7 +1,6 @@
 // ignored_cancel_chan_worker: a pool of long-lived workers, started by main before any request,
 // receive jobs by value over a channel, each carrying its request's context (one request per event,
-// each taken by an idle worker: 400 workers last 40 s at the suite's rate, which a loaded suite's late
-// attach needs; 100 were all busy before it once). main cancels each request 200 ms
+// each taken by an idle worker: 100 workers last 20 s at the default rate). main cancels each request 200 ms
 // after handing its job over (the client went away), but the workers never look at the context's
 // Done: they log with its values and sleep on. The workers were not started with these contexts
 // (a rule over who spawned whom sees them under main's root, which is never cancelled).
@@ -52,7 +51,7 @@ func main() {
 	root, stop := context.WithCancel(context.Background())
 	defer stop()
 	jobs := make(chan job)
-	for w := 0; w < 400; w++ {
+	for w := 0; w < 100; w++ {
 		go worker(jobs) // want-spawner: ignored_cancel
 	}
 	harness.Run(o, nil, func(i int) {

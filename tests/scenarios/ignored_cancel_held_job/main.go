@@ -44,7 +44,7 @@ func main() {
 	root, stop := context.WithCancel(context.Background())
 	defer stop()
 	jobs := make(chan *job)
-	for w := 0; w < 400; w++ { // as ignored_cancel_chan_worker's
+	for w := 0; w < 100; w++ {
 		go worker(jobs) // want-spawner: ignored_cancel
 	}
 	harness.Run(o, nil, func(i int) {
